@@ -1,0 +1,100 @@
+# Meridian build.
+#
+#   make            build/meridian (optimised)
+#   make test       install missing packages, unit + integration tests (ASan+UBSan build)
+#   make test-unit  fast unit suite only
+#   make test-integration
+#   make demo       three local regions, a short mixed workload, a table of figures
+#   make bench      benchmarks (see docs/benchmarks.md)
+#   V=1             show full commands
+#
+# Switches: CC, CFLAGS_EXTRA, MR_TEST_TIMEOUT_MULTIPLIER (tests).
+
+CC      ?= gcc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CSTD    := -std=gnu11 -D_GNU_SOURCE
+LIBS    := -luv -lsqlite3 -lhttp_parser -ljansson -linih -lcrypto -lm -lpthread
+OPT     := -O2 -g
+SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+Q := @
+ifeq ($(V),1)
+Q :=
+endif
+
+MODULES := common http etcd sql node up
+SRC_common := $(wildcard src/common/*.c)
+SRC_http   := $(wildcard src/http/*.c)
+SRC_etcd   := $(wildcard src/etcd/*.c)
+SRC_sql    := $(wildcard src/sql/*.c)
+SRC_node   := $(wildcard src/node/*.c)
+SRC_up     := $(wildcard src/up/*.c)
+SRC_cmd    := $(wildcard src/cmd/*.c)
+ALL_SRC    := $(foreach m,$(MODULES),$(SRC_$(m))) $(SRC_cmd)
+HDRS       := $(wildcard src/*/*.h)
+
+# What each unit-test directory may link: its module and what it depends on.
+UNIT_DEPS_common := $(SRC_common)
+UNIT_DEPS_http   := $(SRC_http) $(SRC_common)
+UNIT_DEPS_etcd   := $(SRC_etcd) $(SRC_http) $(SRC_common)
+UNIT_DEPS_sql    := $(SRC_sql) $(SRC_common)
+UNIT_DEPS_node   := $(SRC_node) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_common)
+UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_common)
+
+UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
+INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+
+.PHONY: all deps test test-unit test-integration check demo bench clean fmt
+
+all: build/meridian
+
+deps:
+	$(Q)./scripts/deps.sh
+
+build/meridian: $(ALL_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(OPT) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS)
+
+# The binary the tests run: sanitizers on.
+build/asan/meridian: $(ALL_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@ (asan+ubsan)"
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS)
+
+.SECONDEXPANSION:
+build/tests/unit/%: tests/unit/%.c $$(UNIT_DEPS_$$(firstword $$(subst /, ,$$*))) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(UNIT_DEPS_$(firstword $(subst /, ,$*))) $(TESTLIB_SRC) $(LIBS) -lcmocka
+
+build/tests/integration/%: tests/integration/%.c $(filter-out src/cmd/main.c,$(ALL_SRC)) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(filter-out src/cmd/main.c,$(ALL_SRC)) $(TESTLIB_SRC) $(LIBS) -lcmocka
+
+check: build/asan/meridian $(UNIT_TESTS) $(INTEG_TESTS)
+
+test-unit: deps $(UNIT_TESTS)
+	$(Q)./tests/run.sh unit $(UNIT_TESTS)
+
+test-integration: deps build/asan/meridian $(INTEG_TESTS)
+	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh integration $(INTEG_TESTS)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory build/asan/meridian $(UNIT_TESTS) $(INTEG_TESTS)
+	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh all $(UNIT_TESTS) $(INTEG_TESTS)
+
+demo: deps build/meridian
+	$(Q)./build/meridian demo
+
+bench: build/meridian
+	$(Q)./scripts/deps.sh --bench
+	$(Q)./bench/run.sh
+
+fmt:
+	clang-format -i $(ALL_SRC) $(HDRS)
+
+clean:
+	rm -rf build

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian packages Meridian needs to build, test and benchmark,
+# when they are missing.  Runs apt-get update once, only if something is
+# missing.  Needs root (or sudo) on a fresh machine; does nothing otherwise.
+set -eu
+
+BUILD="gcc make pkg-config libuv1-dev libsqlite3-dev libhttp-parser-dev libjansson-dev libinih-dev libssl-dev libcmocka-dev"
+RUN="etcd-server"
+BENCH="postgresql postgresql-contrib"
+
+want="$BUILD $RUN"
+[ "${1:-}" = "--bench" ] && want="$want $BENCH"
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# etcd-server's and postgresql's maintainer scripts try to start services;
+# policy-rc.d stops that where there is an init system to ask.
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

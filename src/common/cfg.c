@@ -1,0 +1,224 @@
+/* cfg.c -- INI configuration from option tables (see cfg.h). */
+#include "cfg.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "util.h"
+
+struct load_ctx {
+    const struct mr_cfg_opt *opts;
+    size_t n;
+    void *target;
+    const char *path;
+    FILE *f;
+    int line;          /* line number of the line inih is handling */
+    int too_long;      /* line number of the first over-long line, or 0 */
+    int rc;
+    char *err;
+};
+
+static void *field(void *target, const struct mr_cfg_opt *o)
+{
+    return (char *)target + o->offset;
+}
+
+static const char *type_expect(const struct mr_cfg_opt *o)
+{
+    switch (o->type) {
+    case MR_CFG_STR: return "a string";
+    case MR_CFG_INT: return "an integer";
+    case MR_CFG_DURATION: return "a duration such as 250ms, 2s or 24h";
+    case MR_CFG_SIZE: return "a size such as 4096, 64k or 16m";
+    case MR_CFG_BOOL: return "yes or no";
+    }
+    return "a value";
+}
+
+static int set_value(const struct mr_cfg_opt *o, void *target, const char *value,
+                     const char *where, char *err)
+{
+    int64_t v = 0;
+    int rc = 0;
+
+    switch (o->type) {
+    case MR_CFG_STR: {
+        char **p = field(target, o);
+        if (*value == '\0')
+            return mr_seterr(err, MR_ECONFIG, "%s: key '%s' in [%s]: expected %s, found nothing",
+                             where, o->name, o->section, type_expect(o));
+        mr_free(*p);
+        *p = mr_strdup(value);
+        return 0;
+    }
+    case MR_CFG_BOOL: {
+        int *p = field(target, o);
+        if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcasecmp(value, "on") ||
+            !strcmp(value, "1"))
+            *p = 1;
+        else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") ||
+                 !strcasecmp(value, "off") || !strcmp(value, "0"))
+            *p = 0;
+        else
+            rc = MR_EINVAL;
+        break;
+    }
+    case MR_CFG_INT: rc = mr_parse_i64(value, INT64_MIN, INT64_MAX, &v); break;
+    case MR_CFG_DURATION: rc = mr_parse_duration_ms(value, &v); break;
+    case MR_CFG_SIZE: rc = mr_parse_size(value, &v); break;
+    }
+    if (rc != 0)
+        return mr_seterr(err, MR_ECONFIG, "%s: key '%s' in [%s]: expected %s, found '%s'", where,
+                         o->name, o->section, type_expect(o), value);
+    if (o->type != MR_CFG_BOOL) {
+        if (v < o->min || v > o->max)
+            return mr_seterr(err, MR_ECONFIG,
+                             "%s: key '%s' in [%s]: expected %s between %lld and %lld, found '%s'",
+                             where, o->name, o->section, type_expect(o), (long long)o->min,
+                             (long long)o->max, value);
+        *(int64_t *)field(target, o) = v;
+    }
+    return 0;
+}
+
+static const struct mr_cfg_opt *find_opt(const struct mr_cfg_opt *opts, size_t n,
+                                         const char *section, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].name, key) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int section_known(const struct mr_cfg_opt *opts, size_t n, const char *section)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(opts[i].section, section) == 0)
+            return 1;
+    return 0;
+}
+
+void mr_cfg_defaults(const struct mr_cfg_opt *opts, size_t n, void *target)
+{
+    for (size_t i = 0; i < n; i++)
+        if (opts[i].def != NULL)
+            (void)set_value(&opts[i], target, opts[i].def, "default", NULL); /* tables are unit-tested */
+}
+
+int mr_cfg_set(const struct mr_cfg_opt *opts, size_t n, void *target, const char *where,
+               const char *section, const char *key, const char *value, char *err)
+{
+    const struct mr_cfg_opt *o;
+
+    if (!section_known(opts, n, section))
+        return mr_seterr(err, MR_ECONFIG, "%s: unknown section [%s]", where, section);
+    o = find_opt(opts, n, section, key);
+    if (o == NULL)
+        return mr_seterr(err, MR_ECONFIG, "%s: unknown key '%s' in [%s]", where, key, section);
+    return set_value(o, target, value, where, err);
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *c = user;
+    char where[MR_ERRMSG_LEN];
+
+    if (c->rc != 0)
+        return 0;
+    snprintf(where, sizeof(where), "%s:%d", c->path, c->line);
+    c->rc = mr_cfg_set(c->opts, c->n, c->target, where, section, name, value, c->err);
+    return c->rc == 0;
+}
+
+/* fgets-alike that counts lines, because Debian's inih is built without
+ * INI_HANDLER_LINENO and errors must name the line. */
+static char *reader(char *str, int num, void *stream)
+{
+    struct load_ctx *c = stream;
+    char *r = fgets(str, num, c->f);
+    size_t len;
+
+    if (r == NULL)
+        return NULL;
+    len = strlen(str);
+    if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {
+        int ch;
+        if (!c->too_long)
+            c->too_long = c->line + 1;
+        while ((ch = fgetc(c->f)) != EOF && ch != '\n')
+            ;
+    }
+    c->line++;
+    return r;
+}
+
+int mr_cfg_load(const char *path, const struct mr_cfg_opt *opts, size_t n, void *target,
+                char *err)
+{
+    struct load_ctx c = {opts, n, target, path, NULL, 0, 0, 0, err};
+    int rc;
+
+    mr_cfg_defaults(opts, n, target);
+    c.f = fopen(path, "r");
+    if (c.f == NULL)
+        return mr_seterr(err, MR_ECONFIG, "%s: cannot open: %s", path, strerror(errno));
+    rc = ini_parse_stream(reader, &c, handler, &c);
+    fclose(c.f);
+    if (c.too_long)
+        return mr_seterr(err, MR_ECONFIG, "%s:%d: line longer than %d bytes", path, c.too_long,
+                         MR_CFG_MAX_LINE);
+    if (c.rc != 0)
+        return c.rc;
+    if (rc > 0)
+        return mr_seterr(err, MR_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)",
+                         path, rc);
+    if (rc != 0)
+        return mr_seterr(err, MR_ECONFIG, "%s: cannot parse", path);
+    return mr_cfg_check_required(opts, n, target, path, err);
+}
+
+int mr_cfg_check_required(const struct mr_cfg_opt *opts, size_t n, const void *target,
+                          const char *where, char *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct mr_cfg_opt *o = &opts[i];
+        if (o->def == NULL && o->type == MR_CFG_STR &&
+            *(char *const *)((const char *)target + o->offset) == NULL)
+            return mr_seterr(err, MR_ECONFIG, "%s: key '%s' in [%s] is required (%s)", where,
+                             o->name, o->section, o->help);
+    }
+    return 0;
+}
+
+void mr_cfg_free(const struct mr_cfg_opt *opts, size_t n, void *target)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (opts[i].type == MR_CFG_STR) {
+            char **p = field(target, &opts[i]);
+            mr_free(*p);
+            *p = NULL;
+        }
+    }
+}
+
+void mr_cfg_write_sample(FILE *f, const struct mr_cfg_opt *opts, size_t n)
+{
+    const char *section = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct mr_cfg_opt *o = &opts[i];
+        if (section == NULL || strcmp(section, o->section) != 0) {
+            fprintf(f, "%s[%s]\n", section ? "\n" : "", o->section);
+            section = o->section;
+        }
+        fprintf(f, "; %s (%s%s)\n", o->help, type_expect(o), o->def ? "" : ", required");
+        if (o->def)
+            fprintf(f, "%s = %s\n", o->name, o->def);
+        else
+            fprintf(f, ";%s =\n", o->name);
+    }
+}

@@ -1,0 +1,62 @@
+/* cfg.h -- table-driven INI configuration (parsed with inih).
+ *
+ * A module describes its options in one table of struct mr_cfg_opt: section,
+ * key, type, bounds, default and help (as in Redis's static_configs[]).
+ * mr_cfg_load fills a caller-provided struct from a file, checking every value
+ * against the table; errors name file:line, the key, what was expected and
+ * what was found.  The same table generates --help text and a sample file.
+ *
+ * Limits: a line holds at most MR_CFG_MAX_LINE bytes; longer lines are an error.
+ */
+#ifndef MR_CFG_H
+#define MR_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MR_CFG_MAX_LINE 199
+
+enum mr_cfg_type {
+    MR_CFG_STR,      /* char *, owned by the target, freed by mr_cfg_free */
+    MR_CFG_INT,      /* int64_t */
+    MR_CFG_DURATION, /* int64_t milliseconds: "250ms", "2s", "24h" */
+    MR_CFG_SIZE,     /* int64_t bytes: "1m", "64k" */
+    MR_CFG_BOOL,     /* int: yes/no, true/false, on/off, 1/0 */
+};
+
+struct mr_cfg_opt {
+    const char *section;
+    const char *name;
+    enum mr_cfg_type type;
+    size_t offset;       /* offsetof() the field in the target struct */
+    int64_t min, max;    /* bounds for numeric types */
+    const char *def;     /* default as text; NULL makes the key required */
+    const char *help;
+};
+
+/* Set every option to its default (required options are left NULL/0). */
+void mr_cfg_defaults(const struct mr_cfg_opt *opts, size_t n, void *target);
+
+/* Parse <path> into <target> (defaults first).  Returns 0, or MR_ECONFIG with
+ * a message in <err> (MR_ERRMSG_LEN bytes). */
+int mr_cfg_load(const char *path, const struct mr_cfg_opt *opts, size_t n, void *target,
+                char *err) __attribute__((warn_unused_result));
+
+/* Set one option from text, as a flag override does ("section.key=value"
+ * split by the caller).  <where> prefixes error messages, e.g. "--set". */
+int mr_cfg_set(const struct mr_cfg_opt *opts, size_t n, void *target, const char *where,
+               const char *section, const char *key, const char *value, char *err)
+    __attribute__((warn_unused_result));
+
+/* Check that every required option has a value. */
+int mr_cfg_check_required(const struct mr_cfg_opt *opts, size_t n, const void *target,
+                          const char *where, char *err) __attribute__((warn_unused_result));
+
+/* Free the strings that mr_cfg_* allocated inside <target>. */
+void mr_cfg_free(const struct mr_cfg_opt *opts, size_t n, void *target);
+
+/* Write a commented sample configuration generated from the table. */
+void mr_cfg_write_sample(FILE *f, const struct mr_cfg_opt *opts, size_t n);
+
+#endif

@@ -1,0 +1,32 @@
+/* util.h -- small helpers shared by every module: clocks, base64, number
+ * parsing.  Base64 is OpenSSL's; the wrappers only add the bounds checks and
+ * the padding arithmetic that EVP_DecodeBlock leaves to its callers. */
+#ifndef MR_UTIL_H
+#define MR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock in milliseconds since the epoch. */
+int64_t mr_now_ms(void);
+/* Monotonic clock in microseconds (for durations only). */
+int64_t mr_mono_us(void);
+
+/* Encode <n> bytes; returns a NUL-terminated string the caller frees. */
+char *mr_base64_encode(const void *p, size_t n);
+/* Decode standard base64 (with padding).  On success *out is a new buffer the
+ * caller frees (NUL-terminated for convenience) and *outlen its length.
+ * Returns MR_EINVAL on malformed input. */
+int mr_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen);
+
+/* Strict decimal parse of a whole string into int64 within [min, max]. */
+int mr_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Durations such as "250ms", "2s", "24h", "1m"; a bare number is ms. */
+int mr_parse_duration_ms(const char *s, int64_t *out);
+/* Sizes such as "1048576", "64k", "16m". */
+int mr_parse_size(const char *s, int64_t *out);
+
+/* 64 random bits from the kernel (getrandom). */
+uint64_t mr_random64(void);
+
+#endif

@@ -1,0 +1,209 @@
+/* http.h -- HTTP/1.1 server and client on a libuv loop.
+ *
+ * Parsing is http-parser's (Debian libhttp-parser-dev); this module owns
+ * everything above it: connection lifetimes, keep-alive, pipelining (answers
+ * leave in request order), size limits, timeouts against slow peers, and the
+ * lifetime of write buffers.  All socket reads and writes of a connection go
+ * through one pair of functions per side (see http_int.h) so that TLS can be
+ * slotted in underneath without touching the protocol code.
+ *
+ * Threading: everything runs on the loop given at creation; nothing here is
+ * thread-safe.
+ */
+#ifndef MR_HTTP_H
+#define MR_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../common/buf.h"
+
+/* ---- Limits (defaults; every one can be changed in struct http_server_opts) ---- */
+#define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)     /* request line + headers */
+#define HTTP_DEFAULT_MAX_HEADERS 64
+#define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000          /* slowloris guard */
+#define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define HTTP_DEFAULT_MAX_CONNECTIONS 4096
+#define HTTP_MAX_PIPELINE 64   /* requests parsed ahead of their answers */
+
+struct http_header {
+    char *name;   /* as received; compare case-insensitively */
+    char *value;
+};
+
+/* ======================================================================
+ * Server
+ * ====================================================================== */
+
+struct http_server;
+
+/* One request and, later, its answer.  Owned by the server.  The handler must
+ * call http_respond exactly once for every exchange it is given, now or later
+ * (from any callback on the same loop).  If the client has gone away by then,
+ * the answer is discarded; the exchange is freed inside http_respond either
+ * way, so the pointer is dead once http_respond returns. */
+struct http_exchange;
+
+struct http_request {
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* raw (not percent-decoded), without the query */
+    const char *query;           /* raw query string without '?', or "" */
+    const struct http_header *headers;
+    size_t n_headers;
+    const char *body;            /* NUL-terminated for convenience; may hold NULs */
+    size_t body_len;
+    int64_t received_us;         /* mr_mono_us() when the request was complete */
+};
+
+typedef void (*http_handler_cb)(struct http_exchange *ex, const struct http_request *req,
+                                void *data);
+
+struct http_server_opts {
+    size_t max_header_bytes;
+    size_t max_headers;
+    size_t max_body_bytes;
+    uint64_t header_timeout_ms;  /* time to receive a whole request's head */
+    uint64_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
+    size_t max_connections;
+    const char *server_name;     /* "Server:" header value, e.g. "meridian-node" */
+};
+
+/* Fill <o> with the HTTP_DEFAULT_* values. */
+void http_server_opts_default(struct http_server_opts *o);
+
+/* Bind <host>:<port> (port 0 asks the kernel) and start accepting.
+ * On success *out is a server to free with http_server_close.
+ * On failure returns MR_E* with a message in <err>; nothing is left bound. */
+int http_server_start(uv_loop_t *loop, const char *host, int port,
+                      const struct http_server_opts *opts, http_handler_cb handler, void *data,
+                      struct http_server **out, char *err) __attribute__((warn_unused_result));
+
+/* The port actually bound (useful after asking for port 0). */
+int http_server_port(const struct http_server *s);
+
+/* Stop accepting, close every connection, and free the server once every
+ * handle is closed (the loop must keep running until then).  Exchanges still
+ * awaiting http_respond stay valid until it is called: their answers are then
+ * discarded.  <s> must not be used after this call. */
+void http_server_close(struct http_server *s);
+
+/* Case-insensitive header lookup; NULL when absent.  The string lives as long
+ * as the request. */
+const char *http_request_header(const struct http_request *req, const char *name);
+
+/* Query parameter lookup (percent-decoding applied) into <out>; returns 1 when
+ * found, 0 when absent. */
+int http_request_query(const struct http_request *req, const char *name, struct mr_buf *out);
+
+/* Send the answer.  <extra_headers> is NULL or "Name: value\r\n" lines.
+ * Content-Length, Date, Server and Connection are added here.  Copies what
+ * it needs; frees <ex>. */
+void http_respond(struct http_exchange *ex, int status, const char *content_type,
+                  const char *body, size_t body_len, const char *extra_headers);
+
+/* Counters for /metrics. */
+struct http_server_stats {
+    uint64_t connections_accepted;
+    uint64_t connections_open;
+    uint64_t connections_rejected;  /* over max_connections */
+    uint64_t requests;
+    uint64_t bad_requests;          /* parse errors, limits exceeded */
+    uint64_t timeouts;
+};
+void http_server_stats(const struct http_server *s, struct http_server_stats *out);
+
+/* ======================================================================
+ * Client
+ * ====================================================================== */
+
+struct http_client;  /* a keep-alive connection pool per host:port */
+struct http_call;    /* one request in flight */
+
+struct http_response {
+    int status;                      /* HTTP status */
+    const struct http_header *headers;
+    size_t n_headers;
+    const char *body;                /* whole body (NULL for streamed calls) */
+    size_t body_len;
+};
+
+/* Called exactly once per call that http_client_request accepted.
+ * <rc> is 0 when a response arrived (any status), or MR_ECONN (could not
+ * connect; the request never left), MR_ETIMEDOUT, MR_EPROTO (bad response),
+ * MR_ECLOSED (connection lost after sending, or cancelled).  <resp> is
+ * valid only during the callback and is NULL when rc != 0. */
+typedef void (*http_response_cb)(struct http_call *call, int rc, const struct http_response *resp,
+                                 void *data);
+
+/* For streamed calls: body bytes as they arrive (chunked encoding already
+ * removed).  The pointer is valid only during the callback. */
+typedef void (*http_body_cb)(struct http_call *call, const char *p, size_t n, void *data);
+
+struct http_client_opts {
+    size_t max_idle_per_host;        /* idle keep-alive connections kept per host */
+    size_t max_response_bytes;       /* for non-streamed calls */
+};
+void http_client_opts_default(struct http_client_opts *o);
+
+int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts,
+                    struct http_client **out) __attribute__((warn_unused_result));
+
+/* Cancel every call in flight (their callbacks run with MR_ECLOSED), close
+ * every connection, free the client once closed.  Must not be used after. */
+void http_client_free(struct http_client *c);
+
+struct http_client_request {
+    const char *method;
+    const char *host;        /* IPv4/IPv6 literal or name resolved with uv_getaddrinfo */
+    int port;
+    const char *path;        /* with query */
+    const char *headers;     /* NULL or "Name: value\r\n" lines */
+    const char *body;
+    size_t body_len;
+    uint64_t timeout_ms;     /* whole call for normal calls; 0 = none.  For
+                                streamed calls: time to receive the response
+                                head; the body may flow for ever */
+    http_body_cb on_body;    /* NULL: buffer the body and hand it to the
+                                response callback; else: streamed */
+};
+
+/* Start a call.  Returns 0 and then <cb> runs exactly once; or returns an
+ * error (bad arguments) and <cb> never runs.  *out (may be NULL) receives a
+ * handle usable with http_call_cancel until <cb> has run. */
+int http_client_request(struct http_client *c, const struct http_client_request *req,
+                        http_response_cb cb, void *data, struct http_call **out)
+    __attribute__((warn_unused_result));
+
+/* Cancel: <cb> runs with MR_ECLOSED, from within this call or soon after on
+ * the loop.  A call whose callback already ran must not be cancelled. */
+void http_call_cancel(struct http_call *call);
+
+/* ======================================================================
+ * Blocking convenience for command-line tools and tests: runs a private loop.
+ * ====================================================================== */
+
+struct http_result {
+    int status;
+    struct mr_buf headers;   /* raw "Name: value\r\n" lines */
+    struct mr_buf body;
+};
+void http_result_close(struct http_result *r);
+
+/* <url> is "http://host:port/path?query".  Returns 0 when a response arrived
+ * (any status; fill *res, which the caller closes with http_result_close),
+ * else MR_E* with a message in <err> and *res left empty. */
+int http_fetch(const char *method, const char *url, const char *headers, const char *body,
+               size_t body_len, uint64_t timeout_ms, struct http_result *res, char *err)
+    __attribute__((warn_unused_result));
+
+/* Split "http://host:port/path" into parts.  *host and *path are new strings
+ * the caller frees.  Only the http scheme is accepted (https comes with TLS). */
+int http_parse_url(const char *url, char **host, int *port, char **path, char *err)
+    __attribute__((warn_unused_result));
+
+/* Reason phrase for a status code ("OK", "Not Found", ...). */
+const char *http_status_text(int status);
+
+#endif

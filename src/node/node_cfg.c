@@ -1,0 +1,35 @@
+/* node_cfg.c -- the option table of `meridian node`. */
+#include "node_cfg.h"
+
+#define F(f) offsetof(struct node_cfg, f)
+#define DAY (24LL * 3600 * 1000)
+
+const struct mr_cfg_opt node_cfg_opts[] = {
+    {"node", "region", MR_CFG_STR, F(region), 0, 0, NULL, "this region's name, e.g. us-east-1"},
+    {"node", "cluster", MR_CFG_STR, F(cluster), 0, 0, "meridian", "cluster name (etcd key prefix)"},
+    {"node", "data_dir", MR_CFG_STR, F(data_dir), 0, 0, NULL, "directory of the region's SQLite database"},
+    {"node", "listen", MR_CFG_STR, F(listen), 0, 0, "127.0.0.1:8080", "HTTP API address host:port"},
+    {"node", "etcd", MR_CFG_STR, F(etcd), 0, 0, NULL,
+     "etcd client URLs, comma-separated, own region's first"},
+    {"node", "log_level", MR_CFG_STR, F(log_level), 0, 0, "info", "debug, info, warn or error"},
+    {"limits", "max_body", MR_CFG_SIZE, F(max_body), 1024, 64 << 20, "1m", "largest request body"},
+    {"limits", "max_connections", MR_CFG_INT, F(max_connections), 1, 1000000, "4096",
+     "client connections at once"},
+    {"limits", "max_rows", MR_CFG_INT, F(max_rows), 1, 10000000, "10000", "rows returned per statement"},
+    {"limits", "session_wait", MR_CFG_DURATION, F(session_wait_ms), 0, 60000, "2s",
+     "how long a session or strong read waits for the replica to catch up before 503"},
+    {"limits", "max_lag", MR_CFG_DURATION, F(max_lag_ms), 100, 3600000, "5s",
+     "replication lag above which /readyz fails"},
+    {"limits", "idempotency_window", MR_CFG_DURATION, F(idempotency_window_ms), 1000, 30 * DAY, "24h",
+     "how long idempotency keys are remembered"},
+    {"limits", "batch_max_txns", MR_CFG_INT, F(batch_max_txns), 1, 100000, "2000",
+     "transactions per etcd write (group commit)"},
+    {"limits", "batch_max_bytes", MR_CFG_SIZE, F(batch_max_bytes), 1024, 1 << 20, "1m",
+     "bytes per etcd write (etcd refuses requests over 1.5 MiB)"},
+    {"limits", "etcd_timeout", MR_CFG_DURATION, F(etcd_timeout_ms), 100, 60000, "3s",
+     "timeout of one etcd request before trying the next endpoint"},
+    {"limits", "commit_timeout", MR_CFG_DURATION, F(commit_timeout_ms), 500, 300000, "15s",
+     "how long a write waits for its commit before answering 503 (outcome unknown)"},
+};
+
+const size_t node_cfg_n_opts = sizeof(node_cfg_opts) / sizeof(node_cfg_opts[0]);

@@ -1,0 +1,39 @@
+/* node_cfg.h -- the configuration of `meridian node` (one INI file).
+ *
+ *   [node]    region, cluster, data_dir, listen, etcd, log_level
+ *   [limits]  sizes, counts and time bounds (see docs/config.md)
+ *
+ * The table in node_cfg.c is the single source of truth: it validates files
+ * and flags and generates `meridian node --sample-config`.
+ */
+#ifndef MR_NODE_CFG_H
+#define MR_NODE_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/cfg.h"
+
+struct node_cfg {
+    char *region;            /* this region's name, e.g. us-east-1 */
+    char *cluster;           /* etcd key prefix: /meridian/<cluster>/ */
+    char *data_dir;          /* the SQLite database lives here */
+    char *listen;            /* host:port of the HTTP API (port 0: kernel picks) */
+    char *etcd;              /* comma-separated etcd client URLs, nearest first */
+    char *log_level;
+    int64_t max_body;
+    int64_t max_connections;
+    int64_t max_rows;
+    int64_t session_wait_ms;
+    int64_t max_lag_ms;
+    int64_t idempotency_window_ms;
+    int64_t batch_max_txns;
+    int64_t batch_max_bytes;
+    int64_t etcd_timeout_ms;
+    int64_t commit_timeout_ms;
+};
+
+extern const struct mr_cfg_opt node_cfg_opts[];
+extern const size_t node_cfg_n_opts;
+
+#endif
