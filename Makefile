@@ -22,13 +22,14 @@ ifeq ($(V),1)
 Q :=
 endif
 
-MODULES := common http etcd sql node up
+MODULES := common http etcd sql node up bench
 SRC_common := $(wildcard src/common/*.c)
 SRC_http   := $(wildcard src/http/*.c)
 SRC_etcd   := $(wildcard src/etcd/*.c)
 SRC_sql    := $(wildcard src/sql/*.c)
 SRC_node   := $(wildcard src/node/*.c)
 SRC_up     := $(wildcard src/up/*.c)
+SRC_bench  := $(wildcard src/bench/*.c)
 SRC_cmd    := $(wildcard src/cmd/*.c)
 ALL_SRC    := $(foreach m,$(MODULES),$(SRC_$(m))) $(SRC_cmd)
 HDRS       := $(wildcard src/*/*.h)

@@ -103,6 +103,27 @@ int http_request_query(const struct http_request *req, const char *name, struct 
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
                   const char *body, size_t body_len, const char *extra_headers);
 
+/* Streamed answers (addition).  For answers produced piece by piece (long
+ * query results, watches): http_respond_start sends the status line and
+ * headers, each http_respond_chunk sends bytes, http_respond_end finishes and
+ * frees <ex> (the pointer is dead once it returns).  The body goes out with
+ * chunked transfer coding; to an HTTP/1.0 client without a length, and the
+ * connection closes after it.  Ordering is kept as for http_respond: if
+ * earlier requests on the connection are not answered yet, the bytes wait.
+ * Call start once, then chunk any number of times, then end exactly once
+ * (instead of http_respond).  For HEAD, 204 and 304 the body is discarded.
+ * Bytes are copied.  http_respond_chunk returns 0, or MR_ECLOSED once the
+ * client is gone (the producer should stop and call http_respond_end). */
+void http_respond_start(struct http_exchange *ex, int status, const char *content_type,
+                        const char *extra_headers);
+int http_respond_chunk(struct http_exchange *ex, const void *p, size_t n);
+void http_respond_end(struct http_exchange *ex);
+
+/* Bytes of <ex>'s answer produced but not yet accepted by the socket
+ * (addition): a streaming producer should pause while this is large and
+ * poll again later; 0 once the client is gone. */
+size_t http_exchange_buffered(const struct http_exchange *ex);
+
 /* Counters for /metrics. */
 struct http_server_stats {
     uint64_t connections_accepted;
@@ -141,9 +162,13 @@ typedef void (*http_response_cb)(struct http_call *call, int rc, const struct ht
  * removed).  The pointer is valid only during the callback. */
 typedef void (*http_body_cb)(struct http_call *call, const char *p, size_t n, void *data);
 
+#define HTTP_DEFAULT_CLIENT_MAX_IDLE 8                 /* per host:port */
+#define HTTP_DEFAULT_CLIENT_MAX_RESPONSE (64 * 1024 * 1024)
+
 struct http_client_opts {
     size_t max_idle_per_host;        /* idle keep-alive connections kept per host */
-    size_t max_response_bytes;       /* for non-streamed calls */
+    size_t max_response_bytes;       /* for non-streamed calls: head + body; over
+                                        it the call fails with MR_EPROTO */
 };
 void http_client_opts_default(struct http_client_opts *o);
 

@@ -1,0 +1,161 @@
+/* topo.c -- start, read and stop a local topology (see topo.h). */
+#include "topo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../http/http.h"
+
+/* Run <argv> and wait; stdout to /dev/null unless <verbose>. */
+static int run_wait(char *const argv[], int verbose)
+{
+    int status;
+    pid_t pid = fork();
+
+    if (pid == -1)
+        return -1;
+    if (pid == 0) {
+        if (!verbose && freopen("/dev/null", "w", stdout) == NULL)
+            _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) == -1)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int read_topology(struct topo *t, char *err)
+{
+    char *path = mr_asprintf("%s/topology.json", t->rundir);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr), *regions;
+    int rc = 0;
+
+    if (doc == NULL) {
+        rc = mr_seterr(err, MR_EIO, "%s: %s", path, jerr.text);
+        goto out;
+    }
+    regions = json_object_get(doc, "regions");
+    for (size_t i = 0; i < json_array_size(regions) && i < TOPO_MAX_REGIONS; i++) {
+        json_t *r = json_array_get(regions, i);
+        const char *name = json_string_value(json_object_get(r, "name"));
+        const char *url = json_string_value(json_object_get(json_object_get(r, "node"), "url"));
+        struct topo_region *tr = &t->regions[t->n_regions];
+        char *host = NULL, *p = NULL;
+
+        if (name == NULL || url == NULL || http_parse_url(url, &host, &tr->port, &p, err) != 0) {
+            rc = mr_seterr(err, MR_EIO, "%s: region %zu has no usable node url", path, i);
+            mr_free(host);
+            mr_free(p);
+            break;
+        }
+        snprintf(tr->name, sizeof(tr->name), "%s", name);
+        snprintf(tr->host, sizeof(tr->host), "%s", host);
+        snprintf(tr->url, sizeof(tr->url), "%s", url);
+        mr_free(host);
+        mr_free(p);
+        t->n_regions++;
+    }
+    json_decref(doc);
+out:
+    mr_free(path);
+    return rc;
+}
+
+int topo_up(struct topo *t, const char *exe, const char *topology, const char *dir, int verbose,
+            char *err)
+{
+    char *argv[8];
+    int argc = 0, rc;
+
+    memset(t, 0, sizeof(*t));
+    if (dir) {
+        t->rundir = mr_strdup(dir);
+    } else {
+        char tmpl[] = "/tmp/meridian-run-XXXXXX";
+        if (mkdtemp(tmpl) == NULL)
+            return mr_seterr(err, MR_EIO, "mkdtemp: %s", strerror(errno));
+        t->rundir = mr_strdup(tmpl);
+        t->remove_dir = 1;
+    }
+    argv[argc++] = (char *)exe;
+    argv[argc++] = "up";
+    if (topology)
+        argv[argc++] = (char *)topology;
+    argv[argc++] = "--dir";
+    argv[argc++] = t->rundir;
+    argv[argc++] = "--detach";
+    argv[argc] = NULL;
+    rc = run_wait(argv, verbose);
+    if (rc != 0) {
+        mr_seterr(err, MR_EUNAVAIL, "`meridian up --dir %s --detach` failed (exit %d); logs in %s/logs",
+                  t->rundir, rc, t->rundir);
+        t->remove_dir = 0; /* keep the logs for the user */
+        topo_down(t, exe);
+        return MR_EUNAVAIL;
+    }
+    rc = read_topology(t, err);
+    if (rc != 0)
+        topo_down(t, exe);
+    return rc;
+}
+
+void topo_down(struct topo *t, const char *exe)
+{
+    char *argv[] = {(char *)exe, "down", t->rundir, NULL};
+
+    if (t->rundir == NULL)
+        return;
+    if (run_wait(argv, 0) != 0)
+        fprintf(stderr, "meridian: `meridian down %s` failed; processes may be left\n", t->rundir);
+    if (t->remove_dir) {
+        char *rm[] = {"/bin/rm", "-rf", t->rundir, NULL};
+        run_wait(rm, 0);
+    }
+    mr_free(t->rundir);
+    t->rundir = NULL;
+}
+
+int topo_sql(const struct topo_region *r, const char *body, int *status, json_t **answer, char *err)
+{
+    struct http_result res;
+    char url[160];
+    int rc;
+
+    snprintf(url, sizeof(url), "%s/v1/sql", r->url);
+    rc = http_fetch("POST", url, "Content-Type: application/json\r\n", body, strlen(body), 30000,
+                    &res, err);
+    if (rc != 0)
+        return rc;
+    *status = res.status;
+    *answer = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, NULL);
+    http_result_close(&res);
+    if (*answer == NULL)
+        return mr_seterr(err, MR_EPROTO, "%s: answer is not JSON", url);
+    return 0;
+}
+
+int topo_get_json(const struct topo_region *r, const char *path, json_t **answer, char *err)
+{
+    struct http_result res;
+    char url[256];
+    int rc;
+
+    snprintf(url, sizeof(url), "%s%s", r->url, path);
+    rc = http_fetch("GET", url, NULL, NULL, 0, 10000, &res, err);
+    if (rc != 0)
+        return rc;
+    *answer = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, NULL);
+    http_result_close(&res);
+    if (*answer == NULL)
+        return mr_seterr(err, MR_EPROTO, "%s: answer is not JSON", url);
+    return 0;
+}

@@ -1,0 +1,753 @@
+/* etcd.c -- etcd JSON-gateway client with endpoint failover (see etcd.h). */
+#include "etcd.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/buf.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "../http/http.h"
+
+/* After failing over away from the nearest endpoint, try it again after this
+ * long: the nearest member is the cheap one once it is back. */
+#define PREFERRED_RETRY_MS 5000
+/* Pause between two rounds over every endpoint, so that an etcd election
+ * (0.5 to 1.5 s) is waited out instead of hammered. */
+#define ROUND_BACKOFF_MS 100
+
+#define ETCD_HEADERS "Content-Type: application/json\r\nGrpc-Metadata-hasleader: true\r\n"
+
+struct endpoint {
+    char *url;
+    char *host;
+    int port;
+};
+
+enum req_kind { REQ_PUT, REQ_GET, REQ_COMPACT, REQ_STATUS };
+
+struct etcd_req {
+    struct etcd *e;
+    enum req_kind kind;
+    const char *path;
+    char *body;
+    size_t body_len;
+    int64_t deadline_us;
+    int64_t started_us;
+    size_t ep;                /* endpoint of the attempt in flight */
+    size_t tried_this_round;
+    int fixed_endpoint;       /* status: no failover */
+    struct http_call *call;
+    uv_timer_t *backoff;      /* non-NULL while waiting between rounds */
+    int last_rc;
+    char errmsg[MR_ERRMSG_LEN];
+    union {
+        etcd_put_cb put;
+        etcd_get_cb get;
+        etcd_done_cb done;
+        etcd_status_cb status;
+    } cb;
+    void *data;
+    struct etcd_req *prev, *next;
+};
+
+struct etcd_watch {
+    struct etcd *e;
+    struct http_call *call;
+    struct mr_buf line;       /* bytes of the current, unfinished line */
+    etcd_event_cb on_event;
+    etcd_watch_end_cb on_end;
+    void *data;
+    int in_body;
+    int cancel_pending;
+    int end_rc;               /* set when we end the stream ourselves */
+    int64_t compact_revision;
+    char errmsg[MR_ERRMSG_LEN];
+    char *body;
+    struct etcd_watch *prev, *next;
+};
+
+struct etcd {
+    uv_loop_t *loop;
+    struct http_client *http;
+    struct endpoint ep[ETCD_MAX_ENDPOINTS];
+    size_t n_ep;
+    size_t current;
+    int64_t left_preferred_ms;
+    uint64_t timeout_ms;
+    struct etcd_req *reqs;
+    struct etcd_watch *watches;
+    int closing;              /* etcd_free called: freed with the last request */
+    int in_free;              /* inside etcd_free: defer the final free */
+};
+
+static void maybe_free(struct etcd *e);
+
+static void attempt(struct etcd_req *r);
+
+/* ---- small JSON helpers ------------------------------------------------- */
+
+/* etcd sends 64-bit integers as strings, and omits fields that are zero. */
+static int64_t json_i64(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+    int64_t out = 0;
+
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    if (json_is_string(v) && mr_parse_i64(json_string_value(v), INT64_MIN, INT64_MAX, &out) == 0)
+        return out;
+    return 0;
+}
+
+static uint64_t json_u64(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+    if (json_is_string(v))
+        return strtoull(json_string_value(v), NULL, 10);
+    if (json_is_integer(v))
+        return (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* Decode the base64 fields of a kv object.  The caller frees *key_buf and
+ * *val_buf.  Returns MR_EPROTO on malformed input. */
+static int decode_kv(json_t *jkv, struct etcd_kv *kv, unsigned char **key_buf,
+                     unsigned char **val_buf)
+{
+    const char *k = json_string_value(json_object_get(jkv, "key"));
+    const char *v = json_string_value(json_object_get(jkv, "value"));
+
+    *key_buf = NULL;
+    *val_buf = NULL;
+    if (k == NULL || mr_base64_decode(k, strlen(k), key_buf, &kv->key_len) != 0)
+        return MR_EPROTO;
+    if (v == NULL)
+        v = ""; /* etcd omits empty values */
+    if (mr_base64_decode(v, strlen(v), val_buf, &kv->value_len) != 0) {
+        mr_free(*key_buf);
+        *key_buf = NULL;
+        return MR_EPROTO;
+    }
+    kv->key = (const char *)*key_buf;
+    kv->value = (const char *)*val_buf;
+    kv->create_revision = json_i64(jkv, "create_revision");
+    kv->mod_revision = json_i64(jkv, "mod_revision");
+    kv->version = json_i64(jkv, "version");
+    return 0;
+}
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+int etcd_new(uv_loop_t *loop, const char *endpoints, uint64_t timeout_ms, struct etcd **out,
+             char *err)
+{
+    struct http_client_opts hopts;
+    struct etcd *e;
+    char *list, *tok, *save = NULL;
+    int rc;
+
+    e = mr_calloc(1, sizeof(*e));
+    e->loop = loop;
+    e->timeout_ms = timeout_ms;
+    list = mr_strdup(endpoints);
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *path = NULL;
+        struct endpoint *ep;
+
+        while (*tok == ' ')
+            tok++;
+        if (*tok == '\0')
+            continue;
+        if (e->n_ep == ETCD_MAX_ENDPOINTS) {
+            rc = mr_seterr(err, MR_ECONFIG, "more than %d etcd endpoints", ETCD_MAX_ENDPOINTS);
+            goto err_after_list;
+        }
+        ep = &e->ep[e->n_ep];
+        rc = http_parse_url(tok, &ep->host, &ep->port, &path, err);
+        mr_free(path);
+        if (rc != 0) {
+            mr_wraperr(err, MR_ECONFIG, "etcd endpoint '%s'", tok);
+            goto err_after_list;
+        }
+        ep->url = mr_strdup(tok);
+        e->n_ep++;
+    }
+    if (e->n_ep == 0) {
+        rc = mr_seterr(err, MR_ECONFIG, "no etcd endpoint given");
+        goto err_after_list;
+    }
+    http_client_opts_default(&hopts);
+    hopts.max_response_bytes = 64 * 1024 * 1024;
+    rc = http_client_new(loop, &hopts, &e->http);
+    if (rc != 0) {
+        mr_seterr(err, rc, "cannot create HTTP client");
+        goto err_after_list;
+    }
+    mr_free(list);
+    *out = e;
+    return 0;
+
+err_after_list:
+    mr_free(list);
+    for (size_t i = 0; i < e->n_ep; i++) {
+        mr_free(e->ep[i].url);
+        mr_free(e->ep[i].host);
+    }
+    mr_free(e);
+    return rc;
+}
+
+size_t etcd_n_endpoints(const struct etcd *e)
+{
+    return e->n_ep;
+}
+
+const char *etcd_current_endpoint(const struct etcd *e)
+{
+    return e->ep[e->current].url;
+}
+
+void etcd_failover(struct etcd *e, const char *reason)
+{
+    size_t from = e->current;
+
+    if (e->n_ep < 2)
+        return;
+    e->current = (e->current + 1) % e->n_ep;
+    if (from == 0)
+        e->left_preferred_ms = mr_now_ms();
+    mr_log(MR_LOG_WARN, "etcd", "endpoint %s failed (%s); now using %s", e->ep[from].url, reason,
+           e->ep[e->current].url);
+}
+
+/* Go back to the nearest endpoint some time after leaving it. */
+static void maybe_return_to_preferred(struct etcd *e)
+{
+    if (e->current != 0 && mr_now_ms() - e->left_preferred_ms >= PREFERRED_RETRY_MS) {
+        mr_log(MR_LOG_INFO, "etcd", "trying nearest endpoint %s again", e->ep[0].url);
+        e->current = 0;
+    }
+}
+
+/* ---- requests with failover --------------------------------------------- */
+
+static void req_unlink_free(struct etcd_req *r)
+{
+    struct etcd *e = r->e;
+
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        e->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    mr_free(r->body);
+    mr_free(r);
+    maybe_free(e);
+}
+
+static void backoff_closed(uv_handle_t *h)
+{
+    mr_free(h);
+}
+
+/* Report the final outcome and free the request. */
+static void finish(struct etcd_req *r, int rc, json_t *resp)
+{
+    const char *msg = rc ? r->errmsg : NULL;
+
+    switch (r->kind) {
+    case REQ_PUT: {
+        int64_t rev = rc ? 0 : json_i64(json_object_get(resp, "header"), "revision");
+        r->cb.put(rc, rev, msg, r->data);
+        break;
+    }
+    case REQ_GET: {
+        struct etcd_kv kv;
+        unsigned char *kb = NULL, *vb = NULL;
+        int64_t hrev = 0;
+        const struct etcd_kv *pkv = NULL;
+
+        if (rc == 0) {
+            json_t *kvs = json_object_get(resp, "kvs");
+            hrev = json_i64(json_object_get(resp, "header"), "revision");
+            if (json_array_size(kvs) > 0) {
+                rc = decode_kv(json_array_get(kvs, 0), &kv, &kb, &vb);
+                if (rc == 0)
+                    pkv = &kv;
+                else
+                    msg = "malformed key or value in range answer";
+            }
+        }
+        r->cb.get(rc, pkv, hrev, msg, r->data);
+        mr_free(kb);
+        mr_free(vb);
+        break;
+    }
+    case REQ_COMPACT:
+        r->cb.done(rc, msg, r->data);
+        break;
+    case REQ_STATUS: {
+        struct etcd_member_status st;
+        memset(&st, 0, sizeof(st));
+        snprintf(st.endpoint, sizeof(st.endpoint), "%s", r->e->ep[r->ep].url);
+        if (rc == 0) {
+            st.reachable = 1;
+            st.member_id = json_u64(json_object_get(resp, "header"), "member_id");
+            st.leader_id = json_u64(resp, "leader");
+            st.raft_index = json_i64(resp, "raftIndex");
+            st.db_size = json_i64(resp, "dbSize");
+            st.rtt_ms = (double)(mr_mono_us() - r->started_us) / 1000.0;
+        }
+        r->cb.status(rc, &st, r->data);
+        break;
+    }
+    }
+    req_unlink_free(r);
+}
+
+static void backoff_fired(uv_timer_t *t)
+{
+    struct etcd_req *r = t->data;
+
+    uv_close((uv_handle_t *)t, backoff_closed);
+    r->backoff = NULL;
+    attempt(r);
+}
+
+/* An attempt failed with a retryable error: try the next endpoint, or wait
+ * a little after a full round, or give up at the deadline. */
+static void retry_or_fail(struct etcd_req *r)
+{
+    struct etcd *e = r->e;
+    int64_t now = mr_mono_us();
+
+    if (r->fixed_endpoint || e->closing || now >= r->deadline_us) {
+        finish(r, r->last_rc, NULL);
+        return;
+    }
+    if (e->current == r->ep)
+        etcd_failover(e, r->errmsg);
+    r->tried_this_round++;
+    if (r->tried_this_round < e->n_ep) {
+        attempt(r);
+        return;
+    }
+    r->tried_this_round = 0;
+    r->backoff = mr_malloc(sizeof(*r->backoff));
+    uv_timer_init(e->loop, r->backoff);
+    r->backoff->data = r;
+    uv_timer_start(r->backoff, backoff_fired, ROUND_BACKOFF_MS, 0);
+}
+
+static int retryable_status(int status)
+{
+    /* 5xx: no leader, proposal dropped, request timed out during an election. */
+    return status >= 500;
+}
+
+static void on_response(struct http_call *call, int rc, const struct http_response *resp,
+                        void *data)
+{
+    struct etcd_req *r = data;
+    json_t *j = NULL;
+    json_error_t jerr;
+
+    (void)call;
+    r->call = NULL;
+    if (r->e->closing) {
+        mr_seterr(r->errmsg, MR_ECLOSED, "etcd client closed");
+        finish(r, MR_ECLOSED, NULL);
+        return;
+    }
+    if (rc != 0) {
+        r->last_rc = rc;
+        mr_seterr(r->errmsg, rc, "%s%s: %s", r->e->ep[r->ep].url, r->path, mr_strerror(rc));
+        retry_or_fail(r);
+        return;
+    }
+    j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &jerr);
+    if (resp->status != 200) {
+        const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
+        if (m == NULL)
+            m = j ? json_string_value(json_object_get(j, "error")) : NULL;
+        r->last_rc = retryable_status(resp->status) ? MR_EUNAVAIL : MR_EPROTO;
+        mr_seterr(r->errmsg, r->last_rc, "%s%s: HTTP %d: %s", r->e->ep[r->ep].url, r->path,
+                  resp->status, m ? m : "(no message)");
+        if (r->kind == REQ_COMPACT && m && strstr(m, "compacted")) {
+            json_decref(j);
+            finish(r, 0, NULL);
+            return;
+        }
+        json_decref(j);
+        if (r->last_rc == MR_EUNAVAIL)
+            retry_or_fail(r);
+        else
+            finish(r, r->last_rc, NULL);
+        return;
+    }
+    if (j == NULL) {
+        r->last_rc = MR_EPROTO;
+        mr_seterr(r->errmsg, MR_EPROTO, "%s%s: answer is not JSON: %s", r->e->ep[r->ep].url,
+                  r->path, jerr.text);
+        finish(r, MR_EPROTO, NULL);
+        return;
+    }
+    finish(r, 0, j);
+    json_decref(j);
+}
+
+static void attempt(struct etcd_req *r)
+{
+    struct etcd *e = r->e;
+    struct http_client_request hr;
+    int64_t left_ms = (r->deadline_us - mr_mono_us()) / 1000;
+    int rc;
+
+    if (!r->fixed_endpoint)
+        r->ep = e->current;
+    if (left_ms < 1)
+        left_ms = 1;
+    memset(&hr, 0, sizeof(hr));
+    hr.method = "POST";
+    hr.host = e->ep[r->ep].host;
+    hr.port = e->ep[r->ep].port;
+    hr.path = r->path;
+    hr.headers = ETCD_HEADERS;
+    hr.body = r->body;
+    hr.body_len = r->body_len;
+    hr.timeout_ms = (uint64_t)left_ms < e->timeout_ms ? (uint64_t)left_ms : e->timeout_ms;
+    r->started_us = mr_mono_us();
+    rc = http_client_request(e->http, &hr, on_response, r, &r->call);
+    if (rc != 0) {
+        r->last_rc = rc;
+        mr_seterr(r->errmsg, rc, "%s%s: cannot send: %s", e->ep[r->ep].url, r->path,
+                  mr_strerror(rc));
+        finish(r, rc, NULL);
+    }
+}
+
+static struct etcd_req *req_new(struct etcd *e, enum req_kind kind, const char *path,
+                                json_t *body, uint64_t deadline_ms, void *data)
+{
+    struct etcd_req *r = mr_calloc(1, sizeof(*r));
+
+    r->e = e;
+    r->kind = kind;
+    r->path = path;
+    r->body = json_dumps(body, JSON_COMPACT);
+    r->body_len = strlen(r->body);
+    r->deadline_us = mr_mono_us() + (int64_t)deadline_ms * 1000;
+    r->data = data;
+    r->next = e->reqs;
+    if (e->reqs)
+        e->reqs->prev = r;
+    e->reqs = r;
+    json_decref(body);
+    maybe_return_to_preferred(e);
+    return r;
+}
+
+/* json_dumps allocates with malloc; keep our buffers on one allocator. */
+static json_t *b64_string(const void *p, size_t n)
+{
+    char *b = mr_base64_encode(p, n);
+    json_t *s = json_string(b);
+    mr_free(b);
+    return s;
+}
+
+int etcd_put(struct etcd *e, const char *key, const void *value, size_t value_len,
+             uint64_t deadline_ms, etcd_put_cb cb, void *data)
+{
+    json_t *body = json_object();
+    struct etcd_req *r;
+
+    json_object_set_new(body, "key", b64_string(key, strlen(key)));
+    json_object_set_new(body, "value", b64_string(value, value_len));
+    r = req_new(e, REQ_PUT, "/v3/kv/put", body, deadline_ms, data);
+    r->cb.put = cb;
+    attempt(r);
+    return 0;
+}
+
+int etcd_get(struct etcd *e, const char *key, uint64_t deadline_ms, etcd_get_cb cb, void *data)
+{
+    json_t *body = json_object();
+    struct etcd_req *r;
+
+    json_object_set_new(body, "key", b64_string(key, strlen(key)));
+    r = req_new(e, REQ_GET, "/v3/kv/range", body, deadline_ms, data);
+    r->cb.get = cb;
+    attempt(r);
+    return 0;
+}
+
+int etcd_compact(struct etcd *e, int64_t revision, uint64_t deadline_ms, etcd_done_cb cb,
+                 void *data)
+{
+    char rev[32];
+    json_t *body = json_object();
+    struct etcd_req *r;
+
+    snprintf(rev, sizeof(rev), "%lld", (long long)revision);
+    json_object_set_new(body, "revision", json_string(rev));
+    json_object_set_new(body, "physical", json_true());
+    r = req_new(e, REQ_COMPACT, "/v3/kv/compaction", body, deadline_ms, data);
+    r->cb.done = cb;
+    attempt(r);
+    return 0;
+}
+
+int etcd_status(struct etcd *e, size_t endpoint, etcd_status_cb cb, void *data)
+{
+    struct etcd_req *r;
+
+    if (endpoint >= e->n_ep)
+        return MR_EINVAL;
+    r = req_new(e, REQ_STATUS, "/v3/maintenance/status", json_object(), e->timeout_ms, data);
+    r->fixed_endpoint = 1;
+    r->ep = endpoint;
+    r->cb.status = cb;
+    attempt(r);
+    return 0;
+}
+
+/* ---- watch -------------------------------------------------------------- */
+
+static void watch_unlink_free(struct etcd_watch *w)
+{
+    struct etcd *e = w->e;
+
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        e->watches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    mr_buf_close(&w->line);
+    mr_free(w->body);
+    mr_free(w);
+    maybe_free(e);
+}
+
+/* End the stream from our side with <rc> (the HTTP callback reports it). */
+static void watch_abort(struct etcd_watch *w, int rc)
+{
+    if (w->end_rc == 0)
+        w->end_rc = rc;
+    if (w->in_body)
+        w->cancel_pending = 1;
+    else if (w->call)
+        http_call_cancel(w->call);
+}
+
+/* One line of the watch stream: a JSON object with "result" or "error". */
+static void watch_line(struct etcd_watch *w, const char *p, size_t n)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(p, n, 0, &jerr);
+    json_t *res, *events;
+    size_t i;
+
+    if (j == NULL) {
+        mr_seterr(w->errmsg, MR_EPROTO, "watch: line is not JSON: %s", jerr.text);
+        watch_abort(w, MR_EPROTO);
+        return;
+    }
+    if (json_object_get(j, "error")) {
+        const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        mr_seterr(w->errmsg, MR_EUNAVAIL, "watch: %s", m ? m : "error from etcd");
+        watch_abort(w, MR_EUNAVAIL);
+        json_decref(j);
+        return;
+    }
+    res = json_object_get(j, "result");
+    if (json_is_true(json_object_get(res, "canceled"))) {
+        w->compact_revision = json_i64(res, "compact_revision");
+        const char *reason = json_string_value(json_object_get(res, "cancel_reason"));
+        if (w->compact_revision > 0) {
+            mr_seterr(w->errmsg, MR_ECOMPACTED, "watch: history compacted up to revision %lld",
+                      (long long)w->compact_revision);
+            watch_abort(w, MR_ECOMPACTED);
+        } else {
+            mr_seterr(w->errmsg, MR_EUNAVAIL, "watch canceled by etcd: %s",
+                      reason ? reason : "(no reason)");
+            watch_abort(w, MR_EUNAVAIL);
+        }
+        json_decref(j);
+        return;
+    }
+    events = json_object_get(res, "events");
+    for (i = 0; i < json_array_size(events) && !w->cancel_pending; i++) {
+        json_t *ev = json_array_get(events, i);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        struct etcd_kv kv;
+        unsigned char *kb, *vb;
+
+        if (type != NULL && strcmp(type, "PUT") != 0)
+            continue; /* deletes: the log key is never deleted */
+        if (decode_kv(json_object_get(ev, "kv"), &kv, &kb, &vb) != 0) {
+            mr_seterr(w->errmsg, MR_EPROTO, "watch: malformed event");
+            watch_abort(w, MR_EPROTO);
+            break;
+        }
+        w->on_event(w, &kv, w->data);
+        mr_free(kb);
+        mr_free(vb);
+    }
+    json_decref(j);
+}
+
+static void watch_body(struct http_call *call, const char *p, size_t n, void *data)
+{
+    struct etcd_watch *w = data;
+    size_t start = 0;
+
+    (void)call;
+    if (w->cancel_pending)
+        return;
+    w->in_body = 1;
+    for (size_t i = 0; i < n && !w->cancel_pending; i++) {
+        if (p[i] != '\n')
+            continue;
+        if (w->line.len) {
+            mr_buf_append(&w->line, p + start, i - start);
+            watch_line(w, w->line.data, w->line.len);
+            mr_buf_reset(&w->line);
+        } else if (i > start) {
+            watch_line(w, p + start, i - start);
+        }
+        start = i + 1;
+    }
+    if (!w->cancel_pending && start < n)
+        mr_buf_append(&w->line, p + start, n - start);
+    w->in_body = 0;
+    if (w->cancel_pending && w->call)
+        http_call_cancel(w->call);
+}
+
+static void watch_done(struct http_call *call, int rc, const struct http_response *resp,
+                       void *data)
+{
+    struct etcd_watch *w = data;
+
+    (void)call;
+    w->call = NULL;
+    if (w->end_rc != 0) {
+        rc = w->end_rc;
+    } else if (rc != 0) {
+        mr_seterr(w->errmsg, rc, "watch: %s", mr_strerror(rc));
+    } else if (resp->status != 200) {
+        rc = MR_EUNAVAIL;
+        mr_seterr(w->errmsg, rc, "watch: HTTP %d", resp->status);
+    } else {
+        /* The "no leader" error object comes without a trailing newline. */
+        if (w->line.len)
+            watch_line(w, w->line.data, w->line.len);
+        rc = w->end_rc ? w->end_rc : MR_ECLOSED;
+        if (w->end_rc == 0)
+            mr_seterr(w->errmsg, rc, "watch: stream ended");
+    }
+    w->on_end(w, rc, w->compact_revision, w->errmsg, w->data);
+    watch_unlink_free(w);
+}
+
+int etcd_watch(struct etcd *e, const char *key, int64_t start_revision, etcd_event_cb on_event,
+               etcd_watch_end_cb on_end, void *data, struct etcd_watch **out)
+{
+    struct http_client_request hr;
+    struct etcd_watch *w;
+    json_t *body = json_object(), *create = json_object();
+    char rev[32];
+    int rc;
+
+    maybe_return_to_preferred(e);
+    snprintf(rev, sizeof(rev), "%lld", (long long)start_revision);
+    json_object_set_new(create, "key", b64_string(key, strlen(key)));
+    json_object_set_new(create, "start_revision", json_string(rev));
+    json_object_set_new(body, "create_request", create);
+    w = mr_calloc(1, sizeof(*w));
+    w->e = e;
+    w->on_event = on_event;
+    w->on_end = on_end;
+    w->data = data;
+    mr_buf_init(&w->line);
+    {
+        char *s = json_dumps(body, JSON_COMPACT);
+        w->body = mr_strdup(s);
+        free(s);
+    }
+    json_decref(body);
+    memset(&hr, 0, sizeof(hr));
+    hr.method = "POST";
+    hr.host = e->ep[e->current].host;
+    hr.port = e->ep[e->current].port;
+    hr.path = "/v3/watch";
+    hr.headers = ETCD_HEADERS;
+    hr.body = w->body;
+    hr.body_len = strlen(w->body);
+    hr.timeout_ms = e->timeout_ms;
+    hr.on_body = watch_body;
+    w->next = e->watches;
+    if (e->watches)
+        e->watches->prev = w;
+    e->watches = w;
+    rc = http_client_request(e->http, &hr, watch_done, w, &w->call);
+    if (rc != 0) {
+        watch_unlink_free(w);
+        return rc;
+    }
+    if (out)
+        *out = w;
+    return 0;
+}
+
+void etcd_watch_cancel(struct etcd_watch *w)
+{
+    watch_abort(w, MR_ECLOSED);
+}
+
+static void maybe_free(struct etcd *e)
+{
+    if (!e->closing || e->in_free || e->reqs || e->watches)
+        return;
+    for (size_t i = 0; i < e->n_ep; i++) {
+        mr_free(e->ep[i].url);
+        mr_free(e->ep[i].host);
+    }
+    mr_free(e);
+}
+
+void etcd_free(struct etcd *e)
+{
+    struct http_client *http = e->http;
+
+    e->closing = 1;
+    e->in_free = 1;
+    e->http = NULL;
+    /* Requests waiting between rounds hold no HTTP call: finish them here. */
+    for (struct etcd_req *r = e->reqs, *next; r; r = next) {
+        next = r->next;
+        if (r->backoff) {
+            uv_timer_stop(r->backoff);
+            uv_close((uv_handle_t *)r->backoff, backoff_closed);
+            r->backoff = NULL;
+            mr_seterr(r->errmsg, MR_ECLOSED, "etcd client closed");
+            finish(r, MR_ECLOSED, NULL);
+        }
+    }
+    for (struct etcd_watch *w = e->watches; w; w = w->next)
+        if (w->end_rc == 0)
+            w->end_rc = MR_ECLOSED;
+    /* Freeing the HTTP client cancels every call; their callbacks finish the
+     * remaining requests and watches with MR_ECLOSED, and the last one frees
+     * <e> (now, or later on the loop). */
+    http_client_free(http);
+    e->in_free = 0;
+    maybe_free(e);
+}

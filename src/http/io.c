@@ -1,0 +1,78 @@
+/* io.c -- the transport under every HTTP connection (see http_int.h).
+ *
+ * Plain TCP over libuv.  This is the only file that calls uv_read_start,
+ * uv_write, uv_shutdown and uv_close on a connection, so that TLS can be
+ * added here alone.
+ */
+#include "http_int.h"
+
+static void io_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct http__io *io = h->data;
+
+    (void)suggested;
+    buf->base = io->rbuf;
+    buf->len = HTTP__READ_BUF_LEN;
+}
+
+static void io_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct http__io *io = st->data;
+
+    (void)buf;
+    if (nread > 0) {
+        io->on_data(io, io->rbuf, (size_t)nread);
+        return;
+    }
+    /* 0 is EAGAIN in libuv's terms: nothing happened. */
+    if (nread < 0)
+        io->on_end(io, (int)nread);
+}
+
+int http__io_init(uv_loop_t *loop, struct http__io *io, void *owner, char *rbuf)
+{
+    int rc = uv_tcp_init(loop, &io->tcp);
+
+    if (rc != 0)
+        return rc;
+    io->tcp.data = io;
+    io->owner = owner;
+    io->rbuf = rbuf;
+    return 0;
+}
+
+int http__io_read_start(struct http__io *io)
+{
+    return uv_read_start((uv_stream_t *)&io->tcp, io_alloc_cb, io_read_cb);
+}
+
+void http__io_read_stop(struct http__io *io)
+{
+    uv_read_stop((uv_stream_t *)&io->tcp);
+}
+
+static void io_write_cb(uv_write_t *req, int status)
+{
+    struct http__write *w = req->data;
+
+    w->cb(w, status);
+}
+
+int http__io_write(struct http__io *io, struct http__write *w, const uv_buf_t *bufs,
+                   unsigned n_bufs, http__io_write_cb cb)
+{
+    w->io = io;
+    w->cb = cb;
+    w->req.data = w;
+    return uv_write(&w->req, (uv_stream_t *)&io->tcp, bufs, n_bufs, io_write_cb);
+}
+
+int http__io_shutdown(struct http__io *io, uv_shutdown_t *req, uv_shutdown_cb cb)
+{
+    return uv_shutdown(req, (uv_stream_t *)&io->tcp, cb);
+}
+
+void http__io_close(struct http__io *io, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&io->tcp, cb);
+}

@@ -1,0 +1,406 @@
+/* api.c -- the node's HTTP API: /v1/sql, /v1/status, /v1/digest, /healthz,
+ * /readyz, /metrics.  Request shapes are a public contract: docs/api.md. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "node_int.h"
+
+static const char *route_names[ROUTE_COUNT] = {"sql_read", "sql_write", "status", "digest",
+                                               "healthz",  "readyz",    "metrics", "other"};
+
+void node__format_token(char *out, size_t size, int64_t rev)
+{
+    snprintf(out, size, NODE_TOKEN_VERSION ".%lld", (long long)rev);
+}
+
+/* Strict: "1.<decimal rev>" and nothing else in this version. */
+static int parse_token(const char *s, int64_t *rev)
+{
+    if (strncmp(s, NODE_TOKEN_VERSION ".", 2) != 0)
+        return MR_EINVAL;
+    return mr_parse_i64(s + 2, 0, INT64_MAX, rev);
+}
+
+void sql_req_free(struct sql_req *r)
+{
+    mr_free(r->stmts);
+    json_decref(r->doc);
+    memset(r, 0, sizeof(*r));
+}
+
+void node__respond_json(struct node *n, struct http_exchange *ex, enum node_route route,
+                        int64_t start_us, int status, struct mr_buf *body, const char *headers)
+{
+    struct node_stats *st = &n->stats;
+
+    st->requests[route][status / 100 < 6 ? status / 100 : 5]++;
+    mr_hist_observe(&st->latency[route], (double)(mr_mono_us() - start_us) / 1e6);
+    http_respond(ex, status, "application/json", body->data ? body->data : "", body->len, headers);
+}
+
+void node__respond_error(struct node *n, struct http_exchange *ex, enum node_route route,
+                         int64_t start_us, int status, const char *code, const char *msg,
+                         const char *headers)
+{
+    struct mr_buf b;
+
+    mr_buf_init(&b);
+    mr_json_error(&b, code, msg);
+    node__respond_json(n, ex, route, start_us, status, &b, headers);
+    mr_buf_close(&b);
+}
+
+/* Parse and validate the JSON body of /v1/sql into <r>.  Unknown fields are
+ * refused: a misspelt "consistency" must not silently read stale data. */
+static int parse_sql_request(const struct http_request *hr, struct sql_req *r, char *err)
+{
+    json_error_t jerr;
+    json_t *stmts, *v;
+    const char *key;
+    const char *hdr_token = http_request_header(hr, "Meridian-Token");
+    const char *token = NULL;
+
+    memset(r, 0, sizeof(*r));
+    r->token_rev = -1;
+    r->doc = json_loadb(hr->body, hr->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (r->doc == NULL)
+        return mr_seterr(err, MR_EINVAL, "body is not valid JSON: %s (line %d, column %d)",
+                         jerr.text, jerr.line, jerr.column);
+    if (!json_is_object(r->doc))
+        return mr_seterr(err, MR_EINVAL, "body must be a JSON object with \"statements\"");
+    json_object_foreach(r->doc, key, v) {
+        if (strcmp(key, "statements") && strcmp(key, "consistency") && strcmp(key, "token") &&
+            strcmp(key, "idempotency_key"))
+            return mr_seterr(err, MR_EINVAL,
+                             "unknown field \"%s\" (expected statements, consistency, token, "
+                             "idempotency_key)", key);
+    }
+    stmts = json_object_get(r->doc, "statements");
+    if (!json_is_array(stmts) || json_array_size(stmts) == 0)
+        return mr_seterr(err, MR_EINVAL, "\"statements\" must be a non-empty array");
+    if (json_array_size(stmts) > STORE_MAX_STATEMENTS)
+        return mr_seterr(err, MR_EINVAL, "%zu statements: at most %d per request",
+                         json_array_size(stmts), STORE_MAX_STATEMENTS);
+    r->n_stmts = json_array_size(stmts);
+    r->stmts = mr_calloc(r->n_stmts, sizeof(*r->stmts));
+    for (size_t i = 0; i < r->n_stmts; i++) {
+        json_t *s = json_array_get(stmts, i), *sql, *params;
+        json_object_foreach(s, key, v) {
+            if (strcmp(key, "sql") && strcmp(key, "params"))
+                return mr_seterr(err, MR_EINVAL, "statement %zu: unknown field \"%s\" (expected sql, params)",
+                                 i + 1, key);
+        }
+        sql = json_object_get(s, "sql");
+        if (!json_is_string(sql))
+            return mr_seterr(err, MR_EINVAL, "statement %zu: \"sql\" must be a string", i + 1);
+        params = json_object_get(s, "params");
+        if (params && !json_is_array(params) && !json_is_object(params) && !json_is_null(params))
+            return mr_seterr(err, MR_EINVAL,
+                             "statement %zu: \"params\" must be an array or an object", i + 1);
+        r->stmts[i].sql = json_string_value(sql);
+        r->stmts[i].params = json_is_null(params) ? NULL : params;
+    }
+
+    v = json_object_get(r->doc, "token");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return mr_seterr(err, MR_EINVAL, "\"token\" must be a string");
+        token = json_string_value(v);
+    } else if (hdr_token && *hdr_token) {
+        token = hdr_token;
+    }
+    if (token && parse_token(token, &r->token_rev) != 0)
+        return mr_seterr(err, MR_EINVAL, "token \"%.64s\" is not a Meridian consistency token",
+                         token);
+
+    v = json_object_get(r->doc, "consistency");
+    r->consistency = token ? CONS_SESSION : CONS_EVENTUAL;
+    if (v && !json_is_null(v)) {
+        const char *c = json_string_value(v);
+        if (c == NULL)
+            return mr_seterr(err, MR_EINVAL, "\"consistency\" must be a string");
+        if (!strcmp(c, "eventual"))
+            r->consistency = CONS_EVENTUAL;
+        else if (!strcmp(c, "session"))
+            r->consistency = CONS_SESSION;
+        else if (!strcmp(c, "strong"))
+            r->consistency = CONS_STRONG;
+        else
+            return mr_seterr(err, MR_EINVAL,
+                             "unknown consistency \"%.32s\" (expected eventual, session or strong)", c);
+    }
+
+    v = json_object_get(r->doc, "idempotency_key");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > NODE_MAX_IDEM_KEY)
+            return mr_seterr(err, MR_EINVAL, "\"idempotency_key\" must be a string of 1 to %d bytes",
+                             NODE_MAX_IDEM_KEY);
+        r->idem_key = json_string_value(v);
+    }
+    return 0;
+}
+
+static const char *sql_error_code(int rc)
+{
+    switch (rc) {
+    case MR_ECONSTRAINT: return "constraint";
+    case MR_EDENIED: return "not_allowed";
+    case MR_ETOOBIG: return "too_large";
+    case MR_ESQL: return "sql_error";
+    default: return "invalid_request";
+    }
+}
+
+void node__serve_read(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                      int64_t start_us)
+{
+    char err[MR_ERRMSG_LEN];
+    char token[48], hdr[96];
+    struct mr_buf b;
+    int rc;
+
+    mr_buf_init(&b);
+    mr_buf_puts(&b, "{\"results\":");
+    rc = store_read(n->store, req->stmts, req->n_stmts, &b, err);
+    if (rc != 0) {
+        node__respond_error(n, ex, ROUTE_SQL_READ, start_us, rc == MR_ETOOBIG ? 413 : 400,
+                            sql_error_code(rc), err, NULL);
+        goto out;
+    }
+    n->stats.reads++;
+    node__format_token(token, sizeof(token), n->pos.rev);
+    snprintf(hdr, sizeof(hdr), "Meridian-Token: %s\r\n", token);
+    mr_buf_printf(&b, ",\"token\":\"%s\",\"region\":", token);
+    mr_json_cstr(&b, n->cfg->region);
+    mr_buf_printf(&b, ",\"consistency\":\"%s\",\"staleness_ms\":%lld,\"entries_behind\":%lld}",
+                  req->consistency == CONS_STRONG    ? "strong"
+                  : req->consistency == CONS_SESSION ? "session"
+                                                     : "eventual",
+                  (long long)node__staleness_ms(n), (long long)node__entries_behind(n));
+    node__respond_json(n, ex, ROUTE_SQL_READ, start_us, 200, &b, hdr);
+out:
+    mr_buf_close(&b);
+    sql_req_free(req);
+}
+
+static void handle_sql(struct node *n, struct http_exchange *ex, const struct http_request *hr)
+{
+    char err[MR_ERRMSG_LEN];
+    struct sql_req req;
+    int is_write = 0, rc;
+    int64_t start = hr->received_us;
+
+    if (strcmp(hr->method, "POST") != 0) {
+        node__respond_error(n, ex, ROUTE_OTHER, start, 405, "method_not_allowed",
+                            "use POST /v1/sql with a JSON body", "Allow: POST\r\n");
+        return;
+    }
+    rc = parse_sql_request(hr, &req, err);
+    if (rc == 0)
+        rc = store_check(n->store, req.stmts, req.n_stmts, &is_write, err);
+    if (rc != 0) {
+        node__respond_error(n, ex, ROUTE_SQL_READ, start, 400, rc == MR_EINVAL ? "invalid_request"
+                                                              : sql_error_code(rc), err, NULL);
+        sql_req_free(&req);
+        return;
+    }
+    if (is_write) {
+        node__submit_write(n, ex, &req, start);
+        return;
+    }
+    if (req.consistency == CONS_STRONG) {
+        node__wait_strong(n, ex, &req, start);
+        return;
+    }
+    if (req.consistency == CONS_SESSION && req.token_rev > n->pos.rev) {
+        node__wait_for_rev(n, ex, &req, req.token_rev, start);
+        return;
+    }
+    node__serve_read(n, ex, &req, start);
+}
+
+static void handle_status(struct node *n, struct http_exchange *ex, int64_t start)
+{
+    char why[MR_ERRMSG_LEN] = "";
+    int ready = node__ready(n, why, sizeof(why));
+    struct node_stats *s = &n->stats;
+    struct mr_buf b;
+    size_t i;
+
+    mr_buf_init(&b);
+    mr_buf_puts(&b, "{\"region\":");
+    mr_json_cstr(&b, n->cfg->region);
+    mr_buf_puts(&b, ",\"cluster\":");
+    mr_json_cstr(&b, n->cfg->cluster);
+    mr_buf_printf(&b, ",\"ready\":%s,\"not_ready_reason\":", ready ? "true" : "false");
+    if (ready)
+        mr_buf_puts(&b, "null");
+    else
+        mr_json_cstr(&b, why);
+    mr_buf_printf(&b,
+                  ",\"applied\":{\"rev\":%lld,\"version\":%lld,\"ts_ms\":%lld},"
+                  "\"head\":{\"rev\":%lld,\"version\":%lld},"
+                  "\"lag\":{\"entries\":%lld,\"staleness_ms\":%lld},",
+                  (long long)n->pos.rev, (long long)n->pos.version, (long long)n->pos.ts_ms,
+                  (long long)n->head_rev, (long long)n->head_version,
+                  (long long)node__entries_behind(n), (long long)node__staleness_ms(n));
+    mr_buf_puts(&b, "\"etcd\":{\"current_endpoint\":");
+    mr_json_cstr(&b, etcd_current_endpoint(n->etcd));
+    mr_buf_printf(&b, ",\"local_member_is_leader\":%s,\"members\":[",
+                  n->local_is_leader ? "true" : "false");
+    for (i = 0; i < etcd_n_endpoints(n->etcd); i++) {
+        const struct etcd_member_status *m = &n->members[i];
+        if (i)
+            mr_buf_putc(&b, ',');
+        mr_buf_puts(&b, "{\"endpoint\":");
+        mr_json_cstr(&b, m->endpoint);
+        mr_buf_printf(&b,
+                      ",\"reachable\":%s,\"member_id\":\"%" PRIx64 "\",\"is_leader\":%s,"
+                      "\"raft_index\":%lld,\"rtt_ms\":%.2f}",
+                      m->reachable ? "true" : "false", m->member_id,
+                      m->reachable && m->member_id == m->leader_id ? "true" : "false",
+                      (long long)m->raft_index, m->rtt_ms);
+    }
+    mr_buf_printf(&b,
+                  "]},\"counts\":{\"writes\":%llu,\"reads\":%llu,\"forwarded_writes\":%llu,"
+                  "\"idempotent_replays\":%llu,\"batches_applied\":%llu,\"txns_applied\":%llu,"
+                  "\"pending_writes\":%zu}}",
+                  (unsigned long long)s->writes, (unsigned long long)s->reads,
+                  (unsigned long long)s->forwarded_writes, (unsigned long long)s->idempotent_replays,
+                  (unsigned long long)s->batches_applied, (unsigned long long)s->txns_applied,
+                  n->n_pending);
+    node__respond_json(n, ex, ROUTE_STATUS, start, 200, &b, NULL);
+    mr_buf_close(&b);
+}
+
+static void handle_digest(struct node *n, struct http_exchange *ex, int64_t start)
+{
+    char err[MR_ERRMSG_LEN], digest[65];
+    struct mr_buf b;
+
+    if (store_digest(n->store, digest, err) != 0) {
+        node__respond_error(n, ex, ROUTE_DIGEST, start, 500, "internal", err, NULL);
+        return;
+    }
+    mr_buf_init(&b);
+    mr_buf_printf(&b, "{\"digest\":\"%s\",\"rev\":%lld,\"region\":", digest, (long long)n->pos.rev);
+    mr_json_cstr(&b, n->cfg->region);
+    mr_buf_putc(&b, '}');
+    node__respond_json(n, ex, ROUTE_DIGEST, start, 200, &b, NULL);
+    mr_buf_close(&b);
+}
+
+static void write_metrics(struct node *n, struct mr_buf *b)
+{
+    struct node_stats *s = &n->stats;
+    struct http_server_stats hs;
+    char labels[96];
+
+    mr_metric_header(b, "meridian_http_requests_total", "counter", "HTTP requests by route and status class");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        for (int c = 1; c <= 5; c++)
+            if (s->requests[r][c]) {
+                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%dxx\"", route_names[r], c);
+                mr_metric_u64(b, "meridian_http_requests_total", labels, s->requests[r][c]);
+            }
+    mr_metric_header(b, "meridian_http_request_duration_seconds", "histogram", "HTTP request latency by route");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        if (s->latency[r].count) {
+            snprintf(labels, sizeof(labels), "route=\"%s\"", route_names[r]);
+            mr_metric_hist(b, "meridian_http_request_duration_seconds", labels, &s->latency[r]);
+        }
+    http_server_stats(n->http, &hs);
+    mr_metric_header(b, "meridian_http_connections_open", "gauge", "open client connections");
+    mr_metric_u64(b, "meridian_http_connections_open", NULL, hs.connections_open);
+    mr_metric_header(b, "meridian_http_bad_requests_total", "counter", "malformed or oversized requests");
+    mr_metric_u64(b, "meridian_http_bad_requests_total", NULL, hs.bad_requests);
+
+    mr_metric_header(b, "meridian_applied_revision", "gauge", "log revision applied to the local replica");
+    mr_metric_u64(b, "meridian_applied_revision", NULL, (uint64_t)n->pos.rev);
+    mr_metric_header(b, "meridian_head_revision", "gauge", "latest log revision known from etcd");
+    mr_metric_u64(b, "meridian_head_revision", NULL, (uint64_t)n->head_rev);
+    mr_metric_header(b, "meridian_apply_lag_entries", "gauge", "log batches committed but not applied here");
+    mr_metric_u64(b, "meridian_apply_lag_entries", NULL, (uint64_t)node__entries_behind(n));
+    mr_metric_header(b, "meridian_apply_lag_ms", "gauge", "upper bound of the local replica's staleness");
+    mr_metric_u64(b, "meridian_apply_lag_ms", NULL, (uint64_t)node__staleness_ms(n));
+    mr_metric_header(b, "meridian_apply_delay_seconds", "histogram", "time from a batch's submission to its apply here");
+    mr_metric_hist(b, "meridian_apply_delay_seconds", NULL, &s->apply_lag_seconds);
+    mr_metric_header(b, "meridian_batch_txns", "histogram", "transactions per applied batch");
+    mr_metric_hist(b, "meridian_batch_txns", NULL, &s->batch_txns);
+    mr_metric_header(b, "meridian_etcd_put_seconds", "histogram", "etcd put round trip (group commit)");
+    mr_metric_hist(b, "meridian_etcd_put_seconds", NULL, &s->put_seconds);
+    mr_metric_header(b, "meridian_etcd_get_seconds", "histogram", "etcd linearizable read round trip");
+    mr_metric_hist(b, "meridian_etcd_get_seconds", NULL, &s->get_seconds);
+    mr_metric_header(b, "meridian_commit_seconds", "histogram", "write request to local apply");
+    mr_metric_hist(b, "meridian_commit_seconds", NULL, &s->commit_seconds);
+
+#define COUNTER(name, field, help)                         \
+    mr_metric_header(b, "meridian_" name, "counter", help); \
+    mr_metric_u64(b, "meridian_" name, NULL, s->field)
+    COUNTER("writes_total", writes, "write transactions submitted here");
+    COUNTER("reads_total", reads, "read requests served here");
+    COUNTER("forwarded_writes_total", forwarded_writes, "writes submitted while the etcd leader was in another region");
+    COUNTER("idempotent_replays_total", idempotent_replays, "writes answered with the first result of their idempotency key");
+    COUNTER("commit_unknown_total", commit_unknown, "writes answered 503 with an unknown outcome");
+    COUNTER("batches_put_total", batches_put, "batches written to etcd from here");
+    COUNTER("put_failures_total", put_failures, "batches whose etcd put failed for good");
+    COUNTER("batches_applied_total", batches_applied, "log batches applied here");
+    COUNTER("txns_applied_total", txns_applied, "transactions applied here");
+    COUNTER("read_waits_total", read_waits, "session or strong reads that waited for the replica");
+    COUNTER("read_wait_timeouts_total", read_wait_timeouts, "reads answered 503 because the replica did not catch up in time");
+    COUNTER("watch_restarts_total", watch_restarts, "etcd watch restarts");
+#undef COUNTER
+}
+
+void node__handle(struct http_exchange *ex, const struct http_request *hr, void *data)
+{
+    struct node *n = data;
+    int64_t start = hr->received_us;
+    struct mr_buf b;
+    char why[MR_ERRMSG_LEN];
+    int get = strcmp(hr->method, "GET") == 0 || strcmp(hr->method, "HEAD") == 0;
+
+    if (strcmp(hr->path, "/v1/sql") == 0) {
+        handle_sql(n, ex, hr);
+        return;
+    }
+    mr_buf_init(&b);
+    if (strcmp(hr->path, "/healthz") == 0 && get) {
+        mr_buf_puts(&b, "{\"status\":\"ok\"}");
+        node__respond_json(n, ex, ROUTE_HEALTHZ, start, 200, &b, NULL);
+    } else if (strcmp(hr->path, "/readyz") == 0 && get) {
+        if (node__ready(n, why, sizeof(why))) {
+            mr_buf_puts(&b, "{\"ready\":true}");
+            node__respond_json(n, ex, ROUTE_READYZ, start, 200, &b, NULL);
+        } else {
+            mr_buf_puts(&b, "{\"ready\":false,\"reason\":");
+            mr_json_cstr(&b, why);
+            mr_buf_putc(&b, '}');
+            node__respond_json(n, ex, ROUTE_READYZ, start, 503, &b, "Retry-After: 1\r\n");
+        }
+    } else if (strcmp(hr->path, "/metrics") == 0 && get) {
+        write_metrics(n, &b);
+        n->stats.requests[ROUTE_METRICS][2]++;
+        http_respond(ex, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
+    } else if (strcmp(hr->path, "/v1/status") == 0 && get) {
+        handle_status(n, ex, start);
+    } else if (strcmp(hr->path, "/v1/digest") == 0 && get) {
+        handle_digest(n, ex, start);
+    } else if (!strcmp(hr->path, "/healthz") || !strcmp(hr->path, "/readyz") ||
+               !strcmp(hr->path, "/metrics") || !strcmp(hr->path, "/v1/status") ||
+               !strcmp(hr->path, "/v1/digest")) {
+        node__respond_error(n, ex, ROUTE_OTHER, start, 405, "method_not_allowed",
+                            "this path answers GET only", "Allow: GET, HEAD\r\n");
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "no such path: %.200s (see docs/api.md)", hr->path);
+        node__respond_error(n, ex, ROUTE_OTHER, start, 404, "not_found", msg, NULL);
+    }
+    mr_buf_close(&b);
+}

@@ -1,0 +1,295 @@
+/* node.c -- the node's lifecycle and what it knows about etcd: the log
+ * head (probed every PROBE_MS with a linearizable read), member health
+ * (every STATUS_MS), freshness and readiness. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../common/alloc.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "node_int.h"
+
+#define PROBE_MS 100
+#define STATUS_MS 1000
+#define TICK_MS 20
+/* A watch that has delivered nothing for this long while the head is ahead
+ * of the replica is presumed stuck (a member cut off without noticing). */
+#define WATCH_STUCK_MS 3000
+
+int64_t node__staleness_ms(const struct node *n)
+{
+    int64_t now = mr_now_ms();
+    return now - (n->fresh_at_ms ? n->fresh_at_ms : n->started_ms);
+}
+
+int64_t node__entries_behind(const struct node *n)
+{
+    return n->head_version > n->pos.version ? n->head_version - n->pos.version : 0;
+}
+
+int node__ready(const struct node *n, char *why, size_t size)
+{
+    int64_t now = mr_now_ms();
+    int64_t stale = node__staleness_ms(n);
+
+    if (n->failed) {
+        snprintf(why, size, "failed: %s", n->fail_reason);
+        return 0;
+    }
+    if (n->stopping) {
+        snprintf(why, size, "shutting down");
+        return 0;
+    }
+    if (n->etcd_ok_ms == 0) {
+        snprintf(why, size, "starting: no answer from etcd yet%s%s", n->etcd_error[0] ? ": " : "",
+                 n->etcd_error);
+        return 0;
+    }
+    if (now - n->etcd_ok_ms > n->cfg->max_lag_ms) {
+        snprintf(why, size, "etcd unreachable for %lld ms: %s", (long long)(now - n->etcd_ok_ms),
+                 n->etcd_error);
+        return 0;
+    }
+    if (stale > n->cfg->max_lag_ms) {
+        snprintf(why, size, "replica %lld ms behind (%lld entries); limit max_lag is %lld ms",
+                 (long long)stale, (long long)node__entries_behind(n), (long long)n->cfg->max_lag_ms);
+        return 0;
+    }
+    return 1;
+}
+
+void node__note_applied(struct node *n)
+{
+    if (n->probe_head_rev > 0 && n->pos.rev >= n->probe_head_rev) {
+        if (n->probe_head_at_ms > n->fresh_at_ms)
+            n->fresh_at_ms = n->probe_head_at_ms;
+        n->probe_head_rev = 0;
+    }
+}
+
+static void on_probe(int rc, const struct etcd_kv *kv, int64_t header_rev, const char *errmsg,
+                     void *data)
+{
+    struct node *n = data;
+    int64_t now = mr_now_ms();
+    int64_t head = kv ? kv->mod_revision : 0;
+
+    (void)header_rev;
+    n->probe_inflight = 0;
+    if (rc != 0) {
+        snprintf(n->etcd_error, sizeof(n->etcd_error), "%s", errmsg ? errmsg : mr_strerror(rc));
+        return;
+    }
+    mr_hist_observe(&n->stats.get_seconds, (double)(now - n->probe_sent_ms) / 1e3);
+    n->etcd_ok_ms = now;
+    if (kv && head >= n->head_rev) {
+        n->head_rev = head;
+        n->head_version = kv->version;
+    }
+    if (n->pos.rev >= head) {
+        if (n->probe_sent_ms > n->fresh_at_ms)
+            n->fresh_at_ms = n->probe_sent_ms;
+    } else {
+        /* Fresh as of the probe once the replica reaches <head>. */
+        n->probe_head_rev = head;
+        n->probe_head_at_ms = n->probe_sent_ms;
+        if (n->watch && now - n->applied_at_ms > WATCH_STUCK_MS &&
+            now - n->watch_started_ms > WATCH_STUCK_MS) {
+            mr_log(MR_LOG_WARN, "apply", "log head is %lld, replica at %lld and the watch is silent: "
+                   "restarting it", (long long)head, (long long)n->pos.rev);
+            etcd_watch_cancel(n->watch);
+            etcd_failover(n->etcd, "silent watch");
+        }
+    }
+}
+
+struct status_ctx {
+    struct node *n;
+    size_t i;
+};
+
+static void on_status(int rc, const struct etcd_member_status *st, void *data)
+{
+    struct status_ctx *c = data;
+    struct node *n = c->n;
+
+    n->members[c->i] = *st;
+    if (c->i == 0)
+        n->local_is_leader = rc == 0 && st->member_id == st->leader_id;
+    n->status_inflight--;
+    mr_free(c);
+}
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    int64_t now = mr_now_ms();
+
+    if (!n->probe_inflight) {
+        n->probe_inflight = 1;
+        n->probe_sent_ms = now;
+        if (etcd_get(n->etcd, n->log_key, 1000, on_probe, n) != 0)
+            n->probe_inflight = 0;
+    }
+    if (n->status_inflight == 0 && now - n->last_status_ms >= STATUS_MS) {
+        n->last_status_ms = now;
+        for (size_t i = 0; i < etcd_n_endpoints(n->etcd); i++) {
+            struct status_ctx *c = mr_malloc(sizeof(*c));
+            c->n = n;
+            c->i = i;
+            n->status_inflight++;
+            if (etcd_status(n->etcd, i, on_status, c) != 0) {
+                n->status_inflight--;
+                mr_free(c);
+            }
+        }
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    int64_t now = mr_mono_us();
+
+    if (n->failed) {
+        node_stop(n);
+        return;
+    }
+    node__commit_expire(n, now);
+    node__waits_expire(n, now);
+}
+
+static int split_listen(const char *listen, char *host, size_t size, int *port, char *err)
+{
+    const char *colon = strrchr(listen, ':');
+    int64_t p;
+
+    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= size ||
+        mr_parse_i64(colon + 1, 0, 65535, &p) != 0)
+        return mr_seterr(err, MR_ECONFIG, "listen: expected host:port, found '%s'", listen);
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+static void init_stats(struct node_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        mr_hist_init(&s->latency[r], mr_hist_latency_bounds, mr_hist_latency_n);
+    mr_hist_init(&s->batch_txns, mr_hist_size_bounds, mr_hist_size_n);
+    mr_hist_init(&s->put_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+    mr_hist_init(&s->get_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+    mr_hist_init(&s->commit_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+    mr_hist_init(&s->apply_lag_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+}
+
+int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, char *err)
+{
+    struct http_server_opts hopts;
+    struct store_opts sopts;
+    struct node *n;
+    char host[256], *dbpath;
+    int port, rc;
+
+    rc = split_listen(cfg->listen, host, sizeof(host), &port, err);
+    if (rc != 0)
+        return rc;
+    if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST)
+        return mr_seterr(err, MR_EIO, "data_dir %s: %s", cfg->data_dir, strerror(errno));
+
+    n = mr_calloc(1, sizeof(*n));
+    n->loop = loop;
+    n->cfg = cfg;
+    n->started_ms = mr_now_ms();
+    init_stats(&n->stats);
+    snprintf(n->log_key, sizeof(n->log_key), "/meridian/%s/log", cfg->cluster);
+    snprintf(n->txn_prefix, sizeof(n->txn_prefix), "%s.%08" PRIx64 ".", cfg->region,
+             mr_random64() & 0xffffffffu);
+
+    store_opts_default(&sopts);
+    sopts.idempotency_window_ms = cfg->idempotency_window_ms;
+    sopts.max_rows = cfg->max_rows;
+    dbpath = mr_asprintf("%s/meridian.db", cfg->data_dir);
+    rc = store_open(dbpath, &sopts, &n->store, err);
+    mr_free(dbpath);
+    if (rc != 0)
+        goto err_after_alloc;
+    store_position(n->store, &n->pos);
+
+    rc = etcd_new(loop, cfg->etcd, (uint64_t)cfg->etcd_timeout_ms, &n->etcd, err);
+    if (rc != 0)
+        goto err_after_store;
+
+    http_server_opts_default(&hopts);
+    hopts.max_body_bytes = (size_t)cfg->max_body;
+    hopts.max_connections = (size_t)cfg->max_connections;
+    hopts.server_name = "meridian-node";
+    rc = http_server_start(loop, host, port, &hopts, node__handle, n, &n->http, err);
+    if (rc != 0) {
+        mr_wraperr(err, rc, "listen on %s", cfg->listen);
+        goto err_after_etcd;
+    }
+
+    node__commit_init(n);
+    node__apply_start(n);
+    uv_timer_init(loop, &n->probe_timer);
+    n->probe_timer.data = n;
+    uv_timer_start(&n->probe_timer, on_probe_timer, 0, PROBE_MS);
+    uv_timer_init(loop, &n->tick);
+    n->tick.data = n;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    mr_log(MR_LOG_INFO, "node", "region %s serving on %s:%d, applied revision %lld, etcd %s",
+           cfg->region, host, http_server_port(n->http), (long long)n->pos.rev, cfg->etcd);
+    *out = n;
+    return 0;
+
+err_after_etcd:
+    etcd_free(n->etcd);
+err_after_store:
+    store_close(n->store);
+err_after_alloc:
+    mr_free(n);
+    return rc;
+}
+
+int node_port(const struct node *n)
+{
+    return http_server_port(n->http);
+}
+
+int node_failed(const struct node *n, const char **why)
+{
+    if (why)
+        *why = n->fail_reason;
+    return n->failed;
+}
+
+void node_stop(struct node *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = 1;
+    mr_log(MR_LOG_INFO, "node", "stopping at applied revision %lld", (long long)n->pos.rev);
+    uv_timer_stop(&n->probe_timer);
+    uv_close((uv_handle_t *)&n->probe_timer, NULL);
+    uv_timer_stop(&n->tick);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    node__commit_close(n);
+    node__apply_close(n);
+    http_server_close(n->http);
+    n->http = NULL;
+    etcd_free(n->etcd);
+    n->etcd = NULL;
+}
+
+void node_free(struct node *n)
+{
+    node__commit_free(n);
+    store_close(n->store);
+    mr_free(n);
+}

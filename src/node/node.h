@@ -1,0 +1,39 @@
+/* node.h -- `meridian node`: one region's node of the global SQL database.
+ *
+ * A node serves the SQL API of its region (src/node/api.c), submits write
+ * transactions to the etcd-ordered log in batches (commit.c), applies the
+ * log from an etcd watch to its SQLite replica (apply.c), and answers reads
+ * at the consistency each request asks for.  Everything runs on one libuv
+ * loop.  See docs/architecture.md and docs/api.md.
+ */
+#ifndef MR_NODE_H
+#define MR_NODE_H
+
+#include <uv.h>
+
+#include "node_cfg.h"
+
+struct node;
+
+/* Open the store, connect to etcd, bind the HTTP API and start applying.
+ * <cfg> must stay valid for the node's life.  On failure nothing is left
+ * open or bound and <err> says why. */
+int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, char *err)
+    __attribute__((warn_unused_result));
+
+/* Begin a clean shutdown: stop accepting, answer waiting requests with 503,
+ * close etcd and every handle; the loop then runs out.  Idempotent. */
+void node_stop(struct node *n);
+
+/* Free the node after node_stop, once uv_run has returned (every callback
+ * has run by then).  Closes the store. */
+void node_free(struct node *n);
+
+/* Non-zero once the node hit an error it cannot continue from (the store
+ * failed, or the log was compacted past its position); <why> is set. */
+int node_failed(const struct node *n, const char **why);
+
+/* The port the HTTP API is bound to. */
+int node_port(const struct node *n);
+
+#endif

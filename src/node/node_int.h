@@ -1,0 +1,192 @@
+/* node_int.h -- what the files of src/node/ share; not for other modules.
+ *
+ * Token format (opaque to clients, documented in docs/api.md):
+ *     "1.<rev>"   the log revision whose effects the reader must see.
+ * Later data paths (global tables) append ".<more>" fields; a parser reads
+ * the fields it knows and rejects anything else in this version.
+ *
+ * Log entry format (the value of the etcd key /meridian/<cluster>/log; one
+ * put per batch, its mod_revision is the batch's log position):
+ *     {"v":1,"id":"<batch id>","origin":"<region>","ts":<ms>,
+ *      "txns":[{"id":"<txn id>","key":"<idempotency key>"|null,"time":<ms>,
+ *               "seed":"<u64>","stmts":[{"sql":"...","params":[...]|{...}|null}]}]}
+ * Txn ids are "<region>.<boot nonce>.<counter>": unique across restarts.
+ */
+#ifndef MR_NODE_INT_H
+#define MR_NODE_INT_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../common/buf.h"
+#include "../common/err.h"
+#include "../common/metrics.h"
+#include "../etcd/etcd.h"
+#include "../http/http.h"
+#include "../sql/store.h"
+#include "node.h"
+
+#define NODE_TOKEN_VERSION "1"
+#define NODE_MAX_IDEM_KEY 128
+#define NODE_MAX_INFLIGHT_PUTS 4
+
+enum node_route {
+    ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
+    ROUTE_METRICS, ROUTE_OTHER, ROUTE_COUNT
+};
+
+/* A parsed /v1/sql request.  Owns <doc>; <stmts> point into it. */
+struct sql_req {
+    json_t *doc;
+    struct store_stmt *stmts;
+    size_t n_stmts;
+    enum { CONS_EVENTUAL, CONS_SESSION, CONS_STRONG } consistency;
+    int64_t token_rev;          /* -1: no token */
+    const char *idem_key;
+};
+void sql_req_free(struct sql_req *r);
+
+/* A write waiting for its transaction to come back through the log. */
+struct pending_write {
+    uint64_t counter;                 /* the txn id's counter */
+    struct http_exchange *ex;
+    int64_t start_us;
+    int64_t deadline_us;
+    struct pending_write *hnext;      /* hash chain */
+    struct pending_write *prev, *next;/* deadline order (FIFO) */
+};
+
+/* A read waiting until the replica has applied <need_rev>. */
+struct read_wait {
+    struct http_exchange *ex;
+    struct sql_req req;
+    int64_t need_rev;                 /* -1: strong read, revision not known yet */
+    int64_t start_us;
+    int64_t deadline_us;
+    int check_future;                 /* token beyond the known head: confirm with etcd */
+    struct read_wait *prev, *next;
+};
+
+/* A batch (group commit): being filled, sealed and waiting, or being put. */
+struct batch {
+    struct node *n;
+    struct mr_buf json;
+    uint64_t *counters;
+    size_t n_txns, cap;
+    int64_t put_start_us;
+    struct batch *next;               /* sealed queue */
+};
+
+struct node_stats {
+    uint64_t requests[ROUTE_COUNT][6];   /* by route and status class 1xx..5xx (index 1..5) */
+    struct mr_hist latency[ROUTE_COUNT];
+    struct mr_hist batch_txns;           /* txns per applied batch */
+    struct mr_hist put_seconds;          /* etcd put round trip */
+    struct mr_hist get_seconds;          /* etcd linearizable get round trip */
+    struct mr_hist commit_seconds;       /* write: request to local apply */
+    struct mr_hist apply_lag_seconds;    /* batch submit time to local apply */
+    uint64_t writes, reads, forwarded_writes, idempotent_replays, commit_unknown;
+    uint64_t batches_applied, txns_applied, batches_put, put_failures;
+    uint64_t read_waits, read_wait_timeouts, watch_restarts;
+};
+
+struct node {
+    uv_loop_t *loop;
+    const struct node_cfg *cfg;
+    struct store *store;
+    struct etcd *etcd;
+    struct http_server *http;
+    char log_key[256];
+    char txn_prefix[96];          /* "<region>.<nonce>." */
+    uint64_t next_counter;
+    uint64_t next_batch;
+
+    /* commit.c */
+    struct batch *filling;            /* NULL when no transaction waits */
+    struct batch *sealed_head, *sealed_tail;
+    int inflight_puts;
+    struct pending_write **pending;   /* hash on counter */
+    size_t pending_buckets, n_pending;
+    struct pending_write *pend_head, *pend_tail;
+
+    /* apply.c */
+    struct etcd_watch *watch;
+    int64_t watch_started_ms;
+    uv_timer_t watch_retry;
+    struct read_wait *waits_head, *waits_tail;
+    struct read_wait *strong_head, *strong_tail;   /* strong reads needing a revision */
+    int strong_get_inflight;
+    struct store_position pos;        /* cached store_position */
+    int64_t applied_at_ms;            /* wall time of the last apply */
+
+    /* node.c: what etcd told us about the log's head */
+    uv_timer_t probe_timer;
+    int probe_inflight, status_inflight;
+    int64_t head_rev, head_version;   /* latest log batch known to exist */
+    int64_t fresh_at_ms;              /* replica known complete at this time */
+    int64_t etcd_ok_ms;               /* last successful etcd answer */
+    char etcd_error[MR_ERRMSG_LEN];
+    int64_t last_status_ms;
+    struct etcd_member_status members[ETCD_MAX_ENDPOINTS];
+    int local_is_leader;
+
+    int64_t probe_sent_ms;            /* when the probe in flight was sent */
+    int64_t probe_head_rev;           /* head seen by a probe, not yet applied */
+    int64_t probe_head_at_ms;         /* when that probe was sent */
+    int64_t started_ms;
+
+    uv_timer_t tick;                  /* deadlines of waiting requests */
+    uv_check_t flush_check;           /* seals the batch after each loop turn */
+    int stopping;
+    int failed;
+    char fail_reason[MR_ERRMSG_LEN];
+
+    struct node_stats stats;
+};
+
+/* api.c */
+void node__handle(struct http_exchange *ex, const struct http_request *req, void *data);
+void node__respond_json(struct node *n, struct http_exchange *ex, enum node_route route,
+                        int64_t start_us, int status, struct mr_buf *body, const char *headers);
+void node__respond_error(struct node *n, struct http_exchange *ex, enum node_route route,
+                         int64_t start_us, int status, const char *code, const char *msg,
+                         const char *headers);
+/* Answer a read now from the local replica. */
+void node__serve_read(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                      int64_t start_us);
+void node__format_token(char *out, size_t size, int64_t rev);
+
+/* commit.c */
+void node__submit_write(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                        int64_t start_us);
+void node__commit_init(struct node *n);
+void node__commit_close(struct node *n);
+void node__commit_free(struct node *n);
+/* A transaction of ours came back through the log. */
+void node__txn_applied(struct node *n, const struct store_txn *txn, int rc, const char *result,
+                       size_t len, int replayed, int64_t rev);
+void node__commit_expire(struct node *n, int64_t now_us);
+/* Seal the filling batch and start puts while fewer than the maximum fly. */
+void node__commit_flush(struct node *n);
+
+/* apply.c */
+void node__apply_start(struct node *n);
+void node__apply_close(struct node *n);
+void node__wait_for_rev(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                        int64_t need_rev, int64_t start_us);
+void node__wait_strong(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                       int64_t start_us);
+void node__waits_expire(struct node *n, int64_t now_us);
+void node__fail(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* node.c */
+/* Staleness bound of the local replica in ms, and batches known to be missing. */
+int64_t node__staleness_ms(const struct node *n);
+int64_t node__entries_behind(const struct node *n);
+/* 1 when ready; else 0 and <why> says what is wrong. */
+int node__ready(const struct node *n, char *why, size_t size);
+/* The replica reached <rev>: update freshness from probes. */
+void node__note_applied(struct node *n);
+
+#endif

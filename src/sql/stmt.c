@@ -1,0 +1,900 @@
+/* stmt.c -- statements of user SQL: the per-connection cache, the authorizer
+ * that enforces the determinism rules of store.h, parameter binding, and
+ * stepping a statement into result JSON.
+ *
+ * The authorizer runs when a statement is prepared, and again if
+ * sqlite3_step re-prepares it after a schema change.  At prepare time we do
+ * not know yet whether the statement writes (sqlite3_stmt_readonly needs the
+ * prepared statement), so on the read connection what only writes may not
+ * do is recorded and judged afterwards; the verdict is cached with the
+ * statement.  On the apply connection everything is judged at once: every
+ * statement there belongs to a transaction that writes.
+ *
+ * Depends on SQLite, jansson and src/common.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/alloc.h"
+#include "../common/json.h"
+#include "../common/util.h"
+#include "store_int.h"
+
+/* Authorizer ------------------------------------------------------------- */
+
+/* Read-only introspection pragmas a read may use (no pragma in writes). */
+static const char *const allowed_pragmas[] = {
+    "table_info", "table_xinfo", "index_list", "index_info", "foreign_key_list", "table_list",
+};
+
+/* Virtual table modules a write may create: their contents depend only on
+ * the rows written (dbstat, sqlite_stmt... describe the replica itself). */
+static const char *const allowed_modules[] = {
+    "fts3", "fts4", "fts5", "fts5vocab", "rtree", "rtree_i32",
+};
+
+struct fn_rule {
+    const char *name;
+    const char *why;
+};
+
+/* Functions refused in a transaction that writes: their value differs
+ * between replicas. */
+static const struct fn_rule nondet_fns[] = {
+    {"changes", "is not deterministic across replicas: use RETURNING"},
+    {"total_changes", "is not deterministic across replicas: use RETURNING"},
+    {"last_insert_rowid", "is not deterministic across replicas: use RETURNING"},
+    {"sqlite_version", "depends on the SQLite build, which may differ between replicas"},
+    {"sqlite_source_id", "depends on the SQLite build, which may differ between replicas"},
+    {"sqlite_compileoption_get", "depends on the SQLite build, which may differ between replicas"},
+    {"sqlite_compileoption_used", "depends on the SQLite build, which may differ between replicas"},
+    {"sqlite_offset", "depends on each replica's file layout"},
+};
+
+/* Virtual tables refused in a transaction that writes (besides pragma_*). */
+static const char *const nondet_tables[] = {"dbstat", "sqlite_dbpage", "sqlite_stmt"};
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+    if (name == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(name, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_internal_name(const char *name)
+{
+    return name != NULL && strncasecmp(name, "_meridian_", 10) == 0;
+}
+
+static int deny(struct store_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int deny(struct store_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    /* The first refusal is the one the statement is reported for. */
+    if (!c->obs.denied) {
+        c->obs.denied = 1;
+        va_start(ap, fmt);
+        vsnprintf(c->obs.msg, sizeof(c->obs.msg), fmt, ap);
+        va_end(ap);
+    }
+    return SQLITE_DENY;
+}
+
+/* Something only a transaction that writes may not do. */
+static int soft(struct store_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int soft(struct store_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[sizeof(c->obs.soft)];
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->role == STORE_CONN_APPLY)
+        return deny(c, "%s", msg);
+    if (c->obs.soft[0] == '\0')
+        memcpy(c->obs.soft, msg, sizeof(msg));
+    return SQLITE_OK;
+}
+
+static int authorize(void *ud, int action, const char *a1, const char *a2, const char *dbname,
+                     const char *ctx)
+{
+    struct store_conn *c = ud;
+
+    if (c->internal)
+        return SQLITE_OK;
+    switch (action) {
+    case SQLITE_ATTACH:
+        return deny(c, "ATTACH is not allowed");
+    case SQLITE_DETACH:
+        return deny(c, "DETACH is not allowed");
+    case SQLITE_TRANSACTION:
+        return deny(c, "transaction control (%s) is not allowed: a request is one transaction",
+                    a1 ? a1 : "?");
+    case SQLITE_SAVEPOINT:
+        return deny(c, "SAVEPOINT/RELEASE is not allowed: a request is one transaction");
+    case SQLITE_PRAGMA:
+        if (c->role == STORE_CONN_READ &&
+            in_list(a1, allowed_pragmas, sizeof(allowed_pragmas) / sizeof(allowed_pragmas[0])) &&
+            (dbname == NULL || strcasecmp(dbname, "main") == 0)) {
+            c->obs.pragma = 1;
+            return SQLITE_OK;
+        }
+        return deny(c, "PRAGMA %s is not allowed", a1 ? a1 : "?");
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+        return deny(c, "TEMP objects are not allowed: they would exist on one connection only");
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+        if (is_internal_name(a1))
+            return deny(c, "writing internal table %s is not allowed", a1);
+        return SQLITE_OK;
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TRIGGER:
+        /* a1 is the index or trigger, a2 its table. */
+        if (is_internal_name(a1) || is_internal_name(a2))
+            return deny(c, "DDL on internal table %s is not allowed",
+                        is_internal_name(a2) ? a2 : a1);
+        return SQLITE_OK;
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_VIEW:
+        if (is_internal_name(a1))
+            return deny(c, "DDL on internal table %s is not allowed", a1);
+        return SQLITE_OK;
+    case SQLITE_ALTER_TABLE:
+        if (is_internal_name(a2))
+            return deny(c, "DDL on internal table %s is not allowed", a2);
+        return SQLITE_OK;
+    case SQLITE_CREATE_VTABLE:
+        if (is_internal_name(a1))
+            return deny(c, "DDL on internal table %s is not allowed", a1);
+        if (!in_list(a2, allowed_modules, sizeof(allowed_modules) / sizeof(allowed_modules[0])))
+            return deny(c, "virtual table module %s is not allowed", a2 ? a2 : "?");
+        return SQLITE_OK;
+    case SQLITE_DROP_VTABLE:
+        if (is_internal_name(a1))
+            return deny(c, "DDL on internal table %s is not allowed", a1);
+        return SQLITE_OK;
+    case SQLITE_READ:
+        /* Writes may not read the internal tables: besides keeping them
+         * private, this stops a foreign key from a user table to one of them
+         * (the child insert must read the parent), which could otherwise
+         * make our own pruning fail on every replica forever. */
+        if (is_internal_name(a1))
+            return soft(c, "internal table %s cannot be read in a transaction that writes", a1);
+        if (a1 != NULL && (strncasecmp(a1, "pragma_", 7) == 0 ||
+                           in_list(a1, nondet_tables,
+                                   sizeof(nondet_tables) / sizeof(nondet_tables[0]))))
+            return soft(c, "%s describes this replica, not the data: not allowed in a "
+                           "transaction that writes", a1);
+        return SQLITE_OK;
+    case SQLITE_FUNCTION:
+        /* a2 is the function's name as defined (lower case). */
+        if (a2 != NULL && (strcasecmp(a2, "load_extension") == 0 ||
+                           strcasecmp(a2, "fts3_tokenizer") == 0))
+            return deny(c, "function %s() is not allowed", a2);
+        for (size_t i = 0; a2 != NULL && i < sizeof(nondet_fns) / sizeof(nondet_fns[0]); i++)
+            if (strcasecmp(a2, nondet_fns[i].name) == 0)
+                return soft(c, "function %s() %s", nondet_fns[i].name, nondet_fns[i].why);
+        return SQLITE_OK;
+    default:
+        (void)ctx;
+        return SQLITE_OK;
+    }
+}
+
+static void obs_reset(struct store_obs *o)
+{
+    o->denied = 0;
+    o->pragma = 0;
+    o->soft[0] = '\0';
+    o->msg[0] = '\0';
+}
+
+/* Connection and cache ----------------------------------------------------- */
+
+void store__conn_init(struct store_conn *c, struct store *s, sqlite3 *db, enum store_role role,
+                      size_t max_cached)
+{
+    size_t nb = 16;
+
+    memset(c, 0, sizeof(*c));
+    c->s = s;
+    c->db = db;
+    c->role = role;
+    c->max_cached = max_cached;
+    while (nb < 2 * max_cached)
+        nb *= 2;
+    c->n_buckets = nb;
+    c->buckets = mr_calloc(nb, sizeof(*c->buckets));
+    c->lru.next = c->lru.prev = &c->lru;
+    obs_reset(&c->obs);
+    sqlite3_set_authorizer(db, authorize, c);
+}
+
+static void cstmt_free(struct store_cstmt *cs)
+{
+    sqlite3_finalize(cs->stmt);
+    mr_free(cs->sql);
+    mr_free(cs->soft);
+    mr_free(cs);
+}
+
+static void lru_unlink(struct store_cstmt *cs)
+{
+    cs->prev->next = cs->next;
+    cs->next->prev = cs->prev;
+}
+
+static void lru_push_front(struct store_conn *c, struct store_cstmt *cs)
+{
+    cs->next = c->lru.next;
+    cs->prev = &c->lru;
+    c->lru.next->prev = cs;
+    c->lru.next = cs;
+}
+
+static void hash_remove(struct store_conn *c, struct store_cstmt *cs)
+{
+    struct store_cstmt **pp = &c->buckets[cs->hash & (c->n_buckets - 1)];
+
+    while (*pp != cs)
+        pp = &(*pp)->hnext;
+    *pp = cs->hnext;
+}
+
+void store__conn_close(struct store_conn *c)
+{
+    struct store_cstmt *cs, *next;
+
+    if (c->db == NULL)
+        return;
+    for (cs = c->lru.next; cs != &c->lru; cs = next) {
+        next = cs->next;
+        cstmt_free(cs);
+    }
+    mr_free(c->buckets);
+    c->buckets = NULL;
+    /* sqlite3_close (not _v2) so that a statement we leaked shows up as
+     * SQLITE_BUSY in tests rather than keeping the file open silently. */
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+/* FNV-1a: the keys are short SQL texts, and this is on every read. */
+static uint64_t hash_sql(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct store_cstmt *cache_find(struct store_conn *c, const char *sql, size_t len,
+                                      uint64_t h)
+{
+    struct store_cstmt *cs;
+
+    for (cs = c->buckets[h & (c->n_buckets - 1)]; cs != NULL; cs = cs->hnext)
+        if (cs->hash == h && cs->len == len && memcmp(cs->sql, sql, len) == 0)
+            return cs;
+    return NULL;
+}
+
+static void cache_insert(struct store_conn *c, struct store_cstmt *cs)
+{
+    struct store_cstmt **b;
+
+    if (c->n_cached >= c->max_cached) {
+        /* Evict the least recently used.  Statements are used one at a time
+         * and released before the next is acquired, so it is idle. */
+        struct store_cstmt *old = c->lru.prev;
+        lru_unlink(old);
+        hash_remove(c, old);
+        c->n_cached--;
+        cstmt_free(old);
+    }
+    b = &c->buckets[cs->hash & (c->n_buckets - 1)];
+    cs->hnext = *b;
+    *b = cs;
+    lru_push_front(c, cs);
+    cs->cached = 1;
+    c->n_cached++;
+}
+
+/* Skip whitespace, semicolons and comments; returns the first other byte. */
+static const char *skip_blank(const char *p, const char *end)
+{
+    while (p < end) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v' ||
+            *p == ';') {
+            p++;
+        } else if (p + 1 < end && p[0] == '-' && p[1] == '-') {
+            while (p < end && *p != '\n')
+                p++;
+        } else if (p + 1 < end && p[0] == '/' && p[1] == '*') {
+            p += 2;
+            while (p + 1 < end && !(p[0] == '*' && p[1] == '/'))
+                p++;
+            p = p + 1 < end ? p + 2 : end;
+        } else {
+            break;
+        }
+    }
+    return p;
+}
+
+/* Is the first keyword of <p> <kw>? */
+static int leading_keyword(const char *p, const char *end, const char *kw)
+{
+    size_t n = strlen(kw);
+
+    p = skip_blank(p, end);
+    if ((size_t)(end - p) < n || strncasecmp(p, kw, n) != 0)
+        return 0;
+    p += n;
+    return p == end || !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                         (*p >= '0' && *p <= '9') || *p == '_' || (unsigned char)*p >= 0x80);
+}
+
+static int contains_ci(const char *p, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+
+    for (size_t i = 0; i + m <= n; i++)
+        if (strncasecmp(p + i, needle, m) == 0)
+            return 1;
+    return 0;
+}
+
+/* Refusals the authorizer cannot make: VACUUM has no authorizer action, and
+ * ALTER TABLE ... RENAME TO shows the authorizer only the old name. */
+static int precheck(struct store_conn *c, size_t idx, const char *sql, size_t len, char *err)
+{
+    const char *end = sql + len;
+
+    if (leading_keyword(sql, end, "VACUUM"))
+        return mr_seterr(err, MR_EDENIED, "statement %zu: VACUUM is not allowed", idx);
+    if (leading_keyword(sql, end, "ALTER") && contains_ci(sql, len, "_meridian_"))
+        return mr_seterr(err, MR_EDENIED,
+                         "statement %zu: DDL on internal tables (_meridian_*) is not allowed", idx);
+    (void)c;
+    return 0;
+}
+
+int store__stmt_acquire(struct store_conn *c, size_t idx, const char *sql,
+                        struct store_cstmt **out, char *err)
+{
+    struct store_cstmt *cs;
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    size_t len;
+    uint64_t h;
+    int rc;
+
+    if (sql == NULL)
+        return mr_seterr(err, MR_EINVAL, "statement %zu: no SQL", idx);
+    len = strnlen(sql, STORE_MAX_SQL_BYTES + 1);
+    if (len > STORE_MAX_SQL_BYTES)
+        return mr_seterr(err, MR_EINVAL, "statement %zu: SQL longer than %d bytes", idx,
+                         STORE_MAX_SQL_BYTES);
+    h = hash_sql(sql, len);
+    if (c->max_cached > 0 && (cs = cache_find(c, sql, len, h)) != NULL) {
+        lru_unlink(cs);
+        lru_push_front(c, cs);
+        *out = cs;
+        return 0;
+    }
+
+    rc = precheck(c, idx, sql, len, err);
+    if (rc != 0)
+        return rc;
+    obs_reset(&c->obs);
+    rc = sqlite3_prepare_v3(c->db, sql, (int)len, c->max_cached > 0 ? SQLITE_PREPARE_PERSISTENT : 0,
+                            &st, &tail);
+    if (c->obs.denied) {
+        /* Whatever SQLite reports ("not authorized"), our reason is the one
+         * the client can act on. */
+        sqlite3_finalize(st);
+        return mr_seterr(err, MR_EDENIED, "statement %zu: %s", idx, c->obs.msg);
+    }
+    if (rc != SQLITE_OK) {
+        int mrc = store__map_rc(rc);
+        sqlite3_finalize(st);
+        return mr_seterr(err, store__is_fatal(mrc) ? mrc : MR_ESQL, "statement %zu: %s", idx,
+                         sqlite3_errmsg(c->db));
+    }
+    if (st == NULL)
+        return mr_seterr(err, MR_EINVAL, "statement %zu: empty SQL", idx);
+    if (tail != NULL && skip_blank(tail, sql + len) != sql + len) {
+        sqlite3_finalize(st);
+        return mr_seterr(err, MR_EINVAL,
+                         "statement %zu: one SQL statement per text: found more after the first",
+                         idx);
+    }
+    if (sqlite3_bind_parameter_count(st) > STORE_MAX_PARAMS) {
+        sqlite3_finalize(st);
+        return mr_seterr(err, MR_EINVAL, "statement %zu: more than %d parameters", idx,
+                         STORE_MAX_PARAMS);
+    }
+
+    cs = mr_calloc(1, sizeof(*cs));
+    cs->stmt = st;
+    cs->len = len;
+    cs->hash = h;
+    cs->explain = sqlite3_stmt_isexplain(st) != 0;
+    /* EXPLAIN of a write reports "not read-only" but executes nothing. */
+    cs->writes = !sqlite3_stmt_readonly(st) && !cs->explain;
+    cs->pragma = c->obs.pragma;
+    if (c->obs.soft[0] != '\0')
+        cs->soft = mr_strdup(c->obs.soft);
+    if (c->role == STORE_CONN_APPLY && cs->explain) {
+        cstmt_free(cs);
+        return mr_seterr(err, MR_EDENIED,
+                         "statement %zu: EXPLAIN is not allowed in a transaction that writes", idx);
+    }
+    if (cs->writes && cs->soft != NULL) {
+        /* Read connection (store_check): this statement writes, so what it
+         * may only do in a read is refused now. */
+        mr_seterr(err, MR_EDENIED, "statement %zu: %s", idx, cs->soft);
+        cstmt_free(cs);
+        return MR_EDENIED;
+    }
+    if (c->max_cached > 0) {
+        cs->sql = mr_strndup(sql, len);
+        cache_insert(c, cs);
+    }
+    *out = cs;
+    return 0;
+}
+
+void store__stmt_release(struct store_conn *c, struct store_cstmt *cs)
+{
+    if (cs == NULL)
+        return;
+    if (!cs->cached) {
+        cstmt_free(cs);
+        return;
+    }
+    /* Bindings point into the caller's JSON (SQLITE_STATIC): drop them
+     * before the caller frees it. */
+    sqlite3_reset(cs->stmt);
+    sqlite3_clear_bindings(cs->stmt);
+    (void)c;
+}
+
+/* Binding ------------------------------------------------------------------ */
+
+/* <where> is "parameter 3" or "parameter :x" */
+static int bind_value(sqlite3_stmt *st, int i, json_t *v, size_t idx, const char *where, char *err)
+{
+    int rc;
+
+    switch (json_typeof(v)) {
+    case JSON_NULL:
+        rc = sqlite3_bind_null(st, i);
+        break;
+    case JSON_TRUE:
+        rc = sqlite3_bind_int(st, i, 1);
+        break;
+    case JSON_FALSE:
+        rc = sqlite3_bind_int(st, i, 0);
+        break;
+    case JSON_INTEGER:
+        rc = sqlite3_bind_int64(st, i, (sqlite3_int64)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        rc = sqlite3_bind_double(st, i, json_real_value(v));
+        break;
+    case JSON_STRING:
+        /* Static: the JSON outlives the statement's use (release unbinds). */
+        rc = sqlite3_bind_text64(st, i, json_string_value(v), json_string_length(v), SQLITE_STATIC,
+                                 SQLITE_UTF8);
+        break;
+    case JSON_ARRAY:
+        return mr_seterr(err, MR_EINVAL, "statement %zu, %s: arrays are not a SQL value", idx,
+                         where);
+    case JSON_OBJECT: {
+        json_t *b64 = json_object_get(v, "base64");
+        unsigned char *blob;
+        size_t n;
+
+        if (json_object_size(v) != 1 || !json_is_string(b64))
+            return mr_seterr(err, MR_EINVAL,
+                             "statement %zu, %s: objects are not a SQL value "
+                             "(a blob is {\"base64\": \"...\"})", idx, where);
+        if (mr_base64_decode(json_string_value(b64), json_string_length(b64), &blob, &n) != 0)
+            return mr_seterr(err, MR_EINVAL, "statement %zu, %s: invalid base64", idx, where);
+        /* SQLite frees <blob> even when the bind fails. */
+        rc = sqlite3_bind_blob64(st, i, blob, n, mr_free);
+        break;
+    }
+    default:
+        return mr_seterr(err, MR_EINVAL, "statement %zu, %s: not a SQL value", idx, where);
+    }
+    if (rc != SQLITE_OK)
+        return mr_seterr(err, MR_EINVAL, "statement %zu, %s: %s", idx, where, sqlite3_errstr(rc));
+    return 0;
+}
+
+static int bind_array(sqlite3_stmt *st, size_t idx, json_t *params, int n, char *err)
+{
+    char where[32];
+
+    if (json_array_size(params) != (size_t)n)
+        return mr_seterr(err, MR_EINVAL, "statement %zu: expects %d parameter%s, got %zu", idx, n,
+                         n == 1 ? "" : "s", json_array_size(params));
+    for (int i = 1; i <= n; i++) {
+        int rc;
+        snprintf(where, sizeof(where), "parameter %d", i);
+        rc = bind_value(st, i, json_array_get(params, (size_t)i - 1), idx, where, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int is_sigil(char ch)
+{
+    return ch == ':' || ch == '@' || ch == '$' || ch == '?';
+}
+
+/* Does the object key <key> name a parameter of <st>? */
+static int key_is_param(sqlite3_stmt *st, const char *key)
+{
+    static const char sigils[] = ":@$?";
+    char name[256];
+    size_t n = strlen(key);
+
+    if (n == 0 || n + 2 > sizeof(name))
+        return 0;
+    if (is_sigil(key[0]))
+        return sqlite3_bind_parameter_index(st, key) > 0;
+    memcpy(name + 1, key, n + 1);
+    for (const char *sg = sigils; *sg; sg++) {
+        name[0] = *sg;
+        if (sqlite3_bind_parameter_index(st, name) > 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int bind_object(sqlite3_stmt *st, size_t idx, json_t *params, int n, char *err)
+{
+    const char *key;
+    json_t *v;
+
+    for (int i = 1; i <= n; i++) {
+        const char *name = sqlite3_bind_parameter_name(st, i);
+        json_t *with, *without;
+        char where[300];
+        int rc;
+
+        if (name == NULL)
+            return mr_seterr(err, MR_EINVAL,
+                             "statement %zu, parameter %d: positional (?): pass an array", idx, i);
+        with = json_object_get(params, name);
+        without = json_object_get(params, name + 1);
+        if (with != NULL && without != NULL)
+            return mr_seterr(err, MR_EINVAL, "statement %zu: parameter %s given twice (\"%s\" and "
+                             "\"%s\")", idx, name, name, name + 1);
+        v = with != NULL ? with : without;
+        if (v == NULL)
+            return mr_seterr(err, MR_EINVAL, "statement %zu: missing parameter %s", idx, name);
+        snprintf(where, sizeof(where), "parameter %s", name);
+        rc = bind_value(st, i, v, idx, where, err);
+        if (rc != 0)
+            return rc;
+    }
+    json_object_foreach(params, key, v) {
+        if (!key_is_param(st, key))
+            return mr_seterr(err, MR_EINVAL, "statement %zu: parameter \"%s\" is not used by the "
+                             "statement", idx, key);
+    }
+    return 0;
+}
+
+int store__stmt_bind(struct store_cstmt *cs, size_t idx, json_t *params, char *err)
+{
+    int n = sqlite3_bind_parameter_count(cs->stmt);
+
+    if (params == NULL || json_is_null(params)) {
+        if (n != 0)
+            return mr_seterr(err, MR_EINVAL, "statement %zu: expects %d parameter%s, got none",
+                             idx, n, n == 1 ? "" : "s");
+        return 0;
+    }
+    if (json_is_array(params))
+        return bind_array(cs->stmt, idx, params, n, err);
+    if (json_is_object(params))
+        return bind_object(cs->stmt, idx, params, n, err);
+    return mr_seterr(err, MR_EINVAL, "statement %zu: params must be an array or an object", idx);
+}
+
+/* Result JSON -------------------------------------------------------------- */
+
+void store__json_i64(struct mr_buf *b, int64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    /* Negate in unsigned arithmetic: -INT64_MIN overflows int64_t. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    mr_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/* Length of the valid UTF-8 sequence at <p>, or 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+void store__json_text(struct mr_buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    struct mr_buf fixed;
+
+    while (p < end) {
+        size_t k = *p < 0x80 ? 1 : utf8_seq(p, end);
+        if (k == 0)
+            break;
+        p += k;
+    }
+    if (p == end) {
+        mr_json_str(b, s, n);
+        return;
+    }
+    /* Rare: rebuild with U+FFFD for each invalid byte. */
+    mr_buf_init(&fixed);
+    mr_buf_append(&fixed, s, (size_t)((const char *)p - s));
+    while (p < end) {
+        size_t k = utf8_seq(p, end);
+        if (k == 0) {
+            mr_buf_append(&fixed, "\xef\xbf\xbd", 3);
+            p++;
+        } else {
+            mr_buf_append(&fixed, p, k);
+            p += k;
+        }
+    }
+    mr_json_str(b, fixed.data, fixed.len);
+    mr_buf_close(&fixed);
+}
+
+static void put_value(struct mr_buf *b, sqlite3_stmt *st, int i)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER:
+        store__json_i64(b, sqlite3_column_int64(st, i));
+        break;
+    case SQLITE_FLOAT:
+        mr_json_double(b, sqlite3_column_double(st, i));
+        break;
+    case SQLITE_TEXT: {
+        const char *t = (const char *)sqlite3_column_text(st, i);
+        store__json_text(b, t ? t : "", (size_t)sqlite3_column_bytes(st, i));
+        break;
+    }
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_column_blob(st, i);
+        char *enc = mr_base64_encode(p ? p : "", (size_t)sqlite3_column_bytes(st, i));
+        mr_buf_puts(b, "{\"base64\":\"");
+        mr_buf_puts(b, enc);
+        mr_buf_puts(b, "\"}");
+        mr_free(enc);
+        break;
+    }
+    default:
+        mr_buf_puts(b, "null");
+    }
+}
+
+int store__map_rc(int sqlite_rc)
+{
+    switch (sqlite_rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_CONSTRAINT:
+        return MR_ECONSTRAINT;
+    case SQLITE_AUTH:
+        return MR_EDENIED;
+    case SQLITE_RANGE:
+    case SQLITE_MISMATCH:
+        return MR_EINVAL;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return MR_ECORRUPT;
+    /* The database or the machine failed, not the SQL: the same statement
+     * may succeed on another replica, so an apply must stop, not record a
+     * result. */
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_BUSY:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_NOLFS:
+    case SQLITE_INTERNAL:
+    case SQLITE_MISUSE:
+        return MR_EIO;
+    default:
+        return MR_ESQL;
+    }
+}
+
+int store__is_fatal(int mr_rc)
+{
+    return mr_rc == MR_EIO || mr_rc == MR_ECORRUPT;
+}
+
+static int step_error(struct store_conn *c, size_t idx, int rc, char *err)
+{
+    /* A re-prepare during the step may have been refused. */
+    if (c->obs.denied)
+        return mr_seterr(err, MR_EDENIED, "statement %zu: %s", idx, c->obs.msg);
+    return mr_seterr(err, store__map_rc(rc), "statement %zu: %s", idx, sqlite3_errmsg(c->db));
+}
+
+int store__stmt_run(struct store_conn *c, struct store_cstmt *cs, size_t idx, int64_t max_rows,
+                    struct mr_buf *out, char *err)
+{
+    sqlite3_stmt *st = cs->stmt;
+    int apply_write = c->role == STORE_CONN_APPLY && cs->writes;
+    sqlite3_int64 total_before = 0;
+    int64_t n_rows = 0, affected = 0, last_id = 0;
+    int rc, ncol;
+
+    if (apply_write) {
+        /* last_insert_rowid() is refused in user SQL on this connection, so
+         * we may reset it: after the step it is non-zero only if this
+         * statement inserted (a row inserted with rowid 0 reports 0, which
+         * is its id anyway). */
+        sqlite3_set_last_insert_rowid(c->db, 0);
+        total_before = sqlite3_total_changes64(c->db);
+    }
+    obs_reset(&c->obs);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return step_error(c, idx, rc, err);
+
+    /* Column names after the first step: a re-prepare may change them. */
+    ncol = sqlite3_column_count(st);
+    mr_buf_puts(out, "{\"columns\":[");
+    for (int i = 0; i < ncol; i++) {
+        const char *name = sqlite3_column_name(st, i);
+        if (i > 0)
+            mr_buf_putc(out, ',');
+        store__json_text(out, name ? name : "", name ? strlen(name) : 0);
+    }
+    mr_buf_puts(out, "],\"rows\":[");
+    while (rc == SQLITE_ROW) {
+        if (n_rows >= max_rows)
+            return mr_seterr(err, MR_ETOOBIG,
+                             "statement %zu returned more than %" PRId64 " rows (limit max_rows)",
+                             idx, max_rows);
+        mr_buf_puts(out, n_rows > 0 ? ",[" : "[");
+        for (int i = 0; i < ncol; i++) {
+            if (i > 0)
+                mr_buf_putc(out, ',');
+            put_value(out, st, i);
+        }
+        mr_buf_putc(out, ']');
+        n_rows++;
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE)
+        return step_error(c, idx, rc, err);
+    if (apply_write) {
+        /* sqlite3_changes() keeps the count of the last INSERT/UPDATE/DELETE
+         * across other statements (DDL); the total moves only when this
+         * statement changed rows itself or through triggers. */
+        if (sqlite3_total_changes64(c->db) != total_before)
+            affected = sqlite3_changes64(c->db);
+        last_id = sqlite3_last_insert_rowid(c->db);
+    }
+    mr_buf_puts(out, "],\"rows_affected\":");
+    store__json_i64(out, affected);
+    mr_buf_puts(out, ",\"last_insert_id\":");
+    store__json_i64(out, last_id);
+    mr_buf_putc(out, '}');
+    return 0;
+}
+
+/* Internal statements ------------------------------------------------------ */
+
+int store__istep(struct store_conn *c, sqlite3_stmt *st)
+{
+    int rc;
+
+    /* The step may re-prepare after a schema change, which runs the
+     * authorizer again. */
+    c->internal = 1;
+    rc = sqlite3_step(st);
+    c->internal = 0;
+    return rc;
+}
+
+int store__iexec(struct store_conn *c, sqlite3_stmt *st, const char *what, char *err)
+{
+    int rc = store__istep(c, st);
+    int mrc;
+
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    mrc = store__map_rc(rc);
+    mr_seterr(err, mrc == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO, "%s: %s", what,
+              sqlite3_errmsg(c->db));
+    sqlite3_reset(st);
+    return mrc == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO;
+}
+
+int store__iprepare(struct store_conn *c, const char *sql, sqlite3_stmt **out, char *err)
+{
+    int rc;
+
+    c->internal = 1;
+    rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    c->internal = 0;
+    if (rc != SQLITE_OK) {
+        int mrc = store__map_rc(rc) == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO;
+        return mr_seterr(err, mrc, "prepare \"%s\": %s", sql, sqlite3_errmsg(c->db));
+    }
+    return 0;
+}

@@ -1,0 +1,713 @@
+/* topology.c -- the topology file, ports, and what each child is given.
+ *
+ * Everything here is a pure function of the topology and the run directory,
+ * so the unit tests check the generated etcd argv and node.ini directly.
+ *
+ * The file is INI, parsed with inih.  src/common/cfg.c handles files whose
+ * sections are fixed; a topology has one section per region, named
+ * "[region NAME]", and a region section may hold no keys at all (Debian's
+ * inih is built without INI_CALL_HANDLER_ON_NEW_SECTION, so an empty section
+ * never reaches the handler).  So the line reader, which sees every line
+ * anyway in order to count them (inih is built without INI_HANDLER_LINENO),
+ * also picks up section headers; the handler then checks keys against the
+ * option tables with mr_cfg_set, which writes cfg.h's style of errors.
+ */
+#include "up.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/alloc.h"
+#include "../common/cfg.h"
+#include "../common/err.h"
+#include "../common/log.h"
+
+const char up_default_topology[] =
+    "; The default local topology of `meridian up`: three regions on loopback.\n"
+    "; The format is described in docs/topology.md.  The launcher embeds this\n"
+    "; text (src/up/topology.c); a unit test keeps the two equal.\n"
+    "\n"
+    "[topology]\n"
+    "name = default\n"
+    "cluster = meridian\n"
+    "; 0: every port from the kernel\n"
+    "base_port = 0\n"
+    "etcd_heartbeat = 50ms\n"
+    "etcd_election = 500ms\n"
+    "ready_timeout = 60s\n"
+    "log_level = info\n"
+    "\n"
+    "[region us-east-1]\n"
+    "\n"
+    "[region eu-west-1]\n"
+    "\n"
+    "[region ap-southeast-1]\n";
+
+#define TF(f) offsetof(struct up_topology, f)
+static const struct mr_cfg_opt topo_opts[] = {
+    {"topology", "name", MR_CFG_STR, TF(name), 0, 0, "local", "topology name, shown in topology.json"},
+    {"topology", "cluster", MR_CFG_STR, TF(cluster), 0, 0, "meridian",
+     "cluster name: the nodes' etcd key prefix and etcd's --initial-cluster-token"},
+    {"topology", "base_port", MR_CFG_INT, TF(base_port), 0, 65535, "0",
+     "first of 3 consecutive ports per region (etcd client, etcd peer, node); 0: from the kernel"},
+    {"topology", "etcd_heartbeat", MR_CFG_DURATION, TF(etcd_heartbeat_ms), 10, 5000, "50ms",
+     "etcd --heartbeat-interval"},
+    {"topology", "etcd_election", MR_CFG_DURATION, TF(etcd_election_ms), 50, 50000, "500ms",
+     "etcd --election-timeout (at least 5 heartbeats)"},
+    {"topology", "ready_timeout", MR_CFG_DURATION, TF(ready_timeout_ms), 1000, 3600000, "60s",
+     "how long up waits for every region to be ready"},
+    {"topology", "log_level", MR_CFG_STR, TF(log_level), 0, 0, "info",
+     "the nodes' log level: debug, info, warn or error"},
+};
+#define N_TOPO_OPTS (sizeof(topo_opts) / sizeof(topo_opts[0]))
+
+/* Keys of a [region NAME] section.  Later issues add latency, sites... */
+static const struct mr_cfg_opt region_opts[] = {
+    {"region", "log_level", MR_CFG_STR, offsetof(struct up_region, log_level), 0, 0, NULL,
+     "this region's node log level (default: [topology] log_level)"},
+};
+#define N_REGION_OPTS (sizeof(region_opts) / sizeof(region_opts[0]))
+
+const char *up_kind_name(enum up_proc_kind k)
+{
+    return k == UP_ETCD ? "etcd" : "node";
+}
+
+int up_kind_parse(const char *s)
+{
+    if (strcmp(s, "etcd") == 0)
+        return UP_ETCD;
+    if (strcmp(s, "node") == 0)
+        return UP_NODE;
+    return -1;
+}
+
+/* ---- Parsing ---- */
+
+enum section_kind { SEC_NONE, SEC_TOPOLOGY, SEC_LIMITS, SEC_REGION, SEC_BAD };
+
+struct parse_ctx {
+    struct up_topology *t;
+    const char *source;
+    const char *p;          /* next unread byte of the text */
+    int line;               /* line number of the line inih is handling */
+    int rc;                 /* first error, with its message in err */
+    int rc_line;
+    char *err;
+    int key_line[N_TOPO_OPTS]; /* where each [topology] key was set, 0: default */
+};
+
+static int valid_region_name(const char *s, size_t n)
+{
+    if (n < 1 || n > UP_REGION_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Classify the text between the brackets of a section header.  For a region,
+ * <name> and <n> receive the (unchecked) name. */
+static enum section_kind section_kind(const char *sec, const char **name, size_t *n)
+{
+    const char *end;
+
+    while (is_blank(*sec))
+        sec++;
+    end = sec + strlen(sec);
+    while (end > sec && is_blank(end[-1]))
+        end--;
+    if ((size_t)(end - sec) == 8 && memcmp(sec, "topology", 8) == 0)
+        return SEC_TOPOLOGY;
+    if ((size_t)(end - sec) == 6 && memcmp(sec, "limits", 6) == 0)
+        return SEC_LIMITS;
+    if ((size_t)(end - sec) >= 6 && memcmp(sec, "region", 6) == 0 &&
+        (end - sec == 6 || is_blank(sec[6]))) {
+        const char *s = sec + 6;
+        while (s < end && is_blank(*s))
+            s++;
+        *name = s;
+        *n = (size_t)(end - s);
+        return SEC_REGION;
+    }
+    return SEC_BAD;
+}
+
+static int fail(struct parse_ctx *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct parse_ctx *c, int line, const char *fmt, ...)
+{
+    char msg[MR_ERRMSG_LEN];
+    va_list ap;
+
+    if (c->rc != 0)
+        return c->rc;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        mr_seterr(c->err, MR_ECONFIG, "%s:%d: %s", c->source, line, msg);
+    else
+        mr_seterr(c->err, MR_ECONFIG, "%s: %s", c->source, msg);
+    c->rc = MR_ECONFIG;
+    c->rc_line = line;
+    return c->rc;
+}
+
+/* A section header seen by the reader: register regions in file order. */
+static void scan_section(struct parse_ctx *c, const char *line)
+{
+    char sec[128];
+    const char *s = line, *end, *name = NULL;
+    size_t n = 0;
+    struct up_topology *t = c->t;
+    struct up_region *r;
+
+    if (c->line == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s != '[')
+        return;
+    end = strchr(s, ']');
+    if (end == NULL)
+        return; /* inih reports the syntax error */
+    if ((size_t)(end - s - 1) >= sizeof(sec)) {
+        fail(c, c->line, "section name too long");
+        return;
+    }
+    memcpy(sec, s + 1, (size_t)(end - s - 1));
+    sec[end - s - 1] = '\0';
+    switch (section_kind(sec, &name, &n)) {
+    case SEC_TOPOLOGY:
+    case SEC_LIMITS:
+    case SEC_NONE:
+        return;
+    case SEC_BAD:
+        fail(c, c->line, "unknown section [%s]: expected [topology], [limits] or [region NAME]", sec);
+        return;
+    case SEC_REGION:
+        break;
+    }
+    if (n == 0) {
+        fail(c, c->line, "section [region]: expected [region NAME], found no name");
+        return;
+    }
+    if (!valid_region_name(name, n)) {
+        fail(c, c->line,
+             "region name: expected 1 to %d characters of a-z, 0-9 and '-', found '%.*s'",
+             UP_REGION_NAME_MAX, (int)n, name);
+        return;
+    }
+    for (size_t i = 0; i < t->n_regions; i++) {
+        if (strlen(t->regions[i].name) == n && memcmp(t->regions[i].name, name, n) == 0) {
+            fail(c, c->line, "region '%.*s' is already defined at line %d", (int)n, name,
+                 t->regions[i].line);
+            return;
+        }
+    }
+    if (t->n_regions == UP_MAX_REGIONS) {
+        fail(c, c->line, "region '%.*s': expected at most %d regions, found more", (int)n, name,
+             UP_MAX_REGIONS);
+        return;
+    }
+    r = &t->regions[t->n_regions++];
+    memcpy(r->name, name, n);
+    r->name[n] = '\0';
+    r->line = c->line;
+}
+
+/* ini_reader over the in-memory text.  Counts lines, refuses lines longer
+ * than inih's buffer, and reports section headers to scan_section. */
+static char *reader(char *str, int num, void *stream)
+{
+    struct parse_ctx *c = stream;
+    const char *nl;
+    size_t len;
+
+    if (c->rc != 0 || *c->p == '\0')
+        return NULL;
+    nl = strchr(c->p, '\n');
+    len = nl ? (size_t)(nl - c->p) + 1 : strlen(c->p);
+    c->line++;
+    if (len > (size_t)num - 1 && !(len == (size_t)num && nl)) {
+        /* A line that fills the buffer without its newline would be split
+         * by inih into two lines: refuse it instead. */
+        fail(c, c->line, "line longer than %d bytes", num - 1);
+        return NULL;
+    }
+    if (len > (size_t)num - 1)
+        len = (size_t)num - 1; /* exactly full: drop the newline */
+    memcpy(str, c->p, len);
+    str[len] = '\0';
+    c->p = nl ? nl + 1 : c->p + strlen(c->p);
+    scan_section(c, str);
+    return c->rc == 0 ? str : NULL;
+}
+
+static int valid_key(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static int add_limit(struct parse_ctx *c, const char *key, const char *value)
+{
+    struct up_topology *t = c->t;
+
+    if (!valid_key(key))
+        return fail(c, c->line, "key '%s' in [limits]: expected a name of a-z, 0-9 and '_'", key);
+    if (*value == '\0')
+        return fail(c, c->line, "key '%s' in [limits]: expected a value, found nothing", key);
+    for (size_t i = 0; i < t->n_limits; i++) {
+        if (strcmp(t->limits[i].key, key) == 0) {
+            mr_free(t->limits[i].value);
+            t->limits[i].value = mr_strdup(value);
+            return 0;
+        }
+    }
+    if (t->n_limits == UP_MAX_LIMITS)
+        return fail(c, c->line, "[limits]: expected at most %d keys, found more", UP_MAX_LIMITS);
+    t->limits[t->n_limits].key = mr_strdup(key);
+    t->limits[t->n_limits].value = mr_strdup(value);
+    t->n_limits++;
+    return 0;
+}
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+    struct parse_ctx *c = user;
+    struct up_topology *t = c->t;
+    char where[MR_ERRMSG_LEN];
+    const char *name = NULL;
+    size_t n = 0;
+    int idx;
+
+    if (c->rc != 0)
+        return 0;
+    snprintf(where, sizeof(where), "%s:%d", c->source, c->line);
+    if (*section == '\0') {
+        fail(c, c->line, "key '%s' outside any section: expected [topology], [limits] or "
+                         "[region NAME] first", key);
+        return 0;
+    }
+    switch (section_kind(section, &name, &n)) {
+    case SEC_TOPOLOGY:
+        c->rc = mr_cfg_set(topo_opts, N_TOPO_OPTS, t, where, "topology", key, value, c->err);
+        if (c->rc != 0) {
+            c->rc_line = c->line;
+            return 0;
+        }
+        for (size_t i = 0; i < N_TOPO_OPTS; i++)
+            if (strcmp(topo_opts[i].name, key) == 0)
+                c->key_line[i] = c->line;
+        return 1;
+    case SEC_LIMITS:
+        return add_limit(c, key, value) == 0;
+    case SEC_REGION: {
+        char rname[UP_REGION_NAME_MAX + 1];
+        if (n > UP_REGION_NAME_MAX) {
+            fail(c, c->line, "unexpected section [%s]", section);
+            return 0;
+        }
+        memcpy(rname, name, n);
+        rname[n] = '\0';
+        idx = up_topology_find(t, rname);
+        if (idx < 0) {
+            fail(c, c->line, "unexpected section [%s]", section); /* scan_section missed it */
+            return 0;
+        }
+        c->rc = mr_cfg_set(region_opts, N_REGION_OPTS, &t->regions[idx], where, "region", key,
+                           value, c->err);
+        if (c->rc != 0) {
+            c->rc_line = c->line;
+            if (c->rc == MR_ECONFIG && strstr(c->err, "unknown key") != NULL) {
+                c->rc = 0;
+                struct mr_buf keys;
+                mr_buf_init(&keys);
+                for (size_t i = 0; i < N_REGION_OPTS; i++)
+                    mr_buf_printf(&keys, "%s%s", i ? ", " : "", region_opts[i].name);
+                fail(c, c->line, "unknown key '%s' in [region %s]: expected one of: %s", key,
+                     rname, keys.data);
+                mr_buf_close(&keys);
+            }
+            return 0;
+        }
+        return 1;
+    }
+    case SEC_NONE:
+    case SEC_BAD:
+        break;
+    }
+    fail(c, c->line, "unexpected section [%s]", section);
+    return 0;
+}
+
+static int valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > max)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static int key_line(const struct parse_ctx *c, const char *key)
+{
+    for (size_t i = 0; i < N_TOPO_OPTS; i++)
+        if (strcmp(topo_opts[i].name, key) == 0)
+            return c->key_line[i];
+    return 0;
+}
+
+static int valid_log_level(const char *s)
+{
+    int l = mr_log_level_parse(s);
+    return l >= 0 && l != MR_LOG_OFF;
+}
+
+/* Checks that involve more than one value, or a value's format. */
+static int validate(struct parse_ctx *c)
+{
+    struct up_topology *t = c->t;
+
+    if (!valid_name(t->name, 64))
+        return fail(c, key_line(c, "name"),
+                    "key 'name' in [topology]: expected 1 to 64 characters of a-z, A-Z, 0-9, "
+                    "'-', '_' and '.', found '%s'", t->name);
+    if (!valid_name(t->cluster, 64))
+        return fail(c, key_line(c, "cluster"),
+                    "key 'cluster' in [topology]: expected 1 to 64 characters of a-z, A-Z, 0-9, "
+                    "'-', '_' and '.', found '%s'", t->cluster);
+    if (!valid_log_level(t->log_level))
+        return fail(c, key_line(c, "log_level"),
+                    "key 'log_level' in [topology]: expected debug, info, warn or error, found '%s'",
+                    t->log_level);
+    for (size_t i = 0; i < t->n_regions; i++)
+        if (t->regions[i].log_level && !valid_log_level(t->regions[i].log_level))
+            return fail(c, t->regions[i].line,
+                        "key 'log_level' in [region %s]: expected debug, info, warn or error, "
+                        "found '%s'", t->regions[i].name, t->regions[i].log_level);
+    if (t->n_regions == 0)
+        return fail(c, 0, "expected 1 to %d [region NAME] sections, found none", UP_MAX_REGIONS);
+    if (t->base_port != 0 &&
+        (t->base_port < 1024 || t->base_port + 3 * (int64_t)t->n_regions - 1 > 65535))
+        return fail(c, key_line(c, "base_port"),
+                    "key 'base_port' in [topology]: expected 0 or a port from 1024 to %lld "
+                    "(%zu regions use 3 ports each), found '%lld'",
+                    (long long)(65535 - 3 * (int64_t)t->n_regions + 1), t->n_regions,
+                    (long long)t->base_port);
+    /* etcd refuses to start otherwise ("should be at least as 5 times as
+     * --heartbeat-interval"); say so here, before anything runs. */
+    if (t->etcd_election_ms < 5 * t->etcd_heartbeat_ms)
+        return fail(c, key_line(c, "etcd_election"),
+                    "key 'etcd_election' in [topology]: expected at least 5 x etcd_heartbeat "
+                    "(%lldms), found '%lldms'",
+                    (long long)(5 * t->etcd_heartbeat_ms), (long long)t->etcd_election_ms);
+    return 0;
+}
+
+int up_topology_parse(const char *text, const char *source, struct up_topology **out, char *err)
+{
+    struct up_topology *t = mr_calloc(1, sizeof(*t));
+    struct parse_ctx c;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    c.t = t;
+    c.source = source;
+    c.p = text;
+    c.err = err;
+    t->source = mr_strdup(source);
+    mr_cfg_defaults(topo_opts, N_TOPO_OPTS, t);
+
+    rc = ini_parse_stream(reader, &c, handler, &c);
+    /* inih reports the first syntax error only at the end; an error of ours
+     * on a later line is not the first one. */
+    if (rc > 0 && (c.rc == 0 || rc < c.rc_line)) {
+        c.rc = 0;
+        fail(&c, rc, "syntax error (expected [section] or key = value)");
+    } else if (rc < 0 && c.rc == 0) {
+        fail(&c, 0, "cannot parse (out of memory)");
+    }
+    if (c.rc == 0)
+        validate(&c);
+    if (c.rc != 0) {
+        up_topology_free(t);
+        return c.rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int up_topology_load(const char *path, struct up_topology **out, char *err)
+{
+    FILE *f;
+    struct mr_buf text;
+    char chunk[4096];
+    size_t n;
+    int rc;
+
+    if (path == NULL)
+        return up_topology_parse(up_default_topology, "(built-in default)", out, err);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return mr_seterr(err, MR_ECONFIG, "%s: cannot open: %s", path, strerror(errno));
+    mr_buf_init(&text);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        mr_buf_append(&text, chunk, n);
+        if (text.len > 1024 * 1024)
+            break;
+    }
+    if (ferror(f) || text.len > 1024 * 1024 || memchr(text.data ? text.data : "", '\0', text.len)) {
+        rc = mr_seterr(err, MR_ECONFIG, "%s: %s", path,
+                       ferror(f) ? "cannot read" : "not a text file of at most 1 MiB");
+        fclose(f);
+        mr_buf_close(&text);
+        return rc;
+    }
+    fclose(f);
+    rc = up_topology_parse(text.data ? text.data : "", path, out, err);
+    mr_buf_close(&text);
+    return rc;
+}
+
+void up_topology_free(struct up_topology *t)
+{
+    if (t == NULL)
+        return;
+    mr_cfg_free(topo_opts, N_TOPO_OPTS, t);
+    for (size_t i = 0; i < t->n_regions; i++)
+        mr_cfg_free(region_opts, N_REGION_OPTS, &t->regions[i]);
+    for (size_t i = 0; i < t->n_limits; i++) {
+        mr_free(t->limits[i].key);
+        mr_free(t->limits[i].value);
+    }
+    mr_free(t->source);
+    mr_free(t);
+}
+
+int up_topology_find(const struct up_topology *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_regions; i++)
+        if (strcmp(t->regions[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+void up_topology_write_sample(FILE *f)
+{
+    mr_cfg_write_sample(f, topo_opts, N_TOPO_OPTS);
+    fprintf(f, "\n; copied into every node.ini's [limits] (keys: meridian node --sample-config)\n"
+               ";[limits]\n\n; one section per region, 1 to %d, names of a-z, 0-9 and '-'\n"
+               "[region us-east-1]\n",
+            UP_MAX_REGIONS);
+    for (size_t i = 0; i < N_REGION_OPTS; i++)
+        fprintf(f, "; %s\n;%s =\n", region_opts[i].help, region_opts[i].name);
+}
+
+/* ---- Ports ---- */
+
+int up_topology_assign_ports(struct up_topology *t, char *err)
+{
+    int fds[3 * UP_MAX_REGIONS];
+    int ports[3 * UP_MAX_REGIONS];
+    size_t n = 3 * t->n_regions, opened = 0;
+    int rc = 0;
+
+    if (t->base_port != 0) {
+        for (size_t i = 0; i < n; i++)
+            ports[i] = (int)t->base_port + (int)i;
+    } else {
+        /* Hold every socket until all are bound so that the kernel hands out
+         * n different ports. */
+        for (; opened < n; opened++) {
+            struct sockaddr_in sa;
+            socklen_t len = sizeof(sa);
+            memset(&sa, 0, sizeof(sa));
+            sa.sin_family = AF_INET;
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fds[opened] == -1) {
+                rc = mr_seterr(err, MR_EIO, "pick a port: socket: %s", strerror(errno));
+                break;
+            }
+            if (bind(fds[opened], (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+                getsockname(fds[opened], (struct sockaddr *)&sa, &len) == -1) {
+                rc = mr_seterr(err, MR_EIO, "pick a port: bind 127.0.0.1:0: %s", strerror(errno));
+                close(fds[opened]);
+                break;
+            }
+            ports[opened] = ntohs(sa.sin_port);
+        }
+        for (size_t i = 0; i < opened; i++)
+            close(fds[i]);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < t->n_regions; i++) {
+        t->regions[i].etcd_client_port = ports[3 * i];
+        t->regions[i].etcd_peer_port = ports[3 * i + 1];
+        t->regions[i].node_port = ports[3 * i + 2];
+    }
+    return 0;
+}
+
+/* ---- What each child is given ---- */
+
+struct argv_b {
+    char **v;
+    size_t n, cap;
+};
+
+static void av_add(struct argv_b *a, char *s)
+{
+    if (a->n + 2 > a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 32;
+        a->v = mr_realloc(a->v, a->cap * sizeof(*a->v));
+    }
+    a->v[a->n++] = s;
+    a->v[a->n] = NULL;
+}
+
+static void av_add2(struct argv_b *a, const char *flag, char *value)
+{
+    av_add(a, mr_strdup(flag));
+    av_add(a, value);
+}
+
+void up_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (char **p = argv; *p; p++)
+        mr_free(*p);
+    mr_free(argv);
+}
+
+char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
+                    const char *etcd_bin)
+{
+    const struct up_region *r = &t->regions[i];
+    struct argv_b a = {NULL, 0, 0};
+    struct mr_buf cluster;
+
+    mr_buf_init(&cluster);
+    for (size_t j = 0; j < t->n_regions; j++)
+        mr_buf_printf(&cluster, "%s%s=http://127.0.0.1:%d", j ? "," : "", t->regions[j].name,
+                      t->regions[j].etcd_peer_port);
+
+    av_add(&a, mr_strdup(etcd_bin));
+    av_add2(&a, "--name", mr_strdup(r->name));
+    av_add2(&a, "--data-dir", mr_asprintf("%s/%s/etcd", rundir, r->name));
+    av_add2(&a, "--listen-client-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_client_port));
+    av_add2(&a, "--advertise-client-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_client_port));
+    av_add2(&a, "--listen-peer-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_peer_port));
+    av_add2(&a, "--initial-advertise-peer-urls",
+            mr_asprintf("http://127.0.0.1:%d", r->etcd_peer_port));
+    av_add2(&a, "--initial-cluster", mr_buf_steal(&cluster, NULL));
+    /* Ignored by etcd once the data dir holds a member, so a restart on the
+     * same data needs no other flags. */
+    av_add2(&a, "--initial-cluster-state", mr_strdup("new"));
+    av_add2(&a, "--initial-cluster-token", mr_strdup(t->cluster));
+    av_add2(&a, "--heartbeat-interval", mr_asprintf("%lld", (long long)t->etcd_heartbeat_ms));
+    av_add2(&a, "--election-timeout", mr_asprintf("%lld", (long long)t->etcd_election_ms));
+    /* The default (100000) let RSS grow to gigabytes with large batches
+     * (notes/etcd-3.4-facts.md). */
+    av_add2(&a, "--snapshot-count", mr_strdup("2000"));
+    av_add2(&a, "--logger", mr_strdup("zap"));
+    av_add2(&a, "--log-level", mr_strdup("warn"));
+    mr_buf_close(&cluster);
+    return a.v;
+}
+
+char **up_node_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe)
+{
+    struct argv_b a = {NULL, 0, 0};
+
+    av_add(&a, mr_strdup(exe));
+    av_add(&a, mr_strdup("node"));
+    av_add2(&a, "--config", up_path_node_ini(rundir, t->regions[i].name));
+    return a.v;
+}
+
+/* Append one line, refusing what `meridian node` could not read back. */
+static int ini_line(struct mr_buf *out, char *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ini_line(struct mr_buf *out, char *err, const char *fmt, ...)
+{
+    size_t before = out->len;
+    va_list ap;
+
+    va_start(ap, fmt);
+    mr_buf_vprintf(out, fmt, ap);
+    va_end(ap);
+    if (out->len - before > MR_CFG_MAX_LINE)
+        return mr_seterr(err, MR_ECONFIG,
+                         "node.ini line '%.40s...' would be %zu bytes, over the node's limit of "
+                         "%d (use a shorter run directory)",
+                         out->data + before, out->len - before, MR_CFG_MAX_LINE);
+    mr_buf_putc(out, '\n');
+    return 0;
+}
+
+int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struct mr_buf *out,
+                char *err)
+{
+    const struct up_region *r = &t->regions[i];
+    struct mr_buf etcd;
+    int rc = 0;
+
+    /* Own region's etcd first: the node prefers the nearest member. */
+    mr_buf_init(&etcd);
+    mr_buf_printf(&etcd, "http://127.0.0.1:%d", r->etcd_client_port);
+    for (size_t j = 0; j < t->n_regions; j++)
+        if (j != i)
+            mr_buf_printf(&etcd, ",http://127.0.0.1:%d", t->regions[j].etcd_client_port);
+
+    mr_buf_printf(out, "; generated by `meridian up` from %s; rewritten at every up\n", t->source);
+    rc = rc ? rc : ini_line(out, err, "[node]");
+    rc = rc ? rc : ini_line(out, err, "region = %s", r->name);
+    rc = rc ? rc : ini_line(out, err, "cluster = %s", t->cluster);
+    rc = rc ? rc : ini_line(out, err, "data_dir = %s/%s/data", rundir, r->name);
+    rc = rc ? rc : ini_line(out, err, "listen = 127.0.0.1:%d", r->node_port);
+    rc = rc ? rc : ini_line(out, err, "etcd = %s", etcd.data);
+    rc = rc ? rc : ini_line(out, err, "log_level = %s", r->log_level ? r->log_level : t->log_level);
+    if (t->n_limits > 0) {
+        rc = rc ? rc : ini_line(out, err, "\n[limits]");
+        for (size_t j = 0; j < t->n_limits; j++)
+            rc = rc ? rc : ini_line(out, err, "%s = %s", t->limits[j].key, t->limits[j].value);
+    }
+    mr_buf_close(&etcd);
+    return rc;
+}
+
+char *up_path_log(const char *rundir, const char *region, enum up_proc_kind k)
+{
+    return mr_asprintf("%s/logs/%s-%s.log", rundir, region, up_kind_name(k));
+}
+
+char *up_path_node_ini(const char *rundir, const char *region)
+{
+    return mr_asprintf("%s/%s/node.ini", rundir, region);
+}

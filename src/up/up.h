@@ -1,0 +1,202 @@
+/* up.h -- the local topology launcher behind `meridian up|down|region`.
+ *
+ * A topology file (INI, docs/topology.md) names the regions; for each one the
+ * launcher runs one etcd member and one `meridian node`, all on 127.0.0.1,
+ * with configs, data and logs under one run directory (RUNDIR):
+ *
+ *   RUNDIR/topology.json              live state, rewritten on every change
+ *   RUNDIR/logs/up.log                the supervisor's log (--detach only)
+ *   RUNDIR/logs/<region>-etcd.log     each child's stdout+stderr, appended
+ *   RUNDIR/logs/<region>-node.log
+ *   RUNDIR/<region>/etcd/             etcd data dir
+ *   RUNDIR/<region>/node.ini          generated node config
+ *   RUNDIR/<region>/data/             the node's data dir
+ *
+ * Three layers, one file each:
+ *   topology.c    parse + validate the topology; ports; generate each etcd
+ *                 argv and node.ini (pure functions, unit-tested)
+ *   supervisor.c  up_run: the supervisor on a libuv loop (spawn, exit
+ *                 tracking, readiness probes, control HTTP API, shutdown)
+ *   client.c      what `down` and `region` do: read topology.json, talk to the
+ *                 control API with http_fetch, fall back to signals
+ *
+ * Depends on src/common, src/http, libuv, jansson, inih.  Nothing here is
+ * thread-safe.  Errors: 0 or a negative MR_E* with a message in <err>
+ * (MR_ERRMSG_LEN bytes, caller-owned).
+ */
+#ifndef MR_UP_H
+#define MR_UP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../common/buf.h"
+
+#define UP_MAX_REGIONS 7
+#define UP_REGION_NAME_MAX 32
+#define UP_MAX_LIMITS 64
+
+/* The two processes of a region, in start order (a node starts once its own
+ * region's etcd answers). */
+enum up_proc_kind { UP_ETCD = 0, UP_NODE = 1 };
+#define UP_N_KINDS 2
+
+/* "etcd" / "node". */
+const char *up_kind_name(enum up_proc_kind k);
+/* Inverse of up_kind_name; -1 when <s> is neither. */
+int up_kind_parse(const char *s);
+
+/* ======================================================================
+ * Topology (topology.c)
+ * ====================================================================== */
+
+struct up_region {
+    char name[UP_REGION_NAME_MAX + 1]; /* [a-z0-9-]{1,32}, unique */
+    int line;                          /* line of its [region NAME] header */
+    char *log_level;                   /* node log level; NULL: the topology's */
+    /* 0 until up_topology_assign_ports. */
+    int etcd_client_port;
+    int etcd_peer_port;
+    int node_port;
+};
+
+/* One `key = value` of the topology's [limits], copied into every node.ini. */
+struct up_limit {
+    char *key;
+    char *value;
+};
+
+struct up_topology {
+    char *source;               /* file path, or "(built-in default)" */
+    /* [topology] -- the fields of up_topology_opts */
+    char *name;
+    char *cluster;              /* etcd key prefix and --initial-cluster-token */
+    int64_t base_port;          /* 0: ports from the kernel */
+    int64_t etcd_heartbeat_ms;
+    int64_t etcd_election_ms;
+    int64_t ready_timeout_ms;
+    char *log_level;            /* the nodes' log level */
+    struct up_region regions[UP_MAX_REGIONS];
+    size_t n_regions;           /* 1..UP_MAX_REGIONS, in file order */
+    struct up_limit limits[UP_MAX_LIMITS];
+    size_t n_limits;
+};
+
+/* The built-in default topology; the same text ships as
+ * topologies/default.ini (a unit test keeps them equal). */
+extern const char up_default_topology[];
+
+/* Parse the topology file <path>, or the built-in default when <path> is NULL.
+ * On success *out is a new topology to free with up_topology_free.  On failure
+ * returns MR_ECONFIG with "file:line: key ..., expected ..., found ..." in
+ * <err>, and *out is untouched. */
+int up_topology_load(const char *path, struct up_topology **out, char *err)
+    __attribute__((warn_unused_result));
+
+/* Same, from the text <text>; <source> names it in messages. */
+int up_topology_parse(const char *text, const char *source, struct up_topology **out, char *err)
+    __attribute__((warn_unused_result));
+
+void up_topology_free(struct up_topology *t);
+
+/* Give every region its etcd client, etcd peer and node port: consecutive from
+ * base_port (region i gets base+3i, +3i+1, +3i+2), or when base_port is 0 from
+ * the kernel (bind 127.0.0.1:0 for all of them at once, read, close; another
+ * process may take one before the child binds it: the child then fails and up
+ * reports it).  Returns 0 or MR_EIO. */
+int up_topology_assign_ports(struct up_topology *t, char *err)
+    __attribute__((warn_unused_result));
+
+/* Write a commented sample topology generated from the option tables. */
+void up_topology_write_sample(FILE *f);
+
+/* Index of region <name>, or -1. */
+int up_topology_find(const struct up_topology *t, const char *name);
+
+/* The argv of region <i>'s etcd member (argv[0] is <etcd_bin>), NULL-terminated;
+ * free with up_argv_free.  Ports must be assigned.  <rundir> is absolute. */
+char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
+                    const char *etcd_bin);
+/* The argv of region <i>'s node: <exe> node --config RUNDIR/<region>/node.ini. */
+char **up_node_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe);
+void up_argv_free(char **argv);
+
+/* Append region <i>'s node.ini to <out>.  Returns MR_ECONFIG when a line
+ * would exceed the node's line limit (MR_CFG_MAX_LINE; a long RUNDIR). */
+int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struct mr_buf *out,
+                char *err) __attribute__((warn_unused_result));
+
+/* New strings (free with mr_free) for the paths of the layout above. */
+char *up_path_log(const char *rundir, const char *region, enum up_proc_kind k);
+char *up_path_node_ini(const char *rundir, const char *region);
+
+/* ======================================================================
+ * Run directory and supervisor (supervisor.c)
+ * ====================================================================== */
+
+/* Make <dir> ready for a new run: create it (and parents) if missing and
+ * refuse it when it holds a topology.json (a run in progress, or a previous
+ * one: its data would not match the new ports).  Creates logs/ and, for each
+ * region, <region>/ and <region>/data/, and writes every node.ini.  On success
+ * *abs is the absolute path (free with mr_free). */
+int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, char *err)
+    __attribute__((warn_unused_result));
+
+struct up_run_opts {
+    const char *rundir;       /* absolute, prepared by up_rundir_prepare */
+    const char *exe;          /* binary run as the node: "/proc/self/exe" */
+    const char *etcd_bin;     /* "etcd" (found in PATH) */
+    int64_t ready_timeout_ms; /* 0: the topology's ready_timeout */
+    /* -1 in the foreground: the endpoint table goes to stdout.  With
+     * --detach, the write end of a pipe: up_run writes "R<table>" once every
+     * region is ready, or "F<message>" once a failed start has been cleaned
+     * up, then closes it (up_run owns it from the call on). */
+    int ready_fd;
+};
+
+/* Run the supervisor until shutdown (SIGINT, SIGTERM, SIGHUP or POST
+ * /shutdown): start every region, wait until all are ready, serve the control
+ * API, report unexpected exits, and stop every child on the way out.  <t>
+ * must have its ports assigned; it stays the caller's.  Returns 0 after a
+ * shutdown that followed a successful start, or MR_EUNAVAIL / MR_ETIMEDOUT
+ * when the start failed (every child is stopped by then; <err> names the
+ * region, the process and its log). */
+int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
+    __attribute__((warn_unused_result));
+
+/* ======================================================================
+ * Clients of a running supervisor (client.c)
+ * ====================================================================== */
+
+/* Ask the supervisor of <rundir> to <action> ("kill", "freeze", "thaw",
+ * "restart") the processes of <region>; <process> is NULL (both), "etcd" or
+ * "node".  kill returns once the processes are gone, restart once they are
+ * ready again.  Appends a human-readable summary to <out>.  Returns 0, or
+ * MR_ENOTFOUND (no such rundir/region), MR_EINVAL, MR_ECONN (supervisor not
+ * answering), MR_ETIMEDOUT, MR_EUNAVAIL (the action failed). */
+int up_region_action(const char *rundir, const char *region, const char *action,
+                     const char *process, struct mr_buf *out, char *err)
+    __attribute__((warn_unused_result));
+
+/* Append a table of every process with its state to <out>: from the
+ * supervisor's GET /status, or from topology.json when it is gone. */
+int up_status(const char *rundir, struct mr_buf *out, char *err)
+    __attribute__((warn_unused_result));
+
+/* Stop the topology of <rundir>: POST /shutdown and wait (at most
+ * <timeout_ms>) until the supervisor has exited.  When the supervisor is dead
+ * or does not go, SIGTERM (then SIGKILL after 10 s) every pid that
+ * topology.json lists and that still belongs to this rundir.  Returns 0 once
+ * no process of the run is left, else MR_ETIMEDOUT. */
+int up_down(const char *rundir, int64_t timeout_ms, char *err)
+    __attribute__((warn_unused_result));
+
+/* Append the endpoint table of a topology.json document (text) to <out>. */
+int up_format_endpoints(const char *state_json, struct mr_buf *out, char *err)
+    __attribute__((warn_unused_result));
+
+/* 1 when <pid> exists and is not a zombie. */
+int up_pid_alive(int pid);
+
+#endif
