@@ -16,7 +16,11 @@
 static int run_wait(char *const argv[], int verbose)
 {
     int status;
-    pid_t pid = fork();
+    pid_t pid;
+
+    fflush(stdout); /* or the child's freopen flushes our buffer a second time */
+    fflush(stderr);
+    pid = fork();
 
     if (pid == -1)
         return -1;

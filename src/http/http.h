@@ -9,6 +9,11 @@
  *
  * Threading: everything runs on the loop given at creation; nothing here is
  * thread-safe.
+ *
+ * Signals: libuv writes to sockets with write(2), so a peer's reset raises
+ * SIGPIPE.  http_server_start and http_client_new set SIGPIPE to ignored if
+ * it is still at its default disposition (a handler already installed is
+ * left alone).
  */
 #ifndef MR_HTTP_H
 #define MR_HTTP_H
@@ -43,7 +48,11 @@ struct http_server;
  * call http_respond exactly once for every exchange it is given, now or later
  * (from any callback on the same loop).  If the client has gone away by then,
  * the answer is discarded; the exchange is freed inside http_respond either
- * way, so the pointer is dead once http_respond returns. */
+ * way, so the pointer is dead once http_respond returns.
+ *
+ * "Gone" includes a client that closed its sending side (FIN): requests it
+ * sent that are not answered yet are abandoned, answers already made are
+ * still written (as Go's net/http and nginx do). */
 struct http_exchange;
 
 struct http_request {

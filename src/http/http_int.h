@@ -69,6 +69,9 @@ int http__io_shutdown(struct http__io *io, uv_shutdown_t *req, uv_shutdown_cb cb
  * still queued complete with UV_ECANCELED before <cb>. */
 void http__io_close(struct http__io *io, uv_close_cb cb);
 
+/* Set SIGPIPE to ignored if it is at its default (see io.c). */
+void http__ignore_sigpipe(void);
+
 /* A cached "Date: ...\r\n" line (RFC 9110 5.6.7, IMF-fixdate).  Formatting
  * with strftime costs more than the rest of a hello-world answer, and the
  * value only changes once a second. */

@@ -4,6 +4,9 @@
  * uv_write, uv_shutdown and uv_close on a connection, so that TLS can be
  * added here alone.
  */
+#include <signal.h>
+#include <stddef.h>
+
 #include "http_int.h"
 
 static void io_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -75,4 +78,19 @@ int http__io_shutdown(struct http__io *io, uv_shutdown_t *req, uv_shutdown_cb cb
 void http__io_close(struct http__io *io, uv_close_cb cb)
 {
     uv_close((uv_handle_t *)&io->tcp, cb);
+}
+
+void http__ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    /* libuv writes with write(2), not send(MSG_NOSIGNAL): a peer that reset
+     * the connection would kill the process with SIGPIPE.  Leave alone a
+     * handler someone installed on purpose. */
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
 }

@@ -923,6 +923,7 @@ static void conn_resume(struct http_conn *c)
 static void conn_on_end(struct http__io *io, int uverr)
 {
     struct http_conn *c = io->owner;
+    struct http_exchange *ex, *prev = NULL, *next;
 
     if (c->closing)
         return;
@@ -930,14 +931,41 @@ static void conn_on_end(struct http__io *io, int uverr)
         conn_close(c);
         return;
     }
-    /* Half-close: the client will send nothing more but may still wait for
-     * the answers to what it sent (RFC 9112 9.6). */
+    /* The client sent FIN.  RFC 9112 9.6 allows a half-closed client that
+     * still reads, but real clients close only when done, and a long answer
+     * (a watch stream) to a client that left would otherwise run until its
+     * next write fails.  Like Go's net/http and nginx, take EOF as "gone"
+     * for requests not answered yet; answers already made are still
+     * written, then the connection closes. */
     c->eof = 1;
     c->no_more = 1;
     http__io_read_stop(&c->io);
     if (c->cur != NULL) {
         ex_put(c->s, c->cur);
         c->cur = NULL;
+    }
+    for (ex = c->qhead; ex != NULL && ex->complete; ex = ex->next)
+        prev = ex;
+    if (ex != NULL) {
+        /* An unfinished answer at the head, or bytes of one in flight:
+         * just close (libuv stops touching those bytes at uv_close). */
+        for (struct http_exchange *e = ex; e != NULL; e = e->next)
+            if (e == c->qhead || e->wbuf.len > 0) {
+                conn_close(c);
+                return;
+            }
+        prev->next = NULL;
+        c->qtail = prev;
+        for (; ex != NULL; ex = next) {
+            next = ex->next;
+            c->n_queue--;
+            if (ex->handed && !ex->complete) {
+                ex->conn = NULL;
+                ex->next = NULL;
+            } else {
+                ex_put(c->s, ex);
+            }
+        }
     }
     if (c->n_queue == 0 && !c->writing)
         conn_close(c);
@@ -1067,6 +1095,7 @@ int http_server_start(uv_loop_t *loop, const char *host, int port,
     rc = bind_addr(host, port, &ss, err);
     if (rc != 0)
         return rc;
+    http__ignore_sigpipe();
     s = mr_calloc(1, sizeof(*s));
     s->loop = loop;
     if (opts != NULL)

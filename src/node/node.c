@@ -194,7 +194,7 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     struct store_opts sopts;
     struct node *n;
     char host[256], *dbpath;
-    int port, rc;
+    int port = 0, rc;
 
     rc = split_listen(cfg->listen, host, sizeof(host), &port, err);
     if (rc != 0)

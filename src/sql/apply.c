@@ -53,6 +53,7 @@ struct apply_ctx {
     struct forced *forced;   /* n_txns entries, or NULL */
     struct mr_buf out;
     int dup;
+    int64_t schema_version;  /* read just before COMMIT */
 };
 
 static int idem_find(struct apply_ctx *a, const char *key, struct txn_res *r, char *err)
@@ -276,6 +277,8 @@ static int apply_once(struct apply_ctx *a, char *err)
     sqlite3_bind_int64(s->is.meta_put, 3, b->ts_ms);
     rc = store__iexec(&s->wc, s->is.meta_put, "apply: store position", err);
     if (rc == 0)
+        rc = store__schema_read(s, &a->schema_version, err);
+    if (rc == 0)
         rc = store__iexec(&s->wc, s->is.commit, "apply: COMMIT", err);
     if (rc != 0)
         goto rollback;
@@ -284,8 +287,10 @@ static int apply_once(struct apply_ctx *a, char *err)
 rollback:
     /* Some failures (disk full, I/O, OR ROLLBACK) end the transaction by
      * themselves; ROLLBACK is then an error we do not want to report. */
-    if (!sqlite3_get_autocommit(s->wc.db))
-        (void)store__iexec(&s->wc, s->is.rollback, "apply: ROLLBACK", NULL);
+    if (!sqlite3_get_autocommit(s->wc.db)) {
+        int rrc = store__iexec(&s->wc, s->is.rollback, "apply: ROLLBACK", NULL);
+        (void)rrc; /* the first error is the one to report */
+    }
     return rc;
 }
 
@@ -325,6 +330,7 @@ int store_apply(struct store *s, const struct store_batch *batch, int64_t rev, i
     s->pos.rev = rev;
     s->pos.version = version;
     s->pos.ts_ms = batch->ts_ms;
+    store__schema_note(s, a.schema_version);
     /* Only now: a callback must never report a result that was not
      * committed.  A duplicate batch was answered when first applied. */
     if (!a.dup && cb != NULL) {

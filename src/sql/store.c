@@ -164,6 +164,7 @@ static int prepare_internal(struct store *s, char *err)
         {&s->wc, &s->is.meta_put,
          "INSERT INTO _meridian_meta(k, v) VALUES('applied_rev', ?1), ('applied_version', ?2),"
          " ('applied_ts', ?3) ON CONFLICT(k) DO UPDATE SET v=excluded.v"},
+        {&s->wc, &s->is.schema_version, "PRAGMA schema_version"},
         {&s->rc, &s->is.r_begin, "BEGIN"},
         {&s->rc, &s->is.r_commit, "COMMIT"},
         {&s->rc, &s->is.r_rollback, "ROLLBACK"},
@@ -249,6 +250,8 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     if (rc != 0)
         goto err_after_vfs;
     rc = load_position(s, err);
+    if (rc == 0)
+        rc = store__schema_read(s, &s->schema_version, err);
     if (rc != 0)
         goto err_after_vfs;
     *out = s;
@@ -276,6 +279,26 @@ void store_close(struct store *s)
     store__det_close(s);
     mr_free(s->path);
     mr_free(s);
+}
+
+int store__schema_read(struct store *s, int64_t *out, char *err)
+{
+    sqlite3_stmt *st = s->is.schema_version;
+    int src = store__istep(&s->wc, st);
+
+    if (src != SQLITE_ROW)
+        return store__iexec(&s->wc, st, "schema version", err);
+    *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+void store__schema_note(struct store *s, int64_t version)
+{
+    if (version != s->schema_version) {
+        s->schema_version = version;
+        s->schema_gen++;
+    }
 }
 
 void store_position(const struct store *s, struct store_position *out)

@@ -4,9 +4,10 @@
  *   store.c        open/close, position, store_check, store_read, idempotency
  *                  lookup, integrity check
  *   apply.c        store_apply: batches, savepoints, idempotency, pruning
- *   stmt.c         per-connection statement cache (LRU), the authorizer that
- *                  enforces the determinism rules, parameter binding, and
- *                  stepping a statement into result JSON
+ *   stmt.c         per-connection statement cache (LRU) and the authorizer
+ *                  that enforces the determinism rules of store.h
+ *   exec.c         parameter binding, stepping a statement into result JSON,
+ *                  SQLite result codes to MR_E* codes
  *   determinism.c  the VFS shim whose clock is the transaction's time, and
  *                  the seeded random()/randomblob()
  *   digest.c       store_digest
@@ -74,6 +75,7 @@ struct store_cstmt {
     int pragma;                      /* an allow-listed PRAGMA */
     int explain;                     /* EXPLAIN ... */
     char *soft;                      /* owned; see store_obs.soft, NULL if none */
+    uint64_t schema_gen;             /* store->schema_gen when judged */
     int cached;                      /* held by the LRU (else freed on release) */
 };
 
@@ -83,6 +85,8 @@ struct store_conn {
     enum store_role role;
     int internal;                    /* our own SQL: the authorizer allows all */
     struct store_obs obs;
+    uint64_t schema_gen_seen;        /* store->schema_gen SQLite was synced to */
+    sqlite3_stmt *schema_probe;      /* owned; see sync_schema() in stmt.c */
     struct store_cstmt **buckets;    /* n_buckets, a power of two */
     size_t n_buckets;
     size_t n_cached;
@@ -98,6 +102,7 @@ struct store_istmts {
     sqlite3_stmt *batch_get, *batch_put, *batch_prune;
     sqlite3_stmt *idem_get, *idem_put, *idem_prune;
     sqlite3_stmt *meta_put;
+    sqlite3_stmt *schema_version;
     sqlite3_stmt *r_begin, *r_commit, *r_rollback; /* read connection */
     sqlite3_stmt *r_idem_get;                      /* read connection */
 };
@@ -120,9 +125,14 @@ struct store {
     struct store_conn rc;  /* read */
     struct store_istmts is;
     struct store_position pos;
+    /* Bumped when a batch changed the schema: a cached statement judged
+     * under an older schema is prepared and judged again (store_check never
+     * steps, so SQLite's own re-prepare would not happen there). */
+    uint64_t schema_gen;
+    int64_t schema_version;  /* PRAGMA schema_version at the last bump */
 };
 
-/* stmt.c ---------------------------------------------------------------- */
+/* stmt.c, exec.c --------------------------------------------------------- */
 
 /* Set up <c> (cache of <max_cached> statements) for <db>, which it then
  * owns, and install the authorizer. */
@@ -177,6 +187,14 @@ int store__iprepare(struct store_conn *c, const char *sql, sqlite3_stmt **out, c
 void store__json_text(struct mr_buf *b, const char *p, size_t n);
 /* Append a signed integer in decimal. */
 void store__json_i64(struct mr_buf *b, int64_t v);
+
+/* store.c -------------------------------------------------------------- */
+
+/* Read PRAGMA schema_version on the apply connection into *out.
+ * MR_EIO/MR_ECORRUPT on failure. */
+int store__schema_read(struct store *s, int64_t *out, char *err) __attribute__((warn_unused_result));
+/* Bump s->schema_gen if <version> differs from the last one noted. */
+void store__schema_note(struct store *s, int64_t version);
 
 /* determinism.c --------------------------------------------------------- */
 

@@ -14,8 +14,9 @@
  *   - serves the control API on 127.0.0.1:<kernel port> (docs/topology.md):
  *     GET /status, POST /regions/NAME/ACTION?process=, POST /shutdown;
  *   - rewrites RUNDIR/topology.json (tmp + rename) on every change;
- *   - stops: SIGCONT then SIGTERM to every child at once, SIGKILL to those
- *     still alive after STOP_GRACE_MS.
+ *   - stops: SIGCONT to frozen children, SIGTERM to every node at once and
+ *     to the etcd members one after the other (see stop_next_etcd), SIGKILL
+ *     to whatever is still alive STOP_GRACE_MS after the start of the stop.
  *
  * A single 50 ms tick drives everything that waits (spawns whose dependency
  * is not ready, probes, deadlines, pending control requests), so callbacks
@@ -65,6 +66,7 @@ struct proc {
     int ready;
     int start_pending;     /* spawn as soon as the dependency allows */
     int kill_requested;    /* the next exit is one we asked for */
+    int term_sent;         /* SIGTERM sent by the shutdown */
     unsigned gen;          /* bumped at every spawn and exit: stale probes are ignored */
     struct http_call *probe;
     unsigned probe_gen;
@@ -393,6 +395,7 @@ static int proc_spawn(struct proc *p)
     }
     up_argv_free(argv);
     p->pid = p->handle->pid;
+    p->term_sent = 0;
     p->state = PS_RUNNING;
     p->ready = 0;
     p->gen++;
@@ -549,7 +552,7 @@ static int waiter_check(struct sup *s, struct waiter *w, int64_t now)
             continue;
         }
         if (!p->start_pending && !p->handle) {
-            char how[64] = "";
+            char how[160] = "";
             if (p->last_error[0])
                 snprintf(how, sizeof(how), "%s", p->last_error);
             else
@@ -823,7 +826,7 @@ static void check_start(struct sup *s, int64_t now)
     for (size_t i = 0; i < s->t->n_regions; i++) {
         for (int k = 0; k < UP_N_KINDS; k++) {
             struct proc *p = &s->procs[i][k];
-            char how[64];
+            char how[160];
             if (p->handle || p->start_pending) {
                 all_ready &= p->ready;
                 continue;
@@ -895,6 +898,26 @@ static void finish(struct sup *s)
     s->client = NULL;
 }
 
+/* etcd members are stopped one after the other.  A leader that gets SIGTERM
+ * hands its leadership to a connected follower first; when every member is
+ * stopping at once that follower is going away too and the leader waits for
+ * etcd's request timeout (about 6 s with local timers) before it exits.  One
+ * at a time, each member stops in tens of milliseconds. */
+static void stop_next_etcd(struct sup *s)
+{
+    for (size_t i = 0; i < s->t->n_regions; i++)
+        if (s->procs[i][UP_ETCD].handle && s->procs[i][UP_ETCD].term_sent)
+            return;
+    for (size_t i = 0; i < s->t->n_regions; i++) {
+        struct proc *p = &s->procs[i][UP_ETCD];
+        if (p->handle && !p->term_sent) {
+            proc_signal(p, SIGTERM);
+            p->term_sent = 1;
+            return;
+        }
+    }
+}
+
 static void begin_stop(struct sup *s)
 {
     int n = 0;
@@ -914,11 +937,16 @@ static void begin_stop(struct sup *s)
                 proc_signal(p, SIGCONT);
                 p->state = PS_RUNNING;
             }
-            proc_signal(p, SIGTERM);
+            if (k == UP_NODE) {
+                proc_signal(p, SIGTERM);
+                p->term_sent = 1;
+            }
             n++;
         }
     }
-    mr_log(MR_LOG_INFO, "up", "stopping: SIGTERM sent to %d processes", n);
+    stop_next_etcd(s);
+    mr_log(MR_LOG_INFO, "up", "stopping %d processes: SIGTERM to the nodes, then to each etcd "
+           "member in turn", n);
     save_state(s);
 }
 
@@ -933,6 +961,7 @@ static void check_stop(struct sup *s, int64_t now)
         finish(s);
         return;
     }
+    stop_next_etcd(s);
     if (!s->sent_kill && now >= s->stop_deadline_ms) {
         s->sent_kill = 1;
         for (size_t i = 0; i < s->t->n_regions; i++) {
@@ -940,9 +969,8 @@ static void check_stop(struct sup *s, int64_t now)
                 struct proc *p = &s->procs[i][k];
                 if (!p->handle)
                     continue;
-                mr_log(MR_LOG_WARN, "up", "region %s: %s pid %d still alive %d ms after SIGTERM: "
-                       "SIGKILL", region_name(p), up_kind_name(k), p->pid, STOP_GRACE_MS);
-                p->kill_requested = 1;
+                mr_log(MR_LOG_WARN, "up", "region %s: %s pid %d still alive %d ms into the "
+                       "stop: SIGKILL", region_name(p), up_kind_name(k), p->pid, STOP_GRACE_MS);
                 proc_signal(p, SIGKILL);
             }
         }
@@ -950,8 +978,9 @@ static void check_stop(struct sup *s, int64_t now)
 }
 
 /* Spawn what is pending and allowed: a node waits while its own region's
- * etcd is about to start or is starting (not ready yet); if that etcd is dead
- * or frozen, the node starts anyway and uses the other regions' members. */
+ * etcd is about to start or is starting (not ready yet), and during the
+ * first start until it is ready; later, if that etcd is dead or frozen, the
+ * node starts anyway and uses the other regions' members. */
 static void spawn_pending(struct sup *s)
 {
     for (size_t i = 0; i < s->t->n_regions; i++) {
@@ -961,7 +990,8 @@ static void spawn_pending(struct sup *s)
                 continue;
             if (k == UP_NODE) {
                 const struct proc *e = &s->procs[i][UP_ETCD];
-                if (e->start_pending || (e->state == PS_RUNNING && !e->ready))
+                if (e->start_pending || (e->state == PS_RUNNING && !e->ready) ||
+                    (s->phase == PH_STARTING && !e->ready))
                     continue;
             }
             p->start_pending = 0;

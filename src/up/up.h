@@ -138,8 +138,9 @@ char *up_path_node_ini(const char *rundir, const char *region);
 /* Make <dir> ready for a new run: create it (and parents) if missing and
  * refuse it when it holds a topology.json (a run in progress, or a previous
  * one: its data would not match the new ports).  Creates logs/ and, for each
- * region, <region>/ and <region>/data/, and writes every node.ini.  On success
- * *abs is the absolute path (free with mr_free). */
+ * region, <region>/ and <region>/data/, and writes every node.ini (so <t>
+ * must have its ports assigned).  On success *abs is the absolute path (free
+ * with mr_free); MR_EEXIST when the directory holds a run. */
 int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, char *err)
     __attribute__((warn_unused_result));
 
@@ -160,8 +161,9 @@ struct up_run_opts {
  * API, report unexpected exits, and stop every child on the way out.  <t>
  * must have its ports assigned; it stays the caller's.  Returns 0 after a
  * shutdown that followed a successful start, or MR_EUNAVAIL / MR_ETIMEDOUT
- * when the start failed (every child is stopped by then; <err> names the
- * region, the process and its log). */
+ * when the start failed.  Either way every child is stopped by then.  On
+ * failure the full report (region, process, log file and its last lines) has
+ * already gone to stderr or to <ready_fd>; <err> holds its first line. */
 int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
     __attribute__((warn_unused_result));
 

@@ -1,0 +1,372 @@
+/* cluster.c -- a local topology for integration tests (see cluster.h). */
+#include "cluster.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define UP_TIMEOUT_MS 90000      /* the launcher's own bound is 60 s */
+#define ACTION_TIMEOUT_MS 90000  /* restart waits for readiness */
+#define DOWN_TIMEOUT_MS 45000
+
+const char *cluster_bin(void)
+{
+    const char *b = getenv("MERIDIAN_BIN");
+    return b && *b ? b : "build/asan/meridian";
+}
+
+int cluster_pid_alive(int pid)
+{
+    char st;
+
+    if (pid <= 0 || (kill(pid, 0) == -1 && errno != EPERM))
+        return 0;
+    st = cluster_pid_state(pid);
+    return st != 0 && st != 'Z' && st != 'X';
+}
+
+char cluster_pid_state(int pid)
+{
+    char path[64], buf[512];
+    const char *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static int cmdline_contains(int pid, const char *needle)
+{
+    char path[64], buf[8192];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+size_t cluster_find_pids(const char *needle, int *pids, size_t max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == getpid())
+            continue;
+        if (cmdline_contains((int)pid, needle) && cluster_pid_alive((int)pid))
+            pids[n++] = (int)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+int cluster_run(char *const argv[], int64_t timeout_ms)
+{
+    int64_t deadline = test_now_ms() + test_timeout_ms(timeout_ms);
+    int status;
+    pid_t pid, r;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid == -1) {
+        fprintf(stderr, "cluster_run: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        execv(argv[0], argv);
+        fprintf(stderr, "cluster_run: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    for (;;) {
+        r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r == -1 && errno != EINTR) {
+            fprintf(stderr, "cluster_run: waitpid: %s\n", strerror(errno));
+            return -1;
+        }
+        if (test_now_ms() >= deadline) {
+            fprintf(stderr, "cluster_run: %s %s still running after %lld ms: SIGKILL\n", argv[0],
+                    argv[1] ? argv[1] : "", (long long)test_timeout_ms(timeout_ms));
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        test_sleep_ms(5);
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    fprintf(stderr, "cluster_run: %s %s killed by signal %d\n", argv[0], argv[1] ? argv[1] : "",
+            WTERMSIG(status));
+    return -1;
+}
+
+static void copy_str(char *dst, size_t n, json_t *v)
+{
+    const char *s = json_string_value(v);
+    snprintf(dst, n, "%s", s ? s : "");
+}
+
+static void remember(struct cluster *c, int pid)
+{
+    if (pid <= 0)
+        return;
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (c->seen[i] == pid)
+            return;
+    if (c->n_seen < CLUSTER_MAX_PIDS)
+        c->seen[c->n_seen++] = pid;
+}
+
+static void read_proc(struct cluster *c, struct cluster_proc *p, json_t *o)
+{
+    json_t *e = json_object_get(o, "last_exit");
+
+    memset(p, 0, sizeof(*p));
+    p->pid = (int)json_integer_value(json_object_get(o, "pid"));
+    copy_str(p->state, sizeof(p->state), json_object_get(o, "state"));
+    p->ready = json_is_true(json_object_get(o, "ready"));
+    if (json_is_object(e)) {
+        p->last_exit_pid = (int)json_integer_value(json_object_get(e, "pid"));
+        copy_str(p->last_exit_signal, sizeof(p->last_exit_signal), json_object_get(e, "signal"));
+        p->last_exit_status = (int)json_integer_value(json_object_get(e, "status"));
+        p->last_exit_expected = json_is_true(json_object_get(e, "expected"));
+    }
+    remember(c, p->pid);
+}
+
+int cluster_refresh(struct cluster *c)
+{
+    char path[PATH_MAX];
+    json_error_t jerr;
+    json_t *root, *regions, *r, *control;
+    size_t i;
+
+    snprintf(path, sizeof(path), "%s/topology.json", c->rundir);
+    if (access(path, F_OK) != 0)
+        return -1; /* not written yet: quietly, conditions poll for it */
+    root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        fprintf(stderr, "cluster: %s: %s\n", path, jerr.text);
+        return -1;
+    }
+    copy_str(c->state, sizeof(c->state), json_object_get(root, "state"));
+    control = json_object_get(root, "control");
+    c->control_pid = (int)json_integer_value(json_object_get(control, "pid"));
+    copy_str(c->control_url, sizeof(c->control_url), json_object_get(control, "url"));
+    remember(c, c->control_pid);
+    regions = json_object_get(root, "regions");
+    c->n_regions = 0;
+    json_array_foreach(regions, i, r) {
+        struct cluster_region *cr;
+        if (c->n_regions == CLUSTER_MAX_REGIONS)
+            break;
+        cr = &c->regions[c->n_regions++];
+        copy_str(cr->name, sizeof(cr->name), json_object_get(r, "name"));
+        copy_str(cr->node_url, sizeof(cr->node_url),
+                 json_object_get(json_object_get(r, "node"), "url"));
+        copy_str(cr->etcd_url, sizeof(cr->etcd_url),
+                 json_object_get(json_object_get(r, "etcd"), "client_url"));
+        read_proc(c, &cr->node, json_object_get(r, "node"));
+        read_proc(c, &cr->etcd, json_object_get(r, "etcd"));
+    }
+    json_decref(root);
+    return 0;
+}
+
+struct cluster_region *cluster_region(struct cluster *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_regions; i++)
+        if (strcmp(c->regions[i].name, name) == 0)
+            return &c->regions[i];
+    return NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    if (remove(path) != 0)
+        fprintf(stderr, "cluster: remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+static void cluster_free(struct cluster *c, int remove_dir)
+{
+    if (remove_dir && getenv("MR_TEST_KEEP") == NULL)
+        nftw(c->rundir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        fprintf(stderr, "cluster: run directory kept: %s (logs in %s/logs)\n", c->rundir,
+                c->rundir);
+    free(c->rundir);
+    free(c);
+}
+
+static int start(const char *topology, const char *ini, struct cluster **out)
+{
+    char tmpl[PATH_MAX], timeout[32], topo_path[PATH_MAX];
+    const char *tmp = getenv("TMPDIR");
+    struct cluster *c;
+    char *argv[10];
+    int argc = 0, rc;
+
+    snprintf(tmpl, sizeof(tmpl), "%s/mr-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(tmpl) == NULL) {
+        fprintf(stderr, "cluster: mkdtemp %s: %s\n", tmpl, strerror(errno));
+        return -1;
+    }
+    c = calloc(1, sizeof(*c));
+    c->rundir = realpath(tmpl, NULL);
+    if (c->rundir == NULL)
+        c->rundir = strdup(tmpl);
+    if (ini != NULL) {
+        FILE *f;
+        snprintf(topo_path, sizeof(topo_path), "%s/topology.ini", c->rundir);
+        f = fopen(topo_path, "w");
+        if (f == NULL || fputs(ini, f) == EOF || fclose(f) != 0) {
+            fprintf(stderr, "cluster: write %s: %s\n", topo_path, strerror(errno));
+            cluster_free(c, 1);
+            return -1;
+        }
+        topology = topo_path;
+    }
+    /* The launcher's readiness bound scales with the tests'. */
+    snprintf(timeout, sizeof(timeout), "%llds", (long long)(test_timeout_ms(60000) / 1000));
+    argv[argc++] = (char *)cluster_bin();
+    argv[argc++] = "up";
+    if (topology)
+        argv[argc++] = (char *)topology;
+    argv[argc++] = "--dir";
+    argv[argc++] = c->rundir;
+    argv[argc++] = "--detach";
+    argv[argc++] = "--timeout";
+    argv[argc++] = timeout;
+    argv[argc] = NULL;
+    rc = cluster_run(argv, UP_TIMEOUT_MS);
+    if (rc != 0) {
+        fprintf(stderr, "cluster: `%s up --dir %s --detach` failed (%d)\n", cluster_bin(),
+                c->rundir, rc);
+        (void)cluster_stop(c); /* whatever was started, and the leak check */
+        return -1;
+    }
+    if (cluster_refresh(c) != 0) {
+        (void)cluster_stop(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int cluster_start(const char *topology, struct cluster **out)
+{
+    return start(topology, NULL, out);
+}
+
+int cluster_start_text(const char *ini, struct cluster **out)
+{
+    return start(NULL, ini, out);
+}
+
+int cluster_region_action(struct cluster *c, const char *region, const char *action,
+                          const char *process)
+{
+    char *argv[10];
+    int argc = 0, rc;
+
+    argv[argc++] = (char *)cluster_bin();
+    argv[argc++] = "region";
+    argv[argc++] = (char *)action;
+    argv[argc++] = (char *)region;
+    argv[argc++] = "--dir";
+    argv[argc++] = c->rundir;
+    if (process) {
+        argv[argc++] = "--process";
+        argv[argc++] = (char *)process;
+    }
+    argv[argc] = NULL;
+    rc = cluster_run(argv, ACTION_TIMEOUT_MS);
+    if (rc != 0) {
+        fprintf(stderr, "cluster: `meridian region %s %s%s%s` failed (%d)\n", action, region,
+                process ? " --process " : "", process ? process : "", rc);
+        return -1;
+    }
+    return cluster_refresh(c);
+}
+
+int cluster_stop(struct cluster *c)
+{
+    char *argv[] = {(char *)cluster_bin(), "down", NULL, "--timeout", NULL, NULL};
+    char timeout[32];
+    int left[CLUSTER_MAX_PIDS];
+    size_t n_left = 0;
+    int rc = 0;
+
+    if (c == NULL)
+        return 0;
+    argv[2] = c->rundir;
+    snprintf(timeout, sizeof(timeout), "%llds", (long long)(test_timeout_ms(30000) / 1000));
+    argv[4] = timeout;
+    /* A run that never wrote topology.json has nothing to stop. */
+    if (c->n_seen > 0 || access(c->rundir, F_OK) == 0) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/topology.json", c->rundir);
+        if (access(path, F_OK) == 0) {
+            (void)cluster_refresh(c); /* the latest pids, for the leak check */
+            if (cluster_run(argv, DOWN_TIMEOUT_MS) != 0) {
+                fprintf(stderr, "cluster: `meridian down %s` failed\n", c->rundir);
+                rc = -1;
+            }
+        }
+    }
+    for (size_t i = 0; i < c->n_seen; i++)
+        if (cluster_pid_alive(c->seen[i]) && cmdline_contains(c->seen[i], c->rundir))
+            left[n_left++] = c->seen[i];
+    if (n_left == 0)
+        n_left = cluster_find_pids(c->rundir, left, CLUSTER_MAX_PIDS);
+    if (n_left > 0) {
+        fprintf(stderr, "cluster: LEAK: %zu processes of %s are still alive after "
+                "`meridian down`:", n_left, c->rundir);
+        for (size_t i = 0; i < n_left; i++) {
+            fprintf(stderr, " %d", left[i]);
+            kill(left[i], SIGKILL);
+        }
+        fprintf(stderr, " (killed now)\n");
+        rc = -1;
+    }
+    cluster_free(c, rc == 0);
+    return rc;
+}

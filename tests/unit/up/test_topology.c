@@ -1,0 +1,486 @@
+/* Unit tests of src/up/topology.c (and the pure parts of supervisor.c and
+ * client.c): topology parsing and its errors, ports, the generated etcd argv
+ * and node.ini, the run directory, the endpoint table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/cfg.h"
+#include "common/err.h"
+#include "up/up.h"
+
+static int parse(const char *text, struct up_topology **t, char *err)
+{
+    *t = NULL;
+    return up_topology_parse(text, "t.ini", t, err);
+}
+
+/* Parse <text>, expect MR_ECONFIG and every fragment in the message. */
+static void expect_error(const char *text, const char *frag1, const char *frag2)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+    int rc = parse(text, &t, err);
+
+    if (rc != MR_ECONFIG || strstr(err, frag1) == NULL || (frag2 && strstr(err, frag2) == NULL))
+        print_error("input:\n%s\nrc %d, message: %s\nexpected: '%s' and '%s'\n", text, rc, err,
+                    frag1, frag2 ? frag2 : "");
+    assert_int_equal(rc, MR_ECONFIG);
+    assert_non_null(strstr(err, frag1));
+    if (frag2)
+        assert_non_null(strstr(err, frag2));
+    assert_null(t);
+}
+
+static void default_topology_has_three_regions_and_local_timers(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(up_topology_load(NULL, &t, err), 0);
+    assert_int_equal(t->n_regions, 3);
+    assert_string_equal(t->regions[0].name, "us-east-1");
+    assert_string_equal(t->regions[1].name, "eu-west-1");
+    assert_string_equal(t->regions[2].name, "ap-southeast-1");
+    assert_string_equal(t->name, "default");
+    assert_string_equal(t->cluster, "meridian");
+    assert_int_equal(t->base_port, 0);
+    assert_int_equal(t->etcd_heartbeat_ms, 50);
+    assert_int_equal(t->etcd_election_ms, 500);
+    assert_int_equal(t->ready_timeout_ms, 60000);
+    assert_string_equal(t->log_level, "info");
+    assert_int_equal(t->n_limits, 0);
+    up_topology_free(t);
+}
+
+static void shipped_default_file_is_the_builtin_text(void **state)
+{
+    FILE *f = fopen("topologies/default.ini", "r");
+    char buf[8192];
+    size_t n;
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_non_null(f); /* tests run from the repository root */
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    assert_string_equal(buf, up_default_topology);
+    assert_int_equal(up_topology_load("topologies/default.ini", &t, err), 0);
+    assert_string_equal(t->source, "topologies/default.ini");
+    assert_int_equal(t->n_regions, 3);
+    up_topology_free(t);
+}
+
+static void full_topology_parses_every_key(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(parse("\xEF\xBB\xBF[topology]\nname = two\ncluster = c1\nbase_port = 20000\n"
+                           "etcd_heartbeat = 100ms\netcd_election = 1s\nready_timeout = 2m\n"
+                           "log_level = debug ; inline comment\n\n[limits]\nmax_rows = 5\n"
+                           "session_wait = 1s\n\n[region a-1]\nlog_level = warn\n[ region b ]\n",
+                           &t, err), 0);
+    assert_string_equal(t->name, "two");
+    assert_string_equal(t->cluster, "c1");
+    assert_int_equal(t->base_port, 20000);
+    assert_int_equal(t->etcd_heartbeat_ms, 100);
+    assert_int_equal(t->etcd_election_ms, 1000);
+    assert_int_equal(t->ready_timeout_ms, 120000);
+    assert_string_equal(t->log_level, "debug");
+    assert_int_equal(t->n_regions, 2);
+    assert_string_equal(t->regions[0].name, "a-1");
+    assert_string_equal(t->regions[0].log_level, "warn");
+    assert_int_equal(t->regions[0].line, 14);
+    assert_string_equal(t->regions[1].name, "b");
+    assert_null(t->regions[1].log_level);
+    assert_int_equal(t->n_limits, 2);
+    assert_string_equal(t->limits[0].key, "max_rows");
+    assert_string_equal(t->limits[1].value, "1s");
+    assert_int_equal(up_topology_find(t, "b"), 1);
+    assert_int_equal(up_topology_find(t, "c"), -1);
+    up_topology_free(t);
+}
+
+static void unknown_key_and_section_name_file_line_and_key(void **state)
+{
+    expect_error("[topology]\nname = x\nbase_prot = 1\n[region a]\n", "t.ini:3:",
+                 "unknown key 'base_prot' in [topology]");
+    expect_error("[region a]\nlatency = 10ms\n", "t.ini:2: unknown key 'latency' in [region a]",
+                 "expected one of: log_level");
+    expect_error("[region a]\n[regions]\n", "t.ini:2: unknown section [regions]",
+                 "expected [topology], [limits] or [region NAME]");
+    expect_error("name = x\n[region a]\n", "t.ini:1: key 'name' outside any section", NULL);
+}
+
+static void bad_values_say_expected_and_found(void **state)
+{
+    expect_error("[topology]\netcd_heartbeat = soon\n[region a]\n",
+                 "t.ini:2: key 'etcd_heartbeat' in [topology]: expected a duration",
+                 "found 'soon'");
+    expect_error("[topology]\nbase_port = 70000\n[region a]\n", "t.ini:2: key 'base_port'",
+                 "found '70000'");
+    expect_error("[topology]\nbase_port = 80\n[region a]\n", "t.ini:2: key 'base_port'",
+                 "expected 0 or a port from 1024");
+    expect_error("[topology]\nbase_port = 65534\n[region a]\n", "t.ini:2: key 'base_port'",
+                 "3 ports each");
+    expect_error("[topology]\nlog_level = loud\n[region a]\n", "t.ini:2: key 'log_level'",
+                 "expected debug, info, warn or error, found 'loud'");
+    expect_error("[region a]\nlog_level = off\n", "t.ini:1: key 'log_level' in [region a]",
+                 "found 'off'");
+    expect_error("[topology]\ncluster = a/b\n[region a]\n", "t.ini:2: key 'cluster'",
+                 "found 'a/b'");
+    expect_error("[topology]\nready_timeout = 10ms\n[region a]\n", "t.ini:2: key 'ready_timeout'",
+                 "between 1000 and");
+    expect_error("[limits]\nmax_rows =\n[region a]\n", "t.ini:2: key 'max_rows' in [limits]",
+                 "found nothing");
+}
+
+static void election_timeout_must_cover_five_heartbeats(void **state)
+{
+    expect_error("[topology]\netcd_heartbeat = 100ms\netcd_election = 400ms\n[region a]\n",
+                 "t.ini:3: key 'etcd_election'", "at least 5 x etcd_heartbeat (500ms)");
+    /* Defaults count too: 500ms is below 5 x 200ms. */
+    expect_error("[topology]\netcd_heartbeat = 200ms\n[region a]\n", "t.ini: key 'etcd_election'",
+                 "found '500ms'");
+}
+
+static void region_names_are_checked(void **state)
+{
+    char text[1024];
+
+    expect_error("[region US-East]\n", "t.ini:1: region name",
+                 "a-z, 0-9 and '-', found 'US-East'");
+    expect_error("[region a_b]\n", "t.ini:1: region name", "found 'a_b'");
+    expect_error("[region 123456789012345678901234567890123]\n", "t.ini:1: region name",
+                 "expected 1 to 32 characters");
+    expect_error("[region]\n", "t.ini:1: section [region]: expected [region NAME]", NULL);
+    expect_error("[region a]\n[region b]\n[region a]\n",
+                 "t.ini:3: region 'a' is already defined at line 1", NULL);
+    strcpy(text, "");
+    for (int i = 0; i < 8; i++)
+        sprintf(text + strlen(text), "[region r%d]\n", i);
+    expect_error(text, "t.ini:8: region 'r7': expected at most 7 regions", NULL);
+    expect_error("[topology]\nname = x\n", "t.ini: expected 1 to 7 [region NAME] sections, "
+                 "found none", NULL);
+}
+
+static void syntax_errors_and_long_lines_name_the_line(void **state)
+{
+    char text[600];
+
+    expect_error("[region a]\n[topology]\nthis is not ini\n", "t.ini:3: syntax error", NULL);
+    /* A syntax error before a bad key is the one reported. */
+    expect_error("[topology]\nnope\nbogus = 1\n[region a]\n", "t.ini:2: syntax error", NULL);
+    memset(text, 'a', sizeof(text));
+    memcpy(text, "[region a]\n[limits]\nx = ", 24);
+    text[sizeof(text) - 2] = '\n';
+    text[sizeof(text) - 1] = '\0';
+    expect_error(text, "t.ini:3: line longer than 199 bytes", NULL);
+}
+
+static void missing_file_is_named(void **state)
+{
+    struct up_topology *t = NULL;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(up_topology_load("/nonexistent/topo.ini", &t, err), MR_ECONFIG);
+    assert_non_null(strstr(err, "/nonexistent/topo.ini: cannot open"));
+    assert_null(t);
+}
+
+static void base_port_gives_consecutive_ports(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(parse("[topology]\nbase_port = 30000\n[region a]\n[region b]\n", &t, err), 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    assert_int_equal(t->regions[0].etcd_client_port, 30000);
+    assert_int_equal(t->regions[0].etcd_peer_port, 30001);
+    assert_int_equal(t->regions[0].node_port, 30002);
+    assert_int_equal(t->regions[1].etcd_client_port, 30003);
+    assert_int_equal(t->regions[1].node_port, 30005);
+    up_topology_free(t);
+}
+
+static void kernel_ports_are_distinct(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+    int ports[3 * UP_MAX_REGIONS], n = 0;
+
+    assert_int_equal(parse("[region a]\n[region b]\n[region c]\n[region d]\n[region e]\n"
+                           "[region f]\n[region g]\n", &t, err), 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    for (size_t i = 0; i < t->n_regions; i++) {
+        ports[n++] = t->regions[i].etcd_client_port;
+        ports[n++] = t->regions[i].etcd_peer_port;
+        ports[n++] = t->regions[i].node_port;
+    }
+    for (int i = 0; i < n; i++) {
+        assert_true(ports[i] > 0 && ports[i] < 65536);
+        for (int j = i + 1; j < n; j++)
+            assert_int_not_equal(ports[i], ports[j]);
+    }
+    up_topology_free(t);
+}
+
+static struct up_topology *two_regions(void)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(parse("[topology]\ncluster = shop\nbase_port = 40000\netcd_heartbeat = 70\n"
+                           "etcd_election = 700ms\nlog_level = warn\n[limits]\nmax_rows = 7\n"
+                           "[region us]\nlog_level = debug\n[region eu]\n", &t, err), 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    return t;
+}
+
+static void etcd_argv_has_every_flag(void **state)
+{
+    struct up_topology *t = two_regions();
+    char **argv = up_etcd_argv(t, 1, "/run/x", "/usr/bin/etcd");
+    static const char *const want[] = {
+        "/usr/bin/etcd",
+        "--name", "eu",
+        "--data-dir", "/run/x/eu/etcd",
+        "--listen-client-urls", "http://127.0.0.1:40003",
+        "--advertise-client-urls", "http://127.0.0.1:40003",
+        "--listen-peer-urls", "http://127.0.0.1:40004",
+        "--initial-advertise-peer-urls", "http://127.0.0.1:40004",
+        "--initial-cluster", "us=http://127.0.0.1:40001,eu=http://127.0.0.1:40004",
+        "--initial-cluster-state", "new",
+        "--initial-cluster-token", "shop",
+        "--heartbeat-interval", "70",
+        "--election-timeout", "700",
+        "--snapshot-count", "2000",
+        "--logger", "zap",
+        "--log-level", "warn",
+        NULL,
+    };
+    size_t i;
+
+    for (i = 0; want[i]; i++) {
+        assert_non_null(argv[i]);
+        assert_string_equal(argv[i], want[i]);
+    }
+    assert_null(argv[i]);
+    up_argv_free(argv);
+    up_topology_free(t);
+}
+
+static void node_argv_runs_the_same_binary(void **state)
+{
+    struct up_topology *t = two_regions();
+    char **argv = up_node_argv(t, 0, "/run/x", "/proc/self/exe");
+
+    assert_string_equal(argv[0], "/proc/self/exe");
+    assert_string_equal(argv[1], "node");
+    assert_string_equal(argv[2], "--config");
+    assert_string_equal(argv[3], "/run/x/us/node.ini");
+    assert_null(argv[4]);
+    up_argv_free(argv);
+    up_topology_free(t);
+}
+
+static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
+{
+    struct up_topology *t = two_regions();
+    struct mr_buf b;
+    char err[MR_ERRMSG_LEN] = "";
+
+    mr_buf_init(&b);
+    assert_int_equal(up_node_ini(t, 1, "/run/x", &b, err), 0);
+    assert_string_equal(b.data,
+                        "; generated by `meridian up` from t.ini; rewritten at every up\n"
+                        "[node]\n"
+                        "region = eu\n"
+                        "cluster = shop\n"
+                        "data_dir = /run/x/eu/data\n"
+                        "listen = 127.0.0.1:40005\n"
+                        "etcd = http://127.0.0.1:40003,http://127.0.0.1:40000\n"
+                        "log_level = warn\n"
+                        "\n"
+                        "[limits]\n"
+                        "max_rows = 7\n");
+    mr_buf_reset(&b);
+    /* A region's own log_level wins over the topology's. */
+    assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
+    assert_non_null(strstr(b.data, "log_level = debug\n"));
+    assert_non_null(strstr(b.data, "etcd = http://127.0.0.1:40000,http://127.0.0.1:40003\n"));
+    mr_buf_close(&b);
+    up_topology_free(t);
+}
+
+static void node_ini_refuses_lines_the_node_cannot_read(void **state)
+{
+    struct up_topology *t = two_regions();
+    struct mr_buf b;
+    char err[MR_ERRMSG_LEN] = "", dir[300];
+
+    memset(dir, 'd', sizeof(dir) - 1);
+    dir[0] = '/';
+    dir[sizeof(dir) - 1] = '\0';
+    mr_buf_init(&b);
+    assert_int_equal(up_node_ini(t, 0, dir, &b, err), MR_ECONFIG);
+    assert_non_null(strstr(err, "over the node's limit of 199"));
+    mr_buf_close(&b);
+    up_topology_free(t);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void rundir_is_laid_out_and_not_reused(void **state)
+{
+    struct up_topology *t = two_regions();
+    char tmpl[] = "/tmp/mr-test-up-XXXXXX", err[MR_ERRMSG_LEN] = "";
+    char *abs = NULL, *sub, *path;
+    struct stat st;
+    FILE *f;
+
+    assert_non_null(mkdtemp(tmpl));
+    sub = mr_asprintf("%s/new/run", tmpl); /* parents are created */
+    assert_int_equal(up_rundir_prepare(sub, t, &abs, err), 0);
+    assert_string_equal(abs, sub);
+    path = mr_asprintf("%s/logs", abs);
+    assert_int_equal(stat(path, &st), 0);
+    mr_free(path);
+    path = mr_asprintf("%s/eu/data", abs);
+    assert_int_equal(stat(path, &st), 0);
+    mr_free(path);
+    path = up_path_node_ini(abs, "us");
+    f = fopen(path, "r");
+    assert_non_null(f);
+    fclose(f);
+    mr_free(path);
+    path = up_path_log(abs, "us", UP_NODE);
+    assert_string_equal(path + strlen(abs), "/logs/us-node.log");
+    mr_free(path);
+
+    /* A previous run (its supervisor gone) is refused. */
+    path = mr_asprintf("%s/topology.json", abs);
+    f = fopen(path, "w");
+    fputs("{\"control\": {\"pid\": 999999999}}", f);
+    fclose(f);
+    mr_free(path);
+    mr_free(abs);
+    abs = NULL;
+    assert_int_equal(up_rundir_prepare(sub, t, &abs, err), MR_EEXIST);
+    assert_non_null(strstr(err, "holds a previous run"));
+    assert_null(abs);
+
+    mr_free(sub);
+    nftw(tmpl, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    up_topology_free(t);
+}
+
+static void endpoint_table_shows_each_region(void **state)
+{
+    const char *json =
+        "{\"rundir\": \"/r\", \"control\": {\"url\": \"http://127.0.0.1:9\", \"pid\": 42},"
+        " \"regions\": [{\"name\": \"us\", \"node\": {\"url\": \"http://127.0.0.1:3\", \"pid\": 7},"
+        " \"etcd\": {\"client_url\": \"http://127.0.0.1:1\", \"pid\": 5}}]}";
+    struct mr_buf b;
+    char err[MR_ERRMSG_LEN] = "";
+
+    mr_buf_init(&b);
+    assert_int_equal(up_format_endpoints(json, &b, err), 0);
+    assert_non_null(strstr(b.data, "us "));
+    assert_non_null(strstr(b.data, "http://127.0.0.1:3"));
+    assert_non_null(strstr(b.data, "http://127.0.0.1:1"));
+    assert_non_null(strstr(b.data, "control http://127.0.0.1:9 (supervisor pid 42)"));
+    assert_non_null(strstr(b.data, "meridian down /r"));
+    mr_buf_reset(&b);
+    assert_int_equal(up_format_endpoints("{nope", &b, err), MR_EPROTO);
+    mr_buf_close(&b);
+}
+
+static void pid_alive_ignores_zombies(void **state)
+{
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_true(up_pid_alive(getpid()));
+    /* Not reaped yet: a zombie once it has exited.  Poll, bounded. */
+    for (int i = 0; i < 2000 && up_pid_alive(pid); i++)
+        usleep(1000);
+    assert_false(up_pid_alive(pid));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(up_pid_alive(pid));
+    assert_false(up_pid_alive(0));
+}
+
+static void kind_names_round_trip(void **state)
+{
+    assert_string_equal(up_kind_name(UP_ETCD), "etcd");
+    assert_string_equal(up_kind_name(UP_NODE), "node");
+    assert_int_equal(up_kind_parse("etcd"), UP_ETCD);
+    assert_int_equal(up_kind_parse("node"), UP_NODE);
+    assert_int_equal(up_kind_parse("edge"), -1);
+}
+
+static void region_action_checks_arguments_before_anything(void **state)
+{
+    struct mr_buf b;
+    char err[MR_ERRMSG_LEN] = "";
+
+    mr_buf_init(&b);
+    assert_int_equal(up_region_action("/nonexistent", "us", "explode", NULL, &b, err), MR_EINVAL);
+    assert_non_null(strstr(err, "expected kill, freeze, thaw or restart"));
+    assert_int_equal(up_region_action("/nonexistent", "us", "kill", "edge", &b, err), MR_EINVAL);
+    assert_int_equal(up_region_action("/nonexistent", "us", "kill", NULL, &b, err), MR_ENOTFOUND);
+    assert_non_null(strstr(err, "no topology.json"));
+    assert_int_equal(up_down("/nonexistent", 1000, err), MR_ENOTFOUND);
+    mr_buf_close(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(default_topology_has_three_regions_and_local_timers),
+        cmocka_unit_test(shipped_default_file_is_the_builtin_text),
+        cmocka_unit_test(full_topology_parses_every_key),
+        cmocka_unit_test(unknown_key_and_section_name_file_line_and_key),
+        cmocka_unit_test(bad_values_say_expected_and_found),
+        cmocka_unit_test(election_timeout_must_cover_five_heartbeats),
+        cmocka_unit_test(region_names_are_checked),
+        cmocka_unit_test(syntax_errors_and_long_lines_name_the_line),
+        cmocka_unit_test(missing_file_is_named),
+        cmocka_unit_test(base_port_gives_consecutive_ports),
+        cmocka_unit_test(kernel_ports_are_distinct),
+        cmocka_unit_test(etcd_argv_has_every_flag),
+        cmocka_unit_test(node_argv_runs_the_same_binary),
+        cmocka_unit_test(node_ini_lists_own_etcd_first_and_passes_limits),
+        cmocka_unit_test(node_ini_refuses_lines_the_node_cannot_read),
+        cmocka_unit_test(rundir_is_laid_out_and_not_reused),
+        cmocka_unit_test(endpoint_table_shows_each_region),
+        cmocka_unit_test(pid_alive_ignores_zombies),
+        cmocka_unit_test(kind_names_round_trip),
+        cmocka_unit_test(region_action_checks_arguments_before_anything),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
