@@ -71,7 +71,8 @@ static void lat_add(struct lat_set *l, int64_t us)
 static void stats_of(int64_t *us, size_t n, uint64_t ok, uint64_t failed, double seconds,
                      struct load_stats *out)
 {
-    qsort(us, n, sizeof(*us), cmp_us);
+    if (n > 1)
+        qsort(us, n, sizeof(*us), cmp_us);
     out->ok = ok;
     out->failed = failed;
     out->rate = seconds > 0 ? (double)ok / seconds : 0;

@@ -106,6 +106,7 @@ struct sup {
     char *etcd_bin;
     int64_t ready_timeout_ms;
     int ready_fd;
+    int detached;          /* started with a ready pipe: logging to logs/up.log */
     struct proc procs[UP_MAX_REGIONS][UP_N_KINDS];
     uv_timer_t tick;
     uv_signal_t sigs[3];
@@ -266,7 +267,8 @@ static json_t *state_json(const struct sup *s)
     json_object_set_new(root, "ready_timeout_ms", json_integer(s->ready_timeout_ms));
     json_object_set_new(control, "url", json_string(s->control_url));
     json_object_set_new(control, "pid", json_integer(getpid()));
-    json_object_set_new(control, "log", json_sprintf("%s/logs/up.log", s->rundir));
+    json_object_set_new(control, "log", s->detached ? json_sprintf("%s/logs/up.log", s->rundir)
+                                                    : json_null());
     json_object_set_new(root, "control", control);
     for (size_t i = 0; i < s->t->n_regions; i++) {
         json_t *r = json_object();
@@ -1075,6 +1077,7 @@ int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
     s->etcd_bin = mr_strdup(o->etcd_bin);
     s->ready_timeout_ms = o->ready_timeout_ms > 0 ? o->ready_timeout_ms : t->ready_timeout_ms;
     s->ready_fd = o->ready_fd;
+    s->detached = o->ready_fd >= 0;
     mr_buf_init(&s->report);
     for (size_t i = 0; i < t->n_regions; i++) {
         for (int k = 0; k < UP_N_KINDS; k++) {

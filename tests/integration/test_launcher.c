@@ -78,6 +78,29 @@ static int has_etcd_leader(void *arg)
 
 /* ---- group 1: the foreground ---- */
 
+/* What the foreground test started, for its teardown when an assertion
+ * stops it half-way. */
+static int fg_pid;
+static struct cluster *fg_cluster;
+
+static int fg_teardown(void **state)
+{
+    int status;
+
+    if (fg_pid > 0 && cluster_pid_alive(fg_pid)) {
+        kill(fg_pid, SIGTERM);
+        (void)wait_for(pid_gone, &fg_pid, 20000);
+    }
+    if (fg_pid > 0)
+        waitpid(fg_pid, &status, WNOHANG);
+    fg_pid = 0;
+    if (fg_cluster == NULL)
+        return 0;
+    status = cluster_stop(fg_cluster);
+    fg_cluster = NULL;
+    return status;
+}
+
 static void foreground_up_stops_everything_on_sigterm(void **state)
 {
     static const char topo[] = "[topology]\nname = solo\n\n[region solo-1]\n";
@@ -90,6 +113,7 @@ static void foreground_up_stops_everything_on_sigterm(void **state)
 
     assert_non_null(mkdtemp(tmpl));
     c->rundir = strdup(tmpl);
+    fg_cluster = c;
     snprintf(path, sizeof(path), "%s/solo.ini", tmpl);
     f = fopen(path, "w");
     assert_non_null(f);
@@ -106,6 +130,7 @@ static void foreground_up_stops_everything_on_sigterm(void **state)
         _exit(127);
     }
     up_pid = (int)pid;
+    fg_pid = up_pid;
     ready.c = c;
     ready.want = "ready";
     assert_int_equal(wait_for(topology_state_is, &ready, 60000), 0);
@@ -117,6 +142,7 @@ static void foreground_up_stops_everything_on_sigterm(void **state)
     assert_int_equal(kill(up_pid, SIGTERM), 0);
     assert_int_equal(wait_for(pid_gone, &up_pid, 20000), 0);
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    fg_pid = 0;
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_false(cluster_pid_alive(c->regions[0].node.pid));
@@ -125,6 +151,7 @@ static void foreground_up_stops_everything_on_sigterm(void **state)
     assert_int_equal(cluster_refresh(c), 0);
     assert_string_equal(c->state, "stopped");
     assert_string_equal(c->regions[0].node.state, "stopped");
+    fg_cluster = NULL;
     assert_int_equal(cluster_stop(c), 0); /* nothing to stop; checks and removes the dir */
 }
 
@@ -334,7 +361,7 @@ static void down_stops_every_process_and_leaves_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest foreground[] = {
-        cmocka_unit_test(foreground_up_stops_everything_on_sigterm),
+        cmocka_unit_test_teardown(foreground_up_stops_everything_on_sigterm, fg_teardown),
     };
     const struct CMUnitTest detached[] = {
         cmocka_unit_test(up_detach_writes_topology_with_live_pids_and_ready_nodes),

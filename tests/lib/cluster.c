@@ -327,6 +327,72 @@ int cluster_region_action(struct cluster *c, const char *region, const char *act
     return cluster_refresh(c);
 }
 
+/* Sanitizer reports in RUNDIR/logs/ *.log (the supervisor's and every
+ * child's): each one found is printed; returns how many files had one. */
+static int scan_logs(const char *rundir)
+{
+    static const char *const patterns[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                           "runtime error:", "ERROR: UndefinedBehaviorSanitizer"};
+    char dir[PATH_MAX], path[PATH_MAX * 2], line[4096];
+    struct dirent *e;
+    DIR *d;
+    int bad = 0;
+
+    snprintf(dir, sizeof(dir), "%s/logs", rundir);
+    d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        FILE *f;
+        int lineno = 0, found = 0;
+        if (n < 5 || strcmp(e->d_name + n - 4, ".log") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        while (!found && fgets(line, sizeof(line), f) != NULL) {
+            lineno++;
+            for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+                if (strstr(line, patterns[i]) != NULL) {
+                    fprintf(stderr, "cluster: SANITIZER: %s:%d: %s", path, lineno, line);
+                    found = 1;
+                    break;
+                }
+            }
+        }
+        fclose(f);
+        bad += found;
+    }
+    closedir(d);
+    return bad;
+}
+
+/* A node that was stopped must have exited 0: anything else (a sanitizer's
+ * exit code, a crash on the way out) is a bug worth failing for. */
+static int check_exits(struct cluster *c)
+{
+    int bad = 0;
+
+    if (cluster_refresh(c) != 0)
+        return 0;
+    for (size_t i = 0; i < c->n_regions; i++) {
+        const struct cluster_proc *p = &c->regions[i].node;
+        if (strcmp(p->state, "stopped") == 0 && (p->last_exit_status != 0 || p->last_exit_signal[0])) {
+            char how[48];
+            if (p->last_exit_signal[0])
+                snprintf(how, sizeof(how), "was killed by %s", p->last_exit_signal);
+            else
+                snprintf(how, sizeof(how), "exited with status %d", p->last_exit_status);
+            fprintf(stderr, "cluster: region %s: node pid %d %s when stopped (see %s/logs/%s-node.log)\n",
+                    c->regions[i].name, p->last_exit_pid, how, c->rundir, c->regions[i].name);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 int cluster_stop(struct cluster *c)
 {
     char *argv[] = {(char *)cluster_bin(), "down", NULL, "--timeout", NULL, NULL};
@@ -357,6 +423,8 @@ int cluster_stop(struct cluster *c)
             left[n_left++] = c->seen[i];
     if (n_left == 0)
         n_left = cluster_find_pids(c->rundir, left, CLUSTER_MAX_PIDS);
+    if (scan_logs(c->rundir) > 0 || check_exits(c) > 0)
+        rc = -1;
     if (n_left > 0) {
         fprintf(stderr, "cluster: LEAK: %zu processes of %s are still alive after "
                 "`meridian down`:", n_left, c->rundir);

@@ -88,9 +88,10 @@ int cluster_region_action(struct cluster *c, const char *region, const char *act
 
 /* `meridian down RUNDIR`, then check that the supervisor, every pid ever seen
  * and every process whose command line names RUNDIR are gone (leftovers are
- * printed, killed with SIGKILL, and make it return -1), then remove RUNDIR
- * (kept when something failed, or when MR_TEST_KEEP is set).  Frees <c>;
- * NULL is a no-op. */
+ * printed, killed with SIGKILL, and make it return -1), that no log in
+ * RUNDIR/logs holds a sanitizer report and that every node stopped by the
+ * shutdown exited 0 (else -1 too), then remove RUNDIR (kept when something
+ * failed, or when MR_TEST_KEEP is set).  Frees <c>; NULL is a no-op. */
 int cluster_stop(struct cluster *c);
 
 /* 1 when <pid> exists and is not a zombie. */
