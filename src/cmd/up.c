@@ -156,8 +156,11 @@ int cmd_up(int argc, char **argv)
     }
     mr_log_setup(NULL, "up", MR_LOG_INFO);
 
+    /* Everything that can be checked is checked before the first child runs
+     * (and, with --detach, before the fork). */
     if (up_topology_load(topo_path, &t, err) != 0 || up_topology_assign_ports(t, err) != 0 ||
-        up_rundir_prepare(dir, t, &rundir, err) != 0) {
+        up_rundir_prepare(dir, t, &rundir, err) != 0 ||
+        up_check_node_configs(t, rundir, "/proc/self/exe", err) != 0) {
         fprintf(stderr, "meridian up: %s\n", err);
         goto out;
     }

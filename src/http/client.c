@@ -56,6 +56,7 @@ struct cconn {
     unsigned reused : 1;         /* served a call before this one */
     unsigned closing : 1;
     unsigned too_big : 1;        /* parser stopped on max_response_bytes */
+    unsigned writing : 1;        /* request bytes still queued in libuv */
 };
 
 struct http_call {
@@ -250,6 +251,7 @@ static void cconn_write_cb(struct http__write *w, int status)
 {
     struct cconn *conn = container_of(w, struct cconn, w);
 
+    conn->writing = 0;
     /* A failed write is left to the read side: a server that refuses a
      * request (413, then close) may have answered already, and that answer
      * is in our receive buffer.  EOF or a reset will follow the failure. */
@@ -272,7 +274,9 @@ static void cconn_send(struct cconn *conn, struct http_call *call)
     http_parser_init(&conn->parser, HTTP_RESPONSE);
     conn->parser.data = conn;
     rc = http__io_write(&conn->io, &conn->w, &b, 1, cconn_write_cb);
-    if (rc != 0)
+    if (rc == 0)
+        conn->writing = 1;
+    else if (rc < 0)
         cconn_lost(conn, rc);
 }
 
@@ -442,7 +446,8 @@ static void cconn_complete(struct cconn *conn, int leftover)
 
     /* Bytes after the response, when we sent one request, are a server bug:
      * the connection is not reusable. */
-    keep = http_should_keep_alive(&conn->parser) && !leftover && !conn->parser.upgrade;
+    keep = http_should_keep_alive(&conn->parser) && !leftover && !conn->parser.upgrade &&
+           !conn->writing;   /* answered before it read all we sent */
     http_parser_pause(&conn->parser, 0);
     conn->call = NULL;
     call->conn = NULL;

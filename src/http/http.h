@@ -135,9 +135,9 @@ size_t http_exchange_buffered(const struct http_exchange *ex);
 
 /* Counters for /metrics. */
 struct http_server_stats {
-    uint64_t connections_accepted;
+    uint64_t connections_accepted;  /* every accepted socket, rejected ones included */
     uint64_t connections_open;
-    uint64_t connections_rejected;  /* over max_connections */
+    uint64_t connections_rejected;  /* over max_connections: answered 503, closed */
     uint64_t requests;
     uint64_t bad_requests;          /* parse errors, limits exceeded */
     uint64_t timeouts;
@@ -203,9 +203,22 @@ struct http_client_request {
                                 response callback; else: streamed */
 };
 
-/* Start a call.  Returns 0 and then <cb> runs exactly once; or returns an
- * error (bad arguments) and <cb> never runs.  *out (may be NULL) receives a
- * handle usable with http_call_cancel until <cb> has run. */
+/* Start a call.  Returns 0 and then <cb> runs exactly once, never from
+ * inside this function; or returns an error (MR_EINVAL: bad arguments, or
+ * the client is being freed) and <cb> never runs.  *out (may be NULL)
+ * receives a handle usable with http_call_cancel until <cb> has run.
+ * Everything in <req> is copied.  "Host" and, when there is a body or the
+ * method is POST/PUT/PATCH, "Content-Length" are added: do not pass them.
+ *
+ * Connections: an idle pooled connection to the same host:port (the string
+ * as given) is used if there is one, else a new one.  If a REUSED connection
+ * fails before any byte of the response arrives (typically: the server
+ * closed it as idle just as we sent), the call is retried once on a fresh
+ * connection.  The server may have received the first copy, so a request
+ * can be delivered twice: callers that care must make requests idempotent.
+ * One request per connection at a time (no pipelining).
+ *
+ * For streamed calls, max_response_bytes bounds the response head only. */
 int http_client_request(struct http_client *c, const struct http_client_request *req,
                         http_response_cb cb, void *data, struct http_call **out)
     __attribute__((warn_unused_result));

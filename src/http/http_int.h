@@ -59,8 +59,11 @@ struct http__write {
 int http__io_init(uv_loop_t *loop, struct http__io *io, void *owner, char *rbuf);
 int http__io_read_start(struct http__io *io);
 void http__io_read_stop(struct http__io *io);
-/* Queue <bufs>; writes complete in submission order.  Returns 0 (the
- * callback will run) or a libuv error (it will not). */
+/* Write <bufs> (at most HTTP__MAX_WRITE_BUFS); writes complete in
+ * submission order.  Returns 1 when every byte went out at once (the
+ * callback will NOT run: the caller finishes inline), 0 when the rest is
+ * queued (the callback will run), or a libuv error (it will not). */
+#define HTTP__MAX_WRITE_BUFS 16
 int http__io_write(struct http__io *io, struct http__write *w, const uv_buf_t *bufs,
                    unsigned n_bufs, http__io_write_cb cb);
 /* Half-close after queued writes. */

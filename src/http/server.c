@@ -43,7 +43,6 @@
 #define EX_CACHE_MAX 256          /* recycled exchanges kept per server */
 #define EX_KEEP_BUF (64 * 1024)   /* larger buffers are freed, not recycled */
 #define LINGER_MS 2000            /* read-and-discard after the last answer */
-#define MAX_WRITE_BUFS 16         /* answers gathered into one uv_write */
 #define LISTEN_BACKLOG 511
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
@@ -519,7 +518,7 @@ static void conn_write_cb(struct http__write *w, int status)
  * meanwhile waits in ex->out and goes with the next one. */
 static void conn_flush(struct http_conn *c)
 {
-    uv_buf_t bufs[MAX_WRITE_BUFS];
+    uv_buf_t bufs[HTTP__MAX_WRITE_BUFS];
     unsigned nb = 0;
     size_t n_ex = 0;
     struct http_exchange *ex;
@@ -527,7 +526,7 @@ static void conn_flush(struct http_conn *c)
 
     if (c->writing || c->closing)
         return;
-    for (ex = c->qhead; ex != NULL && nb < MAX_WRITE_BUFS; ex = ex->next) {
+    for (ex = c->qhead; ex != NULL && nb < HTTP__MAX_WRITE_BUFS; ex = ex->next) {
         if (ex->out.len > 0) {
             struct mr_buf t = ex->wbuf;
 
@@ -549,11 +548,16 @@ static void conn_flush(struct http_conn *c)
             conn_written(c, n_ex);
         return;
     }
-    c->n_wex = n_ex;
-    c->writing = 1;
     rc = http__io_write(&c->io, &c->w, bufs, nb, conn_write_cb);
-    if (rc != 0) {
-        c->writing = 0;
+    if (rc == 0) {
+        c->n_wex = n_ex;
+        c->writing = 1;
+    } else if (rc == 1) {
+        /* All out already.  Finishing inline is safe from any caller:
+         * conn_written only pops answered exchanges (never one a handler
+         * holds), and resumes parsing only when parsing was paused. */
+        conn_written(c, n_ex);
+    } else {
         mr_log(MR_LOG_DEBUG, "http", "write: %s", uv_strerror(rc));
         conn_close(c);
     }
@@ -752,6 +756,7 @@ static int on_headers_complete(http_parser *p)
         c->n_queue == 0 && !c->writing && !c->cont_busy) {
         uv_buf_t b = uv_buf_init((char *)CONTINUE_100, sizeof(CONTINUE_100) - 1);
 
+        /* 1 (written at once) needs no callback; failure shows on read. */
         if (http__io_write(&c->io, &c->wcont, &b, 1, conn_cont_cb) == 0)
             c->cont_busy = 1;
     }
@@ -1016,11 +1021,12 @@ static void on_connection(uv_stream_t *l, int status)
         c->rejected = 1;
         c->discard = 1;
         s->stats.connections_rejected++;
-        conn_answer_error(c, 503, "unavailable", "too many connections");
-        if (!c->closing && conn_read_start(c) != 0)
+        if (conn_read_start(c) != 0) {
             conn_close(c);
-        if (!c->closing)
-            conn_deadline(c, DL_WRITE, s->opts.idle_timeout_ms);
+            return;
+        }
+        conn_deadline(c, DL_WRITE, s->opts.idle_timeout_ms);
+        conn_answer_error(c, 503, "unavailable", "too many connections");
         return;
     }
     s->n_open++;
@@ -1055,7 +1061,8 @@ static void listener_close_cb(uv_handle_t *h)
 
 /* Resolve <host> for bind: literals directly, names with a blocking lookup
  * (start-up only). */
-static int bind_addr(const char *host, int port, struct sockaddr_storage *ss, char *err)
+static int bind_addr(uv_loop_t *loop, const char *host, int port, struct sockaddr_storage *ss,
+                     char *err)
 {
     uv_getaddrinfo_t req;
     struct addrinfo hints;
@@ -1072,7 +1079,7 @@ static int bind_addr(const char *host, int port, struct sockaddr_storage *ss, ch
     hints.ai_flags = AI_PASSIVE;
     snprintf(port_s, sizeof(port_s), "%d", port);
     /* A NULL callback makes uv_getaddrinfo synchronous. */
-    rc = uv_getaddrinfo(uv_default_loop(), &req, NULL, host, port_s, &hints);
+    rc = uv_getaddrinfo(loop, &req, NULL, host, port_s, &hints);
     if (rc != 0)
         return mr_seterr(err, MR_EINVAL, "resolve %s: %s", host, uv_strerror(rc));
     memcpy(ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
@@ -1092,7 +1099,7 @@ int http_server_start(uv_loop_t *loop, const char *host, int port,
     if (loop == NULL || host == NULL || handler == NULL || out == NULL || port < 0 ||
         port > 65535)
         return mr_seterr(err, MR_EINVAL, "http server: bad arguments");
-    rc = bind_addr(host, port, &ss, err);
+    rc = bind_addr(loop, host, port, &ss, err);
     if (rc != 0)
         return rc;
     http__ignore_sigpipe();

@@ -189,11 +189,44 @@ out:
     sql_req_free(req);
 }
 
+void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                     int64_t start_us, int may_recheck)
+{
+    char err[MR_ERRMSG_LEN];
+    int is_write = 0, rc;
+
+    rc = store_check(n->store, req->stmts, req->n_stmts, &is_write, err);
+    if (rc == MR_ESQL && may_recheck) {
+        /* "no such table" may only mean that this replica has not applied
+         * the CREATE yet: catch up with the head, then decide. */
+        node__wait_strong(n, ex, req, start_us, 1);
+        return;
+    }
+    if (rc != 0) {
+        node__respond_error(n, ex, ROUTE_SQL_READ, start_us, 400,
+                            rc == MR_EINVAL ? "invalid_request" : sql_error_code(rc), err, NULL);
+        sql_req_free(req);
+        return;
+    }
+    if (is_write) {
+        node__submit_write(n, ex, req, start_us);
+        return;
+    }
+    if (req->consistency == CONS_STRONG) {
+        node__wait_strong(n, ex, req, start_us, 0);
+        return;
+    }
+    if (req->consistency == CONS_SESSION && req->token_rev > n->pos.rev) {
+        node__wait_for_rev(n, ex, req, req->token_rev, start_us);
+        return;
+    }
+    node__serve_read(n, ex, req, start_us);
+}
+
 static void handle_sql(struct node *n, struct http_exchange *ex, const struct http_request *hr)
 {
     char err[MR_ERRMSG_LEN];
     struct sql_req req;
-    int is_write = 0, rc;
     int64_t start = hr->received_us;
 
     if (strcmp(hr->method, "POST") != 0) {
@@ -201,28 +234,12 @@ static void handle_sql(struct node *n, struct http_exchange *ex, const struct ht
                             "use POST /v1/sql with a JSON body", "Allow: POST\r\n");
         return;
     }
-    rc = parse_sql_request(hr, &req, err);
-    if (rc == 0)
-        rc = store_check(n->store, req.stmts, req.n_stmts, &is_write, err);
-    if (rc != 0) {
-        node__respond_error(n, ex, ROUTE_SQL_READ, start, 400, rc == MR_EINVAL ? "invalid_request"
-                                                              : sql_error_code(rc), err, NULL);
+    if (parse_sql_request(hr, &req, err) != 0) {
+        node__respond_error(n, ex, ROUTE_SQL_READ, start, 400, "invalid_request", err, NULL);
         sql_req_free(&req);
         return;
     }
-    if (is_write) {
-        node__submit_write(n, ex, &req, start);
-        return;
-    }
-    if (req.consistency == CONS_STRONG) {
-        node__wait_strong(n, ex, &req, start);
-        return;
-    }
-    if (req.consistency == CONS_SESSION && req.token_rev > n->pos.rev) {
-        node__wait_for_rev(n, ex, &req, req.token_rev, start);
-        return;
-    }
-    node__serve_read(n, ex, &req, start);
+    node__route_sql(n, ex, &req, start, 1);
 }
 
 static void handle_status(struct node *n, struct http_exchange *ex, int64_t start)
@@ -279,11 +296,19 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
     mr_buf_close(&b);
 }
 
-static void handle_digest(struct node *n, struct http_exchange *ex, int64_t start)
+/* GET /v1/digest[?integrity=1]: the replica's digest, and optionally the
+ * result of PRAGMA integrity_check (slow on big databases: on request only). */
+static void handle_digest(struct node *n, struct http_exchange *ex, const struct http_request *hr)
 {
     char err[MR_ERRMSG_LEN], digest[65];
-    struct mr_buf b;
+    int64_t start = hr->received_us;
+    struct mr_buf b, q;
+    int integrity = 0;
 
+    mr_buf_init(&q);
+    if (http_request_query(hr, "integrity", &q) && strcmp(q.data ? q.data : "", "0") != 0)
+        integrity = 1;
+    mr_buf_close(&q);
     if (store_digest(n->store, digest, err) != 0) {
         node__respond_error(n, ex, ROUTE_DIGEST, start, 500, "internal", err, NULL);
         return;
@@ -291,6 +316,10 @@ static void handle_digest(struct node *n, struct http_exchange *ex, int64_t star
     mr_buf_init(&b);
     mr_buf_printf(&b, "{\"digest\":\"%s\",\"rev\":%lld,\"region\":", digest, (long long)n->pos.rev);
     mr_json_cstr(&b, n->cfg->region);
+    if (integrity) {
+        mr_buf_puts(&b, ",\"integrity\":");
+        mr_json_cstr(&b, store_integrity_check(n->store, err) == 0 ? "ok" : err);
+    }
     mr_buf_putc(&b, '}');
     node__respond_json(n, ex, ROUTE_DIGEST, start, 200, &b, NULL);
     mr_buf_close(&b);
@@ -391,7 +420,7 @@ void node__handle(struct http_exchange *ex, const struct http_request *hr, void 
     } else if (strcmp(hr->path, "/v1/status") == 0 && get) {
         handle_status(n, ex, start);
     } else if (strcmp(hr->path, "/v1/digest") == 0 && get) {
-        handle_digest(n, ex, start);
+        handle_digest(n, ex, hr);
     } else if (!strcmp(hr->path, "/healthz") || !strcmp(hr->path, "/readyz") ||
                !strcmp(hr->path, "/metrics") || !strcmp(hr->path, "/v1/status") ||
                !strcmp(hr->path, "/v1/digest")) {

@@ -135,7 +135,10 @@ static void serve_ready_waits(struct node *n)
             w->next->prev = w->prev;
         else
             n->waits_tail = w->prev;
-        node__serve_read(n, w->ex, &w->req, w->start_us);
+        if (w->recheck)
+            node__route_sql(n, w->ex, &w->req, w->start_us, 0);
+        else
+            node__serve_read(n, w->ex, &w->req, w->start_us);
         mr_free(w);
     }
 }
@@ -346,10 +349,11 @@ static void strong_get_done(int rc, const struct etcd_kv *kv, int64_t header_rev
 }
 
 void node__wait_strong(struct node *n, struct http_exchange *ex, struct sql_req *req,
-                       int64_t start_us)
+                       int64_t start_us, int recheck)
 {
     struct read_wait *w = wait_new(n, ex, req, -1, start_us);
 
+    w->recheck = recheck;
     wait_append(&n->strong_head, &n->strong_tail, w);
     strong_get_start(n);
 }

@@ -65,6 +65,7 @@ struct read_wait {
     int64_t start_us;
     int64_t deadline_us;
     int check_future;                 /* token beyond the known head: confirm with etcd */
+    int recheck;                      /* failed store_check: check again once caught up */
     struct read_wait *prev, *next;
 };
 
@@ -152,6 +153,12 @@ void node__respond_json(struct node *n, struct http_exchange *ex, enum node_rout
 void node__respond_error(struct node *n, struct http_exchange *ex, enum node_route route,
                          int64_t start_us, int status, const char *code, const char *msg,
                          const char *headers);
+/* Classify a parsed request and send it on its way (write, wait, or read).
+ * <may_recheck>: a request that does not prepare here is checked again once
+ * the replica has caught up with the log's head (its schema may be newer
+ * than this replica), instead of failing at once. */
+void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *req,
+                     int64_t start_us, int may_recheck);
 /* Answer a read now from the local replica. */
 void node__serve_read(struct node *n, struct http_exchange *ex, struct sql_req *req,
                       int64_t start_us);
@@ -176,7 +183,7 @@ void node__apply_close(struct node *n);
 void node__wait_for_rev(struct node *n, struct http_exchange *ex, struct sql_req *req,
                         int64_t need_rev, int64_t start_us);
 void node__wait_strong(struct node *n, struct http_exchange *ex, struct sql_req *req,
-                       int64_t start_us);
+                       int64_t start_us, int recheck);
 void node__waits_expire(struct node *n, int64_t now_us);
 void node__fail(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -374,7 +375,12 @@ static int proc_spawn(struct proc *p)
     stdio[2].flags = UV_INHERIT_FD;
     stdio[2].data.fd = fd;
     o.exit_cb = proc_exit_cb;
-    o.file = argv[0];
+    o.file = p->kind == UP_NODE ? s->exe : argv[0];
+    if (p->kind == UP_NODE) {
+        /* "meridian node ..." in ps, rather than "/proc/self/exe node ...". */
+        mr_free(argv[0]);
+        argv[0] = mr_strdup("meridian");
+    }
     o.args = argv;
     o.stdio = stdio;
     o.stdio_count = 3;
@@ -388,7 +394,7 @@ static int proc_spawn(struct proc *p)
         /* uv_spawn initialised the handle: it must be closed all the same. */
         uv_close((uv_handle_t *)p->handle, free_handle_cb);
         p->handle = NULL;
-        snprintf(p->last_error, sizeof(p->last_error), "cannot start %s: %s", argv[0],
+        snprintf(p->last_error, sizeof(p->last_error), "cannot start %s: %s", o.file,
                  uv_strerror(rc));
         mr_log(MR_LOG_ERROR, "up", "region %s: %s: %s", region_name(p), up_kind_name(p->kind),
                p->last_error);
@@ -1259,4 +1265,66 @@ out:
     }
     free(real);
     return rc;
+}
+
+int up_check_node_configs(const struct up_topology *t, const char *rundir, const char *exe,
+                          char *err)
+{
+    for (size_t i = 0; i < t->n_regions; i++) {
+        char **argv = up_node_argv(t, i, rundir, exe);
+        struct mr_buf out;
+        char chunk[512];
+        int fds[2], status = 0;
+        ssize_t n;
+        pid_t pid;
+
+        /* argv: exe node --config PATH; the check goes before --config. */
+        argv = mr_realloc(argv, 6 * sizeof(*argv));
+        argv[5] = NULL;
+        argv[4] = argv[3];
+        argv[3] = argv[2];
+        argv[2] = mr_strdup("--check-config");
+        if (pipe2(fds, O_CLOEXEC) == -1) {
+            up_argv_free(argv);
+            return mr_seterr(err, MR_EIO, "pipe: %s", strerror(errno));
+        }
+        fflush(NULL);
+        pid = fork();
+        if (pid == -1) {
+            close(fds[0]);
+            close(fds[1]);
+            up_argv_free(argv);
+            return mr_seterr(err, MR_EIO, "fork: %s", strerror(errno));
+        }
+        if (pid == 0) {
+            dup2(fds[1], STDOUT_FILENO);
+            dup2(fds[1], STDERR_FILENO);
+            execv(argv[0], argv);
+            _exit(127);
+        }
+        close(fds[1]);
+        mr_buf_init(&out);
+        while ((n = read(fds[0], chunk, sizeof(chunk))) != 0) {
+            if (n == -1 && errno == EINTR)
+                continue;
+            if (n == -1)
+                break;
+            if (out.len < 4096)
+                mr_buf_append(&out, chunk, (size_t)n);
+        }
+        close(fds[0]);
+        while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+            ;
+        up_argv_free(argv);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            while (out.len > 0 && out.data[out.len - 1] == '\n')
+                out.data[--out.len] = '\0';
+            mr_seterr(err, MR_ECONFIG, "%s: region %s: the node refuses its config: %s", t->source,
+                      t->regions[i].name, out.len ? out.data : "no message");
+            mr_buf_close(&out);
+            return MR_ECONFIG;
+        }
+        mr_buf_close(&out);
+    }
+    return 0;
 }

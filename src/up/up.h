@@ -144,6 +144,13 @@ char *up_path_node_ini(const char *rundir, const char *region);
 int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, char *err)
     __attribute__((warn_unused_result));
 
+/* Run `<exe> node --check-config --config RUNDIR/<region>/node.ini` for every
+ * region, after up_rundir_prepare: the node's own option table checks what
+ * the topology passes through ([limits]) before anything starts.  Returns 0,
+ * or MR_ECONFIG with the node's message in <err>. */
+int up_check_node_configs(const struct up_topology *t, const char *rundir, const char *exe,
+                          char *err) __attribute__((warn_unused_result));
+
 struct up_run_opts {
     const char *rundir;       /* absolute, prepared by up_rundir_prepare */
     const char *exe;          /* binary run as the node: "/proc/self/exe" */

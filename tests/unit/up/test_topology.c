@@ -395,6 +395,18 @@ static void rundir_is_laid_out_and_not_reused(void **state)
     up_topology_free(t);
 }
 
+static void node_config_check_reports_the_nodes_refusal(void **state)
+{
+    struct up_topology *t = two_regions();
+    char err[MR_ERRMSG_LEN] = "";
+
+    /* Stand-ins for the node binary: one accepts, one refuses. */
+    assert_int_equal(up_check_node_configs(t, "/run/x", "/bin/true", err), 0);
+    assert_int_equal(up_check_node_configs(t, "/run/x", "/bin/false", err), MR_ECONFIG);
+    assert_non_null(strstr(err, "t.ini: region us: the node refuses its config"));
+    up_topology_free(t);
+}
+
 static void endpoint_table_shows_each_region(void **state)
 {
     const char *json =
@@ -477,6 +489,7 @@ int main(void)
         cmocka_unit_test(node_ini_lists_own_etcd_first_and_passes_limits),
         cmocka_unit_test(node_ini_refuses_lines_the_node_cannot_read),
         cmocka_unit_test(rundir_is_laid_out_and_not_reused),
+        cmocka_unit_test(node_config_check_reports_the_nodes_refusal),
         cmocka_unit_test(endpoint_table_shows_each_region),
         cmocka_unit_test(pid_alive_ignores_zombies),
         cmocka_unit_test(kind_names_round_trip),
