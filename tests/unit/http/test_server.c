@@ -48,6 +48,10 @@ static void handler(struct http_exchange *ex, const struct http_request *req, vo
     mr_buf_init(&b);
     mr_buf_printf(&b, "%s %s?%s [%.*s]", req->method, req->path, req->query, (int)req->body_len,
                   req->body);
+    if (http_request_header(req, "x-echo") != NULL)
+        mr_buf_printf(&b, " echo=%s|%s", http_request_header(req, "X-Echo"),
+                      http_request_header(req, "X-Empty") ? http_request_header(req, "X-Empty")
+                                                          : "(none)");
     http_respond(ex, 200, "text/plain", b.data, b.len, "X-Test: yes\r\n");
     mr_buf_close(&b);
 }
@@ -293,6 +297,37 @@ static void server_stops_reading_when_pipeline_is_full(void **state)
             assert_non_null(p);
         }
     }
+    raw_close(&f->loop, &r);
+}
+
+static void server_parses_head_arriving_byte_by_byte(void **state)
+{
+    struct fx *f = *state;
+    struct raw r;
+    const char *req = "POST /split?k=v HTTP/1.1\r\nHost: x\r\nX-Echo: some value\r\n"
+                      "X-Empty:\r\nContent-Length: 3\r\n\r\nabc";
+
+    raw_connect(&f->loop, &r, f->port);
+    for (const char *p = req; *p != '\0'; p++) {
+        raw_send_n(&r, p, 1);
+        /* one loop turn per byte: each arrives in its own read */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_true(raw_wait_str(&f->loop, &r, "POST /split?k=v [abc] echo=some value|"));
+    assert_null(strstr(r.in.data, "(none)"));   /* the empty header was seen */
+    raw_close(&f->loop, &r);
+}
+
+static void server_accepts_absolute_form_target(void **state)
+{
+    struct fx *f = *state;
+    struct raw r;
+
+    raw_connect(&f->loop, &r, f->port);
+    raw_send(&r, "GET http://example.com:81/abs/path?q=1 HTTP/1.1\r\nHost: example.com\r\n"
+                 "X-Echo: v\r\nX-Empty: \r\n\r\n");
+    assert_true(raw_wait_str(&f->loop, &r, "GET /abs/path?q=1 [] echo=v|"));
+    assert_null(strstr(r.in.data, "(none)"));
     raw_close(&f->loop, &r);
 }
 
@@ -699,6 +734,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(server_answers_pipelined_requests_in_request_order,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(server_stops_reading_when_pipeline_is_full, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(server_parses_head_arriving_byte_by_byte, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(server_accepts_absolute_form_target, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(
             server_refuses_announced_oversized_body_with_413_and_stays_usable, fx_setup_small,
