@@ -170,7 +170,7 @@ int etcd_new(uv_loop_t *loop, const char *endpoints, uint64_t timeout_ms, struct
         rc = http_parse_url(tok, &ep->host, &ep->port, &path, err);
         mr_free(path);
         if (rc != 0) {
-            mr_wraperr(err, MR_ECONFIG, "etcd endpoint '%s'", tok);
+            rc = mr_wraperr(err, MR_ECONFIG, "etcd endpoint '%s'", tok);
             goto err_after_list;
         }
         ep->url = mr_strdup(tok);

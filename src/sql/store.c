@@ -422,19 +422,17 @@ int store_idem_lookup(struct store *s, const char *key, int *rc, struct mr_buf *
 {
     sqlite3_stmt *st = s->is.r_idem_get;
     int found = 0;
-    int src;
 
     if (key == NULL)
         return 0;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    src = store__istep(&s->rc, st);
-    if (src == SQLITE_ROW) {
+    if (store__istep(&s->rc, st) == SQLITE_ROW) {
         *rc = sqlite3_column_int(st, 0);
         mr_buf_append(result, sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
         found = 1;
-    } else if (src != SQLITE_DONE) {
-        found = store__map_rc(src) == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO;
     }
+    /* A failed lookup reads as "not found": the write then goes through
+     * the log, and store_apply checks the key again, authoritatively. */
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return found;

@@ -82,8 +82,10 @@ struct store_position {
     int64_t ts_ms;             /* ts_ms of the last applied batch */
 };
 
-/* Open (creating if needed) the database at <path>.  On success *out owns
- * the store; free with store_close.  MR_EIO/MR_ECORRUPT with <err> otherwise. */
+/* Open (creating if needed) the database at <path>, in an existing
+ * directory.  <opts> NULL means store_opts_default.  On success *out owns
+ * the store; free with store_close.  MR_EIO/MR_ECORRUPT with <err>
+ * otherwise (MR_EINVAL for bad <opts>). */
 int store_open(const char *path, const struct store_opts *opts, struct store **out, char *err)
     __attribute__((warn_unused_result));
 void store_close(struct store *s);
@@ -97,7 +99,13 @@ void store_position(const struct store *s, struct store_position *out);
  * obey the determinism rules if it writes.  Sets *is_write when any statement
  * writes.  Returns 0, or MR_EINVAL (bad parameters, too many statements...),
  * MR_ESQL (does not prepare), MR_EDENIED (refused statement or function)
- * with a message in <err>. */
+ * with a message in <err>.
+ *
+ * In a request that writes, the read-only statements obey the write rules
+ * too (no nondeterministic function, PRAGMA or EXPLAIN): their results are
+ * the writer's answer and are stored with the idempotency key, so they must
+ * be the same on every replica.  store_apply enforces every rule again: the
+ * log is not trusted to have been checked. */
 int store_check(struct store *s, const struct store_stmt *stmts, size_t n_stmts, int *is_write,
                 char *err) __attribute__((warn_unused_result));
 
@@ -105,15 +113,22 @@ int store_check(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
  * append the results array as JSON to <out>:
  *   [{"columns":[...],"rows":[[...],...],"rows_affected":0,"last_insert_id":0}, ...]
  * Integers stay integers, reals have a decimal point, text is a string, blobs
- * are {"base64":"..."}, NULL is null.  On error <out> is left as it was. */
+ * are {"base64":"..."}, NULL is null.  On error <out> is left as it was:
+ * MR_EDENIED for a statement that writes, MR_ETOOBIG for more than
+ * opts.max_rows rows, and the codes of store_check. */
 int store_read(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
                struct mr_buf *out, char *err) __attribute__((warn_unused_result));
 
 /* Called once per transaction of an applied batch, after the batch has
- * committed.  <rc> is 0 with <result> the results array JSON (as store_read),
- * or MR_ECONSTRAINT / MR_ESQL / MR_EDENIED / MR_EINVAL with <result> the error
- * message.  <replayed> is 1 when the idempotency key had been applied before
- * and the stored first result is returned.  <result> is valid during the call. */
+ * committed.  <rc> is 0 with <result> the results array JSON (as store_read,
+ * with rows_affected and last_insert_id filled for statements that write),
+ * or MR_ECONSTRAINT / MR_ESQL / MR_EDENIED / MR_EINVAL / MR_ETOOBIG with
+ * <result> the error message.  MR_ETOOBIG: a statement returned more than
+ * STORE_DEFAULT_MAX_ROWS rows (the constant, not opts.max_rows: whether a
+ * write fails must not depend on one replica's configuration).  <replayed>
+ * is 1 when the idempotency key had been applied before and the stored first
+ * result is returned.  <result> is valid during the call and is followed by
+ * a NUL byte not counted in <result_len>. */
 typedef void (*store_txn_cb)(const struct store_txn *txn, int rc, const char *result,
                              size_t result_len, int replayed, void *data);
 
@@ -121,19 +136,23 @@ typedef void (*store_txn_cb)(const struct store_txn *txn, int rc, const char *re
  * in one SQLite transaction together with the new position.  Each
  * transaction runs inside its own savepoint: one that fails leaves no trace
  * but its (stored) error.  A batch whose id was applied before only advances
- * the position.  <rev> must be greater than the applied revision.
+ * the position, and <cb> is not called for it (it was answered the first
+ * time).  <rev> must be greater than the applied revision (else MR_EINVAL).
  * Returns 0, or MR_EIO/MR_ECORRUPT when the database itself failed: the
- * caller must stop applying (nothing of the batch is kept). */
+ * caller must stop applying (nothing of the batch is kept).  <cb> (may be
+ * NULL) runs only when 0 is returned, once per transaction, in order. */
 int store_apply(struct store *s, const struct store_batch *batch, int64_t rev, int64_t version,
                 store_txn_cb cb, void *data, char *err) __attribute__((warn_unused_result));
 
 /* Look up an idempotency key already applied here.  Returns 1 and fills
- * *rc and <result> (appended) when found, 0 when not. */
+ * *rc and <result> (appended) when found, 0 when not (also when the lookup
+ * itself failed: store_apply checks the key again, authoritatively). */
 int store_idem_lookup(struct store *s, const char *key, int *rc, struct mr_buf *result);
 
 /* SHA-256 (hex, 65 bytes with NUL) over every user table's schema and rows in
  * a defined order; equal on two replicas at the same position iff their
- * contents are equal. */
+ * contents are equal.  The store's own tables (_meridian_*) are left out:
+ * see digest.c for the exact encoding. */
 int store_digest(struct store *s, char out[65], char *err) __attribute__((warn_unused_result));
 
 /* Run PRAGMA integrity_check; 0 when "ok". */

@@ -150,10 +150,13 @@ static void malformed_http_and_oversized_bodies_are_refused(void **state)
     long long before = sqlt_applied(URL, NULL);
 
     (void)state;
-    raw_exchange("GARBAGE\r\n\r\n", 11, line, sizeof(line));
+    raw_exchange("GARBAGE\r\n\r\n", strlen("GARBAGE\r\n\r\n"), line, sizeof(line));
     assert_non_null(strstr(line, " 400 "));
     /* Content-Length over max_body (1 MiB): refused before reading it. */
-    raw_exchange("POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n", 58, line, sizeof(line));
+    {
+        const char *req = "POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n";
+        raw_exchange(req, strlen(req), line, sizeof(line));
+    }
     assert_non_null(strstr(line, " 413 "));
     big = malloc(big_len + 1);
     memset(big, ' ', big_len);
