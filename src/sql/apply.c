@@ -50,7 +50,7 @@ struct apply_ctx {
     const struct store_batch *batch;
     int64_t rev, version;
     struct txn_res *res;
-    struct forced *forced;   /* n_txns entries, or NULL */
+    struct forced *forced;   /* n_txns entries */
     struct mr_buf out;
     int dup;
     int64_t schema_version;  /* read just before COMMIT */
@@ -72,8 +72,10 @@ static int idem_find(struct apply_ctx *a, const char *key, struct txn_res *r, ch
         sqlite3_clear_bindings(st);
         return 1;
     }
-    if (src != SQLITE_DONE)
-        return store__iexec(&s->wc, st, "apply: idempotency lookup", err);
+    if (src != SQLITE_DONE) {
+        sqlite3_clear_bindings(st);
+        return store__ierror(&s->wc, st, src, "apply: idempotency lookup", err);
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return 0;
@@ -167,7 +169,7 @@ static int apply_txn(struct apply_ctx *a, size_t t, char *err)
         if (rc == 1)
             return finish(a, r);
     }
-    if (a->forced != NULL && a->forced[t].set) {
+    if (a->forced[t].set) {
         r->rc = a->forced[t].rc;
         mr_buf_puts(&a->out, a->forced[t].msg);
         goto stored;
@@ -252,11 +254,13 @@ static int apply_once(struct apply_ctx *a, char *err)
     sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
     src = store__istep(&s->wc, st);
     if (src != SQLITE_ROW && src != SQLITE_DONE) {
-        rc = store__iexec(&s->wc, st, "apply: batch id lookup", err);
+        rc = store__ierror(&s->wc, st, src, "apply: batch id lookup", err);
+        sqlite3_clear_bindings(st);
         goto rollback;
     }
     a->dup = src == SQLITE_ROW;
     sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* no pointer into the caller's batch kept */
 
     if (!a->dup) {
         for (size_t t = 0; t < b->n_txns; t++) {
@@ -267,6 +271,7 @@ static int apply_once(struct apply_ctx *a, char *err)
         sqlite3_bind_text(s->is.batch_put, 1, b->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->is.batch_put, 2, a->rev);
         rc = store__iexec(&s->wc, s->is.batch_put, "apply: store batch id", err);
+        sqlite3_clear_bindings(s->is.batch_put);
         if (rc == 0)
             rc = prune(a, err);
         if (rc != 0)

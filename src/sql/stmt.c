@@ -397,7 +397,8 @@ static int sync_schema(struct store_conn *c, char *err)
 {
     int rc;
 
-    if (c->schema_gen_seen == c->s->schema_gen)
+    /* The apply connection made the changes: it is never behind. */
+    if (c->role != STORE_CONN_READ || c->schema_gen_seen == c->s->schema_gen)
         return 0;
     if (c->schema_probe == NULL) {
         rc = store__iprepare(c, "SELECT 1 FROM sqlite_schema LIMIT 1", &c->schema_probe, err);
@@ -536,20 +537,25 @@ int store__istep(struct store_conn *c, sqlite3_stmt *st)
     return rc;
 }
 
+int store__ierror(struct store_conn *c, sqlite3_stmt *st, int sqlite_rc, const char *what,
+                  char *err)
+{
+    int mrc = store__map_rc(sqlite_rc) == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO;
+
+    /* The message first: reset may replace it. */
+    mr_seterr(err, mrc, "%s: %s", what, sqlite3_errmsg(c->db));
+    sqlite3_reset(st);
+    return mrc;
+}
+
 int store__iexec(struct store_conn *c, sqlite3_stmt *st, const char *what, char *err)
 {
     int rc = store__istep(c, st);
-    int mrc;
 
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
-        sqlite3_reset(st);
-        return 0;
-    }
-    mrc = store__map_rc(rc);
-    mr_seterr(err, mrc == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO, "%s: %s", what,
-              sqlite3_errmsg(c->db));
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return store__ierror(c, st, rc, what, err);
     sqlite3_reset(st);
-    return mrc == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO;
+    return 0;
 }
 
 int store__iprepare(struct store_conn *c, const char *sql, sqlite3_stmt **out, char *err)

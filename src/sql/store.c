@@ -287,7 +287,7 @@ int store__schema_read(struct store *s, int64_t *out, char *err)
     int src = store__istep(&s->wc, st);
 
     if (src != SQLITE_ROW)
-        return store__iexec(&s->wc, st, "schema version", err);
+        return store__ierror(&s->wc, st, src, "schema version", err);
     *out = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     return 0;

@@ -178,6 +178,10 @@ int store__istep(struct store_conn *c, sqlite3_stmt *st);
  * <err> (errors of our own statements are always database failures). */
 int store__iexec(struct store_conn *c, sqlite3_stmt *st, const char *what, char *err)
     __attribute__((warn_unused_result));
+/* After an internal statement failed with <sqlite_rc>: the message in
+ * <err> ("<what>: ..."), reset <st>, return MR_ECORRUPT or MR_EIO. */
+int store__ierror(struct store_conn *c, sqlite3_stmt *st, int sqlite_rc, const char *what,
+                  char *err);
 /* Prepare an internal statement (persistent, authorizer bypassed). */
 int store__iprepare(struct store_conn *c, const char *sql, sqlite3_stmt **out, char *err)
     __attribute__((warn_unused_result));
