@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,9 +52,14 @@ void mr_json_double(struct mr_buf *b, double d)
         mr_buf_puts(b, "null");
         return;
     }
-    /* %.17g round-trips every double; keep a decimal point so that the value
-     * reads back as a real, not an integer. */
-    snprintf(tmp, sizeof(tmp), "%.17g", d);
+    /* The shortest of %.15g..%.17g that reads back as the same double (0.1
+     * stays "0.1"); keep a decimal point so that the value reads back as a
+     * real, not an integer. */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
     mr_buf_puts(b, tmp);
     if (strpbrk(tmp, ".eEn") == NULL)
         mr_buf_puts(b, ".0");

@@ -27,7 +27,7 @@ struct endpoint {
     int port;
 };
 
-enum req_kind { REQ_PUT, REQ_GET, REQ_COMPACT, REQ_STATUS };
+enum req_kind { REQ_PUT, REQ_GET, REQ_PREFIX, REQ_COMPACT, REQ_STATUS };
 
 struct etcd_req {
     struct etcd *e;
@@ -47,6 +47,7 @@ struct etcd_req {
     union {
         etcd_put_cb put;
         etcd_get_cb get;
+        etcd_prefix_cb prefix;
         etcd_done_cb done;
         etcd_status_cb status;
     } cb;
@@ -288,6 +289,27 @@ static void finish(struct etcd_req *r, int rc, json_t *resp)
         mr_free(vb);
         break;
     }
+    case REQ_PREFIX: {
+        json_t *kvs = rc == 0 ? json_object_get(resp, "kvs") : NULL;
+        size_t n = json_array_size(kvs), got = 0;
+        struct etcd_kv *arr = mr_calloc(n ? n : 1, sizeof(*arr));
+        unsigned char **bufs = mr_calloc(2 * (n ? n : 1), sizeof(*bufs));
+
+        for (size_t i = 0; i < n; i++) {
+            if (decode_kv(json_array_get(kvs, i), &arr[got], &bufs[2 * got], &bufs[2 * got + 1]) != 0) {
+                rc = MR_EPROTO;
+                msg = "malformed key or value in range answer";
+                break;
+            }
+            got++;
+        }
+        r->cb.prefix(rc, rc == 0 ? arr : NULL, rc == 0 ? got : 0, msg, r->data);
+        for (size_t i = 0; i < 2 * got; i++)
+            mr_free(bufs[i]);
+        mr_free(bufs);
+        mr_free(arr);
+        break;
+    }
     case REQ_COMPACT:
         r->cb.done(rc, msg, r->data);
         break;
@@ -483,6 +505,30 @@ int etcd_get(struct etcd *e, const char *key, uint64_t deadline_ms, etcd_get_cb 
     json_object_set_new(body, "key", b64_string(key, strlen(key)));
     r = req_new(e, REQ_GET, "/v3/kv/range", body, deadline_ms, data);
     r->cb.get = cb;
+    attempt(r);
+    return 0;
+}
+
+int etcd_get_prefix(struct etcd *e, const char *prefix, uint64_t deadline_ms, etcd_prefix_cb cb,
+                    void *data)
+{
+    size_t n = strlen(prefix);
+    char *end;
+    json_t *body = json_object();
+    struct etcd_req *r;
+
+    if (n == 0 || (unsigned char)prefix[n - 1] == 0xff) {
+        json_decref(body);
+        return MR_EINVAL;
+    }
+    /* range_end = the prefix with its last byte incremented. */
+    end = mr_strdup(prefix);
+    end[n - 1]++;
+    json_object_set_new(body, "key", b64_string(prefix, n));
+    json_object_set_new(body, "range_end", b64_string(end, n));
+    mr_free(end);
+    r = req_new(e, REQ_PREFIX, "/v3/kv/range", body, deadline_ms, data);
+    r->cb.prefix = cb;
     attempt(r);
     return 0;
 }

@@ -68,6 +68,14 @@ typedef void (*etcd_get_cb)(int rc, const struct etcd_kv *kv, int64_t header_rev
 int etcd_get(struct etcd *e, const char *key, uint64_t deadline_ms, etcd_get_cb cb, void *data)
     __attribute__((warn_unused_result));
 
+/* <kvs> holds <n> keys in key order; valid during the call only. */
+typedef void (*etcd_prefix_cb)(int rc, const struct etcd_kv *kvs, size_t n, const char *errmsg,
+                               void *data);
+
+/* Linearizable read of every key starting with <prefix> (non-empty). */
+int etcd_get_prefix(struct etcd *e, const char *prefix, uint64_t deadline_ms, etcd_prefix_cb cb,
+                    void *data) __attribute__((warn_unused_result));
+
 struct etcd_member_status {
     char endpoint[128];
     int reachable;

@@ -262,10 +262,10 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
         mr_json_cstr(&b, why);
     mr_buf_printf(&b,
                   ",\"applied\":{\"rev\":%lld,\"version\":%lld,\"ts_ms\":%lld},"
-                  "\"head\":{\"rev\":%lld,\"version\":%lld},"
+                  "\"head\":{\"rev\":%lld,\"version\":%lld},\"compacted_below\":%lld,"
                   "\"lag\":{\"entries\":%lld,\"staleness_ms\":%lld},",
                   (long long)n->pos.rev, (long long)n->pos.version, (long long)n->pos.ts_ms,
-                  (long long)n->head_rev, (long long)n->head_version,
+                  (long long)n->head_rev, (long long)n->head_version, (long long)n->compacted_rev,
                   (long long)node__entries_behind(n), (long long)node__staleness_ms(n));
     mr_buf_puts(&b, "\"etcd\":{\"current_endpoint\":");
     mr_json_cstr(&b, etcd_current_endpoint(n->etcd));
@@ -384,6 +384,7 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     COUNTER("read_waits_total", read_waits, "session or strong reads that waited for the replica");
     COUNTER("read_wait_timeouts_total", read_wait_timeouts, "reads answered 503 because the replica did not catch up in time");
     COUNTER("watch_restarts_total", watch_restarts, "etcd watch restarts");
+    COUNTER("compactions_total", compactions, "log compactions this node ran");
 #undef COUNTER
 }
 

@@ -13,6 +13,7 @@
 #include "node_int.h"
 
 #define PROBE_MS 100
+
 #define STATUS_MS 1000
 #define TICK_MS 20
 /* A watch that has delivered nothing for this long while the head is ahead
@@ -123,6 +124,88 @@ static void on_status(int rc, const struct etcd_member_status *st, void *data)
     mr_free(c);
 }
 
+/* ---- log compaction --------------------------------------------------------
+ *
+ * Every compact_interval, each node announces its applied revision under /meridian/<cluster>/applied/
+ * <region>; history below the smallest announced revision has been applied
+ * everywhere and is compacted (once at least compact_min_step revisions can go).  A region that is down keeps its old
+ * announcement, so it holds compaction back and finds its log intact when it
+ * returns (etcd's quota bounds how long that can last).  Until as many regions
+ * have announced as there are etcd endpoints (one member per region), nothing
+ * is compacted: a region that has not started yet must find the whole log.
+ * Any node may compact; compacting twice to one revision is harmless. */
+
+static void compact_done(int rc, const char *errmsg, void *data)
+{
+    struct node *n = data;
+
+    n->compact_inflight = 0;
+    if (rc != 0) {
+        mr_log(MR_LOG_WARN, "compact", "compaction failed: %s", errmsg ? errmsg : mr_strerror(rc));
+        return;
+    }
+    n->stats.compactions++;
+}
+
+static void compact_markers(int rc, const struct etcd_kv *kvs, size_t count, const char *errmsg,
+                            void *data)
+{
+    struct node *n = data;
+    int64_t min = INT64_MAX, v;
+
+    if (rc != 0 || n->stopping) {
+        n->compact_inflight = 0;
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (mr_parse_i64(kvs[i].value, 0, INT64_MAX, &v) != 0) {
+            mr_log(MR_LOG_WARN, "compact", "marker %s holds '%.32s', not a revision: not compacting",
+                   kvs[i].key, kvs[i].value);
+            n->compact_inflight = 0;
+            return;
+        }
+        if (v < min)
+            min = v;
+    }
+    (void)errmsg;
+    if (count < etcd_n_endpoints(n->etcd) || min == INT64_MAX ||
+        min - n->compacted_rev < n->cfg->compact_min_step) {
+        n->compact_inflight = 0;
+        return;
+    }
+    mr_log(MR_LOG_INFO, "compact", "every region has applied revision %lld: compacting the log below it",
+           (long long)min);
+    n->compacted_rev = min;
+    if (etcd_compact(n->etcd, min, 10000, compact_done, n) != 0)
+        n->compact_inflight = 0;
+}
+
+static void compact_published(int rc, int64_t revision, const char *errmsg, void *data)
+{
+    struct node *n = data;
+
+    (void)revision;
+    (void)errmsg;
+    if (rc != 0 || n->stopping) {
+        n->compact_inflight = 0;
+        return;
+    }
+    if (etcd_get_prefix(n->etcd, n->applied_prefix, 5000, compact_markers, n) != 0)
+        n->compact_inflight = 0;
+}
+
+static void compact_step(struct node *n)
+{
+    char rev[32];
+    int len;
+
+    n->compact_inflight = 1;
+    n->last_compact_ms = mr_now_ms();
+    len = snprintf(rev, sizeof(rev), "%lld", (long long)n->pos.rev);
+    if (etcd_put(n->etcd, n->applied_key, rev, (size_t)len, 5000, compact_published, n) != 0)
+        n->compact_inflight = 0;
+}
+
 static void on_probe_timer(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -134,6 +217,8 @@ static void on_probe_timer(uv_timer_t *t)
         if (etcd_get(n->etcd, n->log_key, 1000, on_probe, n) != 0)
             n->probe_inflight = 0;
     }
+    if (!n->compact_inflight && now - n->last_compact_ms >= n->cfg->compact_interval_ms && n->pos.rev > 0)
+        compact_step(n);
     if (n->status_inflight == 0 && now - n->last_status_ms >= STATUS_MS) {
         n->last_status_ms = now;
         for (size_t i = 0; i < etcd_n_endpoints(n->etcd); i++) {
@@ -208,6 +293,10 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     n->started_ms = mr_now_ms();
     init_stats(&n->stats);
     snprintf(n->log_key, sizeof(n->log_key), "/meridian/%s/log", cfg->cluster);
+    snprintf(n->applied_prefix, sizeof(n->applied_prefix), "/meridian/%s/applied/", cfg->cluster);
+    snprintf(n->applied_key, sizeof(n->applied_key), "%s%s", n->applied_prefix, cfg->region);
+    /* Start the first compaction round a while after start-up, not at once. */
+    n->last_compact_ms = mr_now_ms();
     snprintf(n->txn_prefix, sizeof(n->txn_prefix), "%s.%08" PRIx64 ".", cfg->region,
              mr_random64() & 0xffffffffu);
 

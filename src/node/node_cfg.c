@@ -30,6 +30,10 @@ const struct mr_cfg_opt node_cfg_opts[] = {
      "timeout of one etcd request before trying the next endpoint"},
     {"limits", "commit_timeout", MR_CFG_DURATION, F(commit_timeout_ms), 500, 300000, "15s",
      "how long a write waits for its commit before answering 503 (outcome unknown)"},
+    {"limits", "compact_interval", MR_CFG_DURATION, F(compact_interval_ms), 100, 3600000, "10s",
+     "how often the applied position is announced and the log compacted"},
+    {"limits", "compact_min_step", MR_CFG_INT, F(compact_min_step), 1, 1000000000, "1000",
+     "compact only when at least this many revisions can go"},
 };
 
 const size_t node_cfg_n_opts = sizeof(node_cfg_opts) / sizeof(node_cfg_opts[0]);

@@ -31,6 +31,8 @@ struct node_cfg {
     int64_t batch_max_bytes;
     int64_t etcd_timeout_ms;
     int64_t commit_timeout_ms;
+    int64_t compact_interval_ms;
+    int64_t compact_min_step;
 };
 
 extern const struct mr_cfg_opt node_cfg_opts[];

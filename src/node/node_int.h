@@ -89,7 +89,7 @@ struct node_stats {
     struct mr_hist apply_lag_seconds;    /* batch submit time to local apply */
     uint64_t writes, reads, forwarded_writes, idempotent_replays, commit_unknown;
     uint64_t batches_applied, txns_applied, batches_put, put_failures;
-    uint64_t read_waits, read_wait_timeouts, watch_restarts;
+    uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions;
 };
 
 struct node {
@@ -136,6 +136,13 @@ struct node {
     int64_t probe_head_rev;           /* head seen by a probe, not yet applied */
     int64_t probe_head_at_ms;         /* when that probe was sent */
     int64_t started_ms;
+
+    /* node.c: log compaction (see compact_step) */
+    char applied_prefix[256];         /* /meridian/<cluster>/applied/ */
+    char applied_key[320];            /* ... + region */
+    int compact_inflight;
+    int64_t last_compact_ms;
+    int64_t compacted_rev;            /* history below this is gone */
 
     uv_timer_t tick;                  /* deadlines of waiting requests */
     uv_check_t flush_check;           /* seals the batch after each loop turn */

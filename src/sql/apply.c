@@ -179,6 +179,7 @@ static int apply_txn(struct apply_ctx *a, size_t t, char *err)
     if (rc != 0)
         return rc;
     store__det_begin_txn(s, txn->time_ms, txn->seed);
+    s->wc.steps = 0;
     trc = run_stmts(a, txn, msg);
     store__det_end_txn(s);
     if (store__is_fatal(trc))

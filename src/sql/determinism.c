@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../common/alloc.h"
 #include "store_int.h"
 
 /* Julian day number of 1970-01-01T00:00Z, in milliseconds. */

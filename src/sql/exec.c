@@ -316,6 +316,12 @@ static int step_error(struct store_conn *c, size_t idx, int rc, char *err)
     /* A re-prepare during the step may have been refused. */
     if (c->obs.denied)
         return mr_seterr(err, MR_EDENIED, "statement %zu: %s", idx, c->obs.msg);
+    if (c->interrupted && c->role == STORE_CONN_APPLY)
+        return mr_seterr(err, MR_ESQL, "statement %zu: the transaction exceeded its budget of %d "
+                         "SQLite steps", idx, STORE_MAX_TXN_STEPS);
+    if (c->interrupted)
+        return mr_seterr(err, MR_ETIMEDOUT, "statement %zu: the read took too long (limit "
+                         "read_timeout_ms)", idx);
     return mr_seterr(err, store__map_rc(rc), "statement %zu: %s", idx, sqlite3_errmsg(c->db));
 }
 
@@ -339,6 +345,7 @@ int store__stmt_run(struct store_conn *c, struct store_cstmt *cs, size_t idx, in
     /* A re-prepare inside the step runs the authorizer again. */
     c->obs.denied = 0;
     c->obs.msg[0] = '\0';
+    c->interrupted = 0;
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return step_error(c, idx, rc, err);

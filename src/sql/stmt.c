@@ -14,14 +14,12 @@
  *
  * Depends on SQLite, jansson and src/common.
  */
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../common/alloc.h"
-#include "../common/json.h"
 #include "../common/util.h"
 #include "store_int.h"
 
@@ -214,6 +212,26 @@ static void obs_reset(struct store_obs *o)
 
 /* Connection and cache ----------------------------------------------------- */
 
+/* Runaway statements (an unbounded recursive CTE...) would otherwise hold
+ * the loop thread forever.  Applying, the budget is counted in VM steps, the
+ * same on every replica running the same SQLite; reading, it is time. */
+static int progress(void *ud)
+{
+    struct store_conn *c = ud;
+
+    if (c->internal)
+        return 0;
+    if (c->role == STORE_CONN_APPLY) {
+        c->steps += STORE_PROGRESS_STEPS;
+        if (c->steps <= STORE_MAX_TXN_STEPS)
+            return 0;
+    } else if (c->deadline_us == 0 || mr_mono_us() <= c->deadline_us) {
+        return 0;
+    }
+    c->interrupted = 1;
+    return 1;
+}
+
 void store__conn_init(struct store_conn *c, struct store *s, sqlite3 *db, enum store_role role,
                       size_t max_cached)
 {
@@ -223,6 +241,9 @@ void store__conn_init(struct store_conn *c, struct store *s, sqlite3 *db, enum s
     c->s = s;
     c->db = db;
     c->role = role;
+    /* Bounded so that the bucket arithmetic below cannot overflow. */
+    if (max_cached > 65536)
+        max_cached = 65536;
     c->max_cached = max_cached;
     while (nb < 2 * max_cached)
         nb *= 2;
@@ -231,6 +252,7 @@ void store__conn_init(struct store_conn *c, struct store *s, sqlite3 *db, enum s
     c->lru.next = c->lru.prev = &c->lru;
     obs_reset(&c->obs);
     sqlite3_set_authorizer(db, authorize, c);
+    sqlite3_progress_handler(db, STORE_PROGRESS_STEPS, progress, c);
 }
 
 static void cstmt_free(struct store_cstmt *cs)

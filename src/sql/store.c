@@ -5,10 +5,11 @@
  *
  * Depends on SQLite (WAL mode, two connections), jansson, src/common.
  */
-#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/util.h"
 #include "store_int.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -19,6 +20,7 @@ void store_opts_default(struct store_opts *o)
     o->batch_id_window = 100000;
     o->max_rows = STORE_DEFAULT_MAX_ROWS;
     o->stmt_cache_size = 256;
+    o->read_timeout_ms = 10000;
 }
 
 static const char schema_sql[] =
@@ -44,6 +46,9 @@ static int conn_config(sqlite3 *db, const char *path, char *err)
     if (rc != SQLITE_OK)
         return mr_seterr(err, MR_EIO, "open %s: configure: %s", path, sqlite3_errmsg(db));
     sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+    /* Beyond this a value is a deterministic "too big" error rather than an
+     * allocation that fails on one replica only. */
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, STORE_MAX_VALUE_BYTES);
     sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, STORE_MAX_SQL_BYTES + 1);
     sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, STORE_MAX_PARAMS);
     return 0;
@@ -231,7 +236,8 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
         s->opts = *opts;
     else
         store_opts_default(&s->opts);
-    if (s->opts.max_rows <= 0 || s->opts.idempotency_window_ms < 0 || s->opts.batch_id_window < 0) {
+    if (s->opts.max_rows <= 0 || s->opts.idempotency_window_ms < 0 || s->opts.batch_id_window < 0 ||
+        s->opts.read_timeout_ms < 0) {
         mr_free(s);
         return mr_seterr(err, MR_EINVAL, "open %s: bad options (max_rows must be > 0, windows "
                          ">= 0)", path);
@@ -335,7 +341,8 @@ int store_check(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
         rc = store__stmt_acquire(&s->rc, idx, stmts[i].sql, &cs, err);
         if (rc == MR_ESQL && seen_write) {
             /* May use schema an earlier write creates: judged when applied. */
-            err[0] = '\0';
+            if (err != NULL)
+                err[0] = '\0';
             continue;
         }
         if (rc != 0)
@@ -381,6 +388,8 @@ int store_read(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
         if (rc != 0)
             return rc;
     }
+    if (s->opts.read_timeout_ms > 0)
+        c->deadline_us = mr_mono_us() + s->opts.read_timeout_ms * 1000;
     mr_buf_putc(out, '[');
     for (size_t i = 0; i < n_stmts && rc == 0; i++) {
         struct store_cstmt *cs = NULL;
@@ -401,6 +410,7 @@ int store_read(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
         }
         store__stmt_release(c, cs);
     }
+    c->deadline_us = 0;
     if (in_txn) {
         /* A read transaction commits nothing; COMMIT just ends it. */
         int rc2 = store__iexec(c, rc == 0 ? s->is.r_commit : s->is.r_rollback, "read: end",

@@ -39,6 +39,10 @@
 #define STORE_MAX_SQL_BYTES 65536     /* one statement's text */
 #define STORE_MAX_PARAMS 999          /* parameters per statement */
 #define STORE_DEFAULT_MAX_ROWS 10000  /* rows returned per statement */
+/* Not configurable, because every replica must decide alike (a write that
+ * fails on one replica must fail on all): */
+#define STORE_MAX_TXN_STEPS 50000000  /* SQLite VM steps per applied transaction */
+#define STORE_MAX_VALUE_BYTES (32 * 1024 * 1024) /* one string or blob value */
 
 struct store;
 
@@ -47,6 +51,8 @@ struct store_opts {
     int64_t batch_id_window;        /* keep batch ids for this many log revisions */
     int64_t max_rows;               /* rows returned per statement; more is an error */
     size_t stmt_cache_size;         /* prepared statements kept per connection */
+    int64_t read_timeout_ms;        /* store_read running longer fails with
+                                     * MR_ETIMEDOUT; 0: no limit */
 };
 void store_opts_default(struct store_opts *o);
 
@@ -115,7 +121,8 @@ int store_check(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
  * Integers stay integers, reals have a decimal point, text is a string, blobs
  * are {"base64":"..."}, NULL is null.  On error <out> is left as it was:
  * MR_EDENIED for a statement that writes, MR_ETOOBIG for more than
- * opts.max_rows rows, and the codes of store_check. */
+ * opts.max_rows rows, MR_ETIMEDOUT after opts.read_timeout_ms, and the codes
+ * of store_check. */
 int store_read(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
                struct mr_buf *out, char *err) __attribute__((warn_unused_result));
 
@@ -125,7 +132,9 @@ int store_read(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
  * or MR_ECONSTRAINT / MR_ESQL / MR_EDENIED / MR_EINVAL / MR_ETOOBIG with
  * <result> the error message.  MR_ETOOBIG: a statement returned more than
  * STORE_DEFAULT_MAX_ROWS rows (the constant, not opts.max_rows: whether a
- * write fails must not depend on one replica's configuration).  <replayed>
+ * write fails must not depend on one replica's configuration).  A
+ * transaction running more than STORE_MAX_TXN_STEPS SQLite steps fails with
+ * MR_ESQL, and one producing a value over STORE_MAX_VALUE_BYTES too.  <replayed>
  * is 1 when the idempotency key had been applied before and the stored first
  * result is returned.  <result> is valid during the call and is followed by
  * a NUL byte not counted in <result_len>. */

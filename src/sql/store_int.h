@@ -85,6 +85,9 @@ struct store_conn {
     enum store_role role;
     int internal;                    /* our own SQL: the authorizer allows all */
     struct store_obs obs;
+    int64_t steps;                   /* VM steps of the transaction applied */
+    int64_t deadline_us;             /* read: mr_mono_us() limit, 0 = none */
+    int interrupted;                 /* the progress handler stopped a step */
     uint64_t schema_gen_seen;        /* store->schema_gen SQLite was synced to */
     sqlite3_stmt *schema_probe;      /* owned; see sync_schema() in stmt.c */
     struct store_cstmt **buckets;    /* n_buckets, a power of two */
@@ -140,6 +143,9 @@ void store__conn_init(struct store_conn *c, struct store *s, sqlite3 *db, enum s
                       size_t max_cached);
 /* Finalize every cached statement and close the connection. */
 void store__conn_close(struct store_conn *c);
+
+/* The progress handler calls come every this many VM steps. */
+#define STORE_PROGRESS_STEPS 1000
 
 /* The statement for <sql> on <c>: from the cache, or prepared, judged and
  * cached.  <idx> (1-based) is used in messages.  Returns 0 with *out, to be

@@ -173,6 +173,12 @@ static void json_str_escapes_control_and_quotes(void **state)
     mr_buf_reset(&b);
     mr_json_double(&b, 2.0);
     assert_string_equal(b.data, "2.0");
+    mr_buf_reset(&b);
+    mr_json_double(&b, 0.1);
+    assert_string_equal(b.data, "0.1");
+    mr_buf_reset(&b);
+    mr_json_double(&b, 1.0 / 3.0);
+    assert_true(strtod(b.data, NULL) == 1.0 / 3.0);
     mr_buf_close(&b);
 }
 
