@@ -466,6 +466,12 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     if (child == 0) {
+        /* default dispositions, so that a forwarded signal ends the child
+         * even when we were started with SIGINT ignored (a background job
+         * of a non-interactive shell) */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         exit(bench_main(&o, base));
     }

@@ -119,6 +119,18 @@ static void on_txn(const struct store_txn *txn, int rc, const char *result, size
     node__txn_applied(c->n, txn, rc, result, len, replayed, c->rev);
 }
 
+static void wait_unlink(struct node *n, struct read_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        n->waits_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        n->waits_tail = w->prev;
+}
+
 static void serve_ready_waits(struct node *n)
 {
     struct read_wait *w = n->waits_head, *next;
@@ -127,14 +139,7 @@ static void serve_ready_waits(struct node *n)
         next = w->next;
         if (w->need_rev < 0 || w->need_rev > n->pos.rev)
             continue;
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            n->waits_head = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        else
-            n->waits_tail = w->prev;
+        wait_unlink(n, w);
         if (w->recheck)
             node__route_sql(n, w->ex, &w->req, w->start_us, 0);
         else
@@ -383,14 +388,7 @@ void node__waits_expire(struct node *n, int64_t now_us)
         next = w->next;
         if (w->deadline_us > now_us)
             continue;
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            n->waits_head = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        else
-            n->waits_tail = w->prev;
+        wait_unlink(n, w);
         n->stats.read_wait_timeouts++;
         snprintf(msg, sizeof(msg),
                  "region %s has applied the log up to %lld but this read needs %lld; not caught up "

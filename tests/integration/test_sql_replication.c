@@ -13,13 +13,11 @@
 #include <string.h>
 #include <pthread.h>
 
-#include "bench/load.h"
-#include "common/buf.h"
-#include "http/http.h"
 #include "lib/api.h"
 #include "lib/cluster.h"
 #include "lib/sqlt.h"
 #include "lib/wait.h"
+#include "lib/writeload.h"
 
 static struct cluster *C;
 
@@ -28,8 +26,7 @@ static int setup(void **state)
     (void)state;
     if (cluster_start(NULL, &C) != 0)
         return -1;
-    return sqlt_exec(C->regions[0].node_url,
-                     "CREATE TABLE w(client INTEGER NOT NULL, seq INTEGER NOT NULL, region TEXT NOT NULL)");
+    return sqlt_exec(C->regions[0].node_url, WL_TABLE);
 }
 
 static int teardown(void **state)
@@ -40,103 +37,20 @@ static int teardown(void **state)
 
 /* ---- concurrent writes in all regions ---------------------------------- */
 
-#define N_CLIENTS 12
-#define N_WRITES 480
-/* Clients share N_WRITES, so one client may send many more than its share. */
-#define MAX_SEQ N_WRITES
-
-struct writes {
-    struct cluster *c;
-    char acked[N_CLIENTS][MAX_SEQ];
-    int sending[N_CLIENTS];
-};
-
-static void gen_write(size_t client, uint64_t seq, struct load_req *req, void *data)
-{
-    struct writes *w = data;
-
-    req->path = "/v1/sql";
-    req->target = client % w->c->n_regions;
-    w->sending[client] = (int)seq;
-    mr_buf_printf(req->body,
-                  "{\"statements\":[{\"sql\":\"INSERT INTO w(client, seq, region) VALUES (?, ?, ?)\","
-                  "\"params\":[%zu,%llu,\"%s\"]}]}",
-                  client, (unsigned long long)seq, w->c->regions[req->target].name);
-}
-
-static int check_write(size_t client, int status, const char *body, size_t len, void *data)
-{
-    struct writes *w = data;
-
-    (void)body;
-    (void)len;
-    if (status != 200)
-        return -1;
-    if (w->sending[client] < MAX_SEQ)
-        w->acked[client][w->sending[client]] = 1;
-    return 0;
-}
-
 static void concurrent_writes_in_all_regions_converge_identically(void **state)
 {
-    struct load_target targets[CLUSTER_MAX_REGIONS];
-    struct char_hosts { char host[64]; int port; } hosts[CLUSTER_MAX_REGIONS];
-    static struct writes w;
-    struct load_spec spec;
-    struct load_result res;
+    struct writeload *w = wl_new(C, 0, (uint64_t)test_timeout_ms(60000), 480);
 
     (void)state;
-    memset(&w, 0, sizeof(w));
-    w.c = C;
-    for (size_t i = 0; i < C->n_regions; i++) {
-        char *host = NULL, *path = NULL;
-        assert_int_equal(http_parse_url(C->regions[i].node_url, &host, &hosts[i].port, &path, NULL), 0);
-        snprintf(hosts[i].host, sizeof(hosts[i].host), "%s", host);
-        free(host);
-        free(path);
-        targets[i].host = hosts[i].host;
-        targets[i].port = hosts[i].port;
-    }
-    memset(&spec, 0, sizeof(spec));
-    spec.targets = targets;
-    spec.n_targets = C->n_regions;
-    spec.n_clients = N_CLIENTS;
-    spec.duration_ms = (uint64_t)test_timeout_ms(60000);
-    spec.max_requests = N_WRITES;
-    spec.gen = gen_write;
-    spec.check = check_write;
-    spec.data = &w;
-    assert_int_equal(load_run(&spec, &res), 0);
-    assert_int_equal(res.all.failed, 0);
-    assert_int_equal(res.all.ok, N_WRITES);
-
+    wl_run(w);
+    assert_int_equal(w->res.all.failed, 0);
+    assert_int_equal(w->res.all.ok, 480);
+    assert_int_equal(wl_acked(w, 0), 480);
     assert_true(sqlt_identical(C, 20000));
-    /* Every acknowledged write is there, exactly once, in every region, and
-     * nothing else is. */
-    for (size_t r = 0; r < C->n_regions; r++) {
-        struct api_reply rep;
-        json_t *rows;
-        size_t n_acked = 0;
-
-        assert_int_equal(sqlt_post(C->regions[r].node_url,
-                                   "{\"statements\":[{\"sql\":\"SELECT client, seq, count(*) FROM w GROUP BY 1, 2\"}]}",
-                                   &rep), 0);
-        assert_int_equal(rep.status, 200);
-        rows = json_object_get(json_array_get(json_object_get(rep.body, "results"), 0), "rows");
-        for (size_t c = 0; c < N_CLIENTS; c++)
-            for (size_t q = 0; q < MAX_SEQ; q++)
-                n_acked += (size_t)w.acked[c][q];
-        assert_int_equal(json_array_size(rows), n_acked);
-        for (size_t i = 0; i < json_array_size(rows); i++) {
-            json_t *row = json_array_get(rows, i);
-            json_int_t c = json_integer_value(json_array_get(row, 0));
-            json_int_t q = json_integer_value(json_array_get(row, 1));
-            assert_true(c >= 0 && c < N_CLIENTS && q >= 0 && q < MAX_SEQ);
-            assert_true(w.acked[c][q]);
-            assert_int_equal(json_integer_value(json_array_get(row, 2)), 1);
-        }
-        api_reply_close(&rep);
-    }
+    assert_int_equal(wl_check(w), 0);
+    for (size_t r = 0; r < C->n_regions; r++)
+        assert_int_equal(sqlt_scalar(C->regions[r].node_url, "SELECT count(*) FROM w"), 480);
+    free(w);
 }
 
 /* ---- read-your-writes ---------------------------------------------------- */
