@@ -185,6 +185,42 @@ static void refused_requests_leave_the_table_empty(void **state)
     assert_int_equal(api_status(URL, "/readyz"), 200);
 }
 
+/* `meridian sql` against the same node: a table for people, JSON for scripts,
+ * a clear error and a non-zero exit for bad SQL. */
+static int run_cli(const char *args, char *out, size_t size)
+{
+    char cmd[1024];
+    FILE *p;
+    size_t n;
+
+    snprintf(cmd, sizeof(cmd), "%s sql --dir %s %s 2>&1", cluster_bin(), C->rundir, args);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+static void sql_cli_prints_rows_as_a_table(void **state)
+{
+    char out[4096];
+
+    (void)state;
+    assert_int_equal(run_cli("\"CREATE TABLE cli(id INTEGER PRIMARY KEY, name TEXT)\"", out, sizeof(out)), 0);
+    assert_int_equal(run_cli("\"INSERT INTO cli(name) VALUES (?), (?)\" alice 'bob'", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "rows affected: 2"));
+    assert_int_equal(run_cli("--consistency strong \"SELECT id, name FROM cli ORDER BY id\"", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "id | name"));
+    assert_non_null(strstr(out, "1  | alice"));
+    assert_non_null(strstr(out, "2  | bob"));
+    assert_non_null(strstr(out, "(2 rows)"));
+    assert_int_equal(run_cli("--json \"SELECT count(*) AS n FROM cli\"", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\"rows\":[[2]]"));
+    assert_int_not_equal(run_cli("\"SELEC 1\"", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "syntax error"));
+    assert_int_equal(sqlt_exec(URL, "DROP TABLE cli"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +230,7 @@ int main(void)
         cmocka_unit_test(bad_consistency_and_tokens_are_refused),
         cmocka_unit_test(malformed_http_and_oversized_bodies_are_refused),
         cmocka_unit_test(refused_requests_leave_the_table_empty),
+        cmocka_unit_test(sql_cli_prints_rows_as_a_table),
     };
     return cmocka_run_group_tests_name("sql_bad_input", tests, setup, teardown);
 }
