@@ -101,11 +101,61 @@ static void node_killed_while_applying_resumes_and_converges(void **state)
     free(w);
 }
 
+/* A region whose etcd member is frozen cannot apply: a session read there
+ * answers 503 with Retry-After instead of stale data; then the node notices
+ * the silent watch, fails over to another region's etcd member and catches
+ * up, and the same read succeeds. */
+static void session_read_on_a_stuck_replica_is_503_then_catches_up(void **state)
+{
+    struct cluster_region *stuck = &C->regions[2], *writer = &C->regions[0];
+    struct api_reply r;
+    char body[256], token[64];
+    int64_t t0;
+
+    (void)state;
+    assert_int_equal(sqlt_exec(writer->node_url, "CREATE TABLE s(k INTEGER PRIMARY KEY, v INTEGER)"), 0);
+    assert_true(sqlt_identical(C, 20000));
+    assert_int_equal(cluster_region_action(C, stuck->name, "freeze", "etcd"), 0);
+    assert_int_equal(sqlt_post(writer->node_url,
+                               "{\"statements\":[{\"sql\":\"INSERT INTO s VALUES (1, 42)\"}]}", &r), 0);
+    assert_int_equal(r.status, 200);
+    snprintf(token, sizeof(token), "%s", json_string_value(json_object_get(r.body, "token")));
+    api_reply_close(&r);
+
+    snprintf(body, sizeof(body),
+             "{\"statements\":[{\"sql\":\"SELECT v FROM s WHERE k = 1\"}],\"token\":\"%s\"}", token);
+    t0 = test_now_ms();
+    assert_int_equal(sqlt_post(stuck->node_url, body, &r), 0);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.body, "error"), "code")),
+                        "replica_behind");
+    assert_true(test_now_ms() - t0 >= 1900); /* it waited session_wait (2 s) first */
+    api_reply_close(&r);
+
+    /* Without thawing: the node fails over to another etcd member. */
+    for (int64_t deadline = test_now_ms() + test_timeout_ms(20000);;) {
+        assert_int_equal(sqlt_post(stuck->node_url, body, &r), 0);
+        if (r.status == 200)
+            break;
+        assert_int_equal(r.status, 503);
+        api_reply_close(&r);
+        assert_true(test_now_ms() < deadline);
+    }
+    {
+        json_t *rows = json_object_get(json_array_get(json_object_get(r.body, "results"), 0), "rows");
+        assert_int_equal(json_integer_value(json_array_get(json_array_get(rows, 0), 0)), 42);
+    }
+    api_reply_close(&r);
+    assert_int_equal(cluster_region_action(C, stuck->name, "thaw", "etcd"), 0);
+    assert_true(sqlt_identical(C, 20000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(etcd_leader_killed_under_writes_loses_nothing_and_writes_resume),
         cmocka_unit_test(node_killed_while_applying_resumes_and_converges),
+        cmocka_unit_test(session_read_on_a_stuck_replica_is_503_then_catches_up),
     };
     return cmocka_run_group_tests_name("sql_failures", tests, setup, teardown);
 }
