@@ -18,8 +18,7 @@ void node__format_token(char *out, size_t size, int64_t rev)
     snprintf(out, size, NODE_TOKEN_VERSION ".%lld", (long long)rev);
 }
 
-/* Strict: "1.<decimal rev>" and nothing else in this version. */
-static int parse_token(const char *s, int64_t *rev)
+int node__parse_token(const char *s, int64_t *rev)
 {
     if (strncmp(s, NODE_TOKEN_VERSION ".", 2) != 0)
         return MR_EINVAL;
@@ -55,9 +54,9 @@ void node__respond_error(struct node *n, struct http_exchange *ex, enum node_rou
     mr_buf_close(&b);
 }
 
-/* Parse and validate the JSON body of /v1/sql into <r>.  Unknown fields are
- * refused: a misspelt "consistency" must not silently read stale data. */
-static int parse_sql_request(const struct http_request *hr, struct sql_req *r, char *err)
+/* Unknown fields are refused: a misspelt "consistency" must not silently
+ * read stale data. */
+int node__parse_sql_request(const struct http_request *hr, struct sql_req *r, char *err)
 {
     json_error_t jerr;
     json_t *stmts, *v;
@@ -114,7 +113,7 @@ static int parse_sql_request(const struct http_request *hr, struct sql_req *r, c
     } else if (hdr_token && *hdr_token) {
         token = hdr_token;
     }
-    if (token && parse_token(token, &r->token_rev) != 0)
+    if (token && node__parse_token(token, &r->token_rev) != 0)
         return mr_seterr(err, MR_EINVAL, "token \"%.64s\" is not a Meridian consistency token",
                          token);
 
@@ -234,7 +233,7 @@ static void handle_sql(struct node *n, struct http_exchange *ex, const struct ht
                             "use POST /v1/sql with a JSON body", "Allow: POST\r\n");
         return;
     }
-    if (parse_sql_request(hr, &req, err) != 0) {
+    if (node__parse_sql_request(hr, &req, err) != 0) {
         node__respond_error(n, ex, ROUTE_SQL_READ, start, 400, "invalid_request", err, NULL);
         sql_req_free(&req);
         return;

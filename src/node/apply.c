@@ -37,23 +37,14 @@ void node__fail(struct node *n, const char *fmt, ...)
 
 /* ---- decoding a batch --------------------------------------------------- */
 
-struct decoded {
-    json_t *doc;
-    struct store_batch batch;
-    struct store_txn *txns;
-    struct store_stmt *stmts;
-};
-
-static void decoded_free(struct decoded *d)
+void node__decoded_free(struct decoded *d)
 {
     mr_free(d->txns);
     mr_free(d->stmts);
     json_decref(d->doc);
 }
 
-/* Decode the log entry format of node_int.h.  Returns MR_ECORRUPT with a
- * message when the value is not a batch. */
-static int decode_batch(const char *p, size_t len, struct decoded *d, char *err)
+int node__decode_batch(const char *p, size_t len, struct decoded *d, char *err)
 {
     json_error_t jerr;
     json_t *txns;
@@ -159,19 +150,19 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
     (void)watch;
     if (n->failed || kv->mod_revision <= n->pos.rev)
         return; /* delivered again after a watch restart */
-    rc = decode_batch(kv->value, kv->value_len, &d, err);
+    rc = node__decode_batch(kv->value, kv->value_len, &d, err);
     if (rc != 0) {
         /* Every replica reads the same bytes and skips them the same way. */
         static const struct store_batch empty = {"malformed", "-", 0, NULL, 0};
         mr_log(MR_LOG_ERROR, "apply", "revision %lld is not a batch (%s): skipped on every replica",
                (long long)kv->mod_revision, err);
-        decoded_free(&d);
+        node__decoded_free(&d);
         memset(&d, 0, sizeof(d));
         d.batch = empty;
     }
     rc = store_apply(n->store, &d.batch, kv->mod_revision, kv->version, on_txn, &ctx, err);
     if (rc != 0) {
-        decoded_free(&d);
+        node__decoded_free(&d);
         node__fail(n, "cannot apply revision %lld: %s", (long long)kv->mod_revision, err);
         return;
     }
@@ -179,7 +170,7 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
     mr_hist_observe(&n->stats.batch_txns, (double)d.batch.n_txns);
     if (d.batch.ts_ms > 0)
         mr_hist_observe(&n->stats.apply_lag_seconds, (double)(mr_now_ms() - d.batch.ts_ms) / 1e3);
-    decoded_free(&d);
+    node__decoded_free(&d);
     store_position(n->store, &n->pos);
     n->applied_at_ms = mr_now_ms();
     if (n->pos.rev > n->head_rev) {

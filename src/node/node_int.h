@@ -46,6 +46,23 @@ struct sql_req {
     const char *idem_key;
 };
 void sql_req_free(struct sql_req *r);
+/* Parse and validate the JSON body of /v1/sql into <r> (freed with
+ * sql_req_free, also after a failure).  MR_EINVAL with a message. */
+int node__parse_sql_request(const struct http_request *hr, struct sql_req *r, char *err);
+/* Strict: "1.<decimal rev>" and nothing else in this version. */
+int node__parse_token(const char *s, int64_t *rev);
+
+/* A log entry decoded for store_apply; <batch> points into <doc>. */
+struct decoded {
+    json_t *doc;
+    struct store_batch batch;
+    struct store_txn *txns;
+    struct store_stmt *stmts;
+};
+/* Decode the log entry format above.  MR_ECORRUPT with a message when the
+ * value is not a batch; free <d> with node__decoded_free either way. */
+int node__decode_batch(const char *p, size_t len, struct decoded *d, char *err);
+void node__decoded_free(struct decoded *d);
 
 /* A write waiting for its transaction to come back through the log. */
 struct pending_write {
