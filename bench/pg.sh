@@ -228,7 +228,7 @@ cmd_all() {
     ALL_BASE=$(mktemp -d /tmp/meridian-pg-XXXXXX)
     chmod 711 "$ALL_BASE"
     trap 'cmd_stop "$ALL_BASE/pg"; rm -rf "$ALL_BASE"' EXIT
-    trap 'exit 130' INT TERM HUP
+    trap 'exit 130' INT TERM HUP PIPE
     cmd_start "$ALL_BASE/pg"
     for r in $(seq 1 "$runs"); do
         cmd_run "$ALL_BASE/pg" update "$seconds" "$clients"
@@ -242,7 +242,7 @@ start)
     [ $# -eq 2 ] || die "usage: pg.sh start DIR"
     # a failed start leaves nothing running
     trap 'rc=$?; [ $rc -ne 0 ] && cmd_stop "$2"; exit $rc' EXIT
-    trap 'exit 130' INT TERM HUP
+    trap 'exit 130' INT TERM HUP PIPE
     cmd_start "$2"
     ;;
 run)

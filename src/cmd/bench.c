@@ -337,10 +337,7 @@ static int bench_main(const struct bench_opts *o, const char *base)
             }
         }
     }
-    if (pg_up)
-        pgrun_stop(&pg);
-    else
-        pgrun_stop(&pg); /* frees the strings of a failed start */
+    pgrun_stop(&pg); /* stops it if started; frees the strings either way */
 
     missed = report_print(rep, stdout);
     printf("\nmachine: %ld cores shared by 3 etcd members, 3 nodes, the load generator and PostgreSQL;"
@@ -475,6 +472,8 @@ int cmd_bench(int argc, char **argv)
         sigprocmask(SIG_SETMASK, &old, NULL);
         exit(bench_main(&o, base));
     }
+    /* the cleanup below must finish even if our output is a closed pipe */
+    signal(SIGPIPE, SIG_IGN);
     for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&set, &info);
