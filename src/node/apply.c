@@ -167,6 +167,8 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
         return;
     }
     n->stats.batches_applied++;
+    if (d.batch.id)
+        node__batch_applied(n, d.batch.id);
     mr_hist_observe(&n->stats.batch_txns, (double)d.batch.n_txns);
     if (d.batch.ts_ms > 0)
         mr_hist_observe(&n->stats.apply_lag_seconds, (double)(mr_now_ms() - d.batch.ts_ms) / 1e3);

@@ -2,9 +2,11 @@
  *
  * A write request becomes one transaction of the batch being filled.  After
  * every turn of the loop (a uv_check handle) the batch is sealed and put to
- * the log key in etcd, with up to NODE_MAX_INFLIGHT_PUTS puts in flight, so
- * every request read in one turn shares one etcd write and a busy node
- * fills batches while earlier ones are in flight.  The request is answered
+ * the log key in etcd, as long as fewer than max_inflight_batches of this
+ * node's batches are out (put but not yet applied here): every request read
+ * in one turn shares one etcd write, and a busy node fills the next batch
+ * while earlier ones travel.  etcd's cost is per put (and per watch event),
+ * not per byte, so bigger batches are what lets throughput grow.  The request is answered
  * when the transaction comes back through the watch and the local replica
  * has applied it (apply.c calls node__txn_applied): etcd has then committed
  * it on a quorum, and its result is the one every replica computed.
@@ -91,9 +93,10 @@ static struct batch *batch_new(struct node *n)
     struct batch *b = mr_calloc(1, sizeof(*b));
 
     b->n = n;
+    b->no = n->next_batch++;
     mr_buf_init(&b->json);
     mr_buf_printf(&b->json, "{\"v\":1,\"id\":\"%sb%" PRIu64 "\",\"origin\":", n->txn_prefix,
-                  n->next_batch++);
+                  b->no);
     mr_json_cstr(&b->json, n->cfg->region);
     mr_buf_printf(&b->json, ",\"ts\":%lld,\"txns\":[", (long long)mr_now_ms());
     return b;
@@ -144,13 +147,34 @@ static void batch_seal(struct node *n)
     n->sealed_tail = b;
 }
 
+static void inflight_remove(struct node *n, uint64_t no)
+{
+    for (size_t i = 0; i < n->n_inflight; i++) {
+        if (n->inflight[i].no == no) {
+            n->inflight[i] = n->inflight[--n->n_inflight];
+            return;
+        }
+    }
+}
+
+void node__batch_applied(struct node *n, const char *batch_id)
+{
+    size_t plen = strlen(n->txn_prefix);
+    int64_t no;
+
+    if (strncmp(batch_id, n->txn_prefix, plen) != 0 || batch_id[plen] != 'b' ||
+        mr_parse_i64(batch_id + plen + 1, 0, INT64_MAX, &no) != 0)
+        return;
+    inflight_remove(n, (uint64_t)no);
+    node__commit_flush(n);
+}
+
 static void on_put(int rc, int64_t revision, const char *errmsg, void *data)
 {
     struct batch *b = data;
     struct node *n = b->n;
     char msg[MR_ERRMSG_LEN + 128];
 
-    n->inflight_puts--;
     mr_hist_observe(&n->stats.put_seconds, (double)(mr_mono_us() - b->put_start_us) / 1e6);
     if (rc != 0) {
         /* The put may still have been committed (a timeout is not a "no"):
@@ -167,6 +191,7 @@ static void on_put(int rc, int64_t revision, const char *errmsg, void *data)
             if (p)
                 fail_pending(n, p, "commit_unknown", msg);
         }
+        inflight_remove(n, b->no);
     } else {
         mr_log(MR_LOG_DEBUG, "commit", "batch of %zu txns at revision %lld", b->n_txns,
                (long long)revision);
@@ -178,17 +203,26 @@ static void on_put(int rc, int64_t revision, const char *errmsg, void *data)
 
 void node__commit_flush(struct node *n)
 {
-    batch_seal(n);
-    while (n->sealed_head && n->inflight_puts < NODE_MAX_INFLIGHT_PUTS && !n->stopping) {
-        struct batch *b = n->sealed_head;
+    /* Seal the filling batch only when it can leave now: while the limit
+     * is reached it keeps growing, which is the whole point. */
+    while (n->n_inflight < (size_t)n->cfg->max_inflight_batches && !n->stopping) {
+        struct batch *b;
         int rc;
 
+        if (n->sealed_head == NULL) {
+            if (n->filling == NULL)
+                break;
+            batch_seal(n);
+        }
+        b = n->sealed_head;
         n->sealed_head = b->next;
         if (n->sealed_head == NULL)
             n->sealed_tail = NULL;
         b->next = NULL;
         b->put_start_us = mr_mono_us();
-        n->inflight_puts++;
+        n->inflight[n->n_inflight].no = b->no;
+        n->inflight[n->n_inflight].since_us = b->put_start_us;
+        n->n_inflight++;
         n->stats.batches_put++;
         rc = etcd_put(n->etcd, n->log_key, b->json.data, b->json.len,
                       (uint64_t)n->cfg->commit_timeout_ms, on_put, b);
@@ -321,6 +355,17 @@ void node__txn_applied(struct node *n, const struct store_txn *txn, int rc, cons
 
 void node__commit_expire(struct node *n, int64_t now_us)
 {
+    /* A batch that was put but never came back (its put timed out but
+     * committed later, or the watch lost it) must not stall group commit
+     * for ever: after commit_timeout it stops counting. */
+    for (size_t i = 0; i < n->n_inflight;) {
+        if (now_us - n->inflight[i].since_us > n->cfg->commit_timeout_ms * 1000)
+            n->inflight[i] = n->inflight[--n->n_inflight];
+        else
+            i++;
+    }
+    if (n->sealed_head)
+        node__commit_flush(n);
     while (n->pend_head && n->pend_head->deadline_us <= now_us) {
         struct pending_write *p = pending_take(n, n->pend_head->counter);
         char msg[200];

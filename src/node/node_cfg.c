@@ -1,5 +1,6 @@
 /* node_cfg.c -- the option table of `meridian node`. */
 #include "node_cfg.h"
+#include "node_int.h"
 
 #define F(f) offsetof(struct node_cfg, f)
 #define DAY (24LL * 3600 * 1000)
@@ -30,6 +31,8 @@ const struct mr_cfg_opt node_cfg_opts[] = {
      "timeout of one etcd request before trying the next endpoint"},
     {"limits", "commit_timeout", MR_CFG_DURATION, F(commit_timeout_ms), 500, 300000, "15s",
      "how long a write waits for its commit before answering 503 (outcome unknown)"},
+    {"limits", "max_inflight_batches", MR_CFG_INT, F(max_inflight_batches), 1, NODE_MAX_INFLIGHT, "2",
+     "batches put to etcd and not yet applied here (fewer: bigger batches, fewer etcd writes)"},
     {"limits", "compact_interval", MR_CFG_DURATION, F(compact_interval_ms), 100, 3600000, "10s",
      "how often the applied position is announced and the log compacted"},
     {"limits", "compact_min_step", MR_CFG_INT, F(compact_min_step), 1, 1000000000, "1000",

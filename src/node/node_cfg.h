@@ -31,6 +31,7 @@ struct node_cfg {
     int64_t batch_max_bytes;
     int64_t etcd_timeout_ms;
     int64_t commit_timeout_ms;
+    int64_t max_inflight_batches;
     int64_t compact_interval_ms;
     int64_t compact_min_step;
 };

@@ -29,7 +29,7 @@
 
 #define NODE_TOKEN_VERSION "1"
 #define NODE_MAX_IDEM_KEY 128
-#define NODE_MAX_INFLIGHT_PUTS 4
+#define NODE_MAX_INFLIGHT 64          /* bound of limits.max_inflight_batches */
 
 enum node_route {
     ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
@@ -92,6 +92,7 @@ struct batch {
     struct mr_buf json;
     uint64_t *counters;
     size_t n_txns, cap;
+    uint64_t no;                      /* the number in its id "<prefix>b<no>" */
     int64_t put_start_us;
     struct batch *next;               /* sealed queue */
 };
@@ -123,7 +124,14 @@ struct node {
     /* commit.c */
     struct batch *filling;            /* NULL when no transaction waits */
     struct batch *sealed_head, *sealed_tail;
-    int inflight_puts;
+    /* Batches put (or being put) and not yet applied here: group commit
+     * waits while max_inflight_batches of them are out, so that requests
+     * arriving meanwhile share the next etcd write. */
+    struct {
+        uint64_t no;
+        int64_t since_us;
+    } inflight[NODE_MAX_INFLIGHT];
+    size_t n_inflight;
     struct pending_write **pending;   /* hash on counter */
     size_t pending_buckets, n_pending;
     struct pending_write *pend_head, *pend_tail;
@@ -198,8 +206,11 @@ void node__commit_free(struct node *n);
 void node__txn_applied(struct node *n, const struct store_txn *txn, int rc, const char *result,
                        size_t len, int replayed, int64_t rev);
 void node__commit_expire(struct node *n, int64_t now_us);
-/* Seal the filling batch and start puts while fewer than the maximum fly. */
+/* Start puts (sealing the filling batch) while fewer than the maximum fly. */
 void node__commit_flush(struct node *n);
+/* A batch whose id is <batch_id> was applied here: if it is ours, it no
+ * longer counts as in flight. */
+void node__batch_applied(struct node *n, const char *batch_id);
 
 /* apply.c */
 void node__apply_start(struct node *n);
