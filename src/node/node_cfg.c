@@ -1,6 +1,5 @@
 /* node_cfg.c -- the option table of `meridian node`. */
 #include "node_cfg.h"
-#include "node_int.h"
 
 #define F(f) offsetof(struct node_cfg, f)
 #define DAY (24LL * 3600 * 1000)

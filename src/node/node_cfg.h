@@ -14,6 +14,8 @@
 
 #include "../common/cfg.h"
 
+#define NODE_MAX_INFLIGHT 64   /* upper bound of limits.max_inflight_batches */
+
 struct node_cfg {
     char *region;            /* this region's name, e.g. us-east-1 */
     char *cluster;           /* etcd key prefix: /meridian/<cluster>/ */

@@ -29,7 +29,6 @@
 
 #define NODE_TOKEN_VERSION "1"
 #define NODE_MAX_IDEM_KEY 128
-#define NODE_MAX_INFLIGHT 64          /* bound of limits.max_inflight_batches */
 
 enum node_route {
     ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
