@@ -5,6 +5,7 @@
  * key back in the *other* regions with its last consistency token: every
  * read checks read-your-writes across regions. */
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,16 @@ static int check(size_t client, int status, const char *body, size_t len, void *
     return 0;
 }
 
+/* Ctrl-C must not leave a detached topology behind: the handler only
+ * records it, and the demo stops at the next phase (each is bounded). */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int signum)
+{
+    (void)signum;
+    interrupted = 1;
+}
+
 static int sql_simple(const struct topo_region *r, const char *body, char *err)
 {
     json_t *ans = NULL;
@@ -165,11 +176,15 @@ int cmd_demo(int argc, char **argv)
         default: return 2;
         }
     }
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
     printf("== starting a local topology (one etcd member and one node per region)\n");
     if (topo_up(&t, "/proc/self/exe", topology, NULL, 1, err) != 0) {
         fprintf(stderr, "meridian demo: %s\n", err);
         return 1;
     }
+    if (interrupted)
+        goto out;
     rc = sql_simple(&t.regions[0],
                     "{\"statements\":[{\"sql\":\"CREATE TABLE IF NOT EXISTS demo_kv(k TEXT PRIMARY KEY, "
                     "v INTEGER NOT NULL, region TEXT NOT NULL)\"}]}", err);
@@ -198,6 +213,11 @@ int cmd_demo(int argc, char **argv)
     spec.check = check;
     spec.data = &d;
     rc = load_run(&spec, &res);
+    if (interrupted) {
+        mr_free(d.clients);
+        exit_code = 130;
+        goto out;
+    }
     if (rc != 0)
         fprintf(stderr, "meridian demo: workload failed: %s\n", res.first_error);
 
