@@ -41,6 +41,7 @@ UNIT_DEPS_etcd   := $(SRC_etcd) $(SRC_http) $(SRC_common)
 UNIT_DEPS_sql    := $(SRC_sql) $(SRC_common)
 UNIT_DEPS_node   := $(SRC_node) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_common)
 UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_common)
+UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
@@ -65,7 +66,7 @@ build/asan/meridian: $(ALL_SRC) $(HDRS)
 	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS)
 
 .SECONDEXPANSION:
-build/tests/unit/%: tests/unit/%.c $$(UNIT_DEPS_$$(firstword $$(subst /, ,$$*))) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h)
+build/tests/unit/%: tests/unit/%.c $$(UNIT_DEPS_$$(firstword $$(subst /, ,$$*))) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h) $(wildcard tests/unit/*/*.h)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(UNIT_DEPS_$(firstword $(subst /, ,$*))) $(TESTLIB_SRC) $(LIBS) -lcmocka
