@@ -268,6 +268,11 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
                   (long long)node__entries_behind(n), (long long)node__staleness_ms(n));
     mr_buf_puts(&b, "\"etcd\":{\"current_endpoint\":");
     mr_json_cstr(&b, etcd_current_endpoint(n->etcd));
+    mr_buf_puts(&b, ",\"watch_endpoint\":");
+    if (n->watch)
+        mr_json_cstr(&b, n->watch_endpoint);
+    else
+        mr_buf_puts(&b, "null");
     mr_buf_printf(&b, ",\"local_member_is_leader\":%s,\"members\":[",
                   n->local_is_leader ? "true" : "false");
     for (i = 0; i < etcd_n_endpoints(n->etcd); i++) {

@@ -226,6 +226,7 @@ static void start_watch(struct node *n)
         return;
     }
     n->watch_started_ms = mr_now_ms();
+    snprintf(n->watch_endpoint, sizeof(n->watch_endpoint), "%s", etcd_current_endpoint(n->etcd));
     mr_log(MR_LOG_INFO, "apply", "watching %s from revision %lld on %s", n->log_key,
            (long long)n->pos.rev + 1, etcd_current_endpoint(n->etcd));
 }

@@ -93,17 +93,26 @@ static void on_probe(int rc, const struct etcd_kv *kv, int64_t header_rev, const
     if (n->pos.rev >= head) {
         if (n->probe_sent_ms > n->fresh_at_ms)
             n->fresh_at_ms = n->probe_sent_ms;
-    } else {
-        /* Fresh as of the probe once the replica reaches <head>. */
-        n->probe_head_rev = head;
-        n->probe_head_at_ms = n->probe_sent_ms;
-        if (n->watch && now - n->applied_at_ms > WATCH_STUCK_MS &&
-            now - n->watch_started_ms > WATCH_STUCK_MS) {
-            mr_log(MR_LOG_WARN, "apply", "log head is %lld, replica at %lld and the watch is silent: "
-                   "restarting it", (long long)head, (long long)n->pos.rev);
-            etcd_watch_cancel(n->watch);
+        n->behind_since_ms = 0;
+        return;
+    }
+    /* Fresh as of the probe once the replica reaches <head>. */
+    n->probe_head_rev = head;
+    n->probe_head_at_ms = n->probe_sent_ms;
+    if (n->behind_since_ms == 0)
+        n->behind_since_ms = now;
+    /* Stuck: the head has been ahead for a while and nothing was applied
+     * meanwhile (a member cut off or frozen keeps the stream open). */
+    if (n->watch && now - n->behind_since_ms > WATCH_STUCK_MS &&
+        now - n->applied_at_ms > WATCH_STUCK_MS && now - n->watch_started_ms > WATCH_STUCK_MS) {
+        mr_log(MR_LOG_WARN, "apply", "log head is %lld, replica at %lld and the watch is silent: "
+               "restarting it", (long long)head, (long long)n->pos.rev);
+        n->behind_since_ms = 0;
+        /* The restart uses the current endpoint: move it off the silent
+         * member unless the probes have done so already. */
+        if (strcmp(etcd_current_endpoint(n->etcd), n->watch_endpoint) == 0)
             etcd_failover(n->etcd, "silent watch");
-        }
+        etcd_watch_cancel(n->watch);
     }
 }
 

@@ -138,6 +138,7 @@ struct node {
     /* apply.c */
     struct etcd_watch *watch;
     int64_t watch_started_ms;
+    char watch_endpoint[128];         /* the etcd member the watch streams from */
     uv_timer_t watch_retry;
     struct read_wait *waits_head, *waits_tail;
     struct read_wait *strong_head, *strong_tail;   /* strong reads needing a revision */
@@ -157,6 +158,7 @@ struct node {
     int local_is_leader;
 
     int64_t probe_sent_ms;            /* when the probe in flight was sent */
+    int64_t behind_since_ms;          /* first probe that saw the head ahead, 0: not behind */
     int64_t probe_head_rev;           /* head seen by a probe, not yet applied */
     int64_t probe_head_at_ms;         /* when that probe was sent */
     int64_t started_ms;

@@ -107,15 +107,26 @@ static void node_killed_while_applying_resumes_and_converges(void **state)
  * up, and the same read succeeds. */
 static void session_read_on_a_stuck_replica_is_503_then_catches_up(void **state)
 {
-    struct cluster_region *stuck = &C->regions[2], *writer = &C->regions[0];
+    struct cluster_region *stuck = &C->regions[2], *writer = &C->regions[0], *frozen = NULL;
     struct api_reply r;
     char body[256], token[64];
+    const char *ep;
     int64_t t0;
 
     (void)state;
     assert_int_equal(sqlt_exec(writer->node_url, "CREATE TABLE s(k INTEGER PRIMARY KEY, v INTEGER)"), 0);
     assert_true(sqlt_identical(C, 20000));
-    assert_int_equal(cluster_region_action(C, stuck->name, "freeze", "etcd"), 0);
+    /* Freeze the member this node's watch streams from: its own region's.
+     * The writer's region streams from and writes to its own member. */
+    assert_int_equal(api_get(stuck->node_url, "/v1/status", &r), 0);
+    ep = json_string_value(json_object_get(json_object_get(r.body, "etcd"), "watch_endpoint"));
+    assert_non_null(ep);
+    for (size_t i = 0; i < C->n_regions; i++)
+        if (strcmp(C->regions[i].etcd_url, ep) == 0)
+            frozen = &C->regions[i];
+    api_reply_close(&r);
+    assert_true(frozen == stuck);
+    assert_int_equal(cluster_region_action(C, frozen->name, "freeze", "etcd"), 0);
     assert_int_equal(sqlt_post(writer->node_url,
                                "{\"statements\":[{\"sql\":\"INSERT INTO s VALUES (1, 42)\"}]}", &r), 0);
     assert_int_equal(r.status, 200);
@@ -127,8 +138,14 @@ static void session_read_on_a_stuck_replica_is_503_then_catches_up(void **state)
     t0 = test_now_ms();
     assert_int_equal(sqlt_post(stuck->node_url, body, &r), 0);
     assert_int_equal(r.status, 503);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r.body, "error"), "code")),
-                        "replica_behind");
+    {
+        /* replica_behind: it waited session_wait for the apply; unavailable:
+         * the token was beyond the head it knew, and etcd (through the frozen
+         * member) could not confirm it within session_wait.  Never stale data. */
+        const char *code = json_string_value(json_object_get(json_object_get(r.body, "error"), "code"));
+        assert_non_null(code);
+        assert_true(strcmp(code, "replica_behind") == 0 || strcmp(code, "unavailable") == 0);
+    }
     assert_true(test_now_ms() - t0 >= 1900); /* it waited session_wait (2 s) first */
     api_reply_close(&r);
 
@@ -146,16 +163,18 @@ static void session_read_on_a_stuck_replica_is_503_then_catches_up(void **state)
         assert_int_equal(json_integer_value(json_array_get(json_array_get(rows, 0), 0)), 42);
     }
     api_reply_close(&r);
-    assert_int_equal(cluster_region_action(C, stuck->name, "thaw", "etcd"), 0);
+    assert_int_equal(cluster_region_action(C, frozen->name, "thaw", "etcd"), 0);
     assert_true(sqlt_identical(C, 20000));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        /* First: it needs every node on its own region's etcd member, as
+         * after start-up (the failures below move them around). */
+        cmocka_unit_test(session_read_on_a_stuck_replica_is_503_then_catches_up),
         cmocka_unit_test(etcd_leader_killed_under_writes_loses_nothing_and_writes_resume),
         cmocka_unit_test(node_killed_while_applying_resumes_and_converges),
-        cmocka_unit_test(session_read_on_a_stuck_replica_is_503_then_catches_up),
     };
     return cmocka_run_group_tests_name("sql_failures", tests, setup, teardown);
 }
