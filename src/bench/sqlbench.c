@@ -137,54 +137,6 @@ static void cpu_diff(const struct cpu_snap *a, const struct cpu_snap *b, struct 
 
 /* ---- Setup -------------------------------------------------------------- */
 
-int sqlbench_attach(struct topo *t, const char *rundir, char *err)
-{
-    char *path = mr_asprintf("%s/topology.json", rundir);
-    json_error_t jerr;
-    json_t *doc = json_load_file(path, 0, &jerr), *regions = json_object_get(doc, "regions");
-    int rc = 0;
-
-    memset(t, 0, sizeof(*t));
-    if (doc == NULL) {
-        rc = mr_seterr(err, MR_EIO, "%s: %s", path, jerr.text);
-        goto out;
-    }
-    for (size_t i = 0; i < json_array_size(regions) && i < TOPO_MAX_REGIONS; i++) {
-        json_t *r = json_array_get(regions, i);
-        const char *name = json_string_value(json_object_get(r, "name"));
-        const char *url = json_string_value(json_object_get(json_object_get(r, "node"), "url"));
-        struct topo_region *tr = &t->regions[t->n_regions];
-        char *host = NULL, *p = NULL;
-
-        if (name == NULL || url == NULL || http_parse_url(url, &host, &tr->port, &p, err) != 0) {
-            rc = mr_seterr(err, MR_EIO, "%s: region %zu has no usable node url", path, i);
-            mr_free(host);
-            mr_free(p);
-            goto out;
-        }
-        snprintf(tr->name, sizeof(tr->name), "%s", name);
-        snprintf(tr->host, sizeof(tr->host), "%s", host);
-        snprintf(tr->url, sizeof(tr->url), "%s", url);
-        mr_free(host);
-        mr_free(p);
-        t->n_regions++;
-    }
-    if (t->n_regions == 0)
-        rc = mr_seterr(err, MR_EIO, "%s: no regions", path);
-    else
-        t->rundir = mr_strdup(rundir);
-out:
-    json_decref(doc);
-    mr_free(path);
-    return rc;
-}
-
-void sqlbench_detach(struct topo *t)
-{
-    mr_free(t->rundir);
-    t->rundir = NULL;
-    t->n_regions = 0;
-}
 
 /* POST <body> to <r>; 0 when the answer is 200 (then *answer, if not NULL,
  * holds it for the caller to json_decref). */

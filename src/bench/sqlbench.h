@@ -67,14 +67,6 @@ struct sqlbench_opts {
     size_t vis_writes;     /* sequential writes of the visibility probe */
 };
 
-/* Fill <t> from the topology already running in <rundir> (its
- * topology.json), for measuring without starting one.  <t> must not be
- * given to topo_down (that would stop it): free it with sqlbench_detach.
- * Returns 0 or MR_E* with <err>.  (Belongs in topo.h as topo_attach; kept
- * here until that header grows one.) */
-int sqlbench_attach(struct topo *t, const char *rundir, char *err) __attribute__((warn_unused_result));
-void sqlbench_detach(struct topo *t);
-
 /* Create the tables and load the rows through region 0, then wait (bounded)
  * until every region has applied them, with a session read per region.
  * Idempotent (CREATE TABLE IF NOT EXISTS, INSERT OR IGNORE), so it can run

@@ -12,8 +12,7 @@
 #include "../common/err.h"
 #include "../http/http.h"
 
-/* Run <argv> and wait; stdout to /dev/null unless <verbose>. */
-static int run_wait(char *const argv[], int verbose)
+int topo_run(char *const argv[], int verbose)
 {
     int status;
     pid_t pid;
@@ -36,13 +35,14 @@ static int run_wait(char *const argv[], int verbose)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int read_topology(struct topo *t, char *err)
+int topo_attach(struct topo *t, const char *rundir, char *err)
 {
-    char *path = mr_asprintf("%s/topology.json", t->rundir);
+    char *path = mr_asprintf("%s/topology.json", rundir);
     json_error_t jerr;
     json_t *doc = json_load_file(path, 0, &jerr), *regions;
     int rc = 0;
 
+    memset(t, 0, sizeof(*t));
     if (doc == NULL) {
         rc = mr_seterr(err, MR_EIO, "%s: %s", path, jerr.text);
         goto out;
@@ -68,6 +68,10 @@ static int read_topology(struct topo *t, char *err)
         mr_free(p);
         t->n_regions++;
     }
+    if (rc == 0 && t->n_regions == 0)
+        rc = mr_seterr(err, MR_EIO, "%s: no regions", path);
+    if (rc == 0)
+        t->rundir = mr_strdup(rundir);
     json_decref(doc);
 out:
     mr_free(path);
@@ -98,7 +102,7 @@ int topo_up(struct topo *t, const char *exe, const char *topology, const char *d
     argv[argc++] = t->rundir;
     argv[argc++] = "--detach";
     argv[argc] = NULL;
-    rc = run_wait(argv, verbose);
+    rc = topo_run(argv, verbose);
     if (rc != 0) {
         mr_seterr(err, MR_EUNAVAIL, "`meridian up --dir %s --detach` failed (exit %d); logs in %s/logs",
                   t->rundir, rc, t->rundir);
@@ -106,10 +110,21 @@ int topo_up(struct topo *t, const char *exe, const char *topology, const char *d
         topo_down(t, exe);
         return MR_EUNAVAIL;
     }
-    rc = read_topology(t, err);
-    if (rc != 0)
-        topo_down(t, exe);
-    return rc;
+    {
+        char *rundir = t->rundir; /* topo_attach starts from an empty <t> */
+        int remove_dir = t->remove_dir;
+
+        rc = topo_attach(t, rundir, err);
+        if (rc != 0) {
+            t->rundir = rundir;
+            t->remove_dir = remove_dir;
+            topo_down(t, exe);
+            return rc;
+        }
+        mr_free(rundir);
+        t->remove_dir = remove_dir;
+    }
+    return 0;
 }
 
 void topo_down(struct topo *t, const char *exe)
@@ -118,11 +133,11 @@ void topo_down(struct topo *t, const char *exe)
 
     if (t->rundir == NULL)
         return;
-    if (run_wait(argv, 0) != 0)
+    if (topo_run(argv, 0) != 0)
         fprintf(stderr, "meridian: `meridian down %s` failed; processes may be left\n", t->rundir);
     if (t->remove_dir) {
         char *rm[] = {"/bin/rm", "-rf", t->rundir, NULL};
-        run_wait(rm, 0);
+        topo_run(rm, 0);
     }
     mr_free(t->rundir);
     t->rundir = NULL;
@@ -162,4 +177,10 @@ int topo_get_json(const struct topo_region *r, const char *path, json_t **answer
     if (*answer == NULL)
         return mr_seterr(err, MR_EPROTO, "%s: answer is not JSON", url);
     return 0;
+}
+
+void topo_detach(struct topo *t)
+{
+    mr_free(t->rundir);
+    t->rundir = NULL;
 }

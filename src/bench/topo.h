@@ -30,6 +30,15 @@ struct topo {
 int topo_up(struct topo *t, const char *exe, const char *topology, const char *dir, int verbose,
             char *err) __attribute__((warn_unused_result));
 
+/* Read an already running topology from RUNDIR/topology.json (for
+ * `--dir`).  topo_down on it stops that topology; topo_detach only frees. */
+int topo_attach(struct topo *t, const char *rundir, char *err) __attribute__((warn_unused_result));
+void topo_detach(struct topo *t);
+
+/* Run <argv> (argv[0] a path) and wait; its stdout goes to /dev/null unless
+ * <verbose>.  Returns its exit status, or -1. */
+int topo_run(char *const argv[], int verbose);
+
 /* Stop everything and free <t>'s strings. */
 void topo_down(struct topo *t, const char *exe);
 

@@ -241,7 +241,7 @@ static int run_meridian(const struct bench_opts *o, const char *base, size_t run
     int failures = 0, rc;
 
     if (o->attach_dir) {
-        rc = sqlbench_attach(&t, o->attach_dir, err);
+        rc = topo_attach(&t, o->attach_dir, err);
     } else {
         char *dir = mr_asprintf("%s/run-%zu", base, run + 1);
         rc = topo_up(&t, SELF_EXE, o->topology, dir, 0, err);
@@ -271,7 +271,7 @@ static int run_meridian(const struct bench_opts *o, const char *base, size_t run
     }
 out:
     if (o->attach_dir)
-        sqlbench_detach(&t);
+        topo_detach(&t);
     else
         topo_down(&t, SELF_EXE);
     return failures;
@@ -356,28 +356,6 @@ static int bench_main(const struct bench_opts *o, const char *base)
     return o->fail_on_miss && missed ? 3 : 0;
 }
 
-/* Run <argv> and wait, stdout discarded; its exit status or -1. */
-static int run_quiet(char *const argv[])
-{
-    int status;
-    pid_t pid;
-
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid == -1)
-        return -1;
-    if (pid == 0) {
-        if (freopen("/dev/null", "w", stdout) == NULL)
-            _exit(127);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    while (waitpid(pid, &status, 0) == -1)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* Stop whatever the child left in <base>: topologies in run-* (the child
  * removes each after stopping it), the PostgreSQL cluster in pg/.  Removes
@@ -397,7 +375,7 @@ static void cleanup(const struct bench_opts *o, const char *base, int keep)
                 char *dir = mr_asprintf("%s/%s", base, e->d_name);
                 char *argv[] = {SELF_EXE, "down", dir, NULL};
                 fprintf(stderr, "meridian bench: stopping the topology left in %s\n", dir);
-                if (run_quiet(argv) != 0) {
+                if (topo_run(argv, 0) != 0) {
                     fprintf(stderr, "meridian bench: `meridian down %s` failed\n", dir);
                     left = 1;
                 }
@@ -408,7 +386,7 @@ static void cleanup(const struct bench_opts *o, const char *base, int keep)
             char *dir = mr_asprintf("%s/pg", base);
             char *argv[] = {(char *)o->pg_script, "stop", dir, NULL};
             fprintf(stderr, "meridian bench: stopping the PostgreSQL servers left in %s\n", dir);
-            if (run_quiet(argv) != 0) {
+            if (topo_run(argv, 0) != 0) {
                 fprintf(stderr, "meridian bench: `%s stop %s` failed\n", o->pg_script, dir);
                 left = 1;
             }
@@ -422,7 +400,7 @@ static void cleanup(const struct bench_opts *o, const char *base, int keep)
         return;
     }
     char *rm[] = {"/bin/rm", "-rf", (char *)base, NULL};
-    if (run_quiet(rm) != 0)
+    if (topo_run(rm, 0) != 0)
         fprintf(stderr, "meridian bench: could not remove %s\n", base);
 }
 
