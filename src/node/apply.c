@@ -299,7 +299,11 @@ static void strong_get_start(struct node *n)
     group->head = n->strong_head;
     n->strong_head = n->strong_tail = NULL;
     n->strong_get_inflight = 1;
-    rc = etcd_get(n->etcd, n->log_key, (uint64_t)n->cfg->session_wait_ms, strong_get_done, group);
+    /* session_wait may be 0 ("never wait for the replica"); asking etcd
+     * still needs a moment. */
+    rc = etcd_get(n->etcd, n->log_key,
+                  (uint64_t)(n->cfg->session_wait_ms > 100 ? n->cfg->session_wait_ms : 100),
+                  strong_get_done, group);
     if (rc != 0)
         strong_get_done(rc, NULL, 0, "cannot start etcd read", group);
 }
