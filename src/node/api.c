@@ -254,7 +254,8 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
     mr_json_cstr(&b, n->cfg->region);
     mr_buf_puts(&b, ",\"cluster\":");
     mr_json_cstr(&b, n->cfg->cluster);
-    mr_buf_printf(&b, ",\"ready\":%s,\"not_ready_reason\":", ready ? "true" : "false");
+    mr_buf_printf(&b, ",\"ready\":%s,\"seeding\":%s,\"not_ready_reason\":", ready ? "true" : "false",
+                  n->seeding ? "true" : "false");
     if (ready)
         mr_buf_puts(&b, "null");
     else
@@ -389,6 +390,7 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     COUNTER("read_wait_timeouts_total", read_wait_timeouts, "reads answered 503 because the replica did not catch up in time");
     COUNTER("watch_restarts_total", watch_restarts, "etcd watch restarts");
     COUNTER("compactions_total", compactions, "log compactions this node ran");
+    COUNTER("seeds_total", seeds, "times this replica was seeded from another region's snapshot");
 #undef COUNTER
 }
 
@@ -426,9 +428,11 @@ void node__handle(struct http_exchange *ex, const struct http_request *hr, void 
         handle_status(n, ex, start);
     } else if (strcmp(hr->path, "/v1/digest") == 0 && get) {
         handle_digest(n, ex, hr);
+    } else if (strcmp(hr->path, "/v1/snapshot") == 0 && get) {
+        node__snapshot_serve(n, ex, start);
     } else if (!strcmp(hr->path, "/healthz") || !strcmp(hr->path, "/readyz") ||
                !strcmp(hr->path, "/metrics") || !strcmp(hr->path, "/v1/status") ||
-               !strcmp(hr->path, "/v1/digest")) {
+               !strcmp(hr->path, "/v1/digest") || !strcmp(hr->path, "/v1/snapshot")) {
         node__respond_error(n, ex, ROUTE_OTHER, start, 405, "method_not_allowed",
                             "this path answers GET only", "Allow: GET, HEAD\r\n");
     } else {

@@ -19,7 +19,6 @@
 
 #define WATCH_RETRY_MS 200
 
-static void start_watch(struct node *n);
 
 void node__fail(struct node *n, const char *fmt, ...)
 {
@@ -187,8 +186,8 @@ static void retry_fired(uv_timer_t *t)
 {
     struct node *n = t->data;
 
-    if (!n->stopping && n->watch == NULL)
-        start_watch(n);
+    if (!n->stopping && n->watch == NULL && !n->seeding)
+        node__watch_start(n);
 }
 
 static void on_watch_end(struct etcd_watch *watch, int rc, int64_t compact_revision,
@@ -201,10 +200,7 @@ static void on_watch_end(struct etcd_watch *watch, int rc, int64_t compact_revis
     if (n->stopping)
         return;
     if (rc == MR_ECOMPACTED) {
-        node__fail(n,
-                   "the log was compacted up to revision %lld but this replica has applied only "
-                   "%lld: it must be re-seeded from another region's snapshot",
-                   (long long)compact_revision, (long long)n->pos.rev);
+        node__reseed_start(n, compact_revision);
         return;
     }
     mr_log(MR_LOG_WARN, "apply", "watch ended: %s; restarting from revision %lld", errmsg,
@@ -215,7 +211,7 @@ static void on_watch_end(struct etcd_watch *watch, int rc, int64_t compact_revis
     uv_timer_start(&n->watch_retry, retry_fired, WATCH_RETRY_MS, 0);
 }
 
-static void start_watch(struct node *n)
+void node__watch_start(struct node *n)
 {
     int rc = etcd_watch(n->etcd, n->log_key, n->pos.rev + 1, on_event, on_watch_end, n, &n->watch);
 
@@ -235,7 +231,7 @@ void node__apply_start(struct node *n)
 {
     uv_timer_init(n->loop, &n->watch_retry);
     n->watch_retry.data = n;
-    start_watch(n);
+    node__watch_start(n);
 }
 
 /* ---- reads that wait ---------------------------------------------------- */

@@ -44,6 +44,11 @@ int node__ready(const struct node *n, char *why, size_t size)
         snprintf(why, size, "shutting down");
         return 0;
     }
+    if (n->seeding) {
+        snprintf(why, size, "seeding this replica from another region's snapshot (the log is "
+                 "compacted past its position %lld)", (long long)n->pos.rev);
+        return 0;
+    }
     if (n->etcd_ok_ms == 0) {
         snprintf(why, size, "starting: no answer from etcd yet%s%s", n->etcd_error[0] ? ": " : "",
                  n->etcd_error);
@@ -208,6 +213,9 @@ static void compact_step(struct node *n)
     char rev[32];
     int len;
 
+    node__publish_url(n);
+    if (n->seeding)
+        return; /* position 0 or stale: announcing it would hold compaction back for nothing */
     n->compact_inflight = 1;
     n->last_compact_ms = mr_now_ms();
     len = snprintf(rev, sizeof(rev), "%lld", (long long)n->pos.rev);
@@ -304,6 +312,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     snprintf(n->log_key, sizeof(n->log_key), "/meridian/%s/log", cfg->cluster);
     snprintf(n->applied_prefix, sizeof(n->applied_prefix), "/meridian/%s/applied/", cfg->cluster);
     snprintf(n->applied_key, sizeof(n->applied_key), "%s%s", n->applied_prefix, cfg->region);
+    snprintf(n->nodes_prefix, sizeof(n->nodes_prefix), "/meridian/%s/nodes/", cfg->cluster);
+    snprintf(n->nodes_key, sizeof(n->nodes_key), "%s%s", n->nodes_prefix, cfg->region);
     /* Start the first compaction round a while after start-up, not at once. */
     n->last_compact_ms = mr_now_ms();
     snprintf(n->txn_prefix, sizeof(n->txn_prefix), "%s.%08" PRIx64 ".", cfg->region,
@@ -333,8 +343,15 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
         goto err_after_etcd;
     }
 
+    if (strcmp(cfg->advertise_url, "auto") == 0)
+        snprintf(n->advertise_url, sizeof(n->advertise_url), "http://%.200s:%d", host,
+                 http_server_port(n->http));
+    else
+        snprintf(n->advertise_url, sizeof(n->advertise_url), "%.255s", cfg->advertise_url);
+    node__seed_init(n);
     node__commit_init(n);
     node__apply_start(n);
+    node__publish_url(n);
     uv_timer_init(loop, &n->probe_timer);
     n->probe_timer.data = n;
     uv_timer_start(&n->probe_timer, on_probe_timer, 0, PROBE_MS);
@@ -379,6 +396,7 @@ void node_stop(struct node *n)
     uv_close((uv_handle_t *)&n->tick, NULL);
     node__commit_close(n);
     node__apply_close(n);
+    node__seed_close(n);
     http_server_close(n->http);
     n->http = NULL;
     etcd_free(n->etcd);
@@ -388,6 +406,7 @@ void node_stop(struct node *n)
 void node_free(struct node *n)
 {
     node__commit_free(n);
+    node__seed_free(n);
     store_close(n->store);
     mr_free(n);
 }

@@ -11,6 +11,8 @@ const struct mr_cfg_opt node_cfg_opts[] = {
     {"node", "listen", MR_CFG_STR, F(listen), 0, 0, "127.0.0.1:8080", "HTTP API address host:port"},
     {"node", "etcd", MR_CFG_STR, F(etcd), 0, 0, NULL,
      "etcd client URLs, comma-separated, own region's first"},
+    {"node", "advertise_url", MR_CFG_STR, F(advertise_url), 0, 0, "auto",
+     "URL other regions' nodes use to reach this one (auto: http://<listen address>)"},
     {"node", "log_level", MR_CFG_STR, F(log_level), 0, 0, "info", "debug, info, warn or error"},
     {"limits", "max_body", MR_CFG_SIZE, F(max_body), 1024, 64 << 20, "1m", "largest request body"},
     {"limits", "max_connections", MR_CFG_INT, F(max_connections), 1, 1000000, "4096",

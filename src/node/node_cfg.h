@@ -23,6 +23,7 @@ struct node_cfg {
     char *listen;            /* host:port of the HTTP API (port 0: kernel picks) */
     char *etcd;              /* comma-separated etcd client URLs, nearest first */
     char *log_level;
+    char *advertise_url;     /* how other nodes reach this one; "" = http://<listen> */
     int64_t max_body;
     int64_t max_connections;
     int64_t max_rows;

@@ -106,7 +106,7 @@ struct node_stats {
     struct mr_hist apply_lag_seconds;    /* batch submit time to local apply */
     uint64_t writes, reads, forwarded_writes, idempotent_replays, commit_unknown;
     uint64_t batches_applied, txns_applied, batches_put, put_failures;
-    uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions;
+    uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds;
 };
 
 struct node {
@@ -170,6 +170,23 @@ struct node {
     int64_t last_compact_ms;
     int64_t compacted_rev;            /* history below this is gone */
 
+    /* seed.c */
+    char advertise_url[256];          /* how the other nodes reach this one */
+    char nodes_prefix[256];           /* /meridian/<cluster>/nodes/ */
+    char nodes_key[320];              /* ... + region: advertise_url */
+    int url_published, url_publishing;
+    struct http_client *peer_http;    /* snapshot downloads, created on demand */
+    int seeding;
+    int64_t seed_need_rev;
+    char **seed_peers;
+    size_t n_seed_peers, seed_next;
+    struct http_call *seed_call;
+    int seed_fd;
+    int64_t seed_bytes;
+    char seed_path[512];
+    uv_timer_t seed_retry;
+    struct snap_send *snap_sends;
+
     uv_timer_t tick;                  /* deadlines of waiting requests */
     uv_check_t flush_check;           /* seals the batch after each loop turn */
     int stopping;
@@ -222,6 +239,19 @@ void node__wait_strong(struct node *n, struct http_exchange *ex, struct sql_req 
                        int64_t start_us, int recheck);
 void node__waits_expire(struct node *n, int64_t now_us);
 void node__fail(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void node__watch_start(struct node *n);
+
+/* seed.c */
+void node__seed_init(struct node *n);
+void node__seed_close(struct node *n);
+void node__seed_free(struct node *n);
+/* GET /v1/snapshot: a consistent copy of the replica, streamed. */
+void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t start_us);
+/* Put this node's address under /meridian/<cluster>/nodes/<region> (once). */
+void node__publish_url(struct node *n);
+/* The log below <compact_revision> is gone: seed from a peer (-1: retry). */
+void node__reseed_start(struct node *n, int64_t compact_revision);
 
 /* node.c */
 /* Staleness bound of the local replica in ms, and batches known to be missing. */

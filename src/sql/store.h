@@ -164,6 +164,11 @@ int store_idem_lookup(struct store *s, const char *key, int *rc, struct mr_buf *
  * see digest.c for the exact encoding. */
 int store_digest(struct store *s, char out[65], char *err) __attribute__((warn_unused_result));
 
+/* Write a consistent copy of the replica (rows and position) to a new
+ * SQLite file at <path> (replaced if it exists).  Blocks for the time of the
+ * copy.  MR_EIO with <err> on failure (nothing left at <path>). */
+int store_backup(struct store *s, const char *path, char *err) __attribute__((warn_unused_result));
+
 /* Run PRAGMA integrity_check; 0 when "ok". */
 int store_integrity_check(struct store *s, char *err) __attribute__((warn_unused_result));
 

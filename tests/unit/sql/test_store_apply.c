@@ -231,6 +231,30 @@ static void position_survives_reopen(void **state)
     assert_int_equal(store_integrity_check(f->a, f->err), 0);
 }
 
+static void backup_is_a_replica_at_the_same_position(void **state)
+{
+    struct fix *f = *state;
+    struct store_position pos;
+    struct store *copy = NULL;
+    char path[160], d1[65], d2[65];
+
+    apply_both(f, "b1", 5, "CREATE TABLE t(a)");
+    apply_both(f, "b2", 9, "INSERT INTO t VALUES (random())");
+    snprintf(path, sizeof(path), "%s/copy.db", f->dir);
+    assert_int_equal(store_backup(f->a, path, f->err), 0);
+    assert_int_equal(store_open(path, NULL, &copy, f->err), 0);
+    store_position(copy, &pos);
+    assert_int_equal(pos.rev, 9);
+    assert_int_equal(store_digest(copy, d1, f->err), 0);
+    assert_int_equal(store_digest(f->b, d2, f->err), 0);
+    assert_string_equal(d1, d2);
+    assert_int_equal(store_integrity_check(copy, f->err), 0);
+    store_close(copy);
+    /* A path that cannot be written is an error, not a crash. */
+    assert_int_equal(store_backup(f->a, "/nonexistent-dir/copy.db", f->err), MR_EIO);
+    assert_non_null(strstr(f->err, "/nonexistent-dir/copy.db"));
+}
+
 static void rev_must_increase(void **state)
 {
     struct fix *f = *state;
@@ -522,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(idempotency_key_replays_first_result, setup, teardown),
         cmocka_unit_test_setup_teardown(idempotency_keys_are_pruned_by_entry_time, setup, teardown),
         cmocka_unit_test_setup_teardown(position_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(backup_is_a_replica_at_the_same_position, setup, teardown),
         cmocka_unit_test_setup_teardown(rev_must_increase, setup, teardown),
         cmocka_unit_test_setup_teardown(replicas_have_equal_digests, setup, teardown),
         cmocka_unit_test_setup_teardown(digest_differs_when_one_value_differs, setup, teardown),
