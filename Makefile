@@ -22,7 +22,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-MODULES := common http etcd sql node up bench
+MODULES := common http etcd sql node up bench wan
 SRC_common := $(wildcard src/common/*.c)
 SRC_http   := $(wildcard src/http/*.c)
 SRC_etcd   := $(wildcard src/etcd/*.c)
@@ -30,6 +30,7 @@ SRC_sql    := $(wildcard src/sql/*.c)
 SRC_node   := $(wildcard src/node/*.c)
 SRC_up     := $(wildcard src/up/*.c)
 SRC_bench  := $(wildcard src/bench/*.c)
+SRC_wan    := $(wildcard src/wan/*.c)
 SRC_cmd    := $(wildcard src/cmd/*.c)
 ALL_SRC    := $(foreach m,$(MODULES),$(SRC_$(m))) $(SRC_cmd)
 HDRS       := $(wildcard src/*/*.h)
@@ -42,6 +43,7 @@ UNIT_DEPS_sql    := $(SRC_sql) $(SRC_common)
 UNIT_DEPS_node   := $(SRC_node) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_common)
 UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_common)
 UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_common)
+UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))

@@ -166,6 +166,10 @@ void node__serve_read(struct node *n, struct http_exchange *ex, struct sql_req *
 
     mr_buf_init(&b);
     mr_buf_puts(&b, "{\"results\":");
+    /* Reads of one loop turn share one snapshot: nothing is applied between
+     * them (apply.c unpins first) and commit.c's check unpins after. */
+    if (store_read_pin(n->store) != 0)
+        mr_log(MR_LOG_DEBUG, "api", "cannot pin a read transaction: reading without");
     rc = store_read(n->store, req->stmts, req->n_stmts, &b, err);
     if (rc != 0) {
         node__respond_error(n, ex, ROUTE_SQL_READ, start_us, rc == MR_ETOOBIG ? 413 : 400,

@@ -159,6 +159,12 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
         memset(&d, 0, sizeof(d));
         d.batch = empty;
     }
+    if (store_read_unpin(n->store) != 0) { /* reads after this apply must see it */
+        node__fail(n, "cannot end the read snapshot before applying revision %lld",
+                   (long long)kv->mod_revision);
+        node__decoded_free(&d);
+        return;
+    }
     rc = store_apply(n->store, &d.batch, kv->mod_revision, kv->version, on_txn, &ctx, err);
     if (rc != 0) {
         node__decoded_free(&d);

@@ -235,6 +235,8 @@ static void on_check(uv_check_t *h)
 {
     struct node *n = h->data;
 
+    if (store_read_unpin(n->store) != 0)
+        node__fail(n, "cannot end the read snapshot of the replica");
     if (n->filling)
         node__commit_flush(n);
 }

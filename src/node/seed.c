@@ -91,8 +91,12 @@ void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t star
     snprintf(ss->path, sizeof(ss->path), "%s/snapshot-%016" PRIx64 ".db", n->cfg->data_dir,
              mr_random64());
     store_position(n->store, &pos);
-    if (store_backup(n->store, ss->path, err) != 0 ||
-        (ss->fd = open(ss->path, O_RDONLY | O_CLOEXEC)) == -1) {
+    ss->fd = -1;
+    if (store_read_unpin(n->store) != 0)
+        snprintf(err, sizeof(err), "cannot end the read snapshot");
+    else if (store_backup(n->store, ss->path, err) == 0)
+        ss->fd = open(ss->path, O_RDONLY | O_CLOEXEC);
+    if (ss->fd == -1) {
         if (err[0] == '\0')
             snprintf(err, sizeof(err), "open %.180s: %s", ss->path, strerror(errno));
         unlink(ss->path);

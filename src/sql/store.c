@@ -275,10 +275,34 @@ err_after_alloc:
     return rc;
 }
 
+int store_read_pin(struct store *s)
+{
+    /* autocommit is also back on if SQLite rolled the transaction back by
+     * itself (an interrupted read): then this simply starts a new one. */
+    if (!sqlite3_get_autocommit(s->rc.db))
+        return 0;
+    return store__iexec(&s->rc, s->is.r_begin, "read: pin", NULL);
+}
+
+int store_read_unpin(struct store *s)
+{
+    if (sqlite3_get_autocommit(s->rc.db))
+        return 0;
+    /* A snapshot left open would hide every later apply from the reads:
+     * if COMMIT fails, ROLLBACK; a read transaction holds nothing else. */
+    if (store__iexec(&s->rc, s->is.r_commit, "read: unpin", NULL) != 0 &&
+        store__iexec(&s->rc, s->is.r_rollback, "read: unpin", NULL) != 0)
+        return MR_EIO;
+    return 0;
+}
+
 void store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    if (store_read_unpin(s) != 0) {
+        /* sqlite3_close reports the open transaction's statements below. */
+    }
     finalize_internal(s);
     store__conn_close(&s->rc);
     store__conn_close(&s->wc);
@@ -377,8 +401,9 @@ int store_read(struct store *s, const struct store_stmt *stmts, size_t n_stmts,
     struct store_conn *c = &s->rc;
     size_t orig_len = out->len;
     /* One statement is its own snapshot: skip BEGIN/COMMIT, two statement
-     * executions out of three on the point-read path. */
-    int in_txn = n_stmts > 1;
+     * executions out of three on the point-read path.  Inside a pinned read
+     * transaction (store_read_pin) every statement shares it anyway. */
+    int in_txn = n_stmts > 1 && sqlite3_get_autocommit(c->db);
     int rc = check_count(n_stmts, stmts, err);
 
     if (rc != 0)

@@ -255,6 +255,26 @@ static void backup_is_a_replica_at_the_same_position(void **state)
     assert_non_null(strstr(f->err, "/nonexistent-dir/copy.db"));
 }
 
+static void pinned_reads_share_a_snapshot_until_unpinned(void **state)
+{
+    struct fix *f = *state;
+
+    apply_both(f, "b1", 5, "CREATE TABLE t(a)");
+    apply_both(f, "b2", 6, "INSERT INTO t VALUES (1)");
+    assert_int_equal(store_read_pin(f->a), 0);
+    assert_int_equal(read1(f, f->a, "SELECT count(*) FROM t", NULL), 0);
+    assert_non_null(strstr(f->out.data, "[[1]]"));
+    assert_int_equal(store_read_pin(f->a), 0); /* idempotent */
+    apply_both(f, "b3", 7, "INSERT INTO t VALUES (2)");
+    /* Still the pinned snapshot: that is why the node unpins before applying. */
+    assert_int_equal(read1(f, f->a, "SELECT count(*) FROM t", NULL), 0);
+    assert_non_null(strstr(f->out.data, "[[1]]"));
+    assert_int_equal(store_read_unpin(f->a), 0);
+    assert_int_equal(read1(f, f->a, "SELECT count(*) FROM t", NULL), 0);
+    assert_non_null(strstr(f->out.data, "[[2]]"));
+    assert_int_equal(store_read_unpin(f->a), 0); /* idempotent */
+}
+
 static void rev_must_increase(void **state)
 {
     struct fix *f = *state;
@@ -547,6 +567,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(idempotency_keys_are_pruned_by_entry_time, setup, teardown),
         cmocka_unit_test_setup_teardown(position_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(backup_is_a_replica_at_the_same_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(pinned_reads_share_a_snapshot_until_unpinned, setup, teardown),
         cmocka_unit_test_setup_teardown(rev_must_increase, setup, teardown),
         cmocka_unit_test_setup_teardown(replicas_have_equal_digests, setup, teardown),
         cmocka_unit_test_setup_teardown(digest_differs_when_one_value_differs, setup, teardown),

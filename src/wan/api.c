@@ -1,0 +1,588 @@
+/* api.c -- the wan's control API (docs/wan.md), its JSON and its metrics.
+ *
+ *   GET   /healthz                     200 "ok"
+ *   GET   /links                       {"links": [LINK...]}
+ *   GET   /links/NAME                  LINK
+ *   PATCH /links/NAME                  JSON settings -> LINK; 400 names the bad field
+ *   POST  /reset                       every link back to its configured settings
+ *   POST  /regions/NAME/cut[?state=S]  every link touching NAME to S (blackhole)
+ *   POST  /regions/NAME/heal           those links back to their state before the cut
+ *   PUT   /pids                        {"pids": {"PID": "REGION", ...}}: replaces the map
+ *   GET   /metrics                     Prometheus text
+ *
+ * NAME is "FROM->TO" (percent-encoded or not) or "FROM:TO".
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/metrics.h"
+#include "../common/util.h"
+#include "../http/http.h"
+#include "wan_int.h"
+
+/* ---- settings from JSON and from CLI words ---- */
+
+struct num_field {
+    const char *name;
+    double max;
+};
+
+/* <v> as a number in [0, max], or an error naming <field>. */
+static int get_num(json_t *v, const char *field, double max, double *out, char *err)
+{
+    char *text;
+
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        if (isfinite(d) && d >= 0 && d <= max) {
+            *out = d;
+            return 0;
+        }
+    }
+    text = json_dumps(v, JSON_ENCODE_ANY);
+    mr_seterr(err, MR_EINVAL, "%s: expected a number from 0 to %.0f, found %s", field, max,
+              text ? text : "?");
+    free(text);
+    return MR_EINVAL;
+}
+
+int wan_settings_patch_json(struct wan_settings *s, const char *body, size_t len, char *err)
+{
+    struct wan_settings n = *s;
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr), *v;
+    const char *key;
+    int rc = 0, reply_given = 0;
+    double d;
+
+    if (doc == NULL)
+        return mr_seterr(err, MR_EINVAL, "body: expected a JSON object, found invalid JSON (%s "
+                         "at line %d column %d)", jerr.text, jerr.line, jerr.column);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return mr_seterr(err, MR_EINVAL, "body: expected a JSON object");
+    }
+    if (json_object_size(doc) == 0) {
+        json_decref(doc);
+        return mr_seterr(err, MR_EINVAL, "body: expected at least one of latency_ms, "
+                         "reply_latency_ms, jitter_ms, bandwidth_kbps, close_delay_ms, state");
+    }
+    reply_given = json_object_get(doc, "reply_latency_ms") != NULL;
+    json_object_foreach(doc, key, v) {
+        if (strcmp(key, "latency_ms") == 0) {
+            rc = get_num(v, key, WAN_MAX_LATENCY_MS, &d, err);
+            n.latency_us[WAN_FWD] = llround(d * 1000);
+            /* One latency for both directions, unless the reply's is given. */
+            if (!reply_given)
+                n.latency_us[WAN_REPLY] = n.latency_us[WAN_FWD];
+        } else if (strcmp(key, "reply_latency_ms") == 0) {
+            rc = get_num(v, key, WAN_MAX_LATENCY_MS, &d, err);
+            n.latency_us[WAN_REPLY] = llround(d * 1000);
+        } else if (strcmp(key, "jitter_ms") == 0) {
+            rc = get_num(v, key, WAN_MAX_LATENCY_MS, &d, err);
+            n.jitter_us = llround(d * 1000);
+        } else if (strcmp(key, "close_delay_ms") == 0) {
+            rc = get_num(v, key, WAN_MAX_LATENCY_MS, &d, err);
+            n.close_delay_us = llround(d * 1000);
+        } else if (strcmp(key, "bandwidth_kbps") == 0) {
+            rc = get_num(v, key, WAN_MAX_BANDWIDTH_KBPS, &d, err);
+            n.bandwidth_kbps = llround(d);
+        } else if (strcmp(key, "state") == 0) {
+            int st = json_is_string(v) ? wan_state_parse(json_string_value(v)) : -1;
+            if (st < 0) {
+                char *text = json_dumps(v, JSON_ENCODE_ANY);
+                rc = mr_seterr(err, MR_EINVAL, "state: expected \"up\", \"blackhole\", \"reject\" "
+                               "or \"slow_close\", found %s", text ? text : "?");
+                free(text);
+            } else {
+                n.state = (enum wan_state)st;
+            }
+        } else {
+            rc = mr_seterr(err, MR_EINVAL, "unknown field '%s': expected latency_ms, "
+                           "reply_latency_ms, jitter_ms, bandwidth_kbps, close_delay_ms or state",
+                           key);
+        }
+        if (rc != 0)
+            break;
+    }
+    json_decref(doc);
+    if (rc == 0)
+        *s = n;
+    return rc;
+}
+
+/* "10mbit", "512kbit", "1gbit", "800" (kbit/s) */
+static int parse_bandwidth(const char *v, int64_t *kbps)
+{
+    char *end;
+    double d = strtod(v, &end);
+    double mult = 1;
+
+    if (end == v || !isfinite(d) || d < 0)
+        return MR_EINVAL;
+    if (*end == '\0' || strcmp(end, "kbit") == 0 || strcmp(end, "kbps") == 0)
+        mult = 1;
+    else if (strcmp(end, "mbit") == 0 || strcmp(end, "mbps") == 0)
+        mult = 1000;
+    else if (strcmp(end, "gbit") == 0 || strcmp(end, "gbps") == 0)
+        mult = 1000000;
+    else
+        return MR_EINVAL;
+    d *= mult;
+    if (d > WAN_MAX_BANDWIDTH_KBPS)
+        return MR_EINVAL;
+    *kbps = llround(d);
+    return 0;
+}
+
+/* "80ms", "1.5ms", "2s", "0": milliseconds as a double. */
+static int parse_ms(const char *v, double *ms)
+{
+    char *end;
+    double d = strtod(v, &end);
+
+    if (end == v || !isfinite(d) || d < 0)
+        return MR_EINVAL;
+    if (*end == '\0' || strcmp(end, "ms") == 0)
+        *ms = d;
+    else if (strcmp(end, "s") == 0)
+        *ms = d * 1000;
+    else if (strcmp(end, "us") == 0)
+        *ms = d / 1000;
+    else
+        return MR_EINVAL;
+    return *ms <= WAN_MAX_LATENCY_MS ? 0 : MR_EINVAL;
+}
+
+int wan_settings_words_json(int n, char **words, struct mr_buf *out, char *err)
+{
+    json_t *o = json_object();
+    char *text;
+
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(words[i], '=');
+        char key[32];
+        const char *v;
+        double ms;
+        int64_t kbps;
+
+        if (eq == NULL || (size_t)(eq - words[i]) >= sizeof(key)) {
+            json_decref(o);
+            return mr_seterr(err, MR_EINVAL, "'%s': expected KEY=VALUE", words[i]);
+        }
+        memcpy(key, words[i], (size_t)(eq - words[i]));
+        key[eq - words[i]] = '\0';
+        v = eq + 1;
+        if (strcmp(key, "latency") == 0 || strcmp(key, "reply_latency") == 0 ||
+            strcmp(key, "jitter") == 0 || strcmp(key, "close_delay") == 0) {
+            char field[48];
+            if (parse_ms(v, &ms) != 0) {
+                json_decref(o);
+                return mr_seterr(err, MR_EINVAL, "%s: expected a duration such as 80ms or 1.5s "
+                                 "(at most %ds), found '%s'", key, WAN_MAX_LATENCY_MS / 1000, v);
+            }
+            snprintf(field, sizeof(field), "%s_ms", key);
+            json_object_set_new(o, field, json_real(ms));
+        } else if (strcmp(key, "bandwidth") == 0) {
+            if (parse_bandwidth(v, &kbps) != 0) {
+                json_decref(o);
+                return mr_seterr(err, MR_EINVAL, "bandwidth: expected a rate such as 800kbit, "
+                                 "10mbit or 1gbit (0: no cap), found '%s'", v);
+            }
+            json_object_set_new(o, "bandwidth_kbps", json_integer(kbps));
+        } else if (strcmp(key, "state") == 0) {
+            if (wan_state_parse(v) < 0) {
+                json_decref(o);
+                return mr_seterr(err, MR_EINVAL, "state: expected up, blackhole, reject or "
+                                 "slow_close, found '%s'", v);
+            }
+            json_object_set_new(o, "state", json_string(v));
+        } else {
+            json_decref(o);
+            return mr_seterr(err, MR_EINVAL, "unknown setting '%s': expected latency, "
+                             "reply_latency, jitter, bandwidth, close_delay or state", key);
+        }
+    }
+    if (json_object_size(o) == 0) {
+        json_decref(o);
+        return mr_seterr(err, MR_EINVAL, "expected at least one KEY=VALUE");
+    }
+    text = json_dumps(o, JSON_COMPACT);
+    mr_buf_puts(out, text);
+    free(text);
+    json_decref(o);
+    return 0;
+}
+
+/* ---- JSON of links ---- */
+
+static void link_json(const struct link *l, struct mr_buf *b)
+{
+    mr_buf_puts(b, "{\"name\":");
+    mr_json_cstr(b, l->name);
+    mr_buf_puts(b, ",\"from\":");
+    mr_json_cstr(b, l->from);
+    mr_buf_puts(b, ",\"to\":");
+    mr_json_cstr(b, l->to);
+    mr_buf_puts(b, ",\"latency_ms\":");
+    mr_json_double(b, (double)l->s.latency_us[WAN_FWD] / 1000.0);
+    mr_buf_puts(b, ",\"reply_latency_ms\":");
+    mr_json_double(b, (double)l->s.latency_us[WAN_REPLY] / 1000.0);
+    mr_buf_puts(b, ",\"jitter_ms\":");
+    mr_json_double(b, (double)l->s.jitter_us / 1000.0);
+    mr_buf_printf(b, ",\"bandwidth_kbps\":%lld", (long long)l->s.bandwidth_kbps);
+    mr_buf_puts(b, ",\"close_delay_ms\":");
+    mr_json_double(b, (double)l->s.close_delay_us / 1000.0);
+    mr_buf_printf(b, ",\"state\":\"%s\",\"cut\":%s", wan_state_name(l->s.state),
+                  l->cut ? "true" : "false");
+    mr_buf_printf(b, ",\"connections\":%llu,\"connections_open\":%llu,"
+                  "\"connections_refused\":%llu,\"bytes\":{\"forward\":%llu,\"reply\":%llu}}",
+                  (unsigned long long)l->st.connections,
+                  (unsigned long long)l->st.connections_open,
+                  (unsigned long long)l->st.connections_refused,
+                  (unsigned long long)l->st.bytes[WAN_FWD],
+                  (unsigned long long)l->st.bytes[WAN_REPLY]);
+}
+
+void wan_links_json(const struct wan *w, struct mr_buf *out)
+{
+    mr_buf_puts(out, "{\"links\":[");
+    for (size_t i = 0; i < w->n_links; i++) {
+        if (i)
+            mr_buf_putc(out, ',');
+        link_json(&w->links[i], out);
+    }
+    mr_buf_puts(out, "],\"routes\":[");
+    for (size_t i = 0; i < w->n_routes; i++) {
+        const struct route *r = w->routes[i];
+        if (i)
+            mr_buf_putc(out, ',');
+        mr_buf_puts(out, "{\"name\":");
+        mr_json_cstr(out, r->name);
+        mr_buf_printf(out, ",\"listen\":\"127.0.0.1:%d\",\"target\":\"%s:%d\",\"link\":", r->port,
+                      r->target_host, r->target_port);
+        if (r->link >= 0)
+            mr_json_cstr(out, w->links[r->link].name);
+        else
+            mr_buf_puts(out, "null");
+        mr_buf_puts(out, ",\"to\":");
+        mr_json_cstr(out, r->link >= 0 ? w->links[r->link].to : r->to_region);
+        mr_buf_putc(out, '}');
+    }
+    mr_buf_printf(out, "],\"unidentified_connections\":%llu}\n",
+                  (unsigned long long)w->unidentified);
+}
+
+void wan_metrics(const struct wan *w, struct mr_buf *b)
+{
+    static const char *const dirs[2] = {"forward", "reply"};
+    char labels[2 * WAN_NAME_MAX + 64];
+
+    mr_metric_header(b, "meridian_wan_link_bytes_total", "counter",
+                     "Bytes delivered through a link, per direction");
+    for (size_t i = 0; i < w->n_links; i++)
+        for (int d = 0; d < 2; d++) {
+            snprintf(labels, sizeof(labels), "link=\"%s\",direction=\"%s\"", w->links[i].name,
+                     dirs[d]);
+            mr_metric_u64(b, "meridian_wan_link_bytes_total", labels, w->links[i].st.bytes[d]);
+        }
+    mr_metric_header(b, "meridian_wan_link_connections_total", "counter",
+                     "Connections accepted on a link");
+    for (size_t i = 0; i < w->n_links; i++) {
+        snprintf(labels, sizeof(labels), "link=\"%s\"", w->links[i].name);
+        mr_metric_u64(b, "meridian_wan_link_connections_total", labels,
+                      w->links[i].st.connections);
+    }
+    mr_metric_header(b, "meridian_wan_link_connections_open", "gauge", "Open connections");
+    for (size_t i = 0; i < w->n_links; i++) {
+        snprintf(labels, sizeof(labels), "link=\"%s\"", w->links[i].name);
+        mr_metric_u64(b, "meridian_wan_link_connections_open", labels,
+                      w->links[i].st.connections_open);
+    }
+    mr_metric_header(b, "meridian_wan_link_connections_refused_total", "counter",
+                     "Connections reset because the link was in state reject");
+    for (size_t i = 0; i < w->n_links; i++) {
+        snprintf(labels, sizeof(labels), "link=\"%s\"", w->links[i].name);
+        mr_metric_u64(b, "meridian_wan_link_connections_refused_total", labels,
+                      w->links[i].st.connections_refused);
+    }
+    mr_metric_header(b, "meridian_wan_link_latency_seconds", "gauge",
+                     "Configured one-way latency, per direction");
+    for (size_t i = 0; i < w->n_links; i++)
+        for (int d = 0; d < 2; d++) {
+            snprintf(labels, sizeof(labels), "link=\"%s\",direction=\"%s\"", w->links[i].name,
+                     dirs[d]);
+            mr_metric_f64(b, "meridian_wan_link_latency_seconds", labels,
+                          (double)w->links[i].s.latency_us[d] / 1e6);
+        }
+    mr_metric_header(b, "meridian_wan_link_jitter_seconds", "gauge", "Configured jitter");
+    for (size_t i = 0; i < w->n_links; i++) {
+        snprintf(labels, sizeof(labels), "link=\"%s\"", w->links[i].name);
+        mr_metric_f64(b, "meridian_wan_link_jitter_seconds", labels,
+                      (double)w->links[i].s.jitter_us / 1e6);
+    }
+    mr_metric_header(b, "meridian_wan_link_bandwidth_kbps", "gauge",
+                     "Configured bandwidth cap per direction (0: none)");
+    for (size_t i = 0; i < w->n_links; i++) {
+        snprintf(labels, sizeof(labels), "link=\"%s\"", w->links[i].name);
+        mr_metric_u64(b, "meridian_wan_link_bandwidth_kbps", labels,
+                      (uint64_t)w->links[i].s.bandwidth_kbps);
+    }
+    mr_metric_header(b, "meridian_wan_link_state", "gauge", "1 for the link's current state");
+    for (size_t i = 0; i < w->n_links; i++)
+        for (int s = 0; s < WAN_N_STATES; s++) {
+            snprintf(labels, sizeof(labels), "link=\"%s\",state=\"%s\"", w->links[i].name,
+                     wan_state_name((enum wan_state)s));
+            mr_metric_u64(b, "meridian_wan_link_state", labels, (int)w->links[i].s.state == s);
+        }
+    mr_metric_header(b, "meridian_wan_link_applied_delay_seconds", "histogram",
+                     "Delay actually applied to each chunk (arrival to first byte written)");
+    for (size_t i = 0; i < w->n_links; i++)
+        for (int d = 0; d < 2; d++) {
+            snprintf(labels, sizeof(labels), "link=\"%s\",direction=\"%s\"", w->links[i].name,
+                     dirs[d]);
+            mr_metric_hist(b, "meridian_wan_link_applied_delay_seconds", labels,
+                           &w->links[i].delay[d]);
+        }
+    mr_metric_header(b, "meridian_wan_link_delay_excess_seconds", "histogram",
+                     "Applied delay minus the chunk's intended delay (latency + its jitter): "
+                     "timer lateness, ordering and bandwidth waits");
+    for (size_t i = 0; i < w->n_links; i++)
+        for (int d = 0; d < 2; d++) {
+            snprintf(labels, sizeof(labels), "link=\"%s\",direction=\"%s\"", w->links[i].name,
+                     dirs[d]);
+            mr_metric_hist(b, "meridian_wan_link_delay_excess_seconds", labels,
+                           &w->links[i].error[d]);
+        }
+    mr_metric_header(b, "meridian_wan_unidentified_connections_total", "counter",
+                     "Connections on shared routes carried without delay: source region unknown");
+    mr_metric_u64(b, "meridian_wan_unidentified_connections_total", NULL, w->unidentified);
+}
+
+/* ---- HTTP ---- */
+
+static void respond_buf(struct http_exchange *ex, int status, struct mr_buf *b)
+{
+    http_respond(ex, status, "application/json", b->data ? b->data : "", b->len, NULL);
+}
+
+static void respond_error(struct http_exchange *ex, int status, const char *code,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void respond_error(struct http_exchange *ex, int status, const char *code,
+                          const char *fmt, ...)
+{
+    struct mr_buf msg, body;
+    va_list ap;
+
+    mr_buf_init(&msg);
+    mr_buf_init(&body);
+    va_start(ap, fmt);
+    mr_buf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    mr_json_error(&body, code, msg.data ? msg.data : "");
+    mr_buf_putc(&body, '\n');
+    respond_buf(ex, status, &body);
+    mr_buf_close(&msg);
+    mr_buf_close(&body);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode <s> into <out> (at most <n> - 1 bytes); -1 when too long. */
+static int decode(const char *s, size_t len, char *out, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        }
+        if (k + 1 >= n)
+            return -1;
+        out[k++] = c;
+    }
+    out[k] = '\0';
+    return 0;
+}
+
+static void on_link_request(struct wan *w, struct http_exchange *ex,
+                            const struct http_request *req, const char *raw)
+{
+    char name[2 * WAN_NAME_MAX + 4], err[MR_ERRMSG_LEN];
+    struct wan_settings s;
+    struct mr_buf b;
+    int idx;
+
+    if (decode(raw, strlen(raw), name, sizeof(name)) != 0 || (idx = wan_link_find(w, name)) < 0) {
+        respond_error(ex, 404, "ENOTFOUND", "no link '%s' (GET /links lists them)", raw);
+        return;
+    }
+    if (strcmp(req->method, "PATCH") == 0) {
+        s = w->links[idx].s;
+        if (wan_settings_patch_json(&s, req->body, req->body_len, err) != 0) {
+            respond_error(ex, 400, "EINVAL", "%s", err);
+            return;
+        }
+        wan_link_set(w, idx, &s, "PATCH /links");
+    } else if (strcmp(req->method, "GET") != 0) {
+        respond_error(ex, 405, "EINVAL", "use GET or PATCH %s", req->path);
+        return;
+    }
+    mr_buf_init(&b);
+    link_json(&w->links[idx], &b);
+    mr_buf_putc(&b, '\n');
+    respond_buf(ex, 200, &b);
+    mr_buf_close(&b);
+}
+
+static void on_region_request(struct wan *w, struct http_exchange *ex,
+                              const struct http_request *req)
+{
+    const char *name = req->path + strlen("/regions/"), *slash = strrchr(name, '/');
+    char region[WAN_NAME_MAX + 1], why[64];
+    struct mr_buf st, b;
+    int n, state = WAN_BLACKHOLE;
+
+    if (slash == NULL || slash == name || (size_t)(slash - name) > WAN_NAME_MAX ||
+        (strcmp(slash, "/cut") != 0 && strcmp(slash, "/heal") != 0)) {
+        respond_error(ex, 404, "ENOTFOUND", "expected POST /regions/NAME/cut or /heal");
+        return;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        respond_error(ex, 405, "EINVAL", "use POST %s", req->path);
+        return;
+    }
+    memcpy(region, name, (size_t)(slash - name));
+    region[slash - name] = '\0';
+    mr_buf_init(&st);
+    if (http_request_query(req, "state", &st)) {
+        state = wan_state_parse(st.data ? st.data : "");
+        if (state < 0 || state == WAN_UP) {
+            respond_error(ex, 400, "EINVAL", "state: expected blackhole, reject or slow_close, "
+                          "found '%s'", st.data ? st.data : "");
+            mr_buf_close(&st);
+            return;
+        }
+    }
+    mr_buf_close(&st);
+    snprintf(why, sizeof(why), "%s region %s", slash[1] == 'c' ? "cut" : "heal", region);
+    n = wan_region_set_state(w, region, slash[1] == 'c' ? (enum wan_state)state : WAN_UP, why);
+    mr_buf_init(&b);
+    mr_buf_puts(&b, "{\"region\":");
+    mr_json_cstr(&b, region);
+    mr_buf_printf(&b, ",\"action\":\"%s\",\"links_changed\":%d}\n", slash + 1, n);
+    respond_buf(ex, 200, &b);
+    mr_buf_close(&b);
+}
+
+static void on_pids(struct wan *w, struct http_exchange *ex, const struct http_request *req)
+{
+    json_error_t jerr;
+    json_t *doc, *pids, *v;
+    const char *key;
+
+    if (strcmp(req->method, "PUT") != 0) {
+        respond_error(ex, 405, "EINVAL", "use PUT /pids");
+        return;
+    }
+    doc = json_loadb(req->body, req->body_len, 0, &jerr);
+    pids = json_object_get(doc, "pids");
+    if (!json_is_object(pids)) {
+        respond_error(ex, 400, "EINVAL", "body: expected {\"pids\": {\"PID\": \"REGION\", ...}}");
+        json_decref(doc);
+        return;
+    }
+    json_object_foreach(pids, key, v) {
+        int64_t pid;
+        if (mr_parse_i64(key, 1, 1 << 30, &pid) != 0 || !json_is_string(v)) {
+            respond_error(ex, 400, "EINVAL", "pids: expected \"PID\": \"REGION\", found '%s'",
+                          key);
+            json_decref(doc);
+            return;
+        }
+    }
+    w->n_pids = 0;
+    json_object_foreach(pids, key, v)
+        wan_pid_set(w, atoi(key), json_string_value(v));
+    mr_log(MR_LOG_INFO, "wan", "pid map replaced: %zu processes", w->n_pids);
+    json_decref(doc);
+    http_respond(ex, 200, "application/json", "{\"ok\":true}\n", 12, NULL);
+}
+
+static void on_request(struct http_exchange *ex, const struct http_request *req, void *data)
+{
+    struct wan *w = data;
+    const char *path = req->path;
+    struct mr_buf b;
+
+    if (strcmp(path, "/healthz") == 0) {
+        http_respond(ex, 200, "text/plain", "ok\n", 3, NULL);
+    } else if (strcmp(path, "/links") == 0) {
+        if (strcmp(req->method, "GET") != 0) {
+            respond_error(ex, 405, "EINVAL", "use GET /links");
+            return;
+        }
+        mr_buf_init(&b);
+        wan_links_json(w, &b);
+        respond_buf(ex, 200, &b);
+        mr_buf_close(&b);
+    } else if (strncmp(path, "/links/", 7) == 0) {
+        on_link_request(w, ex, req, path + 7);
+    } else if (strcmp(path, "/reset") == 0) {
+        if (strcmp(req->method, "POST") != 0) {
+            respond_error(ex, 405, "EINVAL", "use POST /reset");
+            return;
+        }
+        wan_reset(w, "POST /reset");
+        mr_buf_init(&b);
+        wan_links_json(w, &b);
+        respond_buf(ex, 200, &b);
+        mr_buf_close(&b);
+    } else if (strncmp(path, "/regions/", 9) == 0) {
+        on_region_request(w, ex, req);
+    } else if (strcmp(path, "/pids") == 0) {
+        on_pids(w, ex, req);
+    } else if (strcmp(path, "/metrics") == 0) {
+        mr_buf_init(&b);
+        wan_metrics(w, &b);
+        http_respond(ex, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);
+        mr_buf_close(&b);
+    } else {
+        respond_error(ex, 404, "ENOTFOUND", "no such endpoint: try GET /links, PATCH /links/NAME, "
+                      "POST /reset, POST /regions/NAME/cut|heal, PUT /pids, GET /metrics, "
+                      "GET /healthz");
+    }
+}
+
+int wan_control_start(struct wan *w, const char *host, int port, int *bound, char *err)
+{
+    struct http_server_opts o;
+    int rc;
+
+    http_server_opts_default(&o);
+    o.server_name = "meridian-wan";
+    o.max_connections = 256;
+    rc = http_server_start(w->loop, host, port, &o, on_request, w, &w->control, err);
+    if (rc != 0)
+        return mr_wraperr(err, rc, "control API on %s:%d", host, port);
+    *bound = http_server_port(w->control);
+    return 0;
+}
