@@ -10,5 +10,6 @@ int cmd_down(int argc, char **argv);
 int cmd_region(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_wan(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
     {"up", cmd_up, "start a local topology (etcd + nodes per region)"},
     {"down", cmd_down, "stop a topology started with up --detach"},
     {"region", cmd_region, "kill|freeze|thaw|restart every process of a region"},
+    {"wan", cmd_wan, "the WAN emulator: run it, or set links, cut and heal regions"},
     {"demo", cmd_demo, "three local regions, a short mixed workload, a table of figures"},
     {"bench", cmd_bench, "benchmarks of the global SQL database"},
 };

@@ -22,6 +22,7 @@ static void up_usage(FILE *f)
 {
     fprintf(f,
             "usage: meridian up [TOPOLOGY] --dir RUNDIR [--detach] [--timeout DURATION]\n"
+            "                   [--latency-scale X]\n"
             "\n"
             "Start one etcd member and one node per region of TOPOLOGY (an INI file,\n"
             "docs/topology.md; default: the built-in three-region topology, the same as\n"
@@ -33,6 +34,8 @@ static void up_usage(FILE *f)
             "  -d, --dir RUNDIR       run directory (created; must not hold a previous run)\n"
             "  -D, --detach           run the supervisor in the background\n"
             "  -t, --timeout DURATION readiness timeout (default: the topology's ready_timeout)\n"
+            "  -L, --latency-scale X  multiply every emulated delay by X (default 1, or\n"
+            "                         $MERIDIAN_LATENCY_SCALE; 0: no delay)\n"
             "      --sample-topology  print a commented sample topology and exit\n"
             "  -h, --help\n"
             "\n"
@@ -116,10 +119,13 @@ int cmd_up(int argc, char **argv)
         {"detach", no_argument, NULL, 'D'},
         {"timeout", required_argument, NULL, 't'},
         {"sample-topology", no_argument, NULL, 'S'},
+        {"latency-scale", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *topo_path = NULL, *etcd = getenv("MERIDIAN_ETCD");
+    const char *scale_text = getenv("MERIDIAN_LATENCY_SCALE");
+    double scale = 1;
     struct up_topology *t = NULL;
     struct up_run_opts o;
     char err[MR_ERRMSG_LEN] = "";
@@ -130,9 +136,10 @@ int cmd_up(int argc, char **argv)
     pid_t pid;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:Dt:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:Dt:L:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'L': scale_text = optarg; break;
         case 'D': detach = 1; break;
         case 't':
             if (mr_parse_duration_ms(optarg, &timeout_ms) != 0 || timeout_ms < 1000) {
@@ -154,11 +161,22 @@ int cmd_up(int argc, char **argv)
         up_usage(stderr);
         return 2;
     }
+    if (scale_text && *scale_text) {
+        char *end;
+        scale = strtod(scale_text, &end);
+        if (end == scale_text || *end != '\0' || !(scale >= 0) || scale > 100) {
+            fprintf(stderr, "meridian up: --latency-scale: expected a number from 0 to 100 such "
+                    "as 0.1, found '%s'\n", scale_text);
+            return 2;
+        }
+    }
     mr_log_setup(NULL, "up", MR_LOG_INFO);
 
     /* Everything that can be checked is checked before the first child runs
      * (and, with --detach, before the fork). */
-    if (up_topology_load(topo_path, &t, err) != 0 || up_topology_assign_ports(t, err) != 0 ||
+    if (up_topology_load(topo_path, &t, err) == 0)
+        t->latency_scale = scale;
+    if (t == NULL || up_topology_assign_ports(t, err) != 0 ||
         up_rundir_prepare(dir, t, &rundir, err) != 0 ||
         up_check_node_configs(t, rundir, "/proc/self/exe", err) != 0) {
         fprintf(stderr, "meridian up: %s\n", err);
@@ -268,12 +286,15 @@ static void region_usage(FILE *f)
 {
     fprintf(f,
             "usage: meridian region kill|freeze|thaw|restart NAME --dir RUNDIR [--process etcd|node]\n"
+            "       meridian region partition|heal NAME --dir RUNDIR\n"
             "       meridian region status --dir RUNDIR\n"
             "\n"
             "Act on every process of region NAME of a running `meridian up`, or on one:\n"
             "  kill     SIGKILL; returns once the processes are gone\n"
             "  freeze   SIGSTOP          thaw  SIGCONT\n"
             "  restart  SIGKILL if alive, start again on the same data; returns once ready\n"
+            "  partition  cut every WAN link touching the region (blackhole)\n"
+            "  heal     restore those links\n"
             "  status   every process with its pid, state and last exit\n");
 }
 

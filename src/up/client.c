@@ -168,6 +168,41 @@ static void describe_proc(struct mr_buf *out, const char *region, const char *ki
     mr_buf_putc(out, '\n');
 }
 
+/* partition / heal: straight to the wan's control API. */
+static int wan_region_action(json_t *state, const char *rundir, const char *region,
+                             const char *action, struct mr_buf *out, char *err)
+{
+    const char *url = json_string_value(json_object_get(json_object_get(state, "wan"),
+                                                        "control_url"));
+    struct http_result res;
+    json_t *body;
+    char *full;
+    int rc;
+
+    if (url == NULL)
+        return mr_seterr(err, MR_EINVAL, "%s: %s has no wan (a topology of one region)", action,
+                         rundir);
+    full = mr_asprintf("%s/regions/%s/%s", url, region, action[0] == 'p' ? "cut" : "heal");
+    rc = http_fetch("POST", full, NULL, "{}", 2, CONTROL_TIMEOUT_MS, &res, err);
+    mr_free(full);
+    if (rc != 0)
+        return mr_wraperr(err, MR_ECONN, "%s %s: the wan at %s", action, region, url);
+    body = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, NULL);
+    if (res.status != 200) {
+        const char *msg = json_string_value(json_object_get(json_object_get(body, "error"),
+                                                            "message"));
+        rc = mr_seterr(err, MR_EUNAVAIL, "%s %s: the wan answered HTTP %d: %s", action, region,
+                       res.status, msg ? msg : "no message");
+    } else {
+        mr_buf_printf(out, "%s %s: %lld links %s\n", action, region,
+                      (long long)json_integer_value(json_object_get(body, "links_changed")),
+                      action[0] == 'p' ? "cut (blackhole)" : "restored");
+    }
+    json_decref(body);
+    http_result_close(&res);
+    return rc;
+}
+
 int up_region_action(const char *rundir, const char *region, const char *action,
                      const char *process, struct mr_buf *out, char *err)
 {
@@ -179,9 +214,9 @@ int up_region_action(const char *rundir, const char *region, const char *action,
     size_t i;
 
     if (strcmp(action, "kill") && strcmp(action, "freeze") && strcmp(action, "thaw") &&
-        strcmp(action, "restart"))
-        return mr_seterr(err, MR_EINVAL, "action: expected kill, freeze, thaw or restart, found "
-                         "'%s'", action);
+        strcmp(action, "restart") && strcmp(action, "partition") && strcmp(action, "heal"))
+        return mr_seterr(err, MR_EINVAL, "action: expected kill, freeze, thaw, restart, partition "
+                         "or heal, found '%s'", action);
     if (process != NULL && up_kind_parse(process) < 0)
         return mr_seterr(err, MR_EINVAL, "--process: expected etcd or node, found '%s'", process);
     rc = read_state(rundir, &state, err);
@@ -198,6 +233,10 @@ int up_region_action(const char *rundir, const char *region, const char *action,
         rc = mr_seterr(err, MR_ENOTFOUND, "no region '%s' in %s (regions: %s)", region, rundir,
                        names.data ? names.data : "none");
         mr_buf_close(&names);
+        goto out;
+    }
+    if (strcmp(action, "partition") == 0 || strcmp(action, "heal") == 0) {
+        rc = wan_region_action(state, rundir, region, action, out, err);
         goto out;
     }
     if (strcmp(action, "restart") == 0)
@@ -327,6 +366,12 @@ static size_t run_pids(json_t *state, const char *rundir, int *pids, size_t max)
                 pids[n++] = pid;
         }
     }
+    /* The wan, last (it carries the etcd members' traffic). */
+    {
+        int pid = (int)json_integer_value(json_object_get(json_object_get(state, "wan"), "pid"));
+        if (n < max && pid > 0 && up_pid_alive(pid) && cmdline_has(pid, rundir))
+            pids[n++] = pid;
+    }
     return n;
 }
 
@@ -349,7 +394,7 @@ static int wait_gone(const int *pids, size_t n, int64_t timeout_ms)
 int up_down(const char *rundir, int64_t timeout_ms, char *err)
 {
     json_t *state = NULL, *body = NULL;
-    int pids[2 * UP_MAX_REGIONS];
+    int pids[2 * UP_MAX_REGIONS + 1];
     char why[MR_ERRMSG_LEN] = "";
     size_t n;
     int rc, status = 0, sup;

@@ -109,6 +109,12 @@ struct sup {
     int ready_fd;
     int detached;          /* started with a ready pipe: logging to logs/up.log */
     struct proc procs[UP_MAX_REGIONS][UP_N_KINDS];
+    /* The wan (topologies of 2+ regions): started first, stopped last, told
+     * every child's pid (PUT /pids) so that it can tell etcd peers apart. */
+    int has_wan;
+    struct proc wan;
+    struct http_call *pids_call;
+    int pids_dirty;            /* the pid map changed while a PUT was out */
     uv_timer_t tick;
     uv_signal_t sigs[3];
     int n_sigs;
@@ -153,7 +159,7 @@ static void fmt_time(int64_t ms, char *buf, size_t n)
 
 static const char *region_name(const struct proc *p)
 {
-    return p->s->t->regions[p->region].name;
+    return p->kind == UP_WAN ? "(all)" : p->s->t->regions[p->region].name;
 }
 
 /* "exit status 1" or "killed by SIGKILL" for the last exit of <p>. */
@@ -209,7 +215,11 @@ static json_t *proc_json(const struct proc *p)
     json_t *o = json_object();
     char ts[40];
 
-    if (p->kind == UP_ETCD) {
+    if (p->kind == UP_WAN) {
+        json_object_set_new(o, "control_url",
+                            json_sprintf("http://127.0.0.1:%d", s->t->wan_control_port));
+        json_object_set_new(o, "config", json_sprintf("%s/wan.ini", s->rundir));
+    } else if (p->kind == UP_ETCD) {
         json_object_set_new(o, "client_url",
                             json_sprintf("http://127.0.0.1:%d", r->etcd_client_port));
         json_object_set_new(o, "peer_url", json_sprintf("http://127.0.0.1:%d", r->etcd_peer_port));
@@ -279,6 +289,39 @@ static json_t *state_json(const struct sup *s)
         json_array_append_new(regions, r);
     }
     json_object_set_new(root, "regions", regions);
+    if (s->has_wan) {
+        json_t *links = json_array();
+        for (size_t i = 0; i < s->t->n_regions; i++)
+            for (size_t j = 0; j < s->t->n_regions; j++) {
+                json_t *l;
+                if (i == j)
+                    continue;
+                l = json_object();
+                json_object_set_new(l, "name", json_sprintf("%s->%s", s->t->regions[i].name,
+                                                             s->t->regions[j].name));
+                json_object_set_new(l, "from", json_string(s->t->regions[i].name));
+                json_object_set_new(l, "to", json_string(s->t->regions[j].name));
+                json_object_set_new(l, "latency_ms",
+                                    json_real(s->t->latency_ms[i][j] * s->t->latency_scale));
+                json_array_append_new(links, l);
+            }
+        json_object_set_new(root, "links", links);
+        json_object_set_new(root, "latency_scale", json_real(s->t->latency_scale));
+        json_object_set_new(root, "wan", proc_json(&s->wan));
+    }
+    {
+        json_t *sites = json_array();
+        for (size_t i = 0; i < s->t->n_sites; i++) {
+            json_t *site = json_object(), *lat = json_object();
+            for (size_t r = 0; r < s->t->n_regions; r++)
+                json_object_set_new(lat, s->t->regions[r].name,
+                                    json_real(s->t->sites[i].latency_ms[r] * s->t->latency_scale));
+            json_object_set_new(site, "name", json_string(s->t->sites[i].name));
+            json_object_set_new(site, "latency_ms", lat);
+            json_array_append_new(sites, site);
+        }
+        json_object_set_new(root, "sites", sites);
+    }
     return root;
 }
 
@@ -301,6 +344,72 @@ static void save_state(struct sup *s)
 static void free_handle_cb(uv_handle_t *h)
 {
     mr_free(h);
+}
+
+/* ---- Telling the wan which pid is in which region ---- */
+
+static void push_pids(struct sup *s);
+
+static void pids_cb(struct http_call *call, int rc, const struct http_response *resp, void *data)
+{
+    struct sup *s = data;
+
+    (void)call;
+    s->pids_call = NULL;
+    if (rc != 0 || resp->status != 200) {
+        /* The wan retries identification for a while; the next change (or
+         * tick) sends the map again. */
+        mr_log(MR_LOG_WARN, "up", "wan: PUT /pids failed: %s",
+               rc != 0 ? mr_strerror(rc) : "HTTP error");
+        s->pids_dirty = 1;
+        return;
+    }
+    if (s->pids_dirty)
+        push_pids(s);
+}
+
+/* PUT the pid map to the wan: every live etcd and node with its region.
+ * One request at a time; a change meanwhile sends the map again after it. */
+static void push_pids(struct sup *s)
+{
+    struct http_client_request req;
+    struct mr_buf body;
+    int first = 1;
+
+    if (!s->has_wan || !s->wan.handle || !s->wan.ready || s->client == NULL ||
+        s->phase >= PH_DONE) {
+        s->pids_dirty = s->has_wan;
+        return;
+    }
+    if (s->pids_call) {
+        s->pids_dirty = 1;
+        return;
+    }
+    s->pids_dirty = 0;
+    mr_buf_init(&body);
+    mr_buf_puts(&body, "{\"pids\":{");
+    for (size_t i = 0; i < s->t->n_regions; i++)
+        for (int k = 0; k < UP_N_KINDS; k++)
+            if (s->procs[i][k].handle) {
+                mr_buf_printf(&body, "%s\"%d\":\"%s\"", first ? "" : ",", s->procs[i][k].pid,
+                              s->t->regions[i].name);
+                first = 0;
+            }
+    mr_buf_puts(&body, "}}");
+    memset(&req, 0, sizeof(req));
+    req.method = "PUT";
+    req.host = "127.0.0.1";
+    req.port = s->t->wan_control_port;
+    req.path = "/pids";
+    req.headers = "Content-Type: application/json\r\n";
+    req.body = body.data;
+    req.body_len = body.len;
+    req.timeout_ms = PROBE_TIMEOUT_MS;
+    if (http_client_request(s->client, &req, pids_cb, s, &s->pids_call) != 0) {
+        s->pids_call = NULL;
+        s->pids_dirty = 1;
+    }
+    mr_buf_close(&body);
 }
 
 static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal)
@@ -335,6 +444,8 @@ static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal)
                "restarted; log %s", region_name(p), up_kind_name(p->kind), p->exit_pid, ts, how,
                p->log_path);
     p->pid = 0;
+    if (p->kind != UP_WAN)
+        push_pids(s);
     save_state(s);
     progress(s);
 }
@@ -350,7 +461,8 @@ static int proc_spawn(struct proc *p)
     int fd, rc;
 
     argv = p->kind == UP_ETCD ? up_etcd_argv(s->t, p->region, s->rundir, s->etcd_bin)
-                              : up_node_argv(s->t, p->region, s->rundir, s->exe);
+         : p->kind == UP_NODE ? up_node_argv(s->t, p->region, s->rundir, s->exe)
+                              : up_wan_argv(s->t, s->rundir, s->exe);
     fd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd == -1) {
         snprintf(p->last_error, sizeof(p->last_error), "cannot open its log: %s", strerror(errno));
@@ -375,8 +487,8 @@ static int proc_spawn(struct proc *p)
     stdio[2].flags = UV_INHERIT_FD;
     stdio[2].data.fd = fd;
     o.exit_cb = proc_exit_cb;
-    o.file = p->kind == UP_NODE ? s->exe : argv[0];
-    if (p->kind == UP_NODE) {
+    o.file = p->kind != UP_ETCD ? s->exe : argv[0];
+    if (p->kind != UP_ETCD) {
         /* "meridian node ..." in ps, rather than "/proc/self/exe node ...". */
         mr_free(argv[0]);
         argv[0] = mr_strdup("meridian");
@@ -413,6 +525,8 @@ static int proc_spawn(struct proc *p)
     p->last_error[0] = '\0';
     mr_log(MR_LOG_INFO, "up", "region %s: started %s pid %d (start #%d)", region_name(p),
            up_kind_name(p->kind), p->pid, p->n_starts);
+    if (p->kind != UP_WAN)
+        push_pids(s);
     return 0;
 }
 
@@ -437,6 +551,8 @@ static void probe_cb(struct http_call *call, int rc, const struct http_response 
         p->last_error[0] = '\0';
         mr_log(MR_LOG_INFO, "up", "region %s: %s pid %d ready after %lld ms", region_name(p),
                up_kind_name(p->kind), p->pid, (long long)(mr_now_ms() - p->started_at));
+        if (p->kind == UP_WAN)
+            push_pids(p->s);
         save_state(p->s);
         return;
     }
@@ -456,7 +572,11 @@ static void probe_start(struct proc *p)
     memset(&req, 0, sizeof(req));
     req.host = "127.0.0.1";
     req.timeout_ms = PROBE_TIMEOUT_MS;
-    if (p->kind == UP_ETCD) {
+    if (p->kind == UP_WAN) {
+        req.method = "GET";
+        req.port = p->s->t->wan_control_port;
+        req.path = "/healthz";
+    } else if (p->kind == UP_ETCD) {
         req.method = "POST";
         req.port = r->etcd_client_port;
         req.path = "/v3/maintenance/status";
@@ -831,6 +951,27 @@ static void check_start(struct sup *s, int64_t now)
 {
     int all_ready = 1;
 
+    if (s->has_wan) {
+        struct proc *p = &s->wan;
+        if (!p->handle && !p->start_pending) {
+            mr_buf_printf(&s->report, "the wan %s before it was ready\n  log %s\n  (%s)\n",
+                          p->exit_at ? "exited" : "failed", p->log_path,
+                          p->last_error[0] ? p->last_error : "see its log");
+            log_tail(p->log_path, LOG_TAIL_LINES, &s->report);
+            start_failed(s, MR_EUNAVAIL);
+            return;
+        }
+        all_ready &= p->ready;
+        if (!p->ready && now >= s->start_deadline_ms) {
+            mr_buf_printf(&s->report, "the wan not ready after %lld ms (%s)\n  log %s\n",
+                          (long long)s->ready_timeout_ms,
+                          p->last_error[0] ? p->last_error : "no probe answered", p->log_path);
+            log_tail(p->log_path, 4, &s->report);
+            start_failed(s, MR_ETIMEDOUT);
+            return;
+        }
+    }
+
     for (size_t i = 0; i < s->t->n_regions; i++) {
         for (int k = 0; k < UP_N_KINDS; k++) {
             struct proc *p = &s->procs[i][k];
@@ -934,6 +1075,7 @@ static void begin_stop(struct sup *s)
         return;
     s->phase = PH_STOPPING;
     s->stop_deadline_ms = now_ms() + STOP_GRACE_MS;
+    s->wan.start_pending = 0;
     for (size_t i = 0; i < s->t->n_regions; i++) {
         for (int k = 0; k < UP_N_KINDS; k++) {
             struct proc *p = &s->procs[i][k];
@@ -965,9 +1107,19 @@ static void check_stop(struct sup *s, int64_t now)
     for (size_t i = 0; i < s->t->n_regions; i++)
         for (int k = 0; k < UP_N_KINDS; k++)
             alive += s->procs[i][k].handle != NULL;
-    if (alive == 0) {
+    /* The wan goes last: the etcd members hand over leadership through it. */
+    if (alive == 0 && s->wan.handle && !s->wan.term_sent) {
+        proc_signal(&s->wan, SIGTERM);
+        s->wan.term_sent = 1;
+    }
+    if (alive == 0 && !s->wan.handle) {
         finish(s);
         return;
+    }
+    if (s->wan.handle && !s->sent_kill && now >= s->stop_deadline_ms) {
+        mr_log(MR_LOG_WARN, "up", "wan pid %d still alive %d ms into the stop: SIGKILL",
+               s->wan.pid, STOP_GRACE_MS);
+        proc_signal(&s->wan, SIGKILL);
     }
     stop_next_etcd(s);
     if (!s->sent_kill && now >= s->stop_deadline_ms) {
@@ -991,10 +1143,19 @@ static void check_stop(struct sup *s, int64_t now)
  * node starts anyway and uses the other regions' members. */
 static void spawn_pending(struct sup *s)
 {
+    if (s->has_wan && s->wan.start_pending && !s->wan.handle) {
+        s->wan.start_pending = 0;
+        if (proc_spawn(&s->wan) != 0)
+            s->wan.state = PS_EXITED;
+        save_state(s);
+    }
     for (size_t i = 0; i < s->t->n_regions; i++) {
         for (int k = 0; k < UP_N_KINDS; k++) {
             struct proc *p = &s->procs[i][k];
             if (!p->start_pending || p->handle)
+                continue;
+            /* Every etcd member dials its peers through the wan. */
+            if (k == UP_ETCD && s->has_wan && s->wan.handle && !s->wan.ready)
                 continue;
             if (k == UP_NODE) {
                 const struct proc *e = &s->procs[i][UP_ETCD];
@@ -1018,6 +1179,11 @@ static void progress(struct sup *s)
         return;
     if (s->phase < PH_STOPPING) {
         spawn_pending(s);
+        if (s->wan.state == PS_RUNNING && s->wan.handle && !s->wan.ready && !s->wan.probe &&
+            now >= s->wan.next_probe_ms)
+            probe_start(&s->wan);
+        if (s->pids_dirty && !s->pids_call)
+            push_pids(s);
         for (size_t i = 0; i < s->t->n_regions; i++) {
             for (int k = 0; k < UP_N_KINDS; k++) {
                 struct proc *p = &s->procs[i][k];
@@ -1095,6 +1261,11 @@ int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
             p->log_path = up_path_log(s->rundir, t->regions[i].name, k);
         }
     }
+    s->has_wan = up_topology_has_wan(t);
+    s->wan.s = s;
+    s->wan.kind = UP_WAN;
+    s->wan.start_pending = s->has_wan;
+    s->wan.log_path = mr_asprintf("%s/logs/wan.log", s->rundir);
     /* Writes to a closed control connection or ready pipe must fail with
      * EPIPE, not kill the supervisor.  libuv resets dispositions in children. */
     signal(SIGPIPE, SIG_IGN);
@@ -1165,6 +1336,7 @@ out:
     for (size_t i = 0; i < t->n_regions; i++)
         for (int k = 0; k < UP_N_KINDS; k++)
             mr_free(s->procs[i][k].log_path);
+    mr_free(s->wan.log_path);
     mr_buf_close(&s->report);
     mr_free(s->rundir);
     mr_free(s->exe);
@@ -1242,6 +1414,15 @@ int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, 
     mr_free(path);
     path = mr_asprintf("%s/logs", real);
     rc = mkdir_p(path, err);
+    if (rc == 0 && up_topology_has_wan(t)) {
+        struct mr_buf ini;
+        mr_buf_init(&ini);
+        up_wan_ini(t, &ini);
+        mr_free(path);
+        path = mr_asprintf("%s/wan.ini", real);
+        rc = write_file(path, ini.data, ini.len, err);
+        mr_buf_close(&ini);
+    }
     for (size_t i = 0; rc == 0 && i < t->n_regions; i++) {
         struct mr_buf ini;
         mr_free(path);

@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,7 +49,30 @@ const char up_default_topology[] =
     "\n"
     "[region eu-west-1]\n"
     "\n"
-    "[region ap-southeast-1]\n";
+    "[region ap-southeast-1]\n"
+    "\n"
+    "; One-way latency between regions, both ways (round trips of 70, 215 and\n"
+    "; 165 ms).  `meridian up --latency-scale 0` turns distance off.\n"
+    "[latency]\n"
+    "us-east-1 eu-west-1 = 35ms\n"
+    "us-east-1 ap-southeast-1 = 107.5ms\n"
+    "eu-west-1 ap-southeast-1 = 82.5ms\n"
+    "\n"
+    "; Client sites: one-way latency from the site to each region.\n"
+    "[site New York]\n"
+    "us-east-1 = 4ms\n"
+    "eu-west-1 = 38ms\n"
+    "ap-southeast-1 = 115ms\n"
+    "\n"
+    "[site Frankfurt]\n"
+    "us-east-1 = 45ms\n"
+    "eu-west-1 = 10ms\n"
+    "ap-southeast-1 = 80ms\n"
+    "\n"
+    "[site Singapore]\n"
+    "us-east-1 = 110ms\n"
+    "eu-west-1 = 85ms\n"
+    "ap-southeast-1 = 2ms\n";
 
 #define TF(f) offsetof(struct up_topology, f)
 static const struct mr_cfg_opt topo_opts[] = {
@@ -77,7 +101,7 @@ static const struct mr_cfg_opt region_opts[] = {
 
 const char *up_kind_name(enum up_proc_kind k)
 {
-    return k == UP_ETCD ? "etcd" : "node";
+    return k == UP_ETCD ? "etcd" : k == UP_NODE ? "node" : "wan";
 }
 
 int up_kind_parse(const char *s)
@@ -91,7 +115,17 @@ int up_kind_parse(const char *s)
 
 /* ---- Parsing ---- */
 
-enum section_kind { SEC_NONE, SEC_TOPOLOGY, SEC_LIMITS, SEC_REGION, SEC_BAD };
+enum section_kind { SEC_NONE, SEC_TOPOLOGY, SEC_LIMITS, SEC_REGION, SEC_LATENCY, SEC_SITE, SEC_BAD };
+
+#define MAX_LATENCY_KEYS (UP_MAX_REGIONS * UP_MAX_REGIONS)
+
+/* A [latency] or [site] key, resolved once every region is known. */
+struct lat_key {
+    int line;
+    int site;               /* -1: [latency]; else the index of the site */
+    char a[UP_REGION_NAME_MAX + 1], b[UP_REGION_NAME_MAX + 1]; /* b empty for a site */
+    double ms;
+};
 
 struct parse_ctx {
     struct up_topology *t;
@@ -102,6 +136,8 @@ struct parse_ctx {
     int rc_line;
     char *err;
     int key_line[N_TOPO_OPTS]; /* where each [topology] key was set, 0: default */
+    struct lat_key lat[MAX_LATENCY_KEYS + UP_MAX_SITES * UP_MAX_REGIONS];
+    size_t n_lat;
 };
 
 static int valid_region_name(const char *s, size_t n)
@@ -134,6 +170,17 @@ static enum section_kind section_kind(const char *sec, const char **name, size_t
         return SEC_TOPOLOGY;
     if ((size_t)(end - sec) == 6 && memcmp(sec, "limits", 6) == 0)
         return SEC_LIMITS;
+    if ((size_t)(end - sec) == 7 && memcmp(sec, "latency", 7) == 0)
+        return SEC_LATENCY;
+    if ((size_t)(end - sec) >= 4 && memcmp(sec, "site", 4) == 0 &&
+        (end - sec == 4 || is_blank(sec[4]))) {
+        const char *s = sec + 4;
+        while (s < end && is_blank(*s))
+            s++;
+        *name = s;
+        *n = (size_t)(end - s);
+        return SEC_SITE;
+    }
     if ((size_t)(end - sec) >= 6 && memcmp(sec, "region", 6) == 0 &&
         (end - sec == 6 || is_blank(sec[6]))) {
         const char *s = sec + 6;
@@ -167,6 +214,35 @@ static int fail(struct parse_ctx *c, int line, const char *fmt, ...)
     return c->rc;
 }
 
+static void scan_site(struct parse_ctx *c, const char *name, size_t n)
+{
+    struct up_topology *t = c->t;
+    struct up_site *site;
+
+    if (n == 0 || n > UP_SITE_NAME_MAX) {
+        fail(c, c->line, "section [site]: expected [site NAME] with a name of 1 to %d characters",
+             UP_SITE_NAME_MAX);
+        return;
+    }
+    for (size_t i = 0; i < t->n_sites; i++)
+        if (strlen(t->sites[i].name) == n && memcmp(t->sites[i].name, name, n) == 0) {
+            fail(c, c->line, "site '%.*s' is already defined at line %d", (int)n, name,
+                 t->sites[i].line);
+            return;
+        }
+    if (t->n_sites == UP_MAX_SITES) {
+        fail(c, c->line, "site '%.*s': expected at most %d sites, found more", (int)n, name,
+             UP_MAX_SITES);
+        return;
+    }
+    site = &t->sites[t->n_sites++];
+    memcpy(site->name, name, n);
+    site->name[n] = '\0';
+    site->line = c->line;
+    for (size_t i = 0; i < UP_MAX_REGIONS; i++)
+        site->latency_ms[i] = -1;
+}
+
 /* A section header seen by the reader: register regions in file order. */
 static void scan_section(struct parse_ctx *c, const char *line)
 {
@@ -194,10 +270,15 @@ static void scan_section(struct parse_ctx *c, const char *line)
     switch (section_kind(sec, &name, &n)) {
     case SEC_TOPOLOGY:
     case SEC_LIMITS:
+    case SEC_LATENCY:
     case SEC_NONE:
         return;
     case SEC_BAD:
-        fail(c, c->line, "unknown section [%s]: expected [topology], [limits] or [region NAME]", sec);
+        fail(c, c->line, "unknown section [%s]: expected [topology], [limits], [region NAME], "
+             "[latency] or [site NAME]", sec);
+        return;
+    case SEC_SITE:
+        scan_site(c, name, n);
         return;
     case SEC_REGION:
         break;
@@ -291,6 +372,114 @@ static int add_limit(struct parse_ctx *c, const char *key, const char *value)
     return 0;
 }
 
+/* "35ms", "107.5ms", "0.2s", "35" (ms). */
+static int parse_latency(const char *v, double *ms)
+{
+    char *end;
+    double d = strtod(v, &end);
+
+    if (end == v || !(d >= 0) || d > 60000)
+        return -1;
+    if (strcmp(end, "s") == 0)
+        d *= 1000;
+    else if (*end != '\0' && strcmp(end, "ms") != 0)
+        return -1;
+    if (d > 60000)
+        return -1;
+    *ms = d;
+    return 0;
+}
+
+/* A key of [latency] ("A B = 35ms": one way, both directions; "A->B = 35ms":
+ * that direction only) or of [site NAME] ("REGION = 4ms"). */
+static int add_latency(struct parse_ctx *c, const char *section, const char *key,
+                       const char *value)
+{
+    struct lat_key *k;
+    const char *sp, *b;
+    size_t na;
+
+    if (c->n_lat == sizeof(c->lat) / sizeof(c->lat[0]))
+        return fail(c, c->line, "[%s]: too many keys", section);
+    k = &c->lat[c->n_lat];
+    memset(k, 0, sizeof(*k));
+    k->line = c->line;
+    k->site = -1;
+    if (parse_latency(value, &k->ms) != 0)
+        return fail(c, c->line, "key '%s' in [%s]: expected a one-way latency such as 35ms or "
+                    "107.5ms (at most 60s), found '%s'", key, section, value);
+    if (strncmp(section, "site", 4) == 0) {
+        const char *name = section + 4;
+        while (is_blank(*name))
+            name++;
+        for (size_t i = 0; i < c->t->n_sites; i++)
+            if (strcmp(c->t->sites[i].name, name) == 0)
+                k->site = (int)i;
+        if (k->site < 0 || strlen(key) > UP_REGION_NAME_MAX)
+            return fail(c, c->line, "key '%s' in [%s]: expected a region name", key, section);
+        snprintf(k->a, sizeof(k->a), "%s", key);
+        c->n_lat++;
+        return 0;
+    }
+    sp = strstr(key, "->");
+    if (sp != NULL) {
+        na = (size_t)(sp - key);
+        b = sp + 2;
+        k->site = -2; /* directed */
+    } else {
+        sp = strpbrk(key, " \t");
+        if (sp == NULL)
+            return fail(c, c->line, "key '%s' in [latency]: expected 'REGION REGION' or "
+                        "'REGION->REGION'", key);
+        na = (size_t)(sp - key);
+        b = sp;
+        while (is_blank(*b))
+            b++;
+    }
+    if (na == 0 || na > UP_REGION_NAME_MAX || *b == '\0' || strlen(b) > UP_REGION_NAME_MAX)
+        return fail(c, c->line, "key '%s' in [latency]: expected 'REGION REGION' or "
+                    "'REGION->REGION'", key);
+    memcpy(k->a, key, na);
+    k->a[na] = '\0';
+    snprintf(k->b, sizeof(k->b), "%s", b);
+    c->n_lat++;
+    return 0;
+}
+
+/* Resolve the [latency] and [site] keys against the regions. */
+static int resolve_latency(struct parse_ctx *c)
+{
+    struct up_topology *t = c->t;
+
+    for (size_t i = 0; i < c->n_lat; i++) {
+        const struct lat_key *k = &c->lat[i];
+        int a = up_topology_find(t, k->a), b;
+        if (a < 0)
+            return fail(c, k->line, "%s: expected a region of this topology, found '%s'",
+                        k->site >= 0 ? "[site] key" : "[latency] key", k->a);
+        if (k->site >= 0) {
+            t->sites[k->site].latency_ms[a] = k->ms;
+            continue;
+        }
+        b = up_topology_find(t, k->b);
+        if (b < 0)
+            return fail(c, k->line, "[latency] key: expected a region of this topology, found "
+                        "'%s'", k->b);
+        if (a == b)
+            return fail(c, k->line, "[latency] key '%s %s': expected two different regions",
+                        k->a, k->b);
+        t->latency_ms[a][b] = k->ms;
+        if (k->site == -1)
+            t->latency_ms[b][a] = k->ms;
+    }
+    for (size_t i = 0; i < t->n_sites; i++)
+        for (size_t r = 0; r < t->n_regions; r++)
+            if (t->sites[i].latency_ms[r] < 0)
+                return fail(c, t->sites[i].line, "[site %s]: expected a latency to every region, "
+                            "found none to '%s'", t->sites[i].name, t->regions[r].name);
+    return 0;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
     struct parse_ctx *c = user;
@@ -321,6 +510,9 @@ static int handler(void *user, const char *section, const char *key, const char 
         return 1;
     case SEC_LIMITS:
         return add_limit(c, key, value) == 0;
+    case SEC_LATENCY:
+    case SEC_SITE:
+        return add_latency(c, section, key, value) == 0;
     case SEC_REGION: {
         char rname[UP_REGION_NAME_MAX + 1];
         if (n > UP_REGION_NAME_MAX) {
@@ -439,6 +631,7 @@ int up_topology_parse(const char *text, const char *source, struct up_topology *
     c.p = text;
     c.err = err;
     t->source = mr_strdup(source);
+    t->latency_scale = 1;
     mr_cfg_defaults(topo_opts, N_TOPO_OPTS, t);
 
     rc = ini_parse_stream(reader, &c, handler, &c);
@@ -452,6 +645,8 @@ int up_topology_parse(const char *text, const char *source, struct up_topology *
     }
     if (c.rc == 0)
         validate(&c);
+    if (c.rc == 0)
+        resolve_latency(&c);
     if (c.rc != 0) {
         up_topology_free(t);
         return c.rc;
@@ -528,49 +723,117 @@ void up_topology_write_sample(FILE *f)
 
 /* ---- Ports ---- */
 
+/* <n> different ports from the kernel: bind 127.0.0.1:0 for all of them at
+ * once (holding every socket until all are bound), read, close. */
+static int kernel_ports(int *ports, size_t n, char *err)
+{
+    int fds[64];
+    size_t opened = 0;
+    int rc = 0;
+
+    if (n > sizeof(fds) / sizeof(fds[0]))
+        return mr_seterr(err, MR_EINVAL, "pick ports: %zu at once is too many", n);
+    for (; opened < n; opened++) {
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fds[opened] == -1) {
+            rc = mr_seterr(err, MR_EIO, "pick a port: socket: %s", strerror(errno));
+            break;
+        }
+        if (bind(fds[opened], (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+            getsockname(fds[opened], (struct sockaddr *)&sa, &len) == -1) {
+            rc = mr_seterr(err, MR_EIO, "pick a port: bind 127.0.0.1:0: %s", strerror(errno));
+            close(fds[opened]);
+            break;
+        }
+        ports[opened] = ntohs(sa.sin_port);
+    }
+    for (size_t i = 0; i < opened; i++)
+        close(fds[i]);
+    return rc;
+}
+
+int up_topology_has_wan(const struct up_topology *t)
+{
+    return t->n_regions >= 2;
+}
+
 int up_topology_assign_ports(struct up_topology *t, char *err)
 {
-    int fds[3 * UP_MAX_REGIONS];
     int ports[3 * UP_MAX_REGIONS];
-    size_t n = 3 * t->n_regions, opened = 0;
-    int rc = 0;
+    int wan[1 + UP_MAX_REGIONS + UP_MAX_REGIONS * UP_MAX_REGIONS];
+    size_t n = 3 * t->n_regions, k;
+    int rc;
 
     if (t->base_port != 0) {
         for (size_t i = 0; i < n; i++)
             ports[i] = (int)t->base_port + (int)i;
-    } else {
-        /* Hold every socket until all are bound so that the kernel hands out
-         * n different ports. */
-        for (; opened < n; opened++) {
-            struct sockaddr_in sa;
-            socklen_t len = sizeof(sa);
-            memset(&sa, 0, sizeof(sa));
-            sa.sin_family = AF_INET;
-            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (fds[opened] == -1) {
-                rc = mr_seterr(err, MR_EIO, "pick a port: socket: %s", strerror(errno));
-                break;
-            }
-            if (bind(fds[opened], (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-                getsockname(fds[opened], (struct sockaddr *)&sa, &len) == -1) {
-                rc = mr_seterr(err, MR_EIO, "pick a port: bind 127.0.0.1:0: %s", strerror(errno));
-                close(fds[opened]);
-                break;
-            }
-            ports[opened] = ntohs(sa.sin_port);
-        }
-        for (size_t i = 0; i < opened; i++)
-            close(fds[i]);
-        if (rc != 0)
-            return rc;
+    } else if ((rc = kernel_ports(ports, n, err)) != 0) {
+        return rc;
     }
     for (size_t i = 0; i < t->n_regions; i++) {
         t->regions[i].etcd_client_port = ports[3 * i];
         t->regions[i].etcd_peer_port = ports[3 * i + 1];
         t->regions[i].node_port = ports[3 * i + 2];
     }
+    if (!up_topology_has_wan(t))
+        return 0;
+    /* The wan's ports always come from the kernel (docs/topology.md). */
+    n = 1 + t->n_regions + t->n_regions * (t->n_regions - 1);
+    rc = kernel_ports(wan, n, err);
+    if (rc != 0)
+        return rc;
+    k = 0;
+    t->wan_control_port = wan[k++];
+    for (size_t i = 0; i < t->n_regions; i++)
+        t->wan_peer_port[i] = wan[k++];
+    for (size_t i = 0; i < t->n_regions; i++)
+        for (size_t j = 0; j < t->n_regions; j++)
+            if (i != j)
+                t->wan_client_port[i][j] = wan[k++];
     return 0;
+}
+
+/* "%g" of a scaled latency, trimmed: "35ms", "3.5ms", "0ms". */
+static void fmt_ms(char *buf, size_t n, double ms)
+{
+    snprintf(buf, n, "%.3fms", ms);
+}
+
+void up_wan_ini(const struct up_topology *t, struct mr_buf *out)
+{
+    char lat[32];
+
+    mr_buf_printf(out, "; generated by `meridian up` from %s (latency scale %g)\n\n[wan]\n"
+                  "control = 127.0.0.1:%d\n", t->source, t->latency_scale, t->wan_control_port);
+    for (size_t i = 0; i < t->n_regions; i++)
+        for (size_t j = 0; j < t->n_regions; j++) {
+            if (i == j)
+                continue;
+            fmt_ms(lat, sizeof(lat), t->latency_ms[i][j] * t->latency_scale);
+            mr_buf_printf(out, "\n[link %s->%s]\nlatency = %s\n", t->regions[i].name,
+                          t->regions[j].name, lat);
+            fmt_ms(lat, sizeof(lat), t->latency_ms[j][i] * t->latency_scale);
+            mr_buf_printf(out, "reply_latency = %s\n", lat);
+        }
+    for (size_t j = 0; j < t->n_regions; j++)
+        mr_buf_printf(out, "\n; every other region's etcd member dials this one\n"
+                      "[route etcd-peer-%s]\nlisten = 127.0.0.1:%d\ntarget = 127.0.0.1:%d\n"
+                      "to = %s\n", t->regions[j].name, t->wan_peer_port[j],
+                      t->regions[j].etcd_peer_port, t->regions[j].name);
+    for (size_t i = 0; i < t->n_regions; i++)
+        for (size_t j = 0; j < t->n_regions; j++) {
+            if (i == j)
+                continue;
+            mr_buf_printf(out, "\n[route etcd-client-%s->%s]\nlisten = 127.0.0.1:%d\n"
+                          "target = 127.0.0.1:%d\nlink = %s->%s\n", t->regions[i].name,
+                          t->regions[j].name, t->wan_client_port[i][j],
+                          t->regions[j].etcd_client_port, t->regions[i].name, t->regions[j].name);
+        }
 }
 
 /* ---- What each child is given ---- */
@@ -605,6 +868,11 @@ void up_argv_free(char **argv)
     mr_free(argv);
 }
 
+static int advertised_peer_port(const struct up_topology *t, size_t i)
+{
+    return t->wan_peer_port[i] ? t->wan_peer_port[i] : t->regions[i].etcd_peer_port;
+}
+
 char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
                     const char *etcd_bin)
 {
@@ -613,9 +881,11 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
     struct mr_buf cluster;
 
     mr_buf_init(&cluster);
+    /* Peers are reached through the wan's shared route to each member (the
+     * wan tells who dials from the dialling process). */
     for (size_t j = 0; j < t->n_regions; j++)
         mr_buf_printf(&cluster, "%s%s=http://127.0.0.1:%d", j ? "," : "", t->regions[j].name,
-                      t->regions[j].etcd_peer_port);
+                      advertised_peer_port(t, j));
 
     av_add(&a, mr_strdup(etcd_bin));
     av_add2(&a, "--name", mr_strdup(r->name));
@@ -624,7 +894,7 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
     av_add2(&a, "--advertise-client-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_client_port));
     av_add2(&a, "--listen-peer-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_peer_port));
     av_add2(&a, "--initial-advertise-peer-urls",
-            mr_asprintf("http://127.0.0.1:%d", r->etcd_peer_port));
+            mr_asprintf("http://127.0.0.1:%d", advertised_peer_port(t, i)));
     av_add2(&a, "--initial-cluster", mr_buf_steal(&cluster, NULL));
     /* Ignored by etcd once the data dir holds a member, so a restart on the
      * same data needs no other flags. */
@@ -638,6 +908,18 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
     av_add2(&a, "--logger", mr_strdup("zap"));
     av_add2(&a, "--log-level", mr_strdup("warn"));
     mr_buf_close(&cluster);
+    return a.v;
+}
+
+char **up_wan_argv(const struct up_topology *t, const char *rundir, const char *exe)
+{
+    struct argv_b a = {NULL, 0, 0};
+
+    (void)t;
+    av_add(&a, mr_strdup(exe));
+    av_add(&a, mr_strdup("wan"));
+    av_add(&a, mr_strdup("run"));
+    av_add2(&a, "--config", mr_asprintf("%s/wan.ini", rundir));
     return a.v;
 }
 
@@ -681,9 +963,12 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
     /* Own region's etcd first: the node prefers the nearest member. */
     mr_buf_init(&etcd);
     mr_buf_printf(&etcd, "http://127.0.0.1:%d", r->etcd_client_port);
+    /* Other regions' members through the wan's link from this region. */
     for (size_t j = 0; j < t->n_regions; j++)
         if (j != i)
-            mr_buf_printf(&etcd, ",http://127.0.0.1:%d", t->regions[j].etcd_client_port);
+            mr_buf_printf(&etcd, ",http://127.0.0.1:%d",
+                          t->wan_client_port[i][j] ? t->wan_client_port[i][j]
+                                                   : t->regions[j].etcd_client_port);
 
     mr_buf_printf(out, "; generated by `meridian up` from %s; rewritten at every up\n", t->source);
     rc = rc ? rc : ini_line(out, err, "[node]");

@@ -36,11 +36,13 @@
 #define UP_MAX_REGIONS 7
 #define UP_REGION_NAME_MAX 32
 #define UP_MAX_LIMITS 64
+#define UP_MAX_SITES 8
+#define UP_SITE_NAME_MAX 40
 
 /* The two processes of a region, in start order (a node starts once its own
  * region's etcd answers). */
-enum up_proc_kind { UP_ETCD = 0, UP_NODE = 1 };
-#define UP_N_KINDS 2
+enum up_proc_kind { UP_ETCD = 0, UP_NODE = 1, UP_WAN = 2 };
+#define UP_N_KINDS 2 /* per region; the wan is one for the topology */
 
 /* "etcd" / "node". */
 const char *up_kind_name(enum up_proc_kind k);
@@ -59,6 +61,13 @@ struct up_region {
     int etcd_client_port;
     int etcd_peer_port;
     int node_port;
+};
+
+/* A client site ([site NAME]): where users are, and how far each region is. */
+struct up_site {
+    char name[UP_SITE_NAME_MAX + 1];
+    int line;
+    double latency_ms[UP_MAX_REGIONS]; /* one-way to each region; -1: not given */
 };
 
 /* One `key = value` of the topology's [limits], copied into every node.ini. */
@@ -81,7 +90,31 @@ struct up_topology {
     size_t n_regions;           /* 1..UP_MAX_REGIONS, in file order */
     struct up_limit limits[UP_MAX_LIMITS];
     size_t n_limits;
+    /* [latency]: one-way delay from region i to region j, in ms, as written
+     * (latency_scale is applied when the wan is configured). */
+    double latency_ms[UP_MAX_REGIONS][UP_MAX_REGIONS];
+    struct up_site sites[UP_MAX_SITES];
+    size_t n_sites;
+    double latency_scale;       /* --latency-scale; 1 by default, 0: no delay */
+    /* The wan (a topology of 2 or more regions): its control port, the
+     * shared route to each region's etcd peer port, and the route from
+     * region i to region j's etcd client port.  0 until assigned; 0 also
+     * means "no wan": children then talk directly. */
+    int wan_control_port;
+    int wan_peer_port[UP_MAX_REGIONS];
+    int wan_client_port[UP_MAX_REGIONS][UP_MAX_REGIONS];
 };
+
+/* 1 when the topology runs a wan (two regions or more). */
+int up_topology_has_wan(const struct up_topology *t);
+
+/* Append the wan config (docs/wan.md) of an assigned topology to <out>:
+ * a link per ordered pair of regions with the scaled latency, the shared
+ * etcd peer routes and the etcd client routes. */
+void up_wan_ini(const struct up_topology *t, struct mr_buf *out);
+
+/* The argv of the wan: <exe> wan run --config RUNDIR/wan.ini. */
+char **up_wan_argv(const struct up_topology *t, const char *rundir, const char *exe);
 
 /* The built-in default topology; the same text ships as
  * topologies/default.ini (a unit test keeps them equal). */

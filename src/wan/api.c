@@ -457,7 +457,7 @@ static void on_region_request(struct wan *w, struct http_exchange *ex,
                               const struct http_request *req)
 {
     const char *name = req->path + strlen("/regions/"), *slash = strrchr(name, '/');
-    char region[WAN_NAME_MAX + 1], why[64];
+    char region[WAN_NAME_MAX + 1], why[WAN_NAME_MAX + 32];
     struct mr_buf st, b;
     int n, state = WAN_BLACKHOLE;
 

@@ -73,6 +73,29 @@ static int fail(struct ctx *c, const char *fmt, ...)
     return c->rc;
 }
 
+static struct sec *section(struct ctx *c, const char *section);
+
+/* Section headers are registered as the reader sees them: inih never tells
+ * the handler about a section without keys, and an empty [link] is a link
+ * with the default settings (and a misspelt empty section is an error). */
+static void scan_section(struct ctx *c, const char *line)
+{
+    char name[128];
+    const char *end;
+
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (*line != '[' || (end = strchr(line, ']')) == NULL)
+        return; /* not a header, or inih reports the syntax error */
+    if ((size_t)(end - line - 1) >= sizeof(name)) {
+        fail(c, "section name too long");
+        return;
+    }
+    memcpy(name, line + 1, (size_t)(end - line - 1));
+    name[end - line - 1] = '\0';
+    (void)section(c, name);
+}
+
 static char *reader(char *str, int num, void *stream)
 {
     struct ctx *c = stream;
@@ -90,7 +113,8 @@ static char *reader(char *str, int num, void *stream)
         fail(c, "line longer than %d bytes", num - 2);
         return NULL;
     }
-    return r;
+    scan_section(c, str);
+    return c->rc == 0 ? r : NULL;
 }
 
 /* The section <section> (as inih gives it), created on first sight. */

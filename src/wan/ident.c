@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,12 +67,10 @@ static int pid_holds(int pid, const char *want)
     if (d == NULL)
         return 0;
     while (!found && (e = readdir(d)) != NULL) {
-        char link[128];
         ssize_t n;
         if (e->d_name[0] == '.')
             continue;
-        snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
-        n = readlink(link, target, sizeof(target) - 1);
+        n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
         if (n <= 0)
             continue;
         target[n] = '\0';

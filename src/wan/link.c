@@ -74,10 +74,8 @@ static struct conn **conn_list(struct conn *c)
 
 /* ---- closing ---- */
 
-static void handle_closed(uv_handle_t *h)
+static void conn_unref(struct conn *c)
 {
-    struct conn *c = h->data;
-
     if (--c->n_handles > 0)
         return;
     for (int d = 0; d < 2; d++) {
@@ -90,6 +88,16 @@ static void handle_closed(uv_handle_t *h)
         c->p[d].head = c->p[d].tail = NULL;
     }
     mr_free(c);
+}
+
+static void handle_closed(uv_handle_t *h) /* the sockets: data is the conn */
+{
+    conn_unref(h->data);
+}
+
+static void timer_closed(uv_handle_t *h) /* the timers: data is the pipe */
+{
+    conn_unref(((struct pipe_ *)h->data)->c);
 }
 
 /* Close every handle of <c>; with <reset>, both sockets end with an RST
@@ -106,7 +114,7 @@ static void conn_close(struct conn *c, int reset)
     if (l)
         l->st.connections_open--;
     for (int d = 0; d < 2; d++)
-        uv_close((uv_handle_t *)&c->p[d].timer, handle_closed);
+        uv_close((uv_handle_t *)&c->p[d].timer, timer_closed);
     if (reset && uv_tcp_close_reset(&c->client, handle_closed) == 0) {
         /* closed with RST */
     } else {
@@ -459,6 +467,7 @@ static void attach(struct conn *c, int idx)
         l->st.connections_open++;
     }
     list_add(conn_list(c), c);
+    c->creq.data = c;
     rc = uv_ip4_addr(c->r->target_host, c->r->target_port, &sa);
     if (rc == 0)
         rc = uv_tcp_connect(&c->creq, &c->server, (struct sockaddr *)&sa, on_connect);

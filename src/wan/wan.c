@@ -175,6 +175,14 @@ void wan_reset(struct wan *w, const char *why)
     }
 }
 
+int wan_link_get(const struct wan *w, int idx, struct wan_settings *out)
+{
+    if (idx < 0 || (size_t)idx >= w->n_links)
+        return MR_ENOTFOUND;
+    *out = w->links[idx].s;
+    return 0;
+}
+
 int wan_link_stats(const struct wan *w, int idx, struct wan_link_stats *out)
 {
     if (idx < 0 || (size_t)idx >= w->n_links)

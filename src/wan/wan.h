@@ -95,6 +95,9 @@ int wan_link_add(struct wan *w, const char *name, const char *from, const char *
 /* Find a link by "FROM->TO" or its shell-friendly spelling "FROM:TO". */
 int wan_link_find(const struct wan *w, const char *name);
 
+/* The current settings of link <idx>; MR_ENOTFOUND when there is none. */
+int wan_link_get(const struct wan *w, int idx, struct wan_settings *out);
+
 /* Replace the settings of link <idx> (from wan_link_find) and apply them to
  * every open connection now; logged with <why>. */
 void wan_link_set(struct wan *w, int idx, const struct wan_settings *s, const char *why);

@@ -19,6 +19,8 @@
 #define ACTION_TIMEOUT_MS 90000  /* restart waits for readiness */
 #define DOWN_TIMEOUT_MS 45000
 
+const char *cluster_latency_scale = "0";
+
 const char *cluster_bin(void)
 {
     const char *b = getenv("MERIDIAN_BIN");
@@ -241,7 +243,7 @@ static int start(const char *topology, const char *ini, struct cluster **out)
     char tmpl[PATH_MAX], timeout[32], topo_path[PATH_MAX];
     const char *tmp = getenv("TMPDIR");
     struct cluster *c;
-    char *argv[10];
+    char *argv[12];
     int argc = 0, rc;
 
     snprintf(tmpl, sizeof(tmpl), "%s/mr-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -275,6 +277,9 @@ static int start(const char *topology, const char *ini, struct cluster **out)
     argv[argc++] = "--detach";
     argv[argc++] = "--timeout";
     argv[argc++] = timeout;
+    /* Distance only where a test asks for it: the rest stay fast. */
+    argv[argc++] = "--latency-scale";
+    argv[argc++] = (char *)cluster_latency_scale;
     argv[argc] = NULL;
     rc = cluster_run(argv, UP_TIMEOUT_MS);
     if (rc != 0) {

@@ -61,6 +61,10 @@ struct cluster {
 /* $MERIDIAN_BIN, or build/asan/meridian. */
 const char *cluster_bin(void);
 
+/* The --latency-scale every cluster_start passes to `meridian up`: "0" (no
+ * emulated distance) unless a test sets it before starting. */
+extern const char *cluster_latency_scale;
+
 /* Run <argv> (argv[0] is a path), wait at most test_timeout_ms(<timeout_ms>),
  * kill it past that.  Returns its exit status, or -1 (could not run, killed,
  * timed out).  Its output goes to the test's stdout/stderr. */

@@ -125,7 +125,7 @@ static void unknown_key_and_section_name_file_line_and_key(void **state)
     expect_error("[region a]\nlatency = 10ms\n", "t.ini:2: unknown key 'latency' in [region a]",
                  "expected one of: log_level");
     expect_error("[region a]\n[regions]\n", "t.ini:2: unknown section [regions]",
-                 "expected [topology], [limits] or [region NAME]");
+                 "expected [topology], [limits], [region NAME], [latency] or [site NAME]");
     expect_error("name = x\n[region a]\n", "t.ini:1: key 'name' outside any section", NULL);
 }
 
@@ -251,6 +251,12 @@ static struct up_topology *two_regions(void)
                            "etcd_election = 700ms\nlog_level = warn\n[limits]\nmax_rows = 7\n"
                            "[region us]\nlog_level = debug\n[region eu]\n", &t, err), 0);
     assert_int_equal(up_topology_assign_ports(t, err), 0);
+    /* The wan's ports come from the kernel: fix them for the expectations. */
+    assert_true(t->wan_control_port > 0 && t->wan_client_port[1][0] > 0);
+    t->wan_peer_port[0] = 41001;
+    t->wan_peer_port[1] = 41002;
+    t->wan_client_port[0][1] = 41010;
+    t->wan_client_port[1][0] = 41011;
     return t;
 }
 
@@ -265,8 +271,8 @@ static void etcd_argv_has_every_flag(void **state)
         "--listen-client-urls", "http://127.0.0.1:40003",
         "--advertise-client-urls", "http://127.0.0.1:40003",
         "--listen-peer-urls", "http://127.0.0.1:40004",
-        "--initial-advertise-peer-urls", "http://127.0.0.1:40004",
-        "--initial-cluster", "us=http://127.0.0.1:40001,eu=http://127.0.0.1:40004",
+        "--initial-advertise-peer-urls", "http://127.0.0.1:41002",
+        "--initial-cluster", "us=http://127.0.0.1:41001,eu=http://127.0.0.1:41002",
         "--initial-cluster-state", "new",
         "--initial-cluster-token", "shop",
         "--heartbeat-interval", "70",
@@ -316,7 +322,7 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
                         "cluster = shop\n"
                         "data_dir = /run/x/eu/data\n"
                         "listen = 127.0.0.1:40005\n"
-                        "etcd = http://127.0.0.1:40003,http://127.0.0.1:40000\n"
+                        "etcd = http://127.0.0.1:40003,http://127.0.0.1:41011\n"
                         "log_level = warn\n"
                         "\n"
                         "[limits]\n"
@@ -325,7 +331,7 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
     /* A region's own log_level wins over the topology's. */
     assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
     assert_non_null(strstr(b.data, "log_level = debug\n"));
-    assert_non_null(strstr(b.data, "etcd = http://127.0.0.1:40000,http://127.0.0.1:40003\n"));
+    assert_non_null(strstr(b.data, "etcd = http://127.0.0.1:40000,http://127.0.0.1:41010\n"));
     mr_buf_close(&b);
     up_topology_free(t);
 }
@@ -462,12 +468,76 @@ static void region_action_checks_arguments_before_anything(void **state)
 
     mr_buf_init(&b);
     assert_int_equal(up_region_action("/nonexistent", "us", "explode", NULL, &b, err), MR_EINVAL);
-    assert_non_null(strstr(err, "expected kill, freeze, thaw or restart"));
+    assert_non_null(strstr(err, "expected kill, freeze, thaw, restart, partition or heal"));
     assert_int_equal(up_region_action("/nonexistent", "us", "kill", "edge", &b, err), MR_EINVAL);
     assert_int_equal(up_region_action("/nonexistent", "us", "kill", NULL, &b, err), MR_ENOTFOUND);
     assert_non_null(strstr(err, "no topology.json"));
     assert_int_equal(up_down("/nonexistent", 1000, err), MR_ENOTFOUND);
     mr_buf_close(&b);
+}
+
+static void latency_and_sites_parse_and_errors_name_the_line(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+
+    /* the default: round trips of 70, 215 and 165 ms, three sites */
+    assert_int_equal(up_topology_load(NULL, &t, err), 0);
+    assert_true(t->latency_ms[0][1] == 35 && t->latency_ms[1][0] == 35);
+    assert_true(t->latency_ms[0][2] == 107.5 && t->latency_ms[2][1] == 82.5);
+    assert_int_equal(t->n_sites, 3);
+    assert_string_equal(t->sites[1].name, "Frankfurt");
+    assert_true(t->sites[2].latency_ms[2] == 2);
+    assert_true(t->latency_scale == 1);
+    up_topology_free(t);
+
+    /* one direction only, and a latency before the regions it names */
+    assert_int_equal(parse("[latency]\na->b = 10ms\nb a = 3\n[region a]\n[region b]\n", &t, err),
+                     0);
+    assert_true(t->latency_ms[0][1] == 3 && t->latency_ms[1][0] == 3);
+    up_topology_free(t);
+    assert_int_equal(parse("[region a]\n[region b]\n[latency]\nb a = 3\na->b = 10ms\n", &t, err),
+                     0);
+    assert_true(t->latency_ms[0][1] == 10 && t->latency_ms[1][0] == 3);
+    up_topology_free(t);
+
+    expect_error("[region a]\n[region b]\n[latency]\na b = far\n", "t.ini:4:",
+                 "expected a one-way latency such as 35ms");
+    expect_error("[region a]\n[region b]\n[latency]\na c = 1ms\n", "t.ini:4:",
+                 "expected a region of this topology, found 'c'");
+    expect_error("[region a]\n[region b]\n[latency]\na a = 1ms\n", "t.ini:4:",
+                 "expected two different regions");
+    expect_error("[region a]\n[region b]\n[latency]\nab = 1ms\n", "t.ini:4:",
+                 "expected 'REGION REGION' or 'REGION->REGION'");
+    expect_error("[region a]\n[region b]\n[site Home]\na = 1ms\n", "t.ini:3:",
+                 "[site Home]: expected a latency to every region, found none to 'b'");
+    expect_error("[region a]\n[site X]\na = 1\n[site X]\n", "t.ini:4:",
+                 "site 'X' is already defined at line 2");
+}
+
+static void wan_ini_has_a_link_per_pair_and_the_routes(void **state)
+{
+    struct up_topology *t = two_regions();
+    struct mr_buf b;
+    char **argv;
+
+    mr_buf_init(&b);
+    t->latency_ms[0][1] = 35;
+    t->latency_ms[1][0] = 30;
+    t->latency_scale = 0.1;
+    up_wan_ini(t, &b);
+    assert_non_null(strstr(b.data, "[link us->eu]\nlatency = 3.500ms\nreply_latency = 3.000ms\n"));
+    assert_non_null(strstr(b.data, "[link eu->us]\nlatency = 3.000ms\nreply_latency = 3.500ms\n"));
+    assert_non_null(strstr(b.data, "[route etcd-peer-eu]\nlisten = 127.0.0.1:41002\n"
+                                   "target = 127.0.0.1:40004\nto = eu\n"));
+    assert_non_null(strstr(b.data, "[route etcd-client-eu->us]\nlisten = 127.0.0.1:41011\n"
+                                   "target = 127.0.0.1:40000\nlink = eu->us\n"));
+    argv = up_wan_argv(t, "/run/x", "/bin/meridian");
+    assert_string_equal(argv[1], "wan");
+    assert_string_equal(argv[4], "/run/x/wan.ini");
+    up_argv_free(argv);
+    mr_buf_close(&b);
+    up_topology_free(t);
 }
 
 int main(void)
@@ -494,6 +564,8 @@ int main(void)
         cmocka_unit_test(pid_alive_ignores_zombies),
         cmocka_unit_test(kind_names_round_trip),
         cmocka_unit_test(region_action_checks_arguments_before_anything),
+        cmocka_unit_test(latency_and_sites_parse_and_errors_name_the_line),
+        cmocka_unit_test(wan_ini_has_a_link_per_pair_and_the_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
