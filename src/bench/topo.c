@@ -78,10 +78,10 @@ out:
     return rc;
 }
 
-int topo_up(struct topo *t, const char *exe, const char *topology, const char *dir, int verbose,
-            char *err)
+int topo_up(struct topo *t, const char *exe, const char *topology, const char *dir,
+            const char *latency_scale, int verbose, char *err)
 {
-    char *argv[8];
+    char *argv[10];
     int argc = 0, rc;
 
     memset(t, 0, sizeof(*t));
@@ -101,6 +101,10 @@ int topo_up(struct topo *t, const char *exe, const char *topology, const char *d
     argv[argc++] = "--dir";
     argv[argc++] = t->rundir;
     argv[argc++] = "--detach";
+    if (latency_scale) {
+        argv[argc++] = "--latency-scale";
+        argv[argc++] = (char *)latency_scale;
+    }
     argv[argc] = NULL;
     rc = topo_run(argv, verbose);
     if (rc != 0) {

@@ -24,11 +24,13 @@ struct topo {
 };
 
 /* Start <topology> (NULL: the default) in <dir> (NULL: a new temporary
- * directory, removed again by topo_down) with <exe> (the meridian binary).
- * Output of `up` goes to stdout when <verbose>.  Returns 0 or MR_E* with
- * <err>; nothing is left running on failure. */
-int topo_up(struct topo *t, const char *exe, const char *topology, const char *dir, int verbose,
-            char *err) __attribute__((warn_unused_result));
+ * directory, removed again by topo_down) with <exe> (the meridian binary),
+ * emulated distances multiplied by <latency_scale> (NULL: up's default,
+ * "0": none, for throughput figures).  Output of `up` goes to stdout when
+ * <verbose>.  Returns 0 or MR_E* with <err>; nothing is left running on
+ * failure. */
+int topo_up(struct topo *t, const char *exe, const char *topology, const char *dir,
+            const char *latency_scale, int verbose, char *err) __attribute__((warn_unused_result));
 
 /* Read an already running topology from RUNDIR/topology.json (for
  * `--dir`).  topo_down on it stops that topology; topo_detach only frees. */

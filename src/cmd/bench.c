@@ -244,7 +244,8 @@ static int run_meridian(const struct bench_opts *o, const char *base, size_t run
         rc = topo_attach(&t, o->attach_dir, err);
     } else {
         char *dir = mr_asprintf("%s/run-%zu", base, run + 1);
-        rc = topo_up(&t, SELF_EXE, o->topology, dir, 0, err);
+        /* The issue measures three local regions with no emulated delay. */
+        rc = topo_up(&t, SELF_EXE, o->topology, dir, "0", 0, err);
         mr_free(dir);
         if (rc == 0)
             t.remove_dir = 1; /* ours: topo_down removes it */

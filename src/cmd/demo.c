@@ -179,7 +179,7 @@ int cmd_demo(int argc, char **argv)
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     printf("== starting a local topology (one etcd member and one node per region)\n");
-    if (topo_up(&t, "/proc/self/exe", topology, NULL, 1, err) != 0) {
+    if (topo_up(&t, "/proc/self/exe", topology, NULL, NULL, 1, err) != 0) {
         fprintf(stderr, "meridian demo: %s\n", err);
         return 1;
     }
