@@ -217,7 +217,9 @@ static void put_to_only_dead_endpoints_fails_at_the_deadline(void **state)
     assert_int_equal(etcd_new(&loop, dead_endpoint, 200, &e, NULL), 0);
     assert_int_equal(etcd_put(e, "/t/f", "x", 1, 600, put_cb, &p), 0);
     run_until(&loop, &p.done);
-    assert_int_equal(p.rc, MR_ECONN);
+    /* Refused at once (MR_ECONN), or, on a loaded machine, the last attempt
+     * was still connecting at the deadline (MR_ETIMEDOUT): a failure either way. */
+    assert_true(p.rc == MR_ECONN || p.rc == MR_ETIMEDOUT);
     etcd_free(e);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
