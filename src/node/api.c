@@ -296,11 +296,23 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
     mr_buf_printf(&b,
                   "]},\"counts\":{\"writes\":%llu,\"reads\":%llu,\"forwarded_writes\":%llu,"
                   "\"idempotent_replays\":%llu,\"batches_applied\":%llu,\"txns_applied\":%llu,"
-                  "\"pending_writes\":%zu}}",
+                  "\"pending_writes\":%zu},\"replication\":{",
                   (unsigned long long)s->writes, (unsigned long long)s->reads,
                   (unsigned long long)s->forwarded_writes, (unsigned long long)s->idempotent_replays,
                   (unsigned long long)s->batches_applied, (unsigned long long)s->txns_applied,
                   n->n_pending);
+    /* Submission in each origin region to apply here (bucket upper bounds). */
+    for (i = 0; i < s->n_origins; i++) {
+        if (i)
+            mr_buf_putc(&b, ',');
+        mr_json_cstr(&b, s->by_origin[i].origin);
+        mr_buf_printf(&b, ":{\"batches\":%llu,\"last_ms\":%lld,\"p50_ms\":%g,\"p99_ms\":%g}",
+                      (unsigned long long)s->by_origin[i].lag.count,
+                      (long long)s->by_origin[i].last_ms,
+                      mr_hist_quantile(&s->by_origin[i].lag, 0.50) * 1e3,
+                      mr_hist_quantile(&s->by_origin[i].lag, 0.99) * 1e3);
+    }
+    mr_buf_puts(&b, "}}");
     node__respond_json(n, ex, ROUTE_STATUS, start, 200, &b, NULL);
     mr_buf_close(&b);
 }
@@ -369,6 +381,12 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     mr_metric_u64(b, "meridian_apply_lag_ms", NULL, (uint64_t)node__staleness_ms(n));
     mr_metric_header(b, "meridian_apply_delay_seconds", "histogram", "time from a batch's submission to its apply here");
     mr_metric_hist(b, "meridian_apply_delay_seconds", NULL, &s->apply_lag_seconds);
+    mr_metric_header(b, "meridian_replication_lag_seconds", "histogram",
+                     "submission in the origin region to apply here, by origin region");
+    for (size_t i = 0; i < s->n_origins; i++) {
+        snprintf(labels, sizeof(labels), "origin=\"%s\"", s->by_origin[i].origin);
+        mr_metric_hist(b, "meridian_replication_lag_seconds", labels, &s->by_origin[i].lag);
+    }
     mr_metric_header(b, "meridian_batch_txns", "histogram", "transactions per applied batch");
     mr_metric_hist(b, "meridian_batch_txns", NULL, &s->batch_txns);
     mr_metric_header(b, "meridian_etcd_put_seconds", "histogram", "etcd put round trip (group commit)");

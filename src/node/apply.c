@@ -138,6 +138,33 @@ static void serve_ready_waits(struct node *n)
     }
 }
 
+/* Submission (in <origin>) to apply (here), overall and per origin region.
+ * Clocks of different hosts make it approximate across real regions. */
+static void note_lag(struct node *n, const char *origin, int64_t ms)
+{
+    struct node_stats *st = &n->stats;
+    size_t i;
+
+    if (ms < 0)
+        ms = 0;
+    mr_hist_observe(&st->apply_lag_seconds, (double)ms / 1e3);
+    for (i = 0; i < st->n_origins; i++)
+        if (strcmp(st->by_origin[i].origin, origin) == 0)
+            break;
+    if (i == st->n_origins) {
+        if (st->n_origins == NODE_MAX_ORIGINS)
+            i = NODE_MAX_ORIGINS - 1; /* pooled */
+        else {
+            st->n_origins++;
+            snprintf(st->by_origin[i].origin, sizeof(st->by_origin[i].origin), "%s",
+                     i == NODE_MAX_ORIGINS - 1 ? "other" : origin);
+            mr_hist_init(&st->by_origin[i].lag, mr_hist_latency_bounds, mr_hist_latency_n);
+        }
+    }
+    mr_hist_observe(&st->by_origin[i].lag, (double)ms / 1e3);
+    st->by_origin[i].last_ms = ms;
+}
+
 static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *data)
 {
     struct node *n = data;
@@ -176,7 +203,7 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
         node__batch_applied(n, d.batch.id);
     mr_hist_observe(&n->stats.batch_txns, (double)d.batch.n_txns);
     if (d.batch.ts_ms > 0)
-        mr_hist_observe(&n->stats.apply_lag_seconds, (double)(mr_now_ms() - d.batch.ts_ms) / 1e3);
+        note_lag(n, d.batch.origin, mr_now_ms() - d.batch.ts_ms);
     node__decoded_free(&d);
     store_position(n->store, &n->pos);
     n->applied_at_ms = mr_now_ms();

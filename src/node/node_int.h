@@ -29,6 +29,7 @@
 
 #define NODE_TOKEN_VERSION "1"
 #define NODE_MAX_IDEM_KEY 128
+#define NODE_MAX_ORIGINS 16     /* regions tracked for per-pair lag; more are pooled in "other" */
 
 enum node_route {
     ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
@@ -104,6 +105,13 @@ struct node_stats {
     struct mr_hist get_seconds;          /* etcd linearizable get round trip */
     struct mr_hist commit_seconds;       /* write: request to local apply */
     struct mr_hist apply_lag_seconds;    /* batch submit time to local apply */
+    /* The same per origin region: replication lag of each region pair. */
+    struct {
+        char origin[40];
+        struct mr_hist lag;
+        int64_t last_ms;
+    } by_origin[NODE_MAX_ORIGINS];
+    size_t n_origins;
     uint64_t writes, reads, forwarded_writes, idempotent_replays, commit_unknown;
     uint64_t batches_applied, txns_applied, batches_put, put_failures;
     uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds;
