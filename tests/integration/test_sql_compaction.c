@@ -1,6 +1,7 @@
-/* Log compaction, three real regions: history that every region has applied
- * is compacted; a region that is down holds compaction back and catches up
- * when it returns. */
+/* Log compaction and seeding, three real regions: history that every region
+ * has applied is compacted; a region that is down holds compaction back and
+ * catches up when it returns; a region that lost its data after compaction
+ * is seeded from another region's snapshot. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +29,9 @@ static int setup(void **state)
     (void)state;
     if (cluster_start_text(topology, &C) != 0)
         return -1;
-    return sqlt_exec(C->regions[0].node_url, "CREATE TABLE c(id INTEGER PRIMARY KEY, v INTEGER)");
+    if (sqlt_exec(C->regions[0].node_url, "CREATE TABLE c(id INTEGER PRIMARY KEY, v INTEGER)") != 0)
+        return -1;
+    return sqlt_exec(C->regions[0].node_url, "CREATE TABLE s(id INTEGER PRIMARY KEY, v TEXT)");
 }
 
 static int teardown(void **state)
@@ -121,11 +124,70 @@ static void region_down_holds_compaction_back_and_catches_up(void **state)
     assert_int_equal(wait_for(compacted_to, &a, 20000), 0);
 }
 
+struct compacted {
+    const char *url;
+    long long above;
+};
+
+static int compacted_above(void *arg)
+{
+    struct compacted *c = arg;
+    return compacted_below(c->url) > c->above;
+}
+
+static void region_that_lost_its_data_is_seeded_from_a_snapshot(void **state)
+{
+    struct cluster_region *lost = &C->regions[2];
+    struct compacted cmp = {C->regions[0].node_url, 0};
+    char cmd[4096];
+    struct api_reply r;
+
+    (void)state;
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(sqlt_exec(C->regions[(size_t)i % 2].node_url,
+                                   "INSERT INTO s(v) VALUES (hex(randomblob(8)))"), 0);
+    assert_true(sqlt_identical(C, 20000));
+    assert_int_equal(wait_for(compacted_above, &cmp, 20000), 0);
+
+    /* The region loses its disk: node killed, database files removed. */
+    assert_int_equal(cluster_region_action(C, lost->name, "kill", "node"), 0);
+    snprintf(cmd, sizeof(cmd), "rm -f %s/%s/data/meridian.db*", C->rundir, lost->name);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(cluster_region_action(C, lost->name, "restart", "node"), 0);
+
+    assert_true(sqlt_identical(C, 30000));
+    assert_int_equal(sqlt_scalar(lost->node_url, "SELECT count(*) FROM s"), 30);
+    assert_int_equal(api_get(lost->node_url, "/metrics", &r), 0);
+    assert_non_null(strstr(r.text, "meridian_seeds_total 1"));
+    api_reply_close(&r);
+    /* And it keeps up with new writes. */
+    assert_int_equal(sqlt_exec(C->regions[0].node_url, "INSERT INTO s(v) VALUES ('after')"), 0);
+    assert_true(sqlt_identical(C, 20000));
+    assert_int_equal(sqlt_scalar(lost->node_url, "SELECT count(*) FROM s"), 31);
+}
+
+static void snapshot_endpoint_serves_a_consistent_copy(void **state)
+{
+    struct api_reply r;
+
+    (void)state;
+    assert_int_equal(api_get(C->regions[0].node_url, "/v1/snapshot", &r), 0);
+    assert_int_equal(r.status, 200);
+    /* An SQLite database file starts with its magic string. */
+    assert_int_equal(strncmp(r.text, "SQLite format 3", 15), 0);
+    api_reply_close(&r);
+    assert_int_equal(api_post_json(C->regions[0].node_url, "/v1/snapshot", "{}", &r), 0);
+    assert_int_equal(r.status, 405);
+    api_reply_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(applied_history_is_compacted),
         cmocka_unit_test(region_down_holds_compaction_back_and_catches_up),
+        cmocka_unit_test(region_that_lost_its_data_is_seeded_from_a_snapshot),
+        cmocka_unit_test(snapshot_endpoint_serves_a_consistent_copy),
     };
-    return cmocka_run_group_tests_name("sql_compaction", tests, setup, teardown);
+    return cmocka_run_group_tests_name("sql_compaction_and_seeding", tests, setup, teardown);
 }
