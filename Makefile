@@ -13,7 +13,7 @@
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CSTD    := -std=gnu11 -D_GNU_SOURCE
-LIBS    := -luv -lsqlite3 -lhttp_parser -ljansson -linih -lcrypto -lm -lpthread
+LIBS    := -luv -lsqlite3 -lhttp_parser -ljansson -linih -lcrypto -lnghttp2 -lm -lpthread
 OPT     := -O2 -g
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -8,6 +8,7 @@
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../etcd/etcd.h"
 #include "../node/node.h"
 #include "cmd.h"
 
@@ -115,6 +116,12 @@ int cmd_node(int argc, char **argv)
     rc = mr_cfg_load(config, node_cfg_opts, node_cfg_n_opts, &cfg, err);
     for (int i = 0; rc == 0 && i < n_sets; i++)
         rc = apply_override(&cfg, sets[i], err);
+    if (rc == 0) {
+        enum etcd_transport tr;
+        if (etcd_transport_parse(cfg.etcd_transport, &tr) != 0)
+            rc = mr_seterr(err, MR_ECONFIG, "%s: key 'etcd_transport' in [node]: expected gateway or "
+                           "grpc, found '%s'", config, cfg.etcd_transport);
+    }
     if (rc == 0 && (level = mr_log_level_parse(cfg.log_level)) < 0)
         rc = mr_seterr(err, MR_ECONFIG, "%s: key 'log_level' in [node]: expected debug, info, warn "
                        "or error, found '%s'", config, cfg.log_level);

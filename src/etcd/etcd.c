@@ -1,4 +1,7 @@
-/* etcd.c -- etcd JSON-gateway client with endpoint failover (see etcd.h). */
+/* etcd.c -- etcd client with endpoint failover (see etcd.h): the request,
+ * retry and failover logic both transports share, and the JSON-gateway
+ * transport (HTTP/1.1 through src/http).  The native gRPC transport is in
+ * grpc.c; etcd_int.h has what they share. */
 #include "etcd.h"
 
 #include <jansson.h>
@@ -11,6 +14,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../http/http.h"
+#include "etcd_int.h"
 
 /* After failing over away from the nearest endpoint, try it again after this
  * long: the nearest member is the cheap one once it is back. */
@@ -21,72 +25,7 @@
 
 #define ETCD_HEADERS "Content-Type: application/json\r\nGrpc-Metadata-hasleader: true\r\n"
 
-struct endpoint {
-    char *url;
-    char *host;
-    int port;
-};
-
-enum req_kind { REQ_PUT, REQ_GET, REQ_PREFIX, REQ_COMPACT, REQ_STATUS };
-
-struct etcd_req {
-    struct etcd *e;
-    enum req_kind kind;
-    const char *path;
-    char *body;
-    size_t body_len;
-    int64_t deadline_us;
-    int64_t started_us;
-    size_t ep;                /* endpoint of the attempt in flight */
-    size_t tried_this_round;
-    int fixed_endpoint;       /* status: no failover */
-    struct http_call *call;
-    uv_timer_t *backoff;      /* non-NULL while waiting between rounds */
-    int last_rc;
-    char errmsg[MR_ERRMSG_LEN];
-    union {
-        etcd_put_cb put;
-        etcd_get_cb get;
-        etcd_prefix_cb prefix;
-        etcd_done_cb done;
-        etcd_status_cb status;
-    } cb;
-    void *data;
-    struct etcd_req *prev, *next;
-};
-
-struct etcd_watch {
-    struct etcd *e;
-    struct http_call *call;
-    struct mr_buf line;       /* bytes of the current, unfinished line */
-    etcd_event_cb on_event;
-    etcd_watch_end_cb on_end;
-    void *data;
-    int in_body;
-    int cancel_pending;
-    int end_rc;               /* set when we end the stream ourselves */
-    int64_t compact_revision;
-    char errmsg[MR_ERRMSG_LEN];
-    char *body;
-    struct etcd_watch *prev, *next;
-};
-
-struct etcd {
-    uv_loop_t *loop;
-    struct http_client *http;
-    struct endpoint ep[ETCD_MAX_ENDPOINTS];
-    size_t n_ep;
-    size_t current;
-    int64_t left_preferred_ms;
-    uint64_t timeout_ms;
-    struct etcd_req *reqs;
-    struct etcd_watch *watches;
-    int closing;              /* etcd_free called: freed with the last request */
-    int in_free;              /* inside etcd_free: defer the final free */
-};
-
 static void maybe_free(struct etcd *e);
-
 static void attempt(struct etcd_req *r);
 
 /* ---- small JSON helpers ------------------------------------------------- */
@@ -143,21 +82,46 @@ static int decode_kv(json_t *jkv, struct etcd_kv *kv, unsigned char **key_buf,
 
 /* ---- endpoints ---------------------------------------------------------- */
 
-int etcd_new(uv_loop_t *loop, const char *endpoints, uint64_t timeout_ms, struct etcd **out,
-             char *err)
+int etcd_transport_parse(const char *name, enum etcd_transport *out)
 {
-    struct http_client_opts hopts;
+    if (strcmp(name, "gateway") == 0)
+        *out = ETCD_TRANSPORT_GATEWAY;
+    else if (strcmp(name, "grpc") == 0)
+        *out = ETCD_TRANSPORT_GRPC;
+    else
+        return MR_EINVAL;
+    return 0;
+}
+
+const char *etcd_transport_name(enum etcd_transport t)
+{
+    return t == ETCD_TRANSPORT_GRPC ? "grpc" : "gateway";
+}
+
+static void free_endpoints(struct etcd *e)
+{
+    for (size_t i = 0; i < e->n_ep; i++) {
+        mr_free(e->ep[i].url);
+        mr_free(e->ep[i].host);
+    }
+}
+
+int etcd_new_opts(uv_loop_t *loop, const struct etcd_opts *opts, struct etcd **out, char *err)
+{
     struct etcd *e;
     char *list, *tok, *save = NULL;
     int rc;
 
+    if (opts->transport != ETCD_TRANSPORT_GATEWAY && opts->transport != ETCD_TRANSPORT_GRPC)
+        return mr_seterr(err, MR_ECONFIG, "unknown etcd transport %d", (int)opts->transport);
     e = mr_calloc(1, sizeof(*e));
     e->loop = loop;
-    e->timeout_ms = timeout_ms;
-    list = mr_strdup(endpoints);
+    e->timeout_ms = opts->timeout_ms;
+    e->tp = opts->transport == ETCD_TRANSPORT_GRPC ? &etcd__grpc : &etcd__gateway;
+    list = mr_strdup(opts->endpoints ? opts->endpoints : "");
     for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *path = NULL;
-        struct endpoint *ep;
+        struct etcd__endpoint *ep;
 
         while (*tok == ' ')
             tok++;
@@ -181,25 +145,31 @@ int etcd_new(uv_loop_t *loop, const char *endpoints, uint64_t timeout_ms, struct
         rc = mr_seterr(err, MR_ECONFIG, "no etcd endpoint given");
         goto err_after_list;
     }
-    http_client_opts_default(&hopts);
-    hopts.max_response_bytes = 64 * 1024 * 1024;
-    rc = http_client_new(loop, &hopts, &e->http);
-    if (rc != 0) {
-        mr_seterr(err, rc, "cannot create HTTP client");
+    rc = e->tp->init(e, err);
+    if (rc != 0)
         goto err_after_list;
-    }
     mr_free(list);
     *out = e;
     return 0;
 
 err_after_list:
     mr_free(list);
-    for (size_t i = 0; i < e->n_ep; i++) {
-        mr_free(e->ep[i].url);
-        mr_free(e->ep[i].host);
-    }
+    free_endpoints(e);
     mr_free(e);
     return rc;
+}
+
+int etcd_new(uv_loop_t *loop, const char *endpoints, uint64_t timeout_ms, struct etcd **out,
+             char *err)
+{
+    struct etcd_opts o = {endpoints, timeout_ms, ETCD_TRANSPORT_GATEWAY};
+
+    return etcd_new_opts(loop, &o, out, err);
+}
+
+enum etcd_transport etcd_transport(const struct etcd *e)
+{
+    return e->tp == &etcd__grpc ? ETCD_TRANSPORT_GRPC : ETCD_TRANSPORT_GATEWAY;
 }
 
 size_t etcd_n_endpoints(const struct etcd *e)
@@ -234,7 +204,7 @@ static void maybe_return_to_preferred(struct etcd *e)
     }
 }
 
-/* ---- requests with failover --------------------------------------------- */
+/* ---- requests with failover (both transports) ----------------------------- */
 
 static void req_unlink_free(struct etcd_req *r)
 {
@@ -247,6 +217,7 @@ static void req_unlink_free(struct etcd_req *r)
     if (r->next)
         r->next->prev = r->prev;
     mr_free(r->body);
+    mr_buf_close(&r->answer);
     mr_free(r);
     maybe_free(e);
 }
@@ -256,73 +227,36 @@ static void backoff_closed(uv_handle_t *h)
     mr_free(h);
 }
 
-/* Report the final outcome and free the request. */
-static void finish(struct etcd_req *r, int rc, json_t *resp)
+/* Report the final outcome and free the request.  <res> is the answer when
+ * <rc> is 0. */
+static void finish(struct etcd_req *r, int rc, const struct etcd__result *res)
 {
     const char *msg = rc ? r->errmsg : NULL;
 
     switch (r->kind) {
-    case REQ_PUT: {
-        int64_t rev = rc ? 0 : json_i64(json_object_get(resp, "header"), "revision");
-        r->cb.put(rc, rev, msg, r->data);
+    case ETCD__PUT:
+        r->cb.put(rc, rc ? 0 : res->revision, msg, r->data);
         break;
-    }
-    case REQ_GET: {
-        struct etcd_kv kv;
-        unsigned char *kb = NULL, *vb = NULL;
-        int64_t hrev = 0;
-        const struct etcd_kv *pkv = NULL;
-
-        if (rc == 0) {
-            json_t *kvs = json_object_get(resp, "kvs");
-            hrev = json_i64(json_object_get(resp, "header"), "revision");
-            if (json_array_size(kvs) > 0) {
-                rc = decode_kv(json_array_get(kvs, 0), &kv, &kb, &vb);
-                if (rc == 0)
-                    pkv = &kv;
-                else
-                    msg = "malformed key or value in range answer";
-            }
-        }
-        r->cb.get(rc, pkv, hrev, msg, r->data);
-        mr_free(kb);
-        mr_free(vb);
+    case ETCD__GET:
+        r->cb.get(rc, rc == 0 && res->n_kvs > 0 ? &res->kvs[0] : NULL, rc ? 0 : res->revision, msg,
+                  r->data);
         break;
-    }
-    case REQ_PREFIX: {
-        json_t *kvs = rc == 0 ? json_object_get(resp, "kvs") : NULL;
-        size_t n = json_array_size(kvs), got = 0;
-        struct etcd_kv *arr = mr_calloc(n ? n : 1, sizeof(*arr));
-        unsigned char **bufs = mr_calloc(2 * (n ? n : 1), sizeof(*bufs));
-
-        for (size_t i = 0; i < n; i++) {
-            if (decode_kv(json_array_get(kvs, i), &arr[got], &bufs[2 * got], &bufs[2 * got + 1]) != 0) {
-                rc = MR_EPROTO;
-                msg = "malformed key or value in range answer";
-                break;
-            }
-            got++;
-        }
-        r->cb.prefix(rc, rc == 0 ? arr : NULL, rc == 0 ? got : 0, msg, r->data);
-        for (size_t i = 0; i < 2 * got; i++)
-            mr_free(bufs[i]);
-        mr_free(bufs);
-        mr_free(arr);
+    case ETCD__PREFIX:
+        r->cb.prefix(rc, rc == 0 ? res->kvs : NULL, rc == 0 ? res->n_kvs : 0, msg, r->data);
         break;
-    }
-    case REQ_COMPACT:
+    case ETCD__COMPACT:
         r->cb.done(rc, msg, r->data);
         break;
-    case REQ_STATUS: {
+    case ETCD__STATUS: {
         struct etcd_member_status st;
         memset(&st, 0, sizeof(st));
         snprintf(st.endpoint, sizeof(st.endpoint), "%s", r->e->ep[r->ep].url);
         if (rc == 0) {
             st.reachable = 1;
-            st.member_id = json_u64(json_object_get(resp, "header"), "member_id");
-            st.leader_id = json_u64(resp, "leader");
-            st.raft_index = json_i64(resp, "raftIndex");
-            st.db_size = json_i64(resp, "dbSize");
+            st.member_id = res->member_id;
+            st.leader_id = res->leader_id;
+            st.raft_index = res->raft_index;
+            st.db_size = res->db_size;
             st.rtt_ms = (double)(mr_mono_us() - r->started_us) / 1000.0;
         }
         r->cb.status(rc, &st, r->data);
@@ -338,6 +272,12 @@ static void backoff_fired(uv_timer_t *t)
 
     uv_close((uv_handle_t *)t, backoff_closed);
     r->backoff = NULL;
+    /* The deadline passed while waiting: a 1 ms attempt could only time out
+     * (or race a refused connect) and hide the error that matters. */
+    if (mr_mono_us() >= r->deadline_us) {
+        finish(r, r->last_rc, NULL);
+        return;
+    }
     attempt(r);
 }
 
@@ -366,146 +306,72 @@ static void retry_or_fail(struct etcd_req *r)
     uv_timer_start(r->backoff, backoff_fired, ROUND_BACKOFF_MS, 0);
 }
 
-static int retryable_status(int status)
+void etcd__attempt_done(struct etcd_req *r, int rc, int retry, const struct etcd__result *res)
 {
-    /* 5xx: no leader, proposal dropped, request timed out during an election. */
-    return status >= 500;
-}
-
-static void on_response(struct http_call *call, int rc, const struct http_response *resp,
-                        void *data)
-{
-    struct etcd_req *r = data;
-    json_t *j = NULL;
-    json_error_t jerr;
-
-    (void)call;
-    r->call = NULL;
     if (r->e->closing) {
         mr_seterr(r->errmsg, MR_ECLOSED, "etcd client closed");
         finish(r, MR_ECLOSED, NULL);
         return;
     }
-    if (rc != 0) {
-        r->last_rc = rc;
-        mr_seterr(r->errmsg, rc, "%s%s: %s", r->e->ep[r->ep].url, r->path, mr_strerror(rc));
+    if (rc == 0) {
+        finish(r, 0, res);
+        return;
+    }
+    r->last_rc = rc;
+    if (retry)
         retry_or_fail(r);
-        return;
-    }
-    j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &jerr);
-    if (resp->status != 200) {
-        const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
-        if (m == NULL)
-            m = j ? json_string_value(json_object_get(j, "error")) : NULL;
-        r->last_rc = retryable_status(resp->status) ? MR_EUNAVAIL : MR_EPROTO;
-        mr_seterr(r->errmsg, r->last_rc, "%s%s: HTTP %d: %s", r->e->ep[r->ep].url, r->path,
-                  resp->status, m ? m : "(no message)");
-        if (r->kind == REQ_COMPACT && m && strstr(m, "compacted")) {
-            json_decref(j);
-            finish(r, 0, NULL);
-            return;
-        }
-        json_decref(j);
-        if (r->last_rc == MR_EUNAVAIL)
-            retry_or_fail(r);
-        else
-            finish(r, r->last_rc, NULL);
-        return;
-    }
-    if (j == NULL) {
-        r->last_rc = MR_EPROTO;
-        mr_seterr(r->errmsg, MR_EPROTO, "%s%s: answer is not JSON: %s", r->e->ep[r->ep].url,
-                  r->path, jerr.text);
-        finish(r, MR_EPROTO, NULL);
-        return;
-    }
-    finish(r, 0, j);
-    json_decref(j);
+    else
+        finish(r, rc, NULL);
 }
 
 static void attempt(struct etcd_req *r)
 {
     struct etcd *e = r->e;
-    struct http_client_request hr;
     int64_t left_ms = (r->deadline_us - mr_mono_us()) / 1000;
-    int rc;
 
     if (!r->fixed_endpoint)
         r->ep = e->current;
     if (left_ms < 1)
         left_ms = 1;
-    memset(&hr, 0, sizeof(hr));
-    hr.method = "POST";
-    hr.host = e->ep[r->ep].host;
-    hr.port = e->ep[r->ep].port;
-    hr.path = r->path;
-    hr.headers = ETCD_HEADERS;
-    hr.body = r->body;
-    hr.body_len = r->body_len;
-    hr.timeout_ms = (uint64_t)left_ms < e->timeout_ms ? (uint64_t)left_ms : e->timeout_ms;
     r->started_us = mr_mono_us();
-    rc = http_client_request(e->http, &hr, on_response, r, &r->call);
-    if (rc != 0) {
-        r->last_rc = rc;
-        mr_seterr(r->errmsg, rc, "%s%s: cannot send: %s", e->ep[r->ep].url, r->path,
-                  mr_strerror(rc));
-        finish(r, rc, NULL);
-    }
+    e->tp->attempt(r, (uint64_t)left_ms < e->timeout_ms ? (uint64_t)left_ms : e->timeout_ms);
 }
 
-static struct etcd_req *req_new(struct etcd *e, enum req_kind kind, const char *path,
-                                json_t *body, uint64_t deadline_ms, void *data)
+static void req_start(struct etcd *e, enum etcd__req_kind kind, const struct etcd__args *a,
+                      uint64_t deadline_ms, struct etcd_req *r, void *data)
 {
-    struct etcd_req *r = mr_calloc(1, sizeof(*r));
-
     r->e = e;
     r->kind = kind;
-    r->path = path;
-    r->body = json_dumps(body, JSON_COMPACT);
-    r->body_len = strlen(r->body);
+    mr_buf_init(&r->answer);
+    e->tp->encode(r, a);
     r->deadline_us = mr_mono_us() + (int64_t)deadline_ms * 1000;
     r->data = data;
     r->next = e->reqs;
     if (e->reqs)
         e->reqs->prev = r;
     e->reqs = r;
-    json_decref(body);
     maybe_return_to_preferred(e);
-    return r;
-}
-
-/* json_dumps allocates with malloc; keep our buffers on one allocator. */
-static json_t *b64_string(const void *p, size_t n)
-{
-    char *b = mr_base64_encode(p, n);
-    json_t *s = json_string(b);
-    mr_free(b);
-    return s;
+    attempt(r);
 }
 
 int etcd_put(struct etcd *e, const char *key, const void *value, size_t value_len,
              uint64_t deadline_ms, etcd_put_cb cb, void *data)
 {
-    json_t *body = json_object();
-    struct etcd_req *r;
+    struct etcd_req *r = mr_calloc(1, sizeof(*r));
+    struct etcd__args a = {.key = key, .key_len = strlen(key), .value = value, .value_len = value_len};
 
-    json_object_set_new(body, "key", b64_string(key, strlen(key)));
-    json_object_set_new(body, "value", b64_string(value, value_len));
-    r = req_new(e, REQ_PUT, "/v3/kv/put", body, deadline_ms, data);
     r->cb.put = cb;
-    attempt(r);
+    req_start(e, ETCD__PUT, &a, deadline_ms, r, data);
     return 0;
 }
 
 int etcd_get(struct etcd *e, const char *key, uint64_t deadline_ms, etcd_get_cb cb, void *data)
 {
-    json_t *body = json_object();
-    struct etcd_req *r;
+    struct etcd_req *r = mr_calloc(1, sizeof(*r));
+    struct etcd__args a = {.key = key, .key_len = strlen(key)};
 
-    json_object_set_new(body, "key", b64_string(key, strlen(key)));
-    r = req_new(e, REQ_GET, "/v3/kv/range", body, deadline_ms, data);
     r->cb.get = cb;
-    attempt(r);
+    req_start(e, ETCD__GET, &a, deadline_ms, r, data);
     return 0;
 }
 
@@ -513,57 +379,50 @@ int etcd_get_prefix(struct etcd *e, const char *prefix, uint64_t deadline_ms, et
                     void *data)
 {
     size_t n = strlen(prefix);
-    char *end;
-    json_t *body = json_object();
+    struct etcd__args a = {.key = prefix, .key_len = n, .range_end_len = n};
     struct etcd_req *r;
+    char *end;
 
-    if (n == 0 || (unsigned char)prefix[n - 1] == 0xff) {
-        json_decref(body);
+    if (n == 0 || (unsigned char)prefix[n - 1] == 0xff)
         return MR_EINVAL;
-    }
     /* range_end = the prefix with its last byte incremented. */
     end = mr_strdup(prefix);
     end[n - 1]++;
-    json_object_set_new(body, "key", b64_string(prefix, n));
-    json_object_set_new(body, "range_end", b64_string(end, n));
-    mr_free(end);
-    r = req_new(e, REQ_PREFIX, "/v3/kv/range", body, deadline_ms, data);
+    a.range_end = end;
+    r = mr_calloc(1, sizeof(*r));
     r->cb.prefix = cb;
-    attempt(r);
+    req_start(e, ETCD__PREFIX, &a, deadline_ms, r, data);
+    mr_free(end);
     return 0;
 }
 
 int etcd_compact(struct etcd *e, int64_t revision, uint64_t deadline_ms, etcd_done_cb cb,
                  void *data)
 {
-    char rev[32];
-    json_t *body = json_object();
-    struct etcd_req *r;
+    struct etcd_req *r = mr_calloc(1, sizeof(*r));
+    struct etcd__args a = {.revision = revision};
 
-    snprintf(rev, sizeof(rev), "%lld", (long long)revision);
-    json_object_set_new(body, "revision", json_string(rev));
-    json_object_set_new(body, "physical", json_true());
-    r = req_new(e, REQ_COMPACT, "/v3/kv/compaction", body, deadline_ms, data);
     r->cb.done = cb;
-    attempt(r);
+    req_start(e, ETCD__COMPACT, &a, deadline_ms, r, data);
     return 0;
 }
 
 int etcd_status(struct etcd *e, size_t endpoint, etcd_status_cb cb, void *data)
 {
     struct etcd_req *r;
+    struct etcd__args a = {0};
 
     if (endpoint >= e->n_ep)
         return MR_EINVAL;
-    r = req_new(e, REQ_STATUS, "/v3/maintenance/status", json_object(), e->timeout_ms, data);
+    r = mr_calloc(1, sizeof(*r));
     r->fixed_endpoint = 1;
     r->ep = endpoint;
     r->cb.status = cb;
-    attempt(r);
+    req_start(e, ETCD__STATUS, &a, e->timeout_ms, r, data);
     return 0;
 }
 
-/* ---- watch -------------------------------------------------------------- */
+/* ---- watch (both transports) ------------------------------------------------ */
 
 static void watch_unlink_free(struct etcd_watch *w)
 {
@@ -581,15 +440,285 @@ static void watch_unlink_free(struct etcd_watch *w)
     maybe_free(e);
 }
 
-/* End the stream from our side with <rc> (the HTTP callback reports it). */
+void etcd__watch_end(struct etcd_watch *w, int rc)
+{
+    w->on_end(w, rc, w->compact_revision, w->errmsg, w->data);
+    watch_unlink_free(w);
+}
+
+int etcd_watch(struct etcd *e, const char *key, int64_t start_revision, etcd_event_cb on_event,
+               etcd_watch_end_cb on_end, void *data, struct etcd_watch **out)
+{
+    struct etcd_watch *w;
+    int rc;
+
+    maybe_return_to_preferred(e);
+    w = mr_calloc(1, sizeof(*w));
+    w->e = e;
+    w->on_event = on_event;
+    w->on_end = on_end;
+    w->data = data;
+    mr_buf_init(&w->line);
+    w->next = e->watches;
+    if (e->watches)
+        e->watches->prev = w;
+    e->watches = w;
+    rc = e->tp->watch(w, key, start_revision);
+    if (rc != 0) {
+        watch_unlink_free(w);
+        return rc;
+    }
+    if (out)
+        *out = w;
+    return 0;
+}
+
+/* End the watch from our side with <rc> (the transport reports it). */
 static void watch_abort(struct etcd_watch *w, int rc)
 {
     if (w->end_rc == 0)
         w->end_rc = rc;
+    w->e->tp->watch_abort(w);
+}
+
+void etcd_watch_cancel(struct etcd_watch *w)
+{
+    watch_abort(w, MR_ECLOSED);
+}
+
+/* ---- lifetime ------------------------------------------------------------------ */
+
+static void maybe_free(struct etcd *e)
+{
+    if (!e->closing || e->in_free || e->reqs || e->watches)
+        return;
+    free_endpoints(e);
+    mr_free(e);
+}
+
+void etcd_free(struct etcd *e)
+{
+    e->closing = 1;
+    e->in_free = 1;
+    /* Requests waiting between rounds hold no call: finish them here. */
+    for (struct etcd_req *r = e->reqs, *next; r; r = next) {
+        next = r->next;
+        if (r->backoff) {
+            uv_timer_stop(r->backoff);
+            uv_close((uv_handle_t *)r->backoff, backoff_closed);
+            r->backoff = NULL;
+            mr_seterr(r->errmsg, MR_ECLOSED, "etcd client closed");
+            finish(r, MR_ECLOSED, NULL);
+        }
+    }
+    for (struct etcd_watch *w = e->watches; w; w = w->next)
+        if (w->end_rc == 0)
+            w->end_rc = MR_ECLOSED;
+    /* Freeing the transport cancels every call; their callbacks finish the
+     * remaining requests and watches with MR_ECLOSED, and the last one frees
+     * <e> (now, or later on the loop). */
+    e->tp->free(e);
+    e->in_free = 0;
+    maybe_free(e);
+}
+
+/* ======================================================================
+ * The JSON gateway transport: POST /v3/... over HTTP/1.1.
+ * ====================================================================== */
+
+static int gw_init(struct etcd *e, char *err)
+{
+    struct http_client_opts hopts;
+    int rc;
+
+    http_client_opts_default(&hopts);
+    hopts.max_response_bytes = 64 * 1024 * 1024;
+    rc = http_client_new(e->loop, &hopts, &e->http);
+    if (rc != 0)
+        return mr_seterr(err, rc, "cannot create HTTP client");
+    return 0;
+}
+
+/* json_dumps allocates with malloc; keep our buffers on one allocator. */
+static json_t *b64_string(const void *p, size_t n)
+{
+    char *b = mr_base64_encode(p, n);
+    json_t *s = json_string(b);
+    mr_free(b);
+    return s;
+}
+
+static void gw_encode(struct etcd_req *r, const struct etcd__args *a)
+{
+    json_t *body = json_object();
+    char rev[32];
+    char *s;
+
+    switch (r->kind) {
+    case ETCD__PUT:
+        r->path = "/v3/kv/put";
+        json_object_set_new(body, "key", b64_string(a->key, a->key_len));
+        json_object_set_new(body, "value", b64_string(a->value, a->value_len));
+        break;
+    case ETCD__GET:
+    case ETCD__PREFIX:
+        r->path = "/v3/kv/range";
+        json_object_set_new(body, "key", b64_string(a->key, a->key_len));
+        if (a->range_end)
+            json_object_set_new(body, "range_end", b64_string(a->range_end, a->range_end_len));
+        break;
+    case ETCD__COMPACT:
+        r->path = "/v3/kv/compaction";
+        snprintf(rev, sizeof(rev), "%lld", (long long)a->revision);
+        json_object_set_new(body, "revision", json_string(rev));
+        json_object_set_new(body, "physical", json_true());
+        break;
+    case ETCD__STATUS:
+        r->path = "/v3/maintenance/status";
+        break;
+    }
+    s = json_dumps(body, JSON_COMPACT);
+    r->body = mr_strdup(s);
+    r->body_len = strlen(r->body);
+    free(s);
+    json_decref(body);
+}
+
+static int gw_retryable_status(int status)
+{
+    /* 5xx: no leader, proposal dropped, request timed out during an election. */
+    return status >= 500;
+}
+
+/* Decode a 200 answer into <res>; *kvs and *bufs hold what the caller frees
+ * afterwards.  Returns 0 or MR_EPROTO with r->errmsg set. */
+static int gw_decode(struct etcd_req *r, json_t *resp, struct etcd__result *res,
+                     struct etcd_kv **kvs, unsigned char ***bufs, size_t *n_bufs)
+{
+    json_t *hdr = json_object_get(resp, "header");
+
+    memset(res, 0, sizeof(*res));
+    res->revision = json_i64(hdr, "revision");
+    if (r->kind == ETCD__STATUS) {
+        res->member_id = json_u64(hdr, "member_id");
+        res->leader_id = json_u64(resp, "leader");
+        res->raft_index = json_i64(resp, "raftIndex");
+        res->db_size = json_i64(resp, "dbSize");
+    }
+    if (r->kind == ETCD__GET || r->kind == ETCD__PREFIX) {
+        json_t *jkvs = json_object_get(resp, "kvs");
+        size_t n = json_array_size(jkvs);
+
+        if (r->kind == ETCD__GET && n > 1)
+            n = 1;
+        *kvs = mr_calloc(n ? n : 1, sizeof(**kvs));
+        *bufs = mr_calloc(2 * (n ? n : 1), sizeof(**bufs));
+        for (size_t i = 0; i < n; i++) {
+            if (decode_kv(json_array_get(jkvs, i), &(*kvs)[i], &(*bufs)[2 * i],
+                          &(*bufs)[2 * i + 1]) != 0)
+                return mr_seterr(r->errmsg, MR_EPROTO, "malformed key or value in range answer");
+            *n_bufs = 2 * (i + 1);
+        }
+        res->kvs = *kvs;
+        res->n_kvs = n;
+    }
+    return 0;
+}
+
+static void gw_on_response(struct http_call *call, int rc, const struct http_response *resp,
+                           void *data)
+{
+    struct etcd_req *r = data;
+    struct etcd__result res;
+    struct etcd_kv *kvs = NULL;
+    unsigned char **bufs = NULL;
+    size_t n_bufs = 0;
+    json_t *j = NULL;
+    json_error_t jerr;
+
+    (void)call;
+    r->call = NULL;
+    if (r->e->closing) {
+        etcd__attempt_done(r, MR_ECLOSED, 0, NULL);
+        return;
+    }
+    if (rc != 0) {
+        mr_seterr(r->errmsg, rc, "%s%s: %s", r->e->ep[r->ep].url, r->path, mr_strerror(rc));
+        etcd__attempt_done(r, rc, 1, NULL);
+        return;
+    }
+    j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &jerr);
+    if (resp->status != 200) {
+        const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
+        int retry = gw_retryable_status(resp->status);
+
+        if (m == NULL)
+            m = j ? json_string_value(json_object_get(j, "error")) : NULL;
+        rc = retry ? MR_EUNAVAIL : MR_EPROTO;
+        mr_seterr(r->errmsg, rc, "%s%s: HTTP %d: %s", r->e->ep[r->ep].url, r->path, resp->status,
+                  m ? m : "(no message)");
+        if (r->kind == ETCD__COMPACT && m && strstr(m, "compacted")) {
+            json_decref(j);
+            memset(&res, 0, sizeof(res));
+            etcd__attempt_done(r, 0, 0, &res);
+            return;
+        }
+        json_decref(j);
+        etcd__attempt_done(r, rc, retry, NULL);
+        return;
+    }
+    if (j == NULL) {
+        mr_seterr(r->errmsg, MR_EPROTO, "%s%s: answer is not JSON: %s", r->e->ep[r->ep].url,
+                  r->path, jerr.text);
+        etcd__attempt_done(r, MR_EPROTO, 0, NULL);
+        return;
+    }
+    rc = gw_decode(r, j, &res, &kvs, &bufs, &n_bufs);
+    etcd__attempt_done(r, rc, 0, rc == 0 ? &res : NULL);
+    for (size_t i = 0; i < n_bufs; i++)
+        mr_free(bufs[i]);
+    mr_free(bufs);
+    mr_free(kvs);
+    json_decref(j);
+}
+
+static void gw_attempt(struct etcd_req *r, uint64_t timeout_ms)
+{
+    struct etcd *e = r->e;
+    struct http_client_request hr;
+    int rc;
+
+    memset(&hr, 0, sizeof(hr));
+    hr.method = "POST";
+    hr.host = e->ep[r->ep].host;
+    hr.port = e->ep[r->ep].port;
+    hr.path = r->path;
+    hr.headers = ETCD_HEADERS;
+    hr.body = r->body;
+    hr.body_len = r->body_len;
+    hr.timeout_ms = timeout_ms;
+    rc = http_client_request(e->http, &hr, gw_on_response, r, &r->call);
+    if (rc != 0) {
+        mr_seterr(r->errmsg, rc, "%s%s: cannot send: %s", e->ep[r->ep].url, r->path,
+                  mr_strerror(rc));
+        etcd__attempt_done(r, rc, 0, NULL);
+    }
+}
+
+/* End the stream from our side (w->end_rc is set; the HTTP callback reports it). */
+static void gw_watch_abort(struct etcd_watch *w)
+{
     if (w->in_body)
         w->cancel_pending = 1;
     else if (w->call)
         http_call_cancel(w->call);
+}
+
+static void gw_watch_fail(struct etcd_watch *w, int rc)
+{
+    if (w->end_rc == 0)
+        w->end_rc = rc;
+    gw_watch_abort(w);
 }
 
 /* One line of the watch stream: a JSON object with "result" or "error". */
@@ -602,13 +731,13 @@ static void watch_line(struct etcd_watch *w, const char *p, size_t n)
 
     if (j == NULL) {
         mr_seterr(w->errmsg, MR_EPROTO, "watch: line is not JSON: %s", jerr.text);
-        watch_abort(w, MR_EPROTO);
+        gw_watch_fail(w, MR_EPROTO);
         return;
     }
     if (json_object_get(j, "error")) {
         const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
         mr_seterr(w->errmsg, MR_EUNAVAIL, "watch: %s", m ? m : "error from etcd");
-        watch_abort(w, MR_EUNAVAIL);
+        gw_watch_fail(w, MR_EUNAVAIL);
         json_decref(j);
         return;
     }
@@ -619,11 +748,11 @@ static void watch_line(struct etcd_watch *w, const char *p, size_t n)
         if (w->compact_revision > 0) {
             mr_seterr(w->errmsg, MR_ECOMPACTED, "watch: history compacted up to revision %lld",
                       (long long)w->compact_revision);
-            watch_abort(w, MR_ECOMPACTED);
+            gw_watch_fail(w, MR_ECOMPACTED);
         } else {
             mr_seterr(w->errmsg, MR_EUNAVAIL, "watch canceled by etcd: %s",
                       reason ? reason : "(no reason)");
-            watch_abort(w, MR_EUNAVAIL);
+            gw_watch_fail(w, MR_EUNAVAIL);
         }
         json_decref(j);
         return;
@@ -639,7 +768,7 @@ static void watch_line(struct etcd_watch *w, const char *p, size_t n)
             continue; /* deletes: the log key is never deleted */
         if (decode_kv(json_object_get(ev, "kv"), &kv, &kb, &vb) != 0) {
             mr_seterr(w->errmsg, MR_EPROTO, "watch: malformed event");
-            watch_abort(w, MR_EPROTO);
+            gw_watch_fail(w, MR_EPROTO);
             break;
         }
         w->on_event(w, &kv, w->data);
@@ -699,35 +828,24 @@ static void watch_done(struct http_call *call, int rc, const struct http_respons
         if (w->end_rc == 0)
             mr_seterr(w->errmsg, rc, "watch: stream ended");
     }
-    w->on_end(w, rc, w->compact_revision, w->errmsg, w->data);
-    watch_unlink_free(w);
+    etcd__watch_end(w, rc);
 }
 
-int etcd_watch(struct etcd *e, const char *key, int64_t start_revision, etcd_event_cb on_event,
-               etcd_watch_end_cb on_end, void *data, struct etcd_watch **out)
+static int gw_watch(struct etcd_watch *w, const char *key, int64_t start_revision)
 {
+    struct etcd *e = w->e;
     struct http_client_request hr;
-    struct etcd_watch *w;
     json_t *body = json_object(), *create = json_object();
     char rev[32];
-    int rc;
+    char *s;
 
-    maybe_return_to_preferred(e);
     snprintf(rev, sizeof(rev), "%lld", (long long)start_revision);
     json_object_set_new(create, "key", b64_string(key, strlen(key)));
     json_object_set_new(create, "start_revision", json_string(rev));
     json_object_set_new(body, "create_request", create);
-    w = mr_calloc(1, sizeof(*w));
-    w->e = e;
-    w->on_event = on_event;
-    w->on_end = on_end;
-    w->data = data;
-    mr_buf_init(&w->line);
-    {
-        char *s = json_dumps(body, JSON_COMPACT);
-        w->body = mr_strdup(s);
-        free(s);
-    }
+    s = json_dumps(body, JSON_COMPACT);
+    w->body = mr_strdup(s);
+    free(s);
     json_decref(body);
     memset(&hr, 0, sizeof(hr));
     hr.method = "POST";
@@ -739,61 +857,23 @@ int etcd_watch(struct etcd *e, const char *key, int64_t start_revision, etcd_eve
     hr.body_len = strlen(w->body);
     hr.timeout_ms = e->timeout_ms;
     hr.on_body = watch_body;
-    w->next = e->watches;
-    if (e->watches)
-        e->watches->prev = w;
-    e->watches = w;
-    rc = http_client_request(e->http, &hr, watch_done, w, &w->call);
-    if (rc != 0) {
-        watch_unlink_free(w);
-        return rc;
-    }
-    if (out)
-        *out = w;
-    return 0;
+    return http_client_request(e->http, &hr, watch_done, w, &w->call);
 }
 
-void etcd_watch_cancel(struct etcd_watch *w)
-{
-    watch_abort(w, MR_ECLOSED);
-}
-
-static void maybe_free(struct etcd *e)
-{
-    if (!e->closing || e->in_free || e->reqs || e->watches)
-        return;
-    for (size_t i = 0; i < e->n_ep; i++) {
-        mr_free(e->ep[i].url);
-        mr_free(e->ep[i].host);
-    }
-    mr_free(e);
-}
-
-void etcd_free(struct etcd *e)
+static void gw_free(struct etcd *e)
 {
     struct http_client *http = e->http;
 
-    e->closing = 1;
-    e->in_free = 1;
     e->http = NULL;
-    /* Requests waiting between rounds hold no HTTP call: finish them here. */
-    for (struct etcd_req *r = e->reqs, *next; r; r = next) {
-        next = r->next;
-        if (r->backoff) {
-            uv_timer_stop(r->backoff);
-            uv_close((uv_handle_t *)r->backoff, backoff_closed);
-            r->backoff = NULL;
-            mr_seterr(r->errmsg, MR_ECLOSED, "etcd client closed");
-            finish(r, MR_ECLOSED, NULL);
-        }
-    }
-    for (struct etcd_watch *w = e->watches; w; w = w->next)
-        if (w->end_rc == 0)
-            w->end_rc = MR_ECLOSED;
-    /* Freeing the HTTP client cancels every call; their callbacks finish the
-     * remaining requests and watches with MR_ECLOSED, and the last one frees
-     * <e> (now, or later on the loop). */
     http_client_free(http);
-    e->in_free = 0;
-    maybe_free(e);
 }
+
+const struct etcd__transport etcd__gateway = {
+    .name = "gateway",
+    .init = gw_init,
+    .encode = gw_encode,
+    .attempt = gw_attempt,
+    .watch = gw_watch,
+    .watch_abort = gw_watch_abort,
+    .free = gw_free,
+};

@@ -329,7 +329,15 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
         goto err_after_alloc;
     store_position(n->store, &n->pos);
 
-    rc = etcd_new(loop, cfg->etcd, (uint64_t)cfg->etcd_timeout_ms, &n->etcd, err);
+    {
+        struct etcd_opts eo = {cfg->etcd, (uint64_t)cfg->etcd_timeout_ms, ETCD_TRANSPORT_GATEWAY};
+        rc = etcd_transport_parse(cfg->etcd_transport, &eo.transport);
+        if (rc != 0)
+            mr_seterr(err, MR_ECONFIG, "[node] etcd_transport: expected gateway or grpc, found '%s'",
+                      cfg->etcd_transport);
+        else
+            rc = etcd_new_opts(loop, &eo, &n->etcd, err);
+    }
     if (rc != 0)
         goto err_after_store;
 

@@ -22,6 +22,7 @@ struct node_cfg {
     char *data_dir;          /* the SQLite database lives here */
     char *listen;            /* host:port of the HTTP API (port 0: kernel picks) */
     char *etcd;              /* comma-separated etcd client URLs, nearest first */
+    char *etcd_transport;    /* "gateway" (JSON over HTTP/1.1) or "grpc" (HTTP/2) */
     char *log_level;
     char *advertise_url;     /* how other nodes reach this one; "" = http://<listen> */
     int64_t max_body;
