@@ -238,7 +238,9 @@ static void on_watch_end(struct etcd_watch *watch, int rc, int64_t compact_revis
     }
     mr_log(MR_LOG_WARN, "apply", "watch ended: %s; restarting from revision %lld", errmsg,
            (long long)n->pos.rev + 1);
-    if (rc != MR_ECLOSED)
+    /* Move off the watch's member unless a failed request has already
+     * moved the client (one dead connection can end both at once). */
+    if (rc != MR_ECLOSED && strcmp(etcd_current_endpoint(n->etcd), n->watch_endpoint) == 0)
         etcd_failover(n->etcd, errmsg);
     n->stats.watch_restarts++;
     uv_timer_start(&n->watch_retry, retry_fired, WATCH_RETRY_MS, 0);

@@ -11,7 +11,7 @@ const struct mr_cfg_opt node_cfg_opts[] = {
     {"node", "listen", MR_CFG_STR, F(listen), 0, 0, "127.0.0.1:8080", "HTTP API address host:port"},
     {"node", "etcd", MR_CFG_STR, F(etcd), 0, 0, NULL,
      "etcd client URLs, comma-separated, own region's first"},
-    {"node", "etcd_transport", MR_CFG_STR, F(etcd_transport), 0, 0, "gateway",
+    {"node", "etcd_transport", MR_CFG_STR, F(etcd_transport), 0, 0, "grpc",
      "how to talk to etcd: gateway (JSON over HTTP/1.1) or grpc (native gRPC over HTTP/2)"},
     {"node", "advertise_url", MR_CFG_STR, F(advertise_url), 0, 0, "auto",
      "URL other regions' nodes use to reach this one (auto: http://<listen address>)"},

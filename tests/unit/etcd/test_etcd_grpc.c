@@ -539,6 +539,275 @@ static void watch_on_dead_endpoint_ends_with_econn(void **state)
     close_client(&loop, e);
 }
 
+/* ---- a member that dies: an in-process TCP relay to etcd ------------------
+ *
+ * The relay listens on a kernel-chosen port and pipes each connection to
+ * etcd.  relay_kill stands for SIGKILL of the member: every connection is
+ * reset and the port refuses new ones.  In RELAY_RESET mode it accepts and
+ * resets at once, as a WAN proxy whose upstream member is dead does. */
+
+enum relay_mode { RELAY_PIPE, RELAY_RESET };
+
+struct relay_conn;
+
+struct relay {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    enum relay_mode mode;
+    int target_port;
+    char url[64];
+    int accepted;
+    struct relay_conn *conns;
+};
+
+/* Two sockets, a (our client) and b (etcd); freed when both are closed. */
+struct relay_conn {
+    struct relay *r;
+    uv_tcp_t a, b;
+    uv_connect_t connect;
+    int open_handles;
+    int dead;
+    char buf[2][64 * 1024];
+    struct relay_conn *next;
+};
+
+struct relay_write {
+    uv_write_t req;
+    char data[];
+};
+
+static void relay_conn_closed(uv_handle_t *hd)
+{
+    struct relay_conn *c = hd->data;
+
+    if (--c->open_handles == 0)
+        free(c);
+}
+
+static void relay_conn_kill(struct relay_conn *c)
+{
+    struct relay_conn **pp;
+
+    if (c->dead)
+        return;
+    c->dead = 1;
+    for (pp = &c->r->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    /* RST, not FIN: what the peer of a killed process sees. */
+    if (uv_tcp_close_reset(&c->a, relay_conn_closed) != 0)
+        uv_close((uv_handle_t *)&c->a, relay_conn_closed);
+    uv_close((uv_handle_t *)&c->b, relay_conn_closed);
+}
+
+static void relay_written(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+}
+
+static void relay_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+    struct relay_conn *c = hd->data;
+    int i = hd == (uv_handle_t *)&c->a ? 0 : 1;
+
+    (void)suggested;
+    *buf = uv_buf_init(c->buf[i], sizeof(c->buf[i]));
+}
+
+static void relay_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct relay_conn *c = st->data;
+    uv_stream_t *to = st == (uv_stream_t *)&c->a ? (uv_stream_t *)&c->b : (uv_stream_t *)&c->a;
+    struct relay_write *w;
+    uv_buf_t b;
+
+    if (c->dead || nread == 0)
+        return;
+    if (nread < 0) {
+        relay_conn_kill(c);
+        return;
+    }
+    w = malloc(sizeof(*w) + (size_t)nread);
+    memcpy(w->data, buf->base, (size_t)nread);
+    w->req.data = w;
+    b = uv_buf_init(w->data, (unsigned int)nread);
+    if (uv_write(&w->req, to, &b, 1, relay_written) != 0) {
+        free(w);
+        relay_conn_kill(c);
+    }
+}
+
+static void relay_upstream(uv_connect_t *req, int status)
+{
+    struct relay_conn *c = req->data;
+
+    if (c->dead)
+        return;
+    if (status != 0) {
+        relay_conn_kill(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->a, relay_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&c->b, relay_alloc, relay_read);
+}
+
+static void relay_accept(uv_stream_t *server, int status)
+{
+    struct relay *r = server->data;
+    struct relay_conn *c;
+    struct sockaddr_in sa;
+
+    if (status != 0)
+        return;
+    c = calloc(1, sizeof(*c));
+    c->r = r;
+    c->open_handles = 2;
+    uv_tcp_init(r->loop, &c->a);
+    uv_tcp_init(r->loop, &c->b);
+    c->a.data = c->b.data = c->connect.data = c;
+    c->next = r->conns;
+    r->conns = c;
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&c->a), 0);
+    r->accepted++;
+    if (r->mode == RELAY_RESET) {
+        relay_conn_kill(c);
+        return;
+    }
+    uv_ip4_addr("127.0.0.1", r->target_port, &sa);
+    if (uv_tcp_connect(&c->connect, &c->b, (struct sockaddr *)&sa, relay_upstream) != 0)
+        relay_conn_kill(c);
+}
+
+static void relay_start(uv_loop_t *loop, struct relay *r, enum relay_mode mode)
+{
+    struct sockaddr_in sa;
+    int len = sizeof(sa);
+
+    memset(r, 0, sizeof(*r));
+    r->loop = loop;
+    r->mode = mode;
+    r->target_port = atoi(strrchr(endpoint, ':') + 1);
+    uv_tcp_init(loop, &r->listener);
+    r->listener.data = r;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&r->listener, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&r->listener, 16, relay_accept), 0);
+    assert_int_equal(uv_tcp_getsockname(&r->listener, (struct sockaddr *)&sa, &len), 0);
+    snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+}
+
+/* The member dies: connections reset, the port refuses from now on. */
+static void relay_kill(struct relay *r)
+{
+    while (r->conns)
+        relay_conn_kill(r->conns);
+    if (!uv_is_closing((uv_handle_t *)&r->listener))
+        uv_close((uv_handle_t *)&r->listener, NULL);
+}
+
+static void tick_fired(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* A watch and requests share the connection to a member that is then
+ * killed: the watch ends at once (MR_ECLOSED, not after a timeout), requests
+ * fail over to the next endpoint (refused connects on the dead one included),
+ * and a new watch there delivers what was written meanwhile. */
+static void member_killed_mid_stream_ends_watch_and_requests_fail_over(void **state)
+{
+    char both[160];
+    uv_loop_t loop;
+    struct etcd *e;
+    struct relay r;
+    struct result p[8] = {{0}};
+    struct watched x = {0}, y = {0};
+    uv_timer_t tick;
+    int64_t t0, deadline;
+
+    (void)state;
+    uv_loop_init(&loop);
+    /* Wakes the loop so that a wait that should end, but does not, fails
+     * at its deadline instead of blocking forever. */
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, tick_fired, 50, 50);
+    relay_start(&loop, &r, RELAY_PIPE);
+    snprintf(both, sizeof(both), "%s,%s", r.url, endpoint);
+    assert_int_equal(new_grpc(&loop, both, 1000, &e), 0);
+    assert_int_equal(etcd_put(e, "/g/kill", "a", 1, 5000, put_cb, &p[0]), 0);
+    run_until(&loop, &p[0].done);
+    assert_int_equal(p[0].rc, 0);
+    assert_int_equal(etcd_watch(e, "/g/kill", p[0].rev, on_event, on_end, &x, NULL), 0);
+    watch_until(&loop, &x, 1);
+    assert_int_equal(r.accepted, 1); /* one connection carries both */
+
+    /* Puts in flight when the member dies. */
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(etcd_put(e, "/g/kill", "b", 1, 5000, put_cb, &p[i]), 0);
+    relay_kill(&r);
+    t0 = test_now_ms();
+    run_until(&loop, &x.ended);
+    assert_int_equal(x.end_rc, MR_ECLOSED);
+    assert_true(test_now_ms() - t0 < 500); /* noticed, not timed out */
+    for (int i = 1; i < 4; i++) {
+        run_until(&loop, &p[i].done);
+        assert_int_equal(p[i].rc, 0);
+    }
+    assert_string_equal(etcd_current_endpoint(e), endpoint);
+
+    /* The next ones too, even after the client goes back to the nearest
+     * (now refusing) endpoint: every one fails over, none waits forever. */
+    for (int i = 4; i < 8; i++) {
+        e->current = 0;
+        assert_int_equal(etcd_put(e, "/g/kill", "c", 1, 5000, put_cb, &p[i]), 0);
+        run_until(&loop, &p[i].done);
+        assert_int_equal(p[i].rc, 0);
+    }
+    /* From after the first put: the three that were in flight may have
+     * committed in any order (and a put lost with its connection may commit
+     * twice: callers drop duplicates). */
+    assert_int_equal(etcd_watch(e, "/g/kill", p[0].rev + 1, on_event, on_end, &y, NULL), 0);
+    deadline = test_now_ms() + test_timeout_ms(5000);
+    while (y.n < 7 && !y.ended && test_now_ms() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(y.n >= 7);
+    for (int i = y.n - 4; i < y.n; i++)
+        assert_int_equal(y.values[i][0], 'c');
+    uv_close((uv_handle_t *)&tick, NULL);
+    close_client(&loop, e);
+}
+
+/* An endpoint that accepts and resets at once (a proxy in front of a dead
+ * member): every call fails over, and the endpoint's connection object is
+ * replaced each time rather than left half-open. */
+static void endpoint_that_accepts_then_resets_is_failed_over(void **state)
+{
+    char both[160];
+    uv_loop_t loop;
+    struct etcd *e;
+    struct relay r;
+    struct result p[3] = {{0}};
+
+    (void)state;
+    uv_loop_init(&loop);
+    relay_start(&loop, &r, RELAY_RESET);
+    snprintf(both, sizeof(both), "%s,%s", r.url, endpoint);
+    assert_int_equal(new_grpc(&loop, both, 1000, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(etcd_put(e, "/g/rst", "x", 1, 5000, put_cb, &p[i]), 0);
+        run_until(&loop, &p[i].done);
+        assert_int_equal(p[i].rc, 0);
+        /* Back to the nearest endpoint for the next put. */
+        e->current = 0;
+    }
+    assert_int_equal(r.accepted, 3);
+    relay_kill(&r);
+    close_client(&loop, e);
+}
+
 static void names_and_bad_transports_are_refused(void **state)
 {
     uv_loop_t loop;
@@ -854,6 +1123,8 @@ int main(void)
         cmocka_unit_test(watch_cancelled_from_its_event_callback_ends_once),
         cmocka_unit_test(watch_below_compaction_ends_with_ecompacted),
         cmocka_unit_test(watch_on_dead_endpoint_ends_with_econn),
+        cmocka_unit_test(member_killed_mid_stream_ends_watch_and_requests_fail_over),
+        cmocka_unit_test(endpoint_that_accepts_then_resets_is_failed_over),
     };
     int failed = cmocka_run_group_tests_name("etcd_grpc_codec", offline, NULL, NULL);
     return failed + cmocka_run_group_tests_name("etcd_grpc", online, setup, teardown);
