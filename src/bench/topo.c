@@ -35,6 +35,39 @@ int topo_run(char *const argv[], int verbose)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The sites of topology.json whose "node_urls" name every region (older
+ * files have none: the topology then has no usable site). */
+static void attach_sites(struct topo *t, json_t *sites)
+{
+    for (size_t i = 0; i < json_array_size(sites) && t->n_sites < TOPO_MAX_SITES; i++) {
+        json_t *js = json_array_get(sites, i);
+        json_t *urls = json_object_get(js, "node_urls"), *lat = json_object_get(js, "latency_ms");
+        struct topo_site *s = &t->sites[t->n_sites];
+        const char *name = json_string_value(json_object_get(js, "name"));
+        size_t r;
+
+        if (name == NULL)
+            continue;
+        memset(s, 0, sizeof(*s));
+        snprintf(s->name, sizeof(s->name), "%s", name);
+        for (r = 0; r < t->n_regions; r++) {
+            const char *url = json_string_value(json_object_get(urls, t->regions[r].name));
+            char *host = NULL, *p = NULL, err[MR_ERRMSG_LEN];
+            if (url == NULL || http_parse_url(url, &host, &s->port[r], &p, err) != 0) {
+                mr_free(host);
+                mr_free(p);
+                break;
+            }
+            snprintf(s->host[r], sizeof(s->host[r]), "%s", host);
+            s->latency_ms[r] = json_number_value(json_object_get(lat, t->regions[r].name));
+            mr_free(host);
+            mr_free(p);
+        }
+        if (r == t->n_regions)
+            t->n_sites++;
+    }
+}
+
 int topo_attach(struct topo *t, const char *rundir, char *err)
 {
     char *path = mr_asprintf("%s/topology.json", rundir);
@@ -70,6 +103,8 @@ int topo_attach(struct topo *t, const char *rundir, char *err)
     }
     if (rc == 0 && t->n_regions == 0)
         rc = mr_seterr(err, MR_EIO, "%s: no regions", path);
+    if (rc == 0)
+        attach_sites(t, json_object_get(doc, "sites"));
     if (rc == 0)
         t->rundir = mr_strdup(rundir);
     json_decref(doc);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #define TOPO_MAX_REGIONS 8
+#define TOPO_MAX_SITES 8
 
 struct topo_region {
     char name[40];
@@ -16,11 +17,23 @@ struct topo_region {
     char url[128];
 };
 
+/* A client site of the topology (topology.json "sites"): its one-way
+ * latency to each region (scaled) and where its clients connect to reach
+ * each region's node -- the wan's route over the site's link. */
+struct topo_site {
+    char name[48];
+    double latency_ms[TOPO_MAX_REGIONS];  /* by region index */
+    char host[TOPO_MAX_REGIONS][64];
+    int port[TOPO_MAX_REGIONS];           /* 0: no route listed for that region */
+};
+
 struct topo {
     char *rundir;              /* owned */
     int remove_dir;            /* created by topo_up: removed by topo_down */
     struct topo_region regions[TOPO_MAX_REGIONS];
     size_t n_regions;
+    struct topo_site sites[TOPO_MAX_SITES];
+    size_t n_sites;            /* sites with a node url for every region */
 };
 
 /* Start <topology> (NULL: the default) in <dir> (NULL: a new temporary

@@ -235,9 +235,25 @@ static void scan_site(struct parse_ctx *c, const char *name, size_t n)
              UP_MAX_SITES);
         return;
     }
-    site = &t->sites[t->n_sites++];
+    site = &t->sites[t->n_sites];
     memcpy(site->name, name, n);
     site->name[n] = '\0';
+    /* The wan's link names allow fewer characters than a site's name. */
+    for (size_t i = 0; i <= n; i++) {
+        char ch = site->name[i];
+        site->slug[i] = ch == '\0' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                                (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'
+                            ? ch
+                            : '_';
+    }
+    for (size_t i = 0; i < t->n_sites; i++)
+        if (strcmp(t->sites[i].slug, site->slug) == 0) {
+            fail(c, c->line, "site '%s': its WAN link name 'site.%s' is that of site '%s' "
+                 "(line %d): expected names that differ in more than spaces or symbols",
+                 site->name, site->slug, t->sites[i].name, t->sites[i].line);
+            return;
+        }
+    t->n_sites++;
     site->line = c->line;
     for (size_t i = 0; i < UP_MAX_REGIONS; i++)
         site->latency_ms[i] = -1;
@@ -723,11 +739,18 @@ void up_topology_write_sample(FILE *f)
 
 /* ---- Ports ---- */
 
+/* The most ports one topology takes: 3 per region, and the wan's (control,
+ * a peer route per region, a client route per ordered pair of regions, a
+ * site route per (site, region)); plus 3 per region again, which
+ * up_topology_assign_ports may pick and skip. */
+#define MAX_PORTS (3 * UP_MAX_REGIONS + 1 + UP_MAX_REGIONS + UP_MAX_REGIONS * (UP_MAX_REGIONS - 1) + \
+                   UP_MAX_SITES * UP_MAX_REGIONS + 3 * UP_MAX_REGIONS)
+
 /* <n> different ports from the kernel: bind 127.0.0.1:0 for all of them at
  * once (holding every socket until all are bound), read, close. */
 static int kernel_ports(int *ports, size_t n, char *err)
 {
-    int fds[64];
+    int fds[MAX_PORTS];
     size_t opened = 0;
     int rc = 0;
 
@@ -764,29 +787,33 @@ int up_topology_has_wan(const struct up_topology *t)
 
 int up_topology_assign_ports(struct up_topology *t, char *err)
 {
-    int ports[3 * UP_MAX_REGIONS];
-    int wan[1 + UP_MAX_REGIONS + UP_MAX_REGIONS * UP_MAX_REGIONS];
-    size_t n = 3 * t->n_regions, k;
+    int picked[MAX_PORTS], wan[MAX_PORTS];
+    size_t n_reg = 3 * t->n_regions, n_wan = 0, n_pick, k = 0;
     int rc;
 
-    if (t->base_port != 0) {
-        for (size_t i = 0; i < n; i++)
-            ports[i] = (int)t->base_port + (int)i;
-    } else if ((rc = kernel_ports(ports, n, err)) != 0) {
-        return rc;
-    }
-    for (size_t i = 0; i < t->n_regions; i++) {
-        t->regions[i].etcd_client_port = ports[3 * i];
-        t->regions[i].etcd_peer_port = ports[3 * i + 1];
-        t->regions[i].node_port = ports[3 * i + 2];
-    }
-    if (!up_topology_has_wan(t))
-        return 0;
-    /* The wan's ports always come from the kernel (docs/topology.md). */
-    n = 1 + t->n_regions + t->n_regions * (t->n_regions - 1);
-    rc = kernel_ports(wan, n, err);
+    if (up_topology_has_wan(t))
+        n_wan = 1 + t->n_regions + t->n_regions * (t->n_regions - 1) + t->n_sites * t->n_regions;
+    /* One batch for every kernel port: the kernel may hand out again a port
+     * that an earlier batch has just closed, and the wan, which starts
+     * first, would then take a region's port (etcd: "address already in
+     * use").  With base_port, the wan's ports still come from the kernel;
+     * as many as the base range holds are picked on top and those that
+     * fall in it are skipped. */
+    n_pick = t->base_port && n_wan == 0 ? 0 : n_wan + n_reg;
+    rc = kernel_ports(picked, n_pick, err);
     if (rc != 0)
         return rc;
+    for (size_t i = 0; i < t->n_regions; i++) {
+        int *dst[3] = {&t->regions[i].etcd_client_port, &t->regions[i].etcd_peer_port,
+                       &t->regions[i].node_port};
+        for (size_t j = 0; j < 3; j++)
+            *dst[j] = t->base_port ? (int)t->base_port + (int)(3 * i + j) : picked[k++];
+    }
+    for (size_t i = k, n = 0; n < n_wan && i < n_pick; i++)
+        if (!t->base_port || picked[i] < t->base_port || picked[i] >= t->base_port + (int64_t)n_reg)
+            wan[n++] = picked[i];
+    if (n_wan == 0)
+        return 0;
     k = 0;
     t->wan_control_port = wan[k++];
     for (size_t i = 0; i < t->n_regions; i++)
@@ -795,7 +822,23 @@ int up_topology_assign_ports(struct up_topology *t, char *err)
         for (size_t j = 0; j < t->n_regions; j++)
             if (i != j)
                 t->wan_client_port[i][j] = wan[k++];
+    for (size_t i = 0; i < t->n_sites; i++)
+        for (size_t j = 0; j < t->n_regions; j++)
+            t->wan_site_port[i][j] = wan[k++];
     return 0;
+}
+
+void up_site_link_name(const struct up_topology *t, size_t site, size_t region, char *buf,
+                       size_t n)
+{
+    snprintf(buf, n, "site.%s->%s", t->sites[site].slug, t->regions[region].name);
+}
+
+char *up_site_node_url(const struct up_topology *t, size_t site, size_t region)
+{
+    return mr_asprintf("http://127.0.0.1:%d", t->wan_site_port[site][region]
+                                                  ? t->wan_site_port[site][region]
+                                                  : t->regions[region].node_port);
 }
 
 /* "%g" of a scaled latency, trimmed: "35ms", "3.5ms", "0ms". */
@@ -834,6 +877,21 @@ void up_wan_ini(const struct up_topology *t, struct mr_buf *out)
                           t->regions[j].name, t->wan_client_port[i][j],
                           t->regions[j].etcd_client_port, t->regions[i].name, t->regions[j].name);
         }
+    /* Client sites: one link per (site, region), the site's one-way latency
+     * both ways, and a route to the region's node for the site's clients.
+     * The route has the link's name (each site link has exactly one). */
+    for (size_t i = 0; i < t->n_sites; i++) {
+        mr_buf_printf(out, "\n; client site %s\n", t->sites[i].name);
+        for (size_t j = 0; j < t->n_regions; j++) {
+            char name[UP_SITE_LINK_MAX + 1];
+            up_site_link_name(t, i, j, name, sizeof(name));
+            fmt_ms(lat, sizeof(lat), t->sites[i].latency_ms[j] * t->latency_scale);
+            mr_buf_printf(out, "[link %s]\nlatency = %s\nreply_latency = %s\n\n"
+                          "[route %s]\nlisten = 127.0.0.1:%d\ntarget = 127.0.0.1:%d\nlink = %s\n%s",
+                          name, lat, lat, name, t->wan_site_port[i][j], t->regions[j].node_port,
+                          name, j + 1 < t->n_regions ? "\n" : "");
+        }
+    }
 }
 
 /* ---- What each child is given ---- */

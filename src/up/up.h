@@ -38,6 +38,8 @@
 #define UP_MAX_LIMITS 64
 #define UP_MAX_SITES 8
 #define UP_SITE_NAME_MAX 40
+/* "site.<slug>-><region>": within the wan's WAN_NAME_MAX (80). */
+#define UP_SITE_LINK_MAX (5 + UP_SITE_NAME_MAX + 2 + UP_REGION_NAME_MAX)
 
 /* The two processes of a region, in start order (a node starts once its own
  * region's etcd answers). */
@@ -66,6 +68,10 @@ struct up_region {
 /* A client site ([site NAME]): where users are, and how far each region is. */
 struct up_site {
     char name[UP_SITE_NAME_MAX + 1];
+    /* <name> as the wan's link names allow it: every byte outside
+     * A-Za-z0-9 '.' '_' '-' becomes '_' ("New York" -> "New_York"); unique
+     * within the topology (checked when parsed). */
+    char slug[UP_SITE_NAME_MAX + 1];
     int line;
     double latency_ms[UP_MAX_REGIONS]; /* one-way to each region; -1: not given */
 };
@@ -103,6 +109,8 @@ struct up_topology {
     int wan_control_port;
     int wan_peer_port[UP_MAX_REGIONS];
     int wan_client_port[UP_MAX_REGIONS][UP_MAX_REGIONS];
+    /* The route from site s to region r's node (link up_site_link_name). */
+    int wan_site_port[UP_MAX_SITES][UP_MAX_REGIONS];
 };
 
 /* 1 when the topology runs a wan (two regions or more). */
@@ -110,8 +118,22 @@ int up_topology_has_wan(const struct up_topology *t);
 
 /* Append the wan config (docs/wan.md) of an assigned topology to <out>:
  * a link per ordered pair of regions with the scaled latency, the shared
- * etcd peer routes and the etcd client routes. */
+ * etcd peer routes and the etcd client routes; then for every (site, region)
+ * pair a link with the site's scaled latency both ways and a route to the
+ * region's node. */
 void up_wan_ini(const struct up_topology *t, struct mr_buf *out);
+
+/* Write the wan link name of site <site> to region <region> into <buf>
+ * (UP_SITE_LINK_MAX + 1 bytes): "site.<slug>-><region>".  Its "from" is
+ * "site.<slug>", which never names a region (region names have no '.'), so
+ * cutting a region cuts its site links too, and `meridian wan cut
+ * site.<slug>` cuts one site. */
+void up_site_link_name(const struct up_topology *t, size_t site, size_t region, char *buf,
+                       size_t n);
+
+/* The URL a client at site <site> uses for region <region>'s node: the wan's
+ * route when there is a wan, else the node itself.  A new string: mr_free. */
+char *up_site_node_url(const struct up_topology *t, size_t site, size_t region);
 
 /* The argv of the wan: <exe> wan run --config RUNDIR/wan.ini. */
 char **up_wan_argv(const struct up_topology *t, const char *rundir, const char *exe);

@@ -66,7 +66,7 @@ static json_t *wan_links(const char *control_url)
 
 static void topology_json_describes_links_wan_and_sites(void **state)
 {
-    json_t *root = topology_json(), *links, *l, *wan, *sites, *doc;
+    json_t *root = topology_json(), *links, *l, *wan, *sites, *site, *doc;
     const char *url;
     size_t i;
     int found = 0;
@@ -91,11 +91,55 @@ static void topology_json_describes_links_wan_and_sites(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(sites, 0), "name")),
                         "New York");
 
-    /* every etcd peer connection was attributed to its region */
+    /* Every site reaches every region's node over its own link: one request
+     * each, and Singapore to us-east-1 (110 ms x 0.1 each way) takes at
+     * least the round trip. */
+    json_array_foreach(sites, i, site) {
+        json_t *urls = json_object_get(site, "node_urls"), *u;
+        const char *region;
+        assert_int_equal(json_object_size(urls), 3);
+        assert_int_equal(json_object_size(json_object_get(site, "wan_links")), 3);
+        json_object_foreach(urls, region, u) {
+            struct api_reply r;
+            int64_t t0 = mr_mono_us();
+            assert_int_equal(api_get(json_string_value(u), "/readyz", &r), 0);
+            assert_int_equal(r.status, 200);
+            api_reply_close(&r);
+            if (strcmp(json_string_value(json_object_get(site, "name")), "Singapore") == 0 &&
+                strcmp(region, "us-east-1") == 0)
+                assert_true(mr_mono_us() - t0 >= 22000);
+        }
+    }
+    assert_string_equal(json_string_value(json_object_get(json_object_get(
+                            json_array_get(sites, 2), "wan_links"), "us-east-1")),
+                        "site.Singapore->us-east-1");
+
+    /* every etcd peer connection was attributed to its region; every link,
+     * the 6 between regions and the 9 of the sites, carried something */
     doc = wan_links(url);
     assert_int_equal(json_integer_value(json_object_get(doc, "unidentified_connections")), 0);
+    assert_int_equal(json_array_size(json_object_get(doc, "links")), 6 + 9);
     json_array_foreach(json_object_get(doc, "links"), i, l)
         assert_true(json_integer_value(json_object_get(l, "connections")) > 0);
+    json_decref(doc);
+    json_decref(root);
+}
+
+/* Every link from or to <region> (site links included) is in state <state>,
+ * and the others are up. */
+static void assert_region_links(const char *region, const char *state)
+{
+    json_t *root = topology_json(), *doc, *l;
+    size_t i, n = 0;
+
+    doc = wan_links(json_string_value(json_object_get(json_object_get(root, "wan"), "control_url")));
+    json_array_foreach(json_object_get(doc, "links"), i, l) {
+        int touches = strcmp(json_string_value(json_object_get(l, "from")), region) == 0 ||
+                      strcmp(json_string_value(json_object_get(l, "to")), region) == 0;
+        assert_string_equal(json_string_value(json_object_get(l, "state")), touches ? state : "up");
+        n += touches;
+    }
+    assert_int_equal(n, 2 * 2 + 3); /* to and from the 2 other regions, from the 3 sites */
     json_decref(doc);
     json_decref(root);
 }
@@ -129,6 +173,7 @@ static void writes_continue_while_a_region_is_partitioned_then_converge(void **s
     argv[6] = NULL;
     assert_int_equal(cluster_run(argv, 10000), 0);
     cut_at = mr_mono_us();
+    assert_region_links(leader->name, "blackhole");
 
     /* The two other regions elect a leader and keep committing. */
     p.after_us = cut_at;
@@ -137,6 +182,7 @@ static void writes_continue_while_a_region_is_partitioned_then_converge(void **s
 
     argv[2] = "heal";
     assert_int_equal(cluster_run(argv, 10000), 0);
+    assert_region_links(leader->name, "up");
     wl_join(w);
     fprintf(stderr, "writes: %llu acknowledged, %llu failed (%s)\n",
             (unsigned long long)w->res.all.ok, (unsigned long long)w->res.all.failed,

@@ -220,26 +220,52 @@ static void base_port_gives_consecutive_ports(void **state)
     up_topology_free(t);
 }
 
-static void kernel_ports_are_distinct(void **state)
+/* Every port of the largest topology, the wan's included, differs from
+ * every other (a wan port equal to a region's would take it first). */
+static void check_all_ports_distinct(const char *text)
 {
     struct up_topology *t;
     char err[MR_ERRMSG_LEN] = "";
-    int ports[3 * UP_MAX_REGIONS], n = 0;
+    int ports[512], n = 0;
 
-    assert_int_equal(parse("[region a]\n[region b]\n[region c]\n[region d]\n[region e]\n"
-                           "[region f]\n[region g]\n", &t, err), 0);
+    assert_int_equal(parse(text, &t, err), 0);
     assert_int_equal(up_topology_assign_ports(t, err), 0);
     for (size_t i = 0; i < t->n_regions; i++) {
         ports[n++] = t->regions[i].etcd_client_port;
         ports[n++] = t->regions[i].etcd_peer_port;
         ports[n++] = t->regions[i].node_port;
+        ports[n++] = t->wan_peer_port[i];
+        for (size_t j = 0; j < t->n_regions; j++)
+            if (j != i)
+                ports[n++] = t->wan_client_port[i][j];
+        for (size_t s = 0; s < t->n_sites; s++)
+            ports[n++] = t->wan_site_port[s][i];
     }
+    ports[n++] = t->wan_control_port;
+    assert_int_equal(n, 3 * 7 + 7 + 7 * 6 + 8 * 7 + 1);
     for (int i = 0; i < n; i++) {
         assert_true(ports[i] > 0 && ports[i] < 65536);
         for (int j = i + 1; j < n; j++)
             assert_int_not_equal(ports[i], ports[j]);
     }
     up_topology_free(t);
+}
+
+static void kernel_ports_are_distinct(void **state)
+{
+    char text[2048];
+    size_t len = 0;
+
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        len = (size_t)snprintf(text, sizeof(text), "%s", pass ? "[topology]\nbase_port = 20000\n" : "");
+        for (char r = 'a'; r <= 'g'; r++)
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "[region %c]\n", r);
+        for (int s = 0; s < 8; s++)
+            len += (size_t)snprintf(text + len, sizeof(text) - len,
+                                    "[site s%d]\na=1\nb=1\nc=1\nd=1\ne=1\nf=1\ng=1\n", s);
+        check_all_ports_distinct(text);
+    }
 }
 
 static struct up_topology *two_regions(void)
@@ -513,6 +539,49 @@ static void latency_and_sites_parse_and_errors_name_the_line(void **state)
                  "[site Home]: expected a latency to every region, found none to 'b'");
     expect_error("[region a]\n[site X]\na = 1\n[site X]\n", "t.ini:4:",
                  "site 'X' is already defined at line 2");
+    /* Two names that make the same wan link name. */
+    expect_error("[region a]\n[site New York]\na = 1\n[site New/York]\na = 2\n", "t.ini:4:",
+                 "site 'New/York': its WAN link name 'site.New_York' is that of site 'New York' "
+                 "(line 2)");
+}
+
+static void sites_get_a_link_and_a_node_route_per_region(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "", name[UP_SITE_LINK_MAX + 1], *url;
+    struct mr_buf b;
+
+    (void)state;
+    assert_int_equal(parse("[topology]\nbase_port = 40000\n[region us]\n[region eu]\n"
+                           "[site São Paulo]\nus = 60ms\neu = 95\n", &t, err), 0);
+    assert_string_equal(t->sites[0].slug, "S__o_Paulo"); /* UTF-8: two bytes */
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    assert_true(t->wan_site_port[0][0] > 0 && t->wan_site_port[0][1] > 0);
+    t->wan_site_port[0][0] = 41020;
+    t->wan_site_port[0][1] = 41021;
+    t->latency_scale = 0.5;
+    up_site_link_name(t, 0, 1, name, sizeof(name));
+    assert_string_equal(name, "site.S__o_Paulo->eu");
+    url = up_site_node_url(t, 0, 1);
+    assert_string_equal(url, "http://127.0.0.1:41021");
+    mr_free(url);
+    mr_buf_init(&b);
+    up_wan_ini(t, &b);
+    assert_non_null(strstr(b.data, "[link site.S__o_Paulo->us]\nlatency = 30.000ms\n"
+                                   "reply_latency = 30.000ms\n"));
+    assert_non_null(strstr(b.data, "[route site.S__o_Paulo->eu]\nlisten = 127.0.0.1:41021\n"
+                                   "target = 127.0.0.1:40005\nlink = site.S__o_Paulo->eu\n"));
+    mr_buf_close(&b);
+    up_topology_free(t);
+
+    /* One region: no wan, the site's clients talk to the node itself. */
+    assert_int_equal(parse("[topology]\nbase_port = 40000\n[region us]\n[site Home]\nus = 1\n",
+                           &t, err), 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    url = up_site_node_url(t, 0, 0);
+    assert_string_equal(url, "http://127.0.0.1:40002");
+    mr_free(url);
+    up_topology_free(t);
 }
 
 static void wan_ini_has_a_link_per_pair_and_the_routes(void **state)
@@ -566,6 +635,7 @@ int main(void)
         cmocka_unit_test(region_action_checks_arguments_before_anything),
         cmocka_unit_test(latency_and_sites_parse_and_errors_name_the_line),
         cmocka_unit_test(wan_ini_has_a_link_per_pair_and_the_routes),
+        cmocka_unit_test(sites_get_a_link_and_a_node_route_per_region),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
