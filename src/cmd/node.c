@@ -9,6 +9,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../etcd/etcd.h"
+#include "../http/http.h"
 #include "../node/node.h"
 #include "cmd.h"
 
@@ -121,6 +122,15 @@ int cmd_node(int argc, char **argv)
         if (etcd_transport_parse(cfg.etcd_transport, &tr) != 0)
             rc = mr_seterr(err, MR_ECONFIG, "%s: key 'etcd_transport' in [node]: expected gateway or "
                            "grpc, found '%s'", config, cfg.etcd_transport);
+    }
+    if (rc == 0 && strcmp(cfg.advertise_url, "auto") != 0) {
+        char *host = NULL, *path = NULL, perr[MR_ERRMSG_LEN];
+        int port;
+        if (http_parse_url(cfg.advertise_url, &host, &port, &path, perr) != 0)
+            rc = mr_seterr(err, MR_ECONFIG, "%s: key 'advertise_url' in [node]: expected auto or "
+                           "http://host:port, found '%s' (%s)", config, cfg.advertise_url, perr);
+        mr_free(host);
+        mr_free(path);
     }
     if (rc == 0 && (level = mr_log_level_parse(cfg.log_level)) < 0)
         rc = mr_seterr(err, MR_ECONFIG, "%s: key 'log_level' in [node]: expected debug, info, warn "

@@ -10,7 +10,7 @@
 #include "../common/util.h"
 #include "node_int.h"
 
-static const char *route_names[ROUTE_COUNT] = {"sql_read", "sql_write", "status", "digest",
+static const char *route_names[ROUTE_COUNT] = {"sql_rejected", "sql_read", "sql_write", "status", "digest",
                                                "healthz",  "readyz",    "metrics", "other"};
 
 void node__format_token(char *out, size_t size, int64_t rev)
@@ -206,7 +206,7 @@ void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *r
         return;
     }
     if (rc != 0) {
-        node__respond_error(n, ex, ROUTE_SQL_READ, start_us, 400,
+        node__respond_error(n, ex, ROUTE_SQL_REJECTED, start_us, 400,
                             rc == MR_EINVAL ? "invalid_request" : sql_error_code(rc), err, NULL);
         sql_req_free(req);
         return;
@@ -238,7 +238,7 @@ static void handle_sql(struct node *n, struct http_exchange *ex, const struct ht
         return;
     }
     if (node__parse_sql_request(hr, &req, err) != 0) {
-        node__respond_error(n, ex, ROUTE_SQL_READ, start, 400, "invalid_request", err, NULL);
+        node__respond_error(n, ex, ROUTE_SQL_REJECTED, start, 400, "invalid_request", err, NULL);
         sql_req_free(&req);
         return;
     }

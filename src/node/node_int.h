@@ -32,6 +32,7 @@
 #define NODE_MAX_ORIGINS 16     /* regions tracked for per-pair lag; more are pooled in "other" */
 
 enum node_route {
+    ROUTE_SQL_REJECTED, /* /v1/sql refused before it was known to read or write */
     ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
     ROUTE_METRICS, ROUTE_OTHER, ROUTE_COUNT
 };

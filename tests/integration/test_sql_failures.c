@@ -36,17 +36,13 @@ static int teardown(void **state)
 static void etcd_leader_killed_under_writes_loses_nothing_and_writes_resume(void **state)
 {
     struct cluster_region *leader;
-    struct wl_progress p;
     struct writeload *w;
     int64_t killed_at;
 
     (void)state;
     w = wl_new(C, 1, (uint64_t)test_timeout_ms(12000), 0);
     assert_int_equal(wl_start(w), 0);
-    p.w = w;
-    p.after_us = 0;
-    p.want = 50;
-    assert_int_equal(wait_for(wl_progressed, &p, 20000), 0);
+    assert_int_equal(wl_wait_acks(w, 0, 50, 20000), 0);
 
     leader = api_etcd_leader(C);
     assert_non_null(leader);
@@ -55,9 +51,7 @@ static void etcd_leader_killed_under_writes_loses_nothing_and_writes_resume(void
     killed_at = mr_mono_us();
 
     /* Writes resume: acknowledgements keep arriving after the kill. */
-    p.after_us = killed_at;
-    p.want = 200;
-    assert_int_equal(wait_for(wl_progressed, &p, 30000), 0);
+    assert_int_equal(wl_wait_acks(w, killed_at, 200, 30000), 0);
     wl_join(w);
     fprintf(stderr, "writes: %llu acknowledged, %llu failed (%s)\n",
             (unsigned long long)w->res.all.ok, (unsigned long long)w->res.all.failed,
@@ -74,16 +68,12 @@ static void node_killed_while_applying_resumes_and_converges(void **state)
 {
     struct cluster_region *victim = &C->regions[1];
     struct api_reply rep;
-    struct wl_progress p;
     struct writeload *w;
 
     (void)state;
     w = wl_new(C, 2, (uint64_t)test_timeout_ms(8000), 0);
     assert_int_equal(wl_start(w), 0);
-    p.w = w;
-    p.after_us = 0;
-    p.want = 100;
-    assert_int_equal(wait_for(wl_progressed, &p, 20000), 0);
+    assert_int_equal(wl_wait_acks(w, 0, 100, 20000), 0);
     /* Under steady writes the node applies a batch every few ms: SIGKILL
      * lands in or between applies. */
     assert_int_equal(cluster_region_action(C, victim->name, "kill", "node"), 0);

@@ -147,41 +147,26 @@ static void assert_region_links(const char *region, const char *state)
 static void writes_continue_while_a_region_is_partitioned_then_converge(void **state)
 {
     struct cluster_region *leader;
-    struct wl_progress p;
     struct writeload *w;
-    char *argv[8];
     int64_t cut_at;
 
     (void)state;
     w = wl_new(C, 1, (uint64_t)test_timeout_ms(12000), 0);
     assert_int_equal(wl_start(w), 0);
-    p.w = w;
-    p.after_us = 0;
-    p.want = 50;
-    assert_int_equal(wait_for(wl_progressed, &p, 20000), 0);
+    assert_int_equal(wl_wait_acks(w, 0, 50, 20000), 0);
 
     /* The hard case: the region holding the etcd leader goes away. */
     leader = api_etcd_leader(C);
     assert_non_null(leader);
     fprintf(stderr, "partitioning %s (etcd leader)\n", leader->name);
-    argv[0] = (char *)cluster_bin();
-    argv[1] = "region";
-    argv[2] = "partition";
-    argv[3] = leader->name;
-    argv[4] = "--dir";
-    argv[5] = C->rundir;
-    argv[6] = NULL;
-    assert_int_equal(cluster_run(argv, 10000), 0);
+    assert_int_equal(cluster_region_action(C, leader->name, "partition", NULL), 0);
     cut_at = mr_mono_us();
     assert_region_links(leader->name, "blackhole");
 
     /* The two other regions elect a leader and keep committing. */
-    p.after_us = cut_at;
-    p.want = 100;
-    assert_int_equal(wait_for(wl_progressed, &p, 30000), 0);
+    assert_int_equal(wl_wait_acks(w, cut_at, 100, 30000), 0);
 
-    argv[2] = "heal";
-    assert_int_equal(cluster_run(argv, 10000), 0);
+    assert_int_equal(cluster_region_action(C, leader->name, "heal", NULL), 0);
     assert_region_links(leader->name, "up");
     wl_join(w);
     fprintf(stderr, "writes: %llu acknowledged, %llu failed (%s)\n",

@@ -37,39 +37,42 @@ int cluster_pid_alive(int pid)
     return st != 0 && st != 'Z' && st != 'X';
 }
 
-char cluster_pid_state(int pid)
+/* Read /proc/<pid>/<what> into <buf> (NUL-terminated); its length, or -1. */
+static ssize_t read_proc_file(int pid, const char *what, char *buf, size_t size)
 {
-    char path[64], buf[512];
-    const char *p;
+    char path[64];
     ssize_t n;
     int fd;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
+        return -1;
+    n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return -1;
     buf[n] = '\0';
+    return n;
+}
+
+char cluster_pid_state(int pid)
+{
+    char buf[512];
+    const char *p;
+
+    if (read_proc_file(pid, "stat", buf, sizeof(buf)) < 0)
+        return 0;
     p = strrchr(buf, ')');
     return p && p[1] == ' ' ? p[2] : 0;
 }
 
 static int cmdline_contains(int pid, const char *needle)
 {
-    char path[64], buf[8192];
-    ssize_t n;
-    int fd;
+    char buf[8192];
+    ssize_t n = read_proc_file(pid, "cmdline", buf, sizeof(buf));
 
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
+    if (n < 0)
         return 0;
     for (ssize_t i = 0; i < n; i++)
         if (buf[i] == '\0')

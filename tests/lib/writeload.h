@@ -146,6 +146,15 @@ static inline int wl_progressed(void *arg)
     return wl_acked(p->w, p->after_us) >= p->want;
 }
 
+/* Wait (bounded by <timeout_ms>, scaled) for <want> acknowledgements after
+ * <after_us> (0: since the start).  0, or -1 after printing what timed out. */
+static inline int wl_wait_acks(const struct writeload *w, int64_t after_us, size_t want,
+                               int64_t timeout_ms)
+{
+    struct wl_progress p = {w, after_us, want};
+    return wait_for_named(wl_progressed, &p, timeout_ms, "write acknowledgements");
+}
+
 /* Every acknowledged write of the round is in every live region exactly
  * once, and no write of the round is there twice.  One query per client
  * keeps each answer under max_rows.  Returns 0, or -1 after printing why. */

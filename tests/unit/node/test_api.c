@@ -178,6 +178,26 @@ static void malformed_log_entries_are_corrupt(void **state)
     }
 }
 
+/* Every default of the node's option table parses within its own bounds
+ * (mr_cfg_defaults cannot report an error: the table is checked here). */
+static void node_config_defaults_are_valid(void **state)
+{
+    struct node_cfg cfg;
+    char err[MR_ERRMSG_LEN];
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    for (size_t i = 0; i < node_cfg_n_opts; i++) {
+        const struct mr_cfg_opt *o = &node_cfg_opts[i];
+        if (o->def == NULL)
+            continue;
+        if (mr_cfg_set(node_cfg_opts, node_cfg_n_opts, &cfg, "default", o->section, o->name, o->def,
+                       err) != 0)
+            fail_msg("%s", err);
+    }
+    mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +208,7 @@ int main(void)
         cmocka_unit_test(tokens_parse_strictly),
         cmocka_unit_test(log_entry_decodes_into_a_batch),
         cmocka_unit_test(malformed_log_entries_are_corrupt),
+        cmocka_unit_test(node_config_defaults_are_valid),
     };
     return cmocka_run_group_tests_name("node_parsers", tests, NULL, NULL);
 }
