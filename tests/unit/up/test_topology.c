@@ -23,6 +23,7 @@
 #include "common/cfg.h"
 #include "common/err.h"
 #include "up/up.h"
+#include "lib/wait.h"
 
 static int parse(const char *text, struct up_topology **t, char *err)
 {
@@ -460,6 +461,11 @@ static void endpoint_table_shows_each_region(void **state)
     mr_buf_close(&b);
 }
 
+static int pid_gone(void *arg)
+{
+    return !up_pid_alive(*(pid_t *)arg);
+}
+
 static void pid_alive_ignores_zombies(void **state)
 {
     pid_t pid = fork();
@@ -469,10 +475,8 @@ static void pid_alive_ignores_zombies(void **state)
     if (pid == 0)
         _exit(0);
     assert_true(up_pid_alive(getpid()));
-    /* Not reaped yet: a zombie once it has exited.  Poll, bounded. */
-    for (int i = 0; i < 2000 && up_pid_alive(pid); i++)
-        usleep(1000);
-    assert_false(up_pid_alive(pid));
+    /* Not reaped yet: a zombie once it has exited. */
+    assert_int_equal(wait_for(pid_gone, &pid, 2000), 0);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_false(up_pid_alive(pid));
     assert_false(up_pid_alive(0));
