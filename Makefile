@@ -22,7 +22,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-MODULES := common http etcd sql node up bench wan
+MODULES := common http etcd sql gtab node up bench wan edge
 SRC_common := $(wildcard src/common/*.c)
 SRC_http   := $(wildcard src/http/*.c)
 SRC_etcd   := $(wildcard src/etcd/*.c)
@@ -31,6 +31,8 @@ SRC_node   := $(wildcard src/node/*.c)
 SRC_up     := $(wildcard src/up/*.c)
 SRC_bench  := $(wildcard src/bench/*.c)
 SRC_wan    := $(wildcard src/wan/*.c)
+SRC_gtab   := $(wildcard src/gtab/*.c)
+SRC_edge   := $(wildcard src/edge/*.c)
 SRC_cmd    := $(wildcard src/cmd/*.c)
 ALL_SRC    := $(foreach m,$(MODULES),$(SRC_$(m))) $(SRC_cmd)
 HDRS       := $(wildcard src/*/*.h)
@@ -40,10 +42,12 @@ UNIT_DEPS_common := $(SRC_common)
 UNIT_DEPS_http   := $(SRC_http) $(SRC_common)
 UNIT_DEPS_etcd   := $(SRC_etcd) $(SRC_http) $(SRC_common)
 UNIT_DEPS_sql    := $(SRC_sql) $(SRC_common)
-UNIT_DEPS_node   := $(SRC_node) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_common)
+UNIT_DEPS_node   := $(SRC_node) $(SRC_gtab) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_common)
 UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_common)
 UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_common)
 UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_common)
+UNIT_DEPS_gtab   := $(SRC_gtab) $(SRC_common)
+UNIT_DEPS_edge   := $(SRC_edge) $(SRC_http) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
