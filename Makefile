@@ -6,6 +6,7 @@
 #   make test-integration
 #   make demo       three local regions, a short mixed workload, a table of figures
 #   make bench      benchmarks (see docs/benchmarks.md)
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS each (docs/security.md)
 #   V=1             show full commands
 #
 # Switches: CC, CFLAGS_EXTRA, MR_TEST_TIMEOUT_MULTIPLIER (tests).
@@ -53,7 +54,16 @@ UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 
-.PHONY: all deps test test-unit test-integration check demo bench clean fmt
+# Fuzz targets: tests/fuzz/fuzz_NAME.c.  `make fuzz` builds each with
+# libFuzzer (clang); `make test` replays every committed corpus and
+# regression input through one gcc ASan+UBSan binary (tests/fuzz/replay.c).
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_REPLAY  := build/tests/fuzz/replay
+FUZZ_CFLAGS  := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+LIB_SRC      := $(filter-out src/cmd/main.c,$(ALL_SRC))
+
+.PHONY: all deps test test-unit test-integration check demo bench fuzz clean fmt
 
 all: build/meridian
 
@@ -82,17 +92,41 @@ build/tests/integration/%: tests/integration/%.c $(filter-out src/cmd/main.c,$(A
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(filter-out src/cmd/main.c,$(ALL_SRC)) $(TESTLIB_SRC) $(LIBS) -lcmocka
 
-check: build/asan/meridian $(UNIT_TESTS) $(INTEG_TESTS)
+build/tests/fuzz/obj/%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests/fuzz -DLLVMFuzzerTestOneInput=fuzz_target_$* -c -o $@ $<
 
-test-unit: deps $(UNIT_TESTS)
-	$(Q)./tests/run.sh unit $(UNIT_TESTS)
+$(FUZZ_REPLAY): tests/fuzz/replay.c tests/fuzz/util.c $(FUZZ_NAMES:%=build/tests/fuzz/obj/%.o) $(LIB_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests/fuzz '-DFUZZ_TARGETS=$(foreach n,$(FUZZ_NAMES),X($(n)))' -o $@ tests/fuzz/replay.c tests/fuzz/util.c $(FUZZ_NAMES:%=build/tests/fuzz/obj/%.o) $(LIB_SRC) $(LIBS)
+
+# libFuzzer builds: the sources once as objects (kept), then one binary per target.
+.PRECIOUS: build/fuzz/obj/%.o build/tests/fuzz/obj/%.o
+build/fuzz/obj/%.o: %.c $(HDRS) tests/fuzz/fuzz.h
+	@mkdir -p $(@D)
+	@echo "  CLANG   $@"
+	$(Q)clang $(CSTD) $(WARN) $(FUZZ_CFLAGS) -Isrc -Itests/fuzz -c -o $@ $<
+
+build/fuzz/%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/obj/tests/fuzz/util.o $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+	@echo "  LINK    $@"
+	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZ_NAMES:%=build/fuzz/%)
+	$(Q)./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+check: build/asan/meridian $(UNIT_TESTS) $(INTEG_TESTS) $(FUZZ_REPLAY)
+
+test-unit: deps $(UNIT_TESTS) $(FUZZ_REPLAY)
+	$(Q)./tests/run.sh unit $(UNIT_TESTS) $(FUZZ_REPLAY)
 
 test-integration: deps build/asan/meridian $(INTEG_TESTS)
 	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh integration $(INTEG_TESTS)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory build/asan/meridian $(UNIT_TESTS) $(INTEG_TESTS)
-	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh all $(UNIT_TESTS) $(INTEG_TESTS)
+	$(Q)$(MAKE) --no-print-directory build/asan/meridian $(UNIT_TESTS) $(FUZZ_REPLAY) $(INTEG_TESTS)
+	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh all $(UNIT_TESTS) $(FUZZ_REPLAY) $(INTEG_TESTS)
 
 demo: deps build/meridian
 	$(Q)./build/meridian demo
