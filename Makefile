@@ -113,7 +113,9 @@ build/fuzz/%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/obj/tests/fuzz/util.
 	@echo "  LINK    $@"
 	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
-fuzz: $(FUZZ_NAMES:%=build/fuzz/%)
+fuzz:
+	$(Q)./scripts/deps.sh --fuzz
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_NAMES:%=build/fuzz/%)
 	$(Q)./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 check: build/asan/meridian $(UNIT_TESTS) $(INTEG_TESTS) $(FUZZ_REPLAY)

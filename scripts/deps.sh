@@ -7,9 +7,11 @@ set -eu
 BUILD="gcc make pkg-config libuv1-dev libsqlite3-dev libhttp-parser-dev libjansson-dev libinih-dev libssl-dev libcmocka-dev libnghttp2-dev"
 RUN="etcd-server"
 BENCH="postgresql postgresql-contrib"
+FUZZ="clang libclang-rt-14-dev"
 
 want="$BUILD $RUN"
 [ "${1:-}" = "--bench" ] && want="$want $BENCH"
+[ "${1:-}" = "--fuzz" ] && want="$want $FUZZ"
 
 missing=""
 for p in $want; do
