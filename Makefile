@@ -23,7 +23,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-MODULES := common http etcd sql gtab node up bench wan edge
+MODULES := common http etcd sql gtab node up bench wan edge shop
 SRC_common := $(wildcard src/common/*.c)
 SRC_http   := $(wildcard src/http/*.c)
 SRC_etcd   := $(wildcard src/etcd/*.c)
@@ -34,6 +34,7 @@ SRC_bench  := $(wildcard src/bench/*.c)
 SRC_wan    := $(wildcard src/wan/*.c)
 SRC_gtab   := $(wildcard src/gtab/*.c)
 SRC_edge   := $(wildcard src/edge/*.c)
+SRC_shop   := $(wildcard src/shop/*.c)
 SRC_cmd    := $(wildcard src/cmd/*.c)
 ALL_SRC    := $(foreach m,$(MODULES),$(SRC_$(m))) $(SRC_cmd)
 HDRS       := $(wildcard src/*/*.h)
@@ -49,6 +50,7 @@ UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_common)
 UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_common)
 UNIT_DEPS_gtab   := $(SRC_gtab) $(SRC_common)
 UNIT_DEPS_edge   := $(SRC_edge) $(SRC_http) $(SRC_common)
+UNIT_DEPS_shop   := $(SRC_shop) $(SRC_http) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
