@@ -7,22 +7,29 @@
 #include "../common/alloc.h"
 #include "../common/json.h"
 #include "../common/log.h"
+#include "../common/token.h"
 #include "../common/util.h"
 #include "node_int.h"
 
 static const char *route_names[ROUTE_COUNT] = {"sql_rejected", "sql_read", "sql_write", "status", "digest",
-                                               "healthz",  "readyz",    "metrics", "other"};
+                                               "healthz",  "readyz",    "metrics", "other",
+                                               "table_read", "table_write", "table_replicate"};
 
 void node__format_token(char *out, size_t size, int64_t rev)
 {
     snprintf(out, size, NODE_TOKEN_VERSION ".%lld", (long long)rev);
 }
 
+/* The shared grammar of src/common/token.h; the table positions a token may
+ * carry do not concern SQL reads and are ignored here. */
 int node__parse_token(const char *s, int64_t *rev)
 {
-    if (strncmp(s, NODE_TOKEN_VERSION ".", 2) != 0)
+    struct mr_token t;
+
+    if (mr_token_parse(s, &t, NULL) != 0)
         return MR_EINVAL;
-    return mr_parse_i64(s + 2, 0, INT64_MAX, rev);
+    *rev = t.rev;
+    return 0;
 }
 
 void sql_req_free(struct sql_req *r)
@@ -312,7 +319,9 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
                       mr_hist_quantile(&s->by_origin[i].lag, 0.50) * 1e3,
                       mr_hist_quantile(&s->by_origin[i].lag, 0.99) * 1e3);
     }
-    mr_buf_puts(&b, "}}");
+    mr_buf_putc(&b, '}');
+    node__tables_status(n, &b);
+    mr_buf_putc(&b, '}');
     node__respond_json(n, ex, ROUTE_STATUS, start, 200, &b, NULL);
     mr_buf_close(&b);
 }
@@ -414,6 +423,7 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     COUNTER("compactions_total", compactions, "log compactions this node ran");
     COUNTER("seeds_total", seeds, "times this replica was seeded from another region's snapshot");
 #undef COUNTER
+    node__tables_metrics(n, b);
 }
 
 void node__handle(struct http_exchange *ex, const struct http_request *hr, void *data)
@@ -426,6 +436,10 @@ void node__handle(struct http_exchange *ex, const struct http_request *hr, void 
 
     if (strcmp(hr->path, "/v1/sql") == 0) {
         handle_sql(n, ex, hr);
+        return;
+    }
+    if (strncmp(hr->path, "/v1/tables", 10) == 0 && (hr->path[10] == '\0' || hr->path[10] == '/')) {
+        node__tables_handle(n, ex, hr);
         return;
     }
     mr_buf_init(&b);

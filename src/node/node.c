@@ -340,6 +340,9 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     }
     if (rc != 0)
         goto err_after_store;
+    rc = node__tables_start(n, err);
+    if (rc != 0)
+        goto err_after_etcd;
 
     http_server_opts_default(&hopts);
     hopts.max_body_bytes = (size_t)cfg->max_body;
@@ -348,7 +351,7 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     rc = http_server_start(loop, host, port, &hopts, node__handle, n, &n->http, err);
     if (rc != 0) {
         mr_wraperr(err, rc, "listen on %s", cfg->listen);
-        goto err_after_etcd;
+        goto err_after_tables;
     }
 
     if (strcmp(cfg->advertise_url, "auto") == 0)
@@ -359,6 +362,7 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     node__seed_init(n);
     node__commit_init(n);
     node__apply_start(n);
+    node__tables_run(n);
     node__publish_url(n);
     uv_timer_init(loop, &n->probe_timer);
     n->probe_timer.data = n;
@@ -371,6 +375,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     *out = n;
     return 0;
 
+err_after_tables:
+    node__tables_free(n);
 err_after_etcd:
     etcd_free(n->etcd);
 err_after_store:
@@ -405,6 +411,7 @@ void node_stop(struct node *n)
     node__commit_close(n);
     node__apply_close(n);
     node__seed_close(n);
+    node__tables_close(n);
     http_server_close(n->http);
     n->http = NULL;
     etcd_free(n->etcd);
@@ -415,6 +422,7 @@ void node_free(struct node *n)
 {
     node__commit_free(n);
     node__seed_free(n);
+    node__tables_free(n);
     store_close(n->store);
     mr_free(n);
 }

@@ -40,6 +40,23 @@ const struct mr_cfg_opt node_cfg_opts[] = {
      "how often the applied position is announced and the log compacted"},
     {"limits", "compact_min_step", MR_CFG_INT, F(compact_min_step), 1, 1000000000, "1000",
      "compact only when at least this many revisions can go"},
+    {"limits", "tables_batch_entries", MR_CFG_INT, F(tables_batch_entries), 1, 100000, "2000",
+     "global tables: change-log entries per replication batch to one peer"},
+    {"limits", "tables_batch_bytes", MR_CFG_SIZE, F(tables_batch_bytes), 4096, 16 << 20, "512k",
+     "global tables: bytes per replication batch (keep under the peers' max_body)"},
+    {"limits", "tables_log_retention", MR_CFG_INT, F(tables_log_retention), 1, 1000000000, "1000000",
+     "global tables: own change-log entries kept for peers that have not acknowledged them; past it "
+     "the oldest go and such a peer must be seeded"},
+    {"limits", "tables_sweep_interval", MR_CFG_DURATION, F(tables_sweep_interval_ms), 100, 3600000, "1s",
+     "global tables: how often expired items are removed and tombstones collected"},
+    {"tables", "declare", MR_CFG_STR, F(tables_declare), 0, 0, "none",
+     "tables created at start: name:lww|crdt[:ttl_field], comma-separated (none: no table)"},
+    {"tables", "peers", MR_CFG_STR, F(tables_peers), 0, 0, "none",
+     "URL to reach a peer region's node, overriding the one it publishes in etcd: "
+     "region=http://host:port, comma-separated (none: use etcd's)"},
+    {"tables", "clock_skew_ms", MR_CFG_INT, F(tables_clock_skew_ms), -3600000, 3600000, "0",
+     "testing: milliseconds added to this node's clock for table timestamps (also env "
+     "MERIDIAN_CLOCK_SKEW_MS, for the region in MERIDIAN_CLOCK_SKEW_REGION or every region)"},
 };
 
 const size_t node_cfg_n_opts = sizeof(node_cfg_opts) / sizeof(node_cfg_opts[0]);

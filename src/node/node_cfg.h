@@ -2,6 +2,7 @@
  *
  *   [node]    region, cluster, data_dir, listen, etcd, log_level
  *   [limits]  sizes, counts and time bounds (see docs/config.md)
+ *   [tables]  global tables: declared tables, peer URL overrides, clock skew
  *
  * The table in node_cfg.c is the single source of truth: it validates files
  * and flags and generates `meridian node --sample-config`.
@@ -38,6 +39,14 @@ struct node_cfg {
     int64_t max_inflight_batches;
     int64_t compact_interval_ms;
     int64_t compact_min_step;
+    /* [tables]: global tables (docs/tables.md) */
+    char *tables_declare;        /* "none" or "name:lww|crdt[:ttl_field],..." */
+    char *tables_peers;          /* "none" or "region=http://host:port,...": URL overrides */
+    int64_t tables_clock_skew_ms;
+    int64_t tables_batch_entries;
+    int64_t tables_batch_bytes;
+    int64_t tables_log_retention;
+    int64_t tables_sweep_interval_ms;
 };
 
 extern const struct mr_cfg_opt node_cfg_opts[];

@@ -1,9 +1,10 @@
 /* node_int.h -- what the files of src/node/ share; not for other modules.
  *
- * Token format (opaque to clients, documented in docs/api.md):
- *     "1.<rev>"   the log revision whose effects the reader must see.
- * Later data paths (global tables) append ".<more>" fields; a parser reads
- * the fields it knows and rejects anything else in this version.
+ * Token format (opaque to clients, documented in docs/api.md; grammar and
+ * code in src/common/token.h):
+ *     "1.<rev>[.<region>=<seq>]..."   the SQL log revision, then the global
+ * tables' change-log position per origin region, whose effects the reader
+ * must see.  SQL reads use <rev> only; table reads the positions.
  *
  * Log entry format (the value of the etcd key /meridian/<cluster>/log; one
  * put per batch, its mod_revision is the batch's log position):
@@ -24,6 +25,8 @@
 #include "../common/metrics.h"
 #include "../etcd/etcd.h"
 #include "../http/http.h"
+#include "../common/token.h"
+#include "../gtab/gtab.h"
 #include "../sql/store.h"
 #include "node.h"
 
@@ -34,7 +37,9 @@
 enum node_route {
     ROUTE_SQL_REJECTED, /* /v1/sql refused before it was known to read or write */
     ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
-    ROUTE_METRICS, ROUTE_OTHER, ROUTE_COUNT
+    ROUTE_METRICS, ROUTE_OTHER,
+    ROUTE_TABLE_READ, ROUTE_TABLE_WRITE, ROUTE_TABLE_REPLICATE, /* /v1/tables (tables.c) */
+    ROUTE_COUNT
 };
 
 /* A parsed /v1/sql request.  Owns <doc>; <stmts> point into it. */
@@ -196,6 +201,9 @@ struct node {
     uv_timer_t seed_retry;
     struct snap_send *snap_sends;
 
+    /* tables.c, tstream.c: global tables */
+    struct tables *tables;
+
     uv_timer_t tick;                  /* deadlines of waiting requests */
     uv_check_t flush_check;           /* seals the batch after each loop turn */
     int stopping;
@@ -261,6 +269,27 @@ void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t star
 void node__publish_url(struct node *n);
 /* The log below <compact_revision> is gone: seed from a peer (-1: retry). */
 void node__reseed_start(struct node *n, int64_t compact_revision);
+
+/* tables.c: global tables (docs/tables.md) */
+/* Open tables.db and declare the configured tables (no handle yet: on a
+ * later start-up failure node__tables_free undoes it). */
+int node__tables_start(struct node *n, char *err) __attribute__((warn_unused_result));
+/* Start the handles: group commit, peer streams, sweeps. */
+void node__tables_run(struct node *n);
+void node__tables_close(struct node *n);
+void node__tables_free(struct node *n);
+/* Any request under /v1/tables. */
+void node__tables_handle(struct node *n, struct http_exchange *ex, const struct http_request *hr);
+void node__tables_metrics(struct node *n, struct mr_buf *b);
+/* ,"tables":{...} for /v1/status. */
+void node__tables_status(struct node *n, struct mr_buf *b);
+/* Parse "[tables] declare" ("name:kind[:ttl_field],...") into <out>
+ * (*n_out specs, at most <max>).  MR_ECONFIG with a message. */
+int node__tables_parse_declare(const char *s, struct gtab_spec *out, size_t max, size_t *n_out,
+                               char *err);
+/* Parse "[tables] peers" ("region=http://host:port,...").  MR_ECONFIG. */
+int node__tables_parse_peers(const char *s, char (*regions)[64], char (*urls)[256], size_t max,
+                             size_t *n_out, char *err);
 
 /* node.c */
 /* Staleness bound of the local replica in ms, and batches known to be missing. */

@@ -1,0 +1,630 @@
+/* gtbench.c -- `meridian bench tables` (see gtbench.h).
+ *
+ * Three local regions without emulated distance (`meridian up
+ * --latency-scale 0`).  Writes are CRDT register sets of a 200-byte value
+ * on random keys (POST .../ops: the load generator's write verb), each
+ * acknowledged only once durable (fsynced) in its region.  Replication lag
+ * is measured end to end by a probe: every PROBE_EVERY_MS it writes a new
+ * key in one region and polls another region until the key is readable;
+ * the same probe measures Redis's replicas.  The steady load is paced by a
+ * timer on its own thread while the probe runs. */
+#include "gtbench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../common/alloc.h"
+#include "../common/buf.h"
+#include "../common/err.h"
+#include "../common/util.h"
+#include "../http/http.h"
+#include "load.h"
+#include "topo.h"
+
+#define PROBE_EVERY_MS 20
+#define VALUE_BYTES 200
+#define MAX_PROBES 4096
+
+extern char **environ;
+
+struct gt_opts {
+    int64_t duration_ms, warmup_ms;
+    int clients;
+    int rate;
+    int redis;
+};
+
+/* ---- our load ------------------------------------------------------------- */
+
+struct gen_data {
+    size_t n_regions;
+    int read;
+    char paths[512][96];
+    unsigned seed[512];
+};
+
+static void gen(size_t client, uint64_t seq, struct load_req *req, void *data)
+{
+    struct gen_data *g = data;
+    unsigned key = (unsigned)rand_r(&g->seed[client % 512]) % 100000;
+
+    (void)seq;
+    req->target = client % g->n_regions;
+    if (g->read) {
+        snprintf(g->paths[client % 512], sizeof(g->paths[0]), "/v1/tables/bench/items/k%u", key % 1000);
+        req->path = g->paths[client % 512];
+        req->klass = 1;
+        return;
+    }
+    snprintf(g->paths[client % 512], sizeof(g->paths[0]), "/v1/tables/bench/items/k%u/ops", key);
+    req->path = g->paths[client % 512];
+    mr_buf_printf(req->body, "{\"ops\":[{\"op\":\"set\",\"field\":\"v\",\"value\":\"%0*u\"}]}", VALUE_BYTES, key);
+}
+
+static int check_read(size_t client, int status, const char *body, size_t len, void *data)
+{
+    (void)client, (void)body, (void)len, (void)data;
+    return status == 200 || status == 404 ? 0 : -1;
+}
+
+static int run_load(const struct topo *t, const struct gt_opts *o, int read, struct load_result *res)
+{
+    struct load_target targets[TOPO_MAX_REGIONS];
+    struct gen_data *g = mr_calloc(1, sizeof(*g));
+    struct load_spec spec;
+    int rc;
+
+    for (size_t i = 0; i < t->n_regions && i < 3; i++) {
+        targets[i].host = t->regions[i].host;
+        targets[i].port = t->regions[i].port;
+    }
+    g->n_regions = t->n_regions < 3 ? t->n_regions : 3;
+    g->read = read;
+    for (size_t i = 0; i < 512; i++)
+        g->seed[i] = (unsigned)(i * 7919 + 17);
+    memset(&spec, 0, sizeof(spec));
+    spec.targets = targets;
+    spec.n_targets = g->n_regions;
+    spec.n_clients = (size_t)o->clients;
+    spec.duration_ms = (uint64_t)o->duration_ms;
+    spec.warmup_ms = (uint64_t)o->warmup_ms;
+    spec.gen = gen;
+    spec.check = read ? check_read : NULL;
+    spec.data = g;
+    rc = load_run(&spec, res);
+    mr_free(g);
+    return rc;
+}
+
+/* ---- the paced load: <rate> writes/s on a private loop ----------------------- */
+
+struct paced {
+    const struct topo *t;
+    int rate;
+    volatile int stop;
+    uv_loop_t loop;
+    uv_timer_t timer;
+    struct http_client *http;
+    int64_t start_us;
+    uint64_t sent, ok, failed;
+    int inflight;
+    char first_error[128];
+    unsigned seed;
+};
+
+static void paced_done(struct http_call *call, int rc, const struct http_response *resp, void *data)
+{
+    struct paced *p = data;
+
+    (void)call;
+    p->inflight--;
+    if (p->stop && rc == MR_ECLOSED)
+        return; /* cancelled when the load stopped */
+    if (rc == 0 && resp->status == 200) {
+        p->ok++;
+    } else {
+        if (p->failed++ == 0)
+            snprintf(p->first_error, sizeof(p->first_error), "%s",
+                     rc ? mr_strerror(rc) : http_status_text(resp->status));
+    }
+}
+
+static void paced_tick(uv_timer_t *h)
+{
+    struct paced *p = h->data;
+    uint64_t due = (uint64_t)((mr_mono_us() - p->start_us) * (int64_t)p->rate / 1000000);
+
+    if (p->stop) {
+        uv_timer_stop(&p->timer);
+        uv_close((uv_handle_t *)&p->timer, NULL);
+        http_client_free(p->http);
+        return;
+    }
+    while (p->sent < due && p->inflight < 512) {
+        const struct topo_region *r = &p->t->regions[p->sent % (p->t->n_regions < 3 ? p->t->n_regions : 3)];
+        struct http_client_request req;
+        char path[96], body[VALUE_BYTES + 96];
+        unsigned key = (unsigned)rand_r(&p->seed) % 100000;
+
+        snprintf(path, sizeof(path), "/v1/tables/bench/items/p%u/ops", key);
+        snprintf(body, sizeof(body), "{\"ops\":[{\"op\":\"set\",\"field\":\"v\",\"value\":\"%0*u\"}]}", VALUE_BYTES, key);
+        memset(&req, 0, sizeof(req));
+        req.method = "POST";
+        req.host = r->host;
+        req.port = r->port;
+        req.path = path;
+        req.headers = "Content-Type: application/json\r\n";
+        req.body = body;
+        req.body_len = strlen(body);
+        req.timeout_ms = 10000;
+        p->sent++;
+        if (http_client_request(p->http, &req, paced_done, p, NULL) == 0)
+            p->inflight++;
+        else
+            p->failed++;
+    }
+}
+
+static void *paced_run(void *arg)
+{
+    struct paced *p = arg;
+    struct http_client_opts o;
+
+    uv_loop_init(&p->loop);
+    http_client_opts_default(&o);
+    o.max_idle_per_host = 64;
+    if (http_client_new(&p->loop, &o, &p->http) != 0)
+        return NULL;
+    uv_timer_init(&p->loop, &p->timer);
+    p->timer.data = p;
+    p->start_us = mr_mono_us();
+    uv_timer_start(&p->timer, paced_tick, 1, 1);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&p->loop);
+    return NULL;
+}
+
+/* ---- lag probes ------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double quantile(double *v, size_t n, double q)
+{
+    size_t i;
+
+    if (n == 0)
+        return -1;
+    qsort(v, n, sizeof(*v), cmp_double);
+    i = (size_t)(q * (double)n);
+    return v[i < n ? i : n - 1];
+}
+
+/* Write probe <i> in region i%n, poll region (i+1)%n until it is there. */
+static int table_probe(const struct topo *t, int i, double *lag_ms)
+{
+    size_t n = t->n_regions < 3 ? t->n_regions : 3, a = (size_t)i % n, b = (size_t)(i + 1) % n;
+    char url[256], err[MR_ERRMSG_LEN];
+    struct http_result res;
+    int64_t t0, deadline;
+    const char *body = "{\"ops\":[{\"op\":\"set\",\"field\":\"v\",\"value\":1}]}";
+
+    snprintf(url, sizeof(url), "%s/v1/tables/bench/items/probe-%d/ops", t->regions[a].url, i);
+    if (http_fetch("POST", url, "Content-Type: application/json\r\n", body, strlen(body), 5000, &res, err) != 0)
+        return -1;
+    http_result_close(&res);
+    t0 = mr_mono_us();
+    deadline = t0 + 5000000;
+    snprintf(url, sizeof(url), "%s/v1/tables/bench/items/probe-%d", t->regions[b].url, i);
+    while (mr_mono_us() < deadline) {
+        int status;
+        if (http_fetch("GET", url, NULL, NULL, 0, 5000, &res, err) != 0)
+            return -1;
+        status = res.status;
+        http_result_close(&res);
+        if (status == 200) {
+            *lag_ms = (double)(mr_mono_us() - t0) / 1000.0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- redis ------------------------------------------------------------------------ */
+
+static int redis_connect(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd == -1)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send one command (RESP array of <argc> strings); read one reply line
+ * (and a bulk string's body) into <out>.  Returns 0 or -1. */
+static int redis_cmd(int fd, int argc, const char *const *argv, char *out, size_t size)
+{
+    struct mr_buf b;
+    char buf[4096];
+    ssize_t got;
+    size_t have = 0;
+    int rc = 0;
+
+    mr_buf_init(&b);
+    mr_buf_printf(&b, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++)
+        mr_buf_printf(&b, "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]);
+    if (write(fd, b.data, b.len) != (ssize_t)b.len)
+        rc = -1;
+    mr_buf_close(&b);
+    while (rc == 0) {
+        got = read(fd, buf + have, sizeof(buf) - 1 - have);
+        if (got <= 0)
+            return -1;
+        have += (size_t)got;
+        buf[have] = '\0';
+        if (buf[0] == '$') {
+            long len = strtol(buf + 1, NULL, 10);
+            char *nl = strstr(buf, "\r\n");
+            if (len < 0 && nl) {
+                snprintf(out, size, "(nil)");
+                return 0;
+            }
+            if (nl && have >= (size_t)(nl - buf) + 2 + (size_t)len + 2) {
+                snprintf(out, size, "%.*s", (int)len, nl + 2);
+                return 0;
+            }
+        } else if (strstr(buf, "\r\n")) {
+            snprintf(out, size, "%.*s", (int)(strstr(buf, "\r\n") - buf), buf);
+            return 0;
+        }
+    }
+    return rc;
+}
+
+struct redis_set {
+    int port[3];
+    pid_t pid[3];
+    char dir[128];
+};
+
+static int redis_start(struct redis_set *r, const char *base, char *err)
+{
+    for (int i = 0; i < 3; i++) {
+        char port[16], dir[192], master[32];
+        char *argv[24];
+        int n = 0;
+        r->port[i] = 20000 + (int)(mr_random64() % 20000);
+        snprintf(port, sizeof(port), "%d", r->port[i]);
+        snprintf(dir, sizeof(dir), "%s/redis%d", base, i);
+        mkdir(dir, 0700);
+        argv[n++] = "redis-server";
+        argv[n++] = "--port";
+        argv[n++] = port;
+        argv[n++] = "--bind";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "--dir";
+        argv[n++] = dir;
+        argv[n++] = "--save";
+        argv[n++] = "";
+        argv[n++] = "--appendonly";
+        argv[n++] = "yes";
+        argv[n++] = "--appendfsync";
+        argv[n++] = "everysec";
+        argv[n++] = "--logfile";
+        argv[n++] = "redis.log";
+        if (i > 0) {
+            snprintf(master, sizeof(master), "127.0.0.1 %d", r->port[0]);
+            argv[n++] = "--replicaof";
+            argv[n++] = master;
+        }
+        argv[n] = NULL;
+        if (posix_spawnp(&r->pid[i], "redis-server", NULL, NULL, argv, environ) != 0)
+            return mr_seterr(err, MR_EUNAVAIL, "cannot start redis-server (apt-get install redis-server)");
+        for (int tries = 0; tries < 200; tries++) {
+            int fd = redis_connect(r->port[i]);
+            char out[64] = "";
+            const char *ping[] = {"PING"};
+            if (fd != -1 && redis_cmd(fd, 1, ping, out, sizeof(out)) == 0 && strcmp(out, "+PONG") == 0) {
+                close(fd);
+                break;
+            }
+            if (fd != -1)
+                close(fd);
+            usleep(20000); /* process start-up: pacing, bounded */
+        }
+    }
+    /* Replicas in sync before measuring. */
+    for (int i = 1; i < 3; i++) {
+        for (int tries = 0; tries < 500; tries++) {
+            int fd = redis_connect(r->port[i]);
+            char out[4096] = "";
+            const char *info[] = {"INFO", "replication"};
+            int up = fd != -1 && redis_cmd(fd, 2, info, out, sizeof(out)) == 0 &&
+                     strstr(out, "master_link_status:up") != NULL;
+            if (fd != -1)
+                close(fd);
+            if (up)
+                break;
+            usleep(20000);
+        }
+    }
+    return 0;
+}
+
+static void redis_stop(struct redis_set *r)
+{
+    for (int i = 0; i < 3; i++)
+        if (r->pid[i] > 0) {
+            kill(r->pid[i], SIGTERM);
+            waitpid(r->pid[i], NULL, 0);
+            r->pid[i] = 0;
+        }
+}
+
+struct redis_probe_ctx {
+    struct redis_set *r;
+    volatile int stop;
+    double lags[MAX_PROBES];
+    size_t n;
+};
+
+static void *redis_probe_run(void *arg)
+{
+    struct redis_probe_ctx *c = arg;
+    int pf = redis_connect(c->r->port[0]), rf[2] = {redis_connect(c->r->port[1]), redis_connect(c->r->port[2])};
+
+    for (int i = 0; !c->stop && pf != -1 && c->n < MAX_PROBES; i++) {
+        char key[32], val[32], out[256];
+        const char *set[3] = {"SET", key, val}, *get[2] = {"GET", key};
+        int64_t t0, next = mr_mono_us() + PROBE_EVERY_MS * 1000;
+        snprintf(key, sizeof(key), "probe:%d", i);
+        snprintf(val, sizeof(val), "%d", i);
+        if (redis_cmd(pf, 3, set, out, sizeof(out)) != 0)
+            break;
+        t0 = mr_mono_us();
+        while (mr_mono_us() - t0 < 5000000) {
+            if (redis_cmd(rf[i % 2], 2, get, out, sizeof(out)) != 0)
+                break;
+            if (strcmp(out, val) == 0) {
+                c->lags[c->n++] = (double)(mr_mono_us() - t0) / 1000.0;
+                break;
+            }
+        }
+        while (mr_mono_us() < next)
+            usleep(1000);
+    }
+    if (pf != -1)
+        close(pf);
+    for (int i = 0; i < 2; i++)
+        if (rf[i] != -1)
+            close(rf[i]);
+    return NULL;
+}
+
+/* redis-benchmark SET, 64 clients, 200-byte values, random keys, while
+ * the probe measures the replicas' lag. */
+static int redis_measure(const char *base, const struct gt_opts *o, double *rps, double *p50, double *p99,
+                         double *lag50, double *lag99, char *err)
+{
+    struct redis_set r;
+    struct redis_probe_ctx *c = mr_calloc(1, sizeof(*c));
+    pthread_t th;
+    char cmd[256], line[512];
+    FILE *f;
+    int rc, found = 0;
+    long n = (long)(o->duration_ms / 1000.0 * 60000);
+
+    memset(&r, 0, sizeof(r));
+    rc = redis_start(&r, base, err);
+    if (rc != 0) {
+        redis_stop(&r);
+        mr_free(c);
+        return rc;
+    }
+    c->r = &r;
+    pthread_create(&th, NULL, redis_probe_run, c);
+    snprintf(cmd, sizeof(cmd), "redis-benchmark -p %d -t set -c %d -d %d -r 1000000 -n %ld --csv 2>/dev/null",
+             r.port[0], o->clients, VALUE_BYTES, n);
+    f = popen(cmd, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        /* "SET","rps","avg","min","p50","p95","p99","max" */
+        if (strncmp(line, "\"SET\"", 5) == 0) {
+            double v[7] = {0};
+            char *p = line + 6;
+            for (int i = 0; i < 7 && p; i++) {
+                while (*p == '"' || *p == ',')
+                    p++;
+                v[i] = strtod(p, &p);
+            }
+            *rps = v[0];
+            *p50 = v[3];
+            *p99 = v[5];
+            found = 1;
+        }
+    }
+    if (f)
+        pclose(f);
+    c->stop = 1;
+    pthread_join(th, NULL);
+    *lag50 = quantile(c->lags, c->n, 0.5);
+    *lag99 = quantile(c->lags, c->n, 0.99);
+    redis_stop(&r);
+    mr_free(c);
+    if (!found)
+        return mr_seterr(err, MR_EUNAVAIL, "redis-benchmark gave no SET figure");
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int wait_table(const struct topo *t)
+{
+    for (int tries = 0; tries < 500; tries++) {
+        size_t ok = 0;
+        for (size_t i = 0; i < t->n_regions; i++) {
+            char url[256], err[MR_ERRMSG_LEN];
+            struct http_result res;
+            snprintf(url, sizeof(url), "%s/v1/tables/bench", t->regions[i].url);
+            if (http_fetch("GET", url, NULL, NULL, 0, 2000, &res, err) == 0) {
+                ok += res.status == 200;
+                http_result_close(&res);
+            }
+        }
+        if (ok == t->n_regions)
+            return 0;
+        usleep(20000);
+    }
+    return -1;
+}
+
+int gtbench_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"duration", required_argument, NULL, 'd'},
+                                             {"clients", required_argument, NULL, 'c'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"no-redis", no_argument, NULL, 'R'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    struct gt_opts o = {5000, 1000, 64, 5000, 1};
+    char err[MR_ERRMSG_LEN], exe[4096], url[256], base[] = "/tmp/meridian-gtbench-XXXXXX";
+    struct load_result w, rd;
+    struct http_result res;
+    struct topo t;
+    struct paced *p;
+    pthread_t th;
+    double *lags = mr_calloc(MAX_PROBES, sizeof(double));
+    double rps = 0, r50 = 0, r99 = 0, rl50 = -1, rl99 = -1, l50, l99;
+    size_t n_lags = 0;
+    int opt, status = 0, redis_ok = 0;
+    ssize_t len;
+    int64_t end;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:c:r:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            if (mr_parse_duration_ms(optarg, &o.duration_ms) != 0 || o.duration_ms < 1000) {
+                fprintf(stderr, "meridian bench tables: --duration: expected 1s or more\n");
+                return 2;
+            }
+            break;
+        case 'c': o.clients = atoi(optarg); break;
+        case 'r': o.rate = atoi(optarg); break;
+        case 'R': o.redis = 0; break;
+        case 'h':
+            printf("usage: meridian bench tables [--duration 5s] [--clients 64] [--rate 5000] [--no-redis]\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (o.clients < 1 || o.clients > 512 || o.rate < 1 || o.rate > 100000) {
+        fprintf(stderr, "meridian bench tables: --clients 1..512, --rate 1..100000\n");
+        return 2;
+    }
+    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0 || mkdtemp(base) == NULL) {
+        fprintf(stderr, "meridian bench tables: cannot find the executable or make %s\n", base);
+        return 1;
+    }
+    exe[len] = '\0';
+    if (topo_up(&t, exe, NULL, NULL, "0", 0, err) != 0) {
+        fprintf(stderr, "meridian bench tables: %s\n", err);
+        return 1;
+    }
+    snprintf(url, sizeof(url), "%s/v1/tables/bench", t.regions[0].url);
+    if (http_fetch("PUT", url, "Content-Type: application/json\r\n", "{\"kind\":\"crdt\"}", 15, 5000, &res, err) != 0 ||
+        (http_result_close(&res), wait_table(&t) != 0)) {
+        fprintf(stderr, "meridian bench tables: cannot create the table\n");
+        topo_down(&t, exe);
+        return 1;
+    }
+    printf("meridian bench tables: %zu regions, %d clients, %lld ms per figure\n", t.n_regions, o.clients,
+           (long long)o.duration_ms);
+    fflush(stdout);
+    if (run_load(&t, &o, 0, &w) != 0 || run_load(&t, &o, 1, &rd) != 0) {
+        fprintf(stderr, "meridian bench tables: load failed: %s\n", w.first_error);
+        status = 1;
+    }
+    /* Steady rate, probe the lag meanwhile. */
+    p = mr_calloc(1, sizeof(*p));
+    p->t = &t;
+    p->rate = o.rate;
+    p->seed = 42;
+    pthread_create(&th, NULL, paced_run, p);
+    end = mr_mono_us() + o.duration_ms * 1000;
+    for (int i = 0; mr_mono_us() < end && n_lags < MAX_PROBES; i++) {
+        int64_t next = mr_mono_us() + PROBE_EVERY_MS * 1000;
+        if (table_probe(&t, i, &lags[n_lags]) == 0)
+            n_lags++;
+        while (mr_mono_us() < next)
+            usleep(1000);
+    }
+    p->stop = 1;
+    pthread_join(th, NULL);
+    l50 = quantile(lags, n_lags, 0.5);
+    l99 = quantile(lags, n_lags, 0.99);
+    printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms  (%llu ok, %llu failed)\n",
+           "local writes (durable, 64 clients, 3 regions)", w.all.rate, w.all.p50_ms, w.all.p99_ms,
+           (unsigned long long)w.all.ok, (unsigned long long)w.all.failed);
+    printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms\n", "local reads", rd.all.rate, rd.all.p50_ms,
+           rd.all.p99_ms);
+    printf("%-44s p50 %6.2f ms  p99 %6.2f ms  (%zu probes; %llu paced writes ok, %llu failed%s%s, %.0f /s)\n",
+           "replication lag under the steady load", l50, l99, n_lags, (unsigned long long)p->ok,
+           (unsigned long long)p->failed, p->failed ? ": " : "", p->first_error,
+           (double)p->ok * 1000.0 / (double)o.duration_ms);
+    fflush(stdout);
+    mr_free(p);
+    topo_down(&t, exe);
+    if (o.redis) {
+        if (redis_measure(base, &o, &rps, &r50, &r99, &rl50, &rl99, err) == 0) {
+            redis_ok = 1;
+            printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms\n", "redis 7 SET (everysec, 2 replicas)", rps,
+                   r50, r99);
+            printf("%-44s p50 %6.2f ms  p99 %6.2f ms\n", "redis replica lag", rl50, rl99);
+            printf("ratios: writes %.2fx redis, write p99 %.2fx, lag p99 %.2fx\n", w.all.rate / rps,
+                   w.all.p99_ms / (r99 > 0 ? r99 : 1), l99 / (rl99 > 0 ? rl99 : 1));
+        } else {
+            fprintf(stderr, "meridian bench tables: redis: %s\n", err);
+            status = status ? status : 1;
+        }
+    }
+    {
+        char *rm[] = {"/bin/rm", "-rf", base, NULL};
+        (void)topo_run(rm, 0);
+    }
+    printf("targets: writes >= 30000/s %s, write p99 < 5 ms %s, lag p99 < 20 ms %s\n",
+           w.all.rate >= 30000 ? "met" : "MISSED", w.all.p99_ms < 5 ? "met" : "MISSED",
+           l99 >= 0 && l99 < 20 ? "met" : "MISSED");
+    (void)redis_ok;
+    mr_free(lags);
+    if (status == 0 && (w.all.rate < 30000 || w.all.p99_ms >= 5 || l99 < 0 || l99 >= 20))
+        status = 3;
+    return status;
+}

@@ -1,0 +1,208 @@
+/* gtab.h -- global tables: the storage and merge rules of one region.
+ *
+ * A region's tables live in their own SQLite database (<data_dir>/tables.db,
+ * WAL), apart from the deterministic SQL replica.  Every item holds its full
+ * state, a conflict-free replicated value (CvRDT): merging two states is
+ * idempotent, commutative and associative, so regions that received the same
+ * writes in any order, any number of times, hold the same state.
+ *
+ *   lww   tables: a JSON document; the highest (hlc, origin) wins.
+ *   crdt  tables: per-field counters (PN), add-wins sets, LWW registers.
+ *
+ * Local writes append the new full state of the item to this region's change
+ * log (gt_log, seq 1, 2, ...); other regions apply those entries and record
+ * the highest seq applied per origin (the applied vector), in the same SQLite
+ * transaction as the item change.  Formats: gtab_int.h; API: docs/tables.md.
+ *
+ * Transactions: the first write opens one; gtab_commit ends it.  The node
+ * commits once per loop turn (group commit) and only then acknowledges.
+ * Nothing here is thread-safe; depends on SQLite, jansson, OpenSSL, common.
+ */
+#ifndef MR_GTAB_H
+#define MR_GTAB_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../common/err.h"
+
+/* ---- limits (docs/tables.md) ---- */
+#define GTAB_MAX_NAME 64          /* table and field names: 1..64 of [A-Za-z0-9_-], not '_' first */
+#define GTAB_MAX_KEY 256          /* item keys: 1..256 bytes 0x21..0x7e except / ? # % " \ */
+#define GTAB_MAX_DOC (64 * 1024)  /* a document, or a crdt item's state, in bytes of JSON */
+#define GTAB_MAX_OPS 100          /* operations per /ops request */
+#define GTAB_MAX_FIELDS 256       /* fields of a crdt item */
+#define GTAB_MAX_SET 1000         /* elements ever added to one set field */
+#define GTAB_MAX_ELEM 256         /* bytes of one set element, as JSON */
+#define GTAB_MAX_TABLES 1024
+#define GTAB_MAX_ORIGINS 32       /* regions in the applied vector */
+#define GTAB_VERSION_LEN 96       /* "<hlc>@<origin>" and NUL */
+
+/* An If-Match that does not hold (HTTP 412). */
+#define GTAB_EPRECOND MR_EDENIED
+
+enum gtab_kind { GTAB_LWW, GTAB_CRDT };
+
+struct gtab_spec {
+    char name[GTAB_MAX_NAME + 1];
+    enum gtab_kind kind;
+    char ttl_field[GTAB_MAX_NAME + 1];   /* "" when items never expire */
+};
+
+/* ---- hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014) ----
+ * 64 bits: (physical ms << 16) | logical counter.  A local event takes
+ * max(wall, last + 1); a received timestamp raises <last>. */
+struct gtab_hlc {
+    uint64_t last;
+    int64_t skew_ms;          /* added to the wall clock: tests skew a region */
+};
+uint64_t gtab_hlc_now(struct gtab_hlc *h, int64_t wall_ms);
+void gtab_hlc_observe(struct gtab_hlc *h, uint64_t remote);
+#define GTAB_HLC_MS(h) ((int64_t)((h) >> 16))
+
+/* ---- validation ---- */
+int gtab_name_valid(const char *s, size_t len, char *err);
+int gtab_key_valid(const char *s, size_t len, char *err);
+/* Parse a table spec {"kind":"lww"|"crdt","ttl_field":"..."} for table <name>.
+ * MR_EINVAL with a message naming the problem. */
+int gtab_spec_parse(const char *name, const json_t *spec, struct gtab_spec *out, char *err);
+/* {"kind":...,"ttl_field":...} as a new reference. */
+json_t *gtab_spec_json(const struct gtab_spec *s);
+
+/* ---- item states (pure functions, merge.c) ----
+ * States are jansson objects (format in gtab_int.h).  Functions returning
+ * json_t * return a new reference the caller releases. */
+/* Join of two states: idempotent, commutative, associative. */
+json_t *gtab_state_merge(const json_t *a, const json_t *b);
+/* The plain JSON a reader sees (counters as numbers, sets as sorted arrays),
+ * or NULL when the item is deleted. */
+json_t *gtab_state_render(const json_t *s);
+/* "<hlc>@<origin>" of the state's last write. */
+void gtab_state_version(const json_t *s, char *out, size_t size);
+uint64_t gtab_state_hlc(const json_t *s);
+/* Integer member <k> of object <o> as uint64 (0 when absent or negative). */
+uint64_t gtab_json_u64(const json_t *o, const char *k);
+/* Apply the operations <ops> (the "ops" array of a request) to <cur> (NULL:
+ * a new item) at <hlc> from <origin>.  *out is the new state.  MR_EINVAL
+ * (bad op: 400), MR_ECONSTRAINT (type clash: 409), MR_ETOOBIG (a limit: 413),
+ * with a message naming the problem. */
+int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, const char *origin,
+                         json_t **out, char *err);
+/* New lww state of a put (<doc> borrowed) or a delete (doc NULL); <prev> is
+ * the version it replaces ("" when none), <cond> whether If-Match was used. */
+json_t *gtab_state_lww(const json_t *doc, uint64_t hlc, const char *origin, const char *prev,
+                       int cond);
+/* New crdt state after deleting <cur> (observed-remove, docs/tables.md). */
+json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *origin);
+
+/* ---- the store (store.c) ---- */
+struct gtab;
+
+struct gtab_table_stats {
+    uint64_t conflicts;         /* lww versions discarded in favour of a concurrent one */
+    uint64_t conditional_lost;  /* of which an If-Match write of this region */
+};
+
+/* Open or create <path>.  <region> is this region's name (copied).
+ * *out is freed with gtab_close. */
+int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struct gtab **out,
+              char *err) __attribute__((warn_unused_result));
+void gtab_close(struct gtab *g);
+
+/* Declare a table here (logged, so it replicates).  MR_EEXIST when a table
+ * of that name exists with another spec; *created = 0 when identical. */
+int gtab_table_put(struct gtab *g, const struct gtab_spec *s, int *created, char *err);
+/* Spec of <name>, or NULL (pointer valid until the next table change). */
+const struct gtab_spec *gtab_table_get(const struct gtab *g, const char *name);
+size_t gtab_n_tables(const struct gtab *g);
+const struct gtab_spec *gtab_table_at(const struct gtab *g, size_t i);
+const struct gtab_table_stats *gtab_table_stats(const struct gtab *g, size_t i);
+
+/* The outcome of a local write. */
+struct gtab_wres {
+    char version[GTAB_VERSION_LEN];
+    uint64_t seq;               /* its position in this region's log */
+};
+
+/* Local writes.  <if_match>: NULL, or a version the current item must have
+ * ("*": must exist).  MR_ENOTFOUND unknown table (delete: or item);
+ * GTAB_EPRECOND: <if_match> does not hold; MR_ECONSTRAINT (409): wrong kind
+ * of table, or a field of another type;
+ * MR_EINVAL/MR_ETOOBIG as gtab_state_apply_ops; MR_EIO storage. */
+int gtab_put(struct gtab *g, const char *tbl, const char *key, const json_t *doc,
+             const char *if_match, struct gtab_wres *res, char *err);
+int gtab_delete(struct gtab *g, const char *tbl, const char *key, const char *if_match,
+                struct gtab_wres *res, char *err);
+int gtab_ops(struct gtab *g, const char *tbl, const char *key, const json_t *ops,
+             const char *if_match, struct gtab_wres *res, char *err);
+
+/* Reads, at wall time <now_ms> (TTL).  gtab_get: *doc a new reference, or
+ * MR_ENOTFOUND (no such table, item, or it is deleted or expired). */
+int gtab_get(struct gtab *g, const char *tbl, const char *key, int64_t now_ms, json_t **doc,
+             char version[GTAB_VERSION_LEN], char *err);
+/* Up to <limit> live items with key > <after> starting with <prefix>, in
+ * byte order, appended to <out> as a JSON array of {"key","version","item"};
+ * *more set when there are further items. */
+int gtab_list(struct gtab *g, const char *tbl, const char *prefix, const char *after,
+              size_t limit, int64_t now_ms, struct mr_buf *out, char *last_key, int *more,
+              char *err);
+/* SHA-256 over the live items in key order (key, canonical rendered JSON):
+ * equal wherever the same writes were merged. */
+int gtab_digest(struct gtab *g, const char *tbl, int64_t now_ms, char hex[65], uint64_t *count,
+                char *err);
+
+/* ---- transactions ---- */
+int gtab_in_txn(const struct gtab *g);
+/* Commit the open transaction (if any) durably.  On failure the database
+ * rolled back and the in-memory positions are stale: the caller stops. */
+int gtab_commit(struct gtab *g, char *err) __attribute__((warn_unused_result));
+
+/* ---- replication ---- */
+/* This region's last log position. */
+uint64_t gtab_head(const struct gtab *g);
+/* Oldest position still in the log (head + 1 when empty). */
+uint64_t gtab_log_first(struct gtab *g);
+/* Highest position of <origin> applied here (own region: head). */
+uint64_t gtab_applied(const struct gtab *g, const char *origin);
+/* {"origin":seq,...} of every origin known, this region's head included. */
+void gtab_vector_json(const struct gtab *g, struct mr_buf *out);
+/* Entries after <after> and at most <upto> (the committed head: entries of
+ * an open transaction must never leave the region), at most <max_n> and
+ * about <max_bytes>, as a JSON array of {"seq":n,"ts":ms,"e":entry};
+ * ts_out[i] is the write time of the i-th.  *n_out how many, *last their
+ * last seq. */
+int gtab_log_read(struct gtab *g, uint64_t after, uint64_t upto, size_t max_n, size_t max_bytes,
+                  struct mr_buf *out, int64_t *ts_out, size_t *n_out, uint64_t *last, char *err);
+/* Apply a batch of <origin>'s entries (array as above) starting at <from>.
+ * Entries at or below the applied position are skipped (resent batches are
+ * harmless).  MR_EPROTO when <from> leaves a gap (the sender restarts from
+ * our vector), MR_ECORRUPT for a malformed entry (nothing of the batch is
+ * kept: the caller rolls back by failing the commit... see store.c). */
+int gtab_apply_batch(struct gtab *g, const char *origin, uint64_t from, const json_t *entries,
+                     size_t *n_applied, char *err);
+/* Drop own log entries at or below <upto>. */
+int gtab_log_trim(struct gtab *g, uint64_t upto, char *err);
+/* Remove items whose TTL passed before <now_ms> (local, not logged). */
+int gtab_sweep(struct gtab *g, int64_t now_ms, uint64_t *removed, char *err);
+/* Remove lww tombstones whose delete (origin, seq) is covered by <stable>:
+ * for each origin, a position every region has applied. */
+int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *stable, size_t n,
+                 uint64_t *removed, char *err);
+/* Deleted items held (tombstones) in table <tbl>. */
+uint64_t gtab_tombstones(struct gtab *g, const char *tbl);
+
+/* A consistent copy of the database at <path> (SQLite backup API).  No
+ * transaction may be open (commit first): the copy holds committed state. */
+int gtab_backup(struct gtab *g, const char *path, char *err);
+/* Seed from a peer's copy at <path>: join every item and table of the copy
+ * into this store and raise the applied position of every origin but this
+ * region to the copy's (its items include everything those positions
+ * cover).  A join, not a replacement: this region's own log, head and any
+ * write the copy lacks are kept.  Runs in the open transaction (begun if
+ * needed); *n_items items merged.  MR_ECORRUPT when the copy is not a
+ * tables database. */
+int gtab_merge_snapshot(struct gtab *g, const char *path, uint64_t *n_items, char *err);
+
+#endif

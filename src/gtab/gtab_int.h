@@ -1,0 +1,50 @@
+/* gtab_int.h -- formats shared by the files of src/gtab/; not for others.
+ *
+ * Item state (JSON; integers are JSON numbers, hlc values fit in 63 bits):
+ *
+ *   lww:  {"k":"l", "h":hlc, "o":origin,
+ *          "d":document          absent when deleted
+ *          "x":1                 present when deleted (a tombstone)
+ *          "p":"<version>"       the version this write replaced ("" none)
+ *          "c":1}                present when written with If-Match
+ *
+ *   crdt: {"k":"c", "h":hlc, "o":origin    the last write (version)
+ *          "u":hlc               last operation on the item
+ *          "dl":hlc              last delete (0: never); visible iff u > dl
+ *          "f":{name: field}}
+ *     field counter  {"t":"n","u":hlc,"p":{o:n},"n":{o:n},"bp":{o:n},"bn":{o:n}}
+ *                    value = sum(p - bp) - sum(n - bn); bp/bn: observed at delete
+ *     field set      {"t":"s","u":hlc,"a":{elem:{o:hlc}},"r":{elem:{o:hlc}}}
+ *                    elem (its JSON text) present iff some o has a[o] > r[o]
+ *     field register {"t":"r","u":hlc,"h":hlc,"o":origin,"v":value}
+ *     A field is shown iff its u > the item's dl.
+ *
+ *   Join: lww by (h, origin) with the item kind as the first key ("l" > "c");
+ *   crdt field-wise, a type clash keeps the greater type letter (s > r > n),
+ *   same types join per origin by max (registers by (h, origin)).  Each rule
+ *   is a lexicographic product of semilattices, hence a semilattice.
+ *
+ * Change-log entry (gt_log.e, and "e" on the wire):
+ *   item:  {"t":table,"k":key,"s":state}
+ *   table: {"T":table,"spec":{"kind":..,"ttl_field":..},"h":hlc,"o":origin}
+ *
+ * Schema of tables.db:
+ *   gt_tables(name PK, spec TEXT, h INTEGER, o TEXT)
+ *   gt_items(tbl, key, state TEXT, h INTEGER, o TEXT, dead INTEGER, exp INTEGER,
+ *            torigin TEXT, tseq INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID
+ *            exp: unix ms after which the item is expired (0: never);
+ *            torigin/tseq: log position of the delete that made it a tombstone
+ *   gt_log(seq INTEGER PRIMARY KEY, ts INTEGER, e TEXT)      this region's writes
+ *   gt_applied(origin TEXT PRIMARY KEY, seq INTEGER)          applied vector (own: head)
+ */
+#ifndef MR_GTAB_INT_H
+#define MR_GTAB_INT_H
+
+#include "gtab.h"
+
+/* Integer member <k> of <o> as uint64 (0 when absent). */
+uint64_t gtab__u64(const json_t *o, const char *k);
+/* Expiry in unix ms of a rendered document for <ttl_field> (0: none). */
+int64_t gtab__expiry(const json_t *rendered, const char *ttl_field);
+
+#endif

@@ -1,0 +1,1036 @@
+/* store.c -- tables.db: items, this region's change log and the applied
+ * vector, in one SQLite database (schema in gtab_int.h).
+ *
+ * Durability: journal_mode=WAL with synchronous=FULL, so a COMMIT returns
+ * only once the WAL is fsynced; the node acknowledges writes after
+ * gtab_commit (group commit: one fsync per loop turn).  An item change, its
+ * log entry and the applied vector change share one transaction, so after a
+ * crash the vector never claims more than the items hold, nor less. */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/token.h"
+#include "../common/util.h"
+#include "gtab_int.h"
+
+enum {
+    S_GET, S_PUT, S_LOG, S_APPLIED, S_LIST, S_LOGREAD, S_TABLE, S_ALL, S_TOMB, S_N
+};
+
+static const char *const sql_text[S_N] = {
+    "SELECT state FROM gt_items WHERE tbl=?1 AND key=?2",
+    "INSERT OR REPLACE INTO gt_items(tbl,key,state,h,o,dead,exp,torigin,tseq) "
+    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    "INSERT INTO gt_log(seq,ts,e) VALUES(?1,?2,?3)",
+    "INSERT OR REPLACE INTO gt_applied(origin,seq) VALUES(?1,?2)",
+    "SELECT key,state,dead,exp FROM gt_items WHERE tbl=?1 AND key>?2 ORDER BY key",
+    "SELECT seq,ts,e FROM gt_log WHERE seq>?1 AND seq<=?3 ORDER BY seq LIMIT ?2",
+    "INSERT OR REPLACE INTO gt_tables(name,spec,h,o) VALUES(?1,?2,?3,?4)",
+    "SELECT key,state,dead,exp FROM gt_items WHERE tbl=?1 ORDER BY key",
+    "SELECT count(*) FROM gt_items WHERE tbl=?1 AND dead=1",
+};
+
+struct table {
+    struct gtab_spec spec;
+    uint64_t h;
+    char o[GTAB_MAX_NAME + 1];
+    struct gtab_table_stats stats;
+};
+
+struct gtab {
+    sqlite3 *db;
+
+    sqlite3_stmt *st[S_N];
+    char region[GTAB_MAX_NAME + 1];
+    struct gtab_hlc hlc;
+    int in_txn;
+    uint64_t head;
+    struct {
+        char origin[GTAB_MAX_NAME + 1];
+        uint64_t seq;
+    } vec[GTAB_MAX_ORIGINS];
+    size_t n_vec;
+    struct table *tables;
+    size_t n_tables;
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS gt_tables(name TEXT PRIMARY KEY, spec TEXT NOT NULL, h INTEGER, o TEXT);"
+    "CREATE TABLE IF NOT EXISTS gt_items(tbl TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL,"
+    " h INTEGER, o TEXT, dead INTEGER, exp INTEGER, torigin TEXT, tseq INTEGER,"
+    " PRIMARY KEY(tbl, key)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS gt_items_exp ON gt_items(exp) WHERE exp > 0;"
+    "CREATE TABLE IF NOT EXISTS gt_log(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, e TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS gt_applied(origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
+
+static int db_err(struct gtab *g, char *err, const char *what)
+{
+    return mr_seterr(err, MR_EIO, "tables.db: %s: %s", what, sqlite3_errmsg(g->db));
+}
+
+static int exec(struct gtab *g, const char *sql, char *err)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(g->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        mr_seterr(err, MR_EIO, "tables.db: %.60s: %s", sql, msg ? msg : "error");
+        sqlite3_free(msg);
+        return MR_EIO;
+    }
+    return 0;
+}
+
+static sqlite3_stmt *stmt(struct gtab *g, int i)
+{
+    sqlite3_reset(g->st[i]);
+    sqlite3_clear_bindings(g->st[i]);
+    return g->st[i];
+}
+
+/* ---- the applied vector and tables in memory ---------------------------- */
+
+static size_t vec_find(const struct gtab *g, const char *origin)
+{
+    for (size_t i = 0; i < g->n_vec; i++)
+        if (strcmp(g->vec[i].origin, origin) == 0)
+            return i;
+    return g->n_vec;
+}
+
+uint64_t gtab_applied(const struct gtab *g, const char *origin)
+{
+    size_t i;
+
+    if (strcmp(origin, g->region) == 0)
+        return g->head;
+    i = vec_find(g, origin);
+    return i < g->n_vec ? g->vec[i].seq : 0;
+}
+
+static int vec_set(struct gtab *g, const char *origin, uint64_t seq, char *err)
+{
+    size_t i = vec_find(g, origin);
+    sqlite3_stmt *s;
+
+    if (i == g->n_vec) {
+        if (g->n_vec == GTAB_MAX_ORIGINS)
+            return mr_seterr(err, MR_ETOOBIG, "more than %d regions", GTAB_MAX_ORIGINS);
+        snprintf(g->vec[i].origin, sizeof(g->vec[i].origin), "%s", origin);
+        g->n_vec++;
+    }
+    g->vec[i].seq = seq;
+    s = stmt(g, S_APPLIED);
+    sqlite3_bind_text(s, 1, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(g, err, "save applied position");
+    return 0;
+}
+
+void gtab_vector_json(const struct gtab *g, struct mr_buf *out)
+{
+    mr_buf_putc(out, '{');
+    mr_buf_printf(out, "\"%s\":%" PRIu64, g->region, g->head);
+    for (size_t i = 0; i < g->n_vec; i++)
+        if (strcmp(g->vec[i].origin, g->region) != 0)
+            mr_buf_printf(out, ",\"%s\":%" PRIu64, g->vec[i].origin, g->vec[i].seq);
+    mr_buf_putc(out, '}');
+}
+
+static struct table *table_find(const struct gtab *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_tables; i++)
+        if (strcmp(g->tables[i].spec.name, name) == 0)
+            return &g->tables[i];
+    return NULL;
+}
+
+const struct gtab_spec *gtab_table_get(const struct gtab *g, const char *name)
+{
+    struct table *t = table_find(g, name);
+    return t ? &t->spec : NULL;
+}
+
+size_t gtab_n_tables(const struct gtab *g)
+{
+    return g->n_tables;
+}
+
+const struct gtab_spec *gtab_table_at(const struct gtab *g, size_t i)
+{
+    return &g->tables[i].spec;
+}
+
+const struct gtab_table_stats *gtab_table_stats(const struct gtab *g, size_t i)
+{
+    return &g->tables[i].stats;
+}
+
+static struct table *table_add(struct gtab *g, const struct gtab_spec *s, uint64_t h, const char *o)
+{
+    struct table *t = table_find(g, s->name);
+
+    if (t == NULL) {
+        g->tables = mr_realloc(g->tables, (g->n_tables + 1) * sizeof(*g->tables));
+        t = &g->tables[g->n_tables++];
+        memset(t, 0, sizeof(*t));
+    }
+    t->spec = *s;
+    t->h = h;
+    snprintf(t->o, sizeof(t->o), "%s", o);
+    return t;
+}
+
+/* ---- open / close ----------------------------------------------------------- */
+
+static int load(struct gtab *g, char *err)
+{
+    sqlite3_stmt *s;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(g->db, "SELECT origin, seq FROM gt_applied", -1, &s, NULL) != SQLITE_OK)
+        return db_err(g, err, "read applied vector");
+    while (sqlite3_step(s) == SQLITE_ROW && g->n_vec < GTAB_MAX_ORIGINS) {
+        const char *o = (const char *)sqlite3_column_text(s, 0);
+        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 1);
+        if (strcmp(o, g->region) == 0) {
+            g->head = seq;
+            continue;
+        }
+        snprintf(g->vec[g->n_vec].origin, sizeof(g->vec[0].origin), "%s", o);
+        g->vec[g->n_vec++].seq = seq;
+    }
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(g->db, "SELECT name, spec, h, o FROM gt_tables", -1, &s, NULL) != SQLITE_OK)
+        return db_err(g, err, "read tables");
+    while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+        struct gtab_spec spec;
+        json_t *j = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
+        rc = gtab_spec_parse((const char *)sqlite3_column_text(s, 0), j, &spec, err);
+        if (rc == 0)
+            table_add(g, &spec, (uint64_t)sqlite3_column_int64(s, 2), (const char *)sqlite3_column_text(s, 3));
+        json_decref(j);
+    }
+    sqlite3_finalize(s);
+    if (rc != 0)
+        return mr_wraperr(err, MR_ECORRUPT, "tables.db");
+    /* The clock never goes back below what this region already wrote. */
+    if (sqlite3_prepare_v2(g->db, "SELECT max(h) FROM gt_items", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            gtab_hlc_observe(&g->hlc, (uint64_t)sqlite3_column_int64(s, 0));
+        sqlite3_finalize(s);
+    }
+    return 0;
+}
+
+int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struct gtab **out,
+              char *err)
+{
+    struct gtab *g = mr_calloc(1, sizeof(*g));
+    int rc;
+
+    snprintf(g->region, sizeof(g->region), "%s", region);
+    g->hlc.skew_ms = clock_skew_ms;
+
+    if (sqlite3_open_v2(path, &g->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = mr_seterr(err, MR_EIO, "open %s: %s", path, g->db ? sqlite3_errmsg(g->db) : "no memory");
+        goto err_after_open;
+    }
+    sqlite3_busy_timeout(g->db, 5000);
+    /* WAL + FULL: each commit fsyncs the WAL before returning.  A 64 MiB
+     * page cache and memory-mapped reads keep reads out of pread(2). */
+    rc = exec(g, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
+                 " PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;", err);
+    if (rc == 0)
+        rc = exec(g, schema, err);
+    for (int i = 0; rc == 0 && i < S_N; i++)
+        if (sqlite3_prepare_v3(g->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &g->st[i], NULL) !=
+            SQLITE_OK)
+            rc = db_err(g, err, "prepare");
+    if (rc == 0)
+        rc = load(g, err);
+    if (rc != 0)
+        goto err_after_open;
+    *out = g;
+    return 0;
+
+err_after_open:
+    for (int i = 0; i < S_N; i++)
+        sqlite3_finalize(g->st[i]);
+    sqlite3_close(g->db);
+    mr_free(g);
+    return rc;
+}
+
+void gtab_close(struct gtab *g)
+{
+    if (g == NULL)
+        return;
+    if (g->in_txn)
+        (void)exec(g, "ROLLBACK", NULL);
+    for (int i = 0; i < S_N; i++)
+        sqlite3_finalize(g->st[i]);
+    sqlite3_close(g->db);
+    mr_free(g->tables);
+    mr_free(g);
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+static int begin(struct gtab *g, char *err)
+{
+    if (g->in_txn)
+        return 0;
+    if (exec(g, "BEGIN IMMEDIATE", err) != 0)
+        return MR_EIO;
+    g->in_txn = 1;
+    return 0;
+}
+
+int gtab_in_txn(const struct gtab *g)
+{
+    return g->in_txn;
+}
+
+int gtab_commit(struct gtab *g, char *err)
+{
+    if (!g->in_txn)
+        return 0;
+    g->in_txn = 0;
+    if (exec(g, "COMMIT", err) != 0) {
+        (void)exec(g, "ROLLBACK", NULL);
+        return MR_EIO;
+    }
+    return 0;
+}
+
+/* ---- items ------------------------------------------------------------------- */
+
+/* The stored state of <tbl>/<key> (new reference) or NULL. */
+static int item_load(struct gtab *g, const char *tbl, const char *key, json_t **state, char *err)
+{
+    sqlite3_stmt *s = stmt(g, S_GET);
+    int rc;
+
+    *state = NULL;
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_err(g, err, "read item");
+    *state = json_loadb((const char *)sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0), 0, NULL);
+    sqlite3_reset(s);
+    if (*state == NULL)
+        return mr_seterr(err, MR_ECORRUPT, "tables.db: item %s/%s: state is not JSON", tbl, key);
+    return 0;
+}
+
+static int item_store(struct gtab *g, const char *tbl, const char *key, const json_t *state,
+                      const char *torigin, uint64_t tseq, char *err)
+{
+    const struct gtab_spec *spec = gtab_table_get(g, tbl);
+    json_t *r = gtab_state_render(state);
+    sqlite3_stmt *s = stmt(g, S_PUT);
+    char *text = json_dumps(state, JSON_COMPACT);
+    int dead = r == NULL, rc = 0;
+
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)gtab_state_hlc(state));
+    sqlite3_bind_text(s, 5, json_string_value(json_object_get(state, "o")), -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 6, dead);
+    sqlite3_bind_int64(s, 7, spec ? gtab__expiry(r, spec->ttl_field) : 0);
+    if (dead && torigin && json_object_get(state, "x")) {
+        sqlite3_bind_text(s, 8, torigin, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 9, (sqlite3_int64)tseq);
+    }
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_err(g, err, "write item");
+    sqlite3_reset(s);
+    free(text);
+    json_decref(r);
+    return rc;
+}
+
+static int log_append(struct gtab *g, json_t *entry, char *err)
+{
+    sqlite3_stmt *s = stmt(g, S_LOG);
+    char *text = json_dumps(entry, JSON_COMPACT);
+    int rc = 0;
+
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)g->head);
+    sqlite3_bind_int64(s, 2, mr_now_ms());
+    sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = db_err(g, err, "append to the log");
+    sqlite3_reset(s);
+    free(text);
+    if (rc == 0)
+        rc = vec_set(g, g->region, g->head, err);
+    return rc;
+}
+
+/* Check <if_match> against the current state <cur>: GTAB_EPRECOND when it fails. */
+static int check_match(const json_t *cur, const char *if_match, char *err)
+{
+    char have[GTAB_VERSION_LEN];
+    json_t *r;
+    int live;
+
+    if (if_match == NULL)
+        return 0;
+    r = gtab_state_render(cur);
+    live = r != NULL;
+    json_decref(r);
+    if (strcmp(if_match, "*") == 0)
+        return live ? 0 : mr_seterr(err, GTAB_EPRECOND, "If-Match: *: the item does not exist");
+    if (!live)
+        return mr_seterr(err, GTAB_EPRECOND, "If-Match: the item does not exist");
+    gtab_state_version(cur, have, sizeof(have));
+    if (strcmp(have, if_match) != 0)
+        return mr_seterr(err, GTAB_EPRECOND, "If-Match: the item's version is %s, not %.100s", have,
+                         if_match);
+    return 0;
+}
+
+/* The common tail of local item writes: store, log, answer. */
+static int write_item(struct gtab *g, const char *tbl, const char *key, json_t *state,
+                      struct gtab_wres *res, char *err)
+{
+    json_t *entry;
+    int rc;
+
+    g->head++;
+    rc = item_store(g, tbl, key, state, g->region, g->head, err);
+    if (rc == 0) {
+        entry = json_pack("{s:s,s:s,s:O}", "t", tbl, "k", key, "s", state);
+        rc = log_append(g, entry, err);
+        json_decref(entry);
+    }
+    if (rc != 0)
+        return rc;
+    gtab_state_version(state, res->version, sizeof(res->version));
+    res->seq = g->head;
+    return 0;
+}
+
+static int prepare_write(struct gtab *g, const char *tbl, const char *key, enum gtab_kind want,
+                         int need_kind, json_t **cur, char *err)
+{
+    const struct gtab_spec *spec = gtab_table_get(g, tbl);
+    int rc;
+
+    *cur = NULL;
+    if (spec == NULL)
+        return mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
+    if (need_kind && spec->kind != want)
+        return mr_seterr(err, MR_ECONSTRAINT, want == GTAB_LWW
+                             ? "table '%s' is a crdt table: write it with POST .../items/KEY/ops"
+                             : "table '%s' is an lww table: write documents with PUT", tbl);
+    if ((rc = gtab_key_valid(key, strlen(key), err)) != 0)
+        return rc;
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    return item_load(g, tbl, key, cur, err);
+}
+
+int gtab_put(struct gtab *g, const char *tbl, const char *key, const json_t *doc,
+             const char *if_match, struct gtab_wres *res, char *err)
+{
+    char prev[GTAB_VERSION_LEN] = "";
+    json_t *cur, *state;
+    size_t size;
+    int rc;
+
+    size = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (size > GTAB_MAX_DOC)
+        return mr_seterr(err, MR_ETOOBIG, "document of %zu bytes: at most %d", size, GTAB_MAX_DOC);
+    if (!json_is_object(doc))
+        return mr_seterr(err, MR_EINVAL, "the document must be a JSON object");
+    if ((rc = prepare_write(g, tbl, key, GTAB_LWW, 1, &cur, err)) != 0)
+        return rc;
+    if ((rc = check_match(cur, if_match, err)) == 0) {
+        if (cur)
+            gtab_state_version(cur, prev, sizeof(prev));
+        state = gtab_state_lww(doc, gtab_hlc_now(&g->hlc, mr_now_ms()), g->region, prev, if_match != NULL);
+        rc = write_item(g, tbl, key, state, res, err);
+        json_decref(state);
+    }
+    json_decref(cur);
+    return rc;
+}
+
+int gtab_delete(struct gtab *g, const char *tbl, const char *key, const char *if_match,
+                struct gtab_wres *res, char *err)
+{
+    char prev[GTAB_VERSION_LEN] = "";
+    json_t *cur, *state, *r;
+    int rc;
+
+    if ((rc = prepare_write(g, tbl, key, GTAB_LWW, 0, &cur, err)) != 0)
+        return rc;
+    r = gtab_state_render(cur);
+    if (r == NULL) {
+        rc = mr_seterr(err, MR_ENOTFOUND, "no item '%.64s' in table '%s'", key, tbl);
+    } else if ((rc = check_match(cur, if_match, err)) == 0) {
+        uint64_t hlc = gtab_hlc_now(&g->hlc, mr_now_ms());
+        gtab_state_version(cur, prev, sizeof(prev));
+        if (json_string_value(json_object_get(cur, "k"))[0] == 'c')
+            state = gtab_state_crdt_delete(cur, hlc, g->region);
+        else
+            state = gtab_state_lww(NULL, hlc, g->region, prev, if_match != NULL);
+        rc = write_item(g, tbl, key, state, res, err);
+        json_decref(state);
+    }
+    json_decref(r);
+    json_decref(cur);
+    return rc;
+}
+
+int gtab_ops(struct gtab *g, const char *tbl, const char *key, const json_t *ops,
+             const char *if_match, struct gtab_wres *res, char *err)
+{
+    json_t *cur, *state;
+    int rc;
+
+    if ((rc = prepare_write(g, tbl, key, GTAB_CRDT, 1, &cur, err)) != 0)
+        return rc;
+    if ((rc = check_match(cur, if_match, err)) == 0 &&
+        (rc = gtab_state_apply_ops(cur, ops, gtab_hlc_now(&g->hlc, mr_now_ms()), g->region, &state,
+                                   err)) == 0) {
+        rc = write_item(g, tbl, key, state, res, err);
+        json_decref(state);
+    }
+    json_decref(cur);
+    return rc;
+}
+
+/* ---- tables --------------------------------------------------------------------- */
+
+static int table_store(struct gtab *g, const struct gtab_spec *s, uint64_t h, const char *o, char *err)
+{
+    sqlite3_stmt *st = stmt(g, S_TABLE);
+    json_t *j = gtab_spec_json(s);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    int rc = 0;
+
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)h);
+    sqlite3_bind_text(st, 4, o, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(g, err, "write table");
+    sqlite3_reset(st);
+    free(text);
+    json_decref(j);
+    if (rc == 0)
+        table_add(g, s, h, o);
+    return rc;
+}
+
+int gtab_table_put(struct gtab *g, const struct gtab_spec *s, int *created, char *err)
+{
+    const struct gtab_spec *have = gtab_table_get(g, s->name);
+    json_t *entry;
+    uint64_t h;
+    int rc;
+
+    *created = 0;
+    if (have) {
+        if (have->kind == s->kind && strcmp(have->ttl_field, s->ttl_field) == 0)
+            return 0;
+        return mr_seterr(err, MR_EEXIST, "table '%s' exists with another spec (kind %s%s%s)", s->name,
+                         have->kind == GTAB_LWW ? "lww" : "crdt", have->ttl_field[0] ? ", ttl_field " : "",
+                         have->ttl_field);
+    }
+    if (g->n_tables >= GTAB_MAX_TABLES)
+        return mr_seterr(err, MR_ETOOBIG, "at most %d tables", GTAB_MAX_TABLES);
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    h = gtab_hlc_now(&g->hlc, mr_now_ms());
+    g->head++;
+    if ((rc = table_store(g, s, h, g->region, err)) != 0)
+        return rc;
+    entry = json_pack("{s:s,s:o,s:I,s:s}", "T", s->name, "spec", gtab_spec_json(s), "h", (json_int_t)h,
+                      "o", g->region);
+    rc = log_append(g, entry, err);
+    json_decref(entry);
+    if (rc == 0)
+        *created = 1;
+    return rc;
+}
+
+/* ---- reads ------------------------------------------------------------------------ */
+
+static int live(sqlite3_stmt *s, int64_t now_ms)
+{
+    int64_t exp = sqlite3_column_int64(s, 3);
+    return sqlite3_column_int(s, 2) == 0 && (exp == 0 || exp > now_ms);
+}
+
+int gtab_get(struct gtab *g, const char *tbl, const char *key, int64_t now_ms, json_t **doc,
+             char version[GTAB_VERSION_LEN], char *err)
+{
+    const struct gtab_spec *spec = gtab_table_get(g, tbl);
+    json_t *state;
+    int rc;
+
+    *doc = NULL;
+    if (spec == NULL)
+        return mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
+    if ((rc = gtab_key_valid(key, strlen(key), err)) != 0)
+        return rc;
+    if ((rc = item_load(g, tbl, key, &state, err)) != 0)
+        return rc;
+    *doc = gtab_state_render(state);
+    if (*doc && spec->ttl_field[0]) {
+        int64_t exp = gtab__expiry(*doc, spec->ttl_field);
+        if (exp && exp <= now_ms) {
+            json_decref(*doc);
+            *doc = NULL;
+        }
+    }
+    if (*doc)
+        gtab_state_version(state, version, GTAB_VERSION_LEN);
+    json_decref(state);
+    if (*doc == NULL)
+        return mr_seterr(err, MR_ENOTFOUND, "no item '%.64s' in table '%s'", key, tbl);
+    return 0;
+}
+
+int gtab_list(struct gtab *g, const char *tbl, const char *prefix, const char *after,
+              size_t limit, int64_t now_ms, struct mr_buf *out, char *last_key, int *more,
+              char *err)
+{
+    size_t n = 0, plen = strlen(prefix);
+    sqlite3_stmt *s;
+    int rc;
+
+    *more = 0;
+    last_key[0] = '\0';
+    if (gtab_table_get(g, tbl) == NULL)
+        return mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
+    s = stmt(g, S_LIST);
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    /* Start at the larger of <after> and just below <prefix>. */
+    sqlite3_bind_text(s, 2, strcmp(after, prefix) > 0 ? after : prefix, -1, SQLITE_STATIC);
+    mr_buf_putc(out, '[');
+    if (plen && strcmp(after, prefix) <= 0) {
+        /* key > prefix skips the key equal to <prefix>: look it up. */
+        json_t *doc;
+        char ver[GTAB_VERSION_LEN];
+        if (gtab_get(g, tbl, prefix, now_ms, &doc, ver, NULL) == 0) {
+            char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+            mr_buf_puts(out, "{\"key\":");
+            mr_json_cstr(out, prefix);
+            mr_buf_printf(out, ",\"version\":\"%s\",\"item\":%s}", ver, text);
+            free(text);
+            json_decref(doc);
+            snprintf(last_key, GTAB_MAX_KEY + 1, "%s", prefix);
+            n++;
+        }
+        s = stmt(g, S_LIST);
+        sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        json_t *state, *doc;
+        char ver[GTAB_VERSION_LEN], *text;
+        if (plen && strncmp(key, prefix, plen) != 0)
+            break;
+        if (!live(s, now_ms))
+            continue;
+        if (n == limit) {
+            *more = 1;
+            break;
+        }
+        state = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, NULL);
+        doc = gtab_state_render(state);
+        if (doc) {
+            text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+            gtab_state_version(state, ver, sizeof(ver));
+            if (n)
+                mr_buf_putc(out, ',');
+            mr_buf_puts(out, "{\"key\":");
+            mr_json_cstr(out, key);
+            mr_buf_printf(out, ",\"version\":\"%s\",\"item\":%s}", ver, text);
+            free(text);
+            snprintf(last_key, GTAB_MAX_KEY + 1, "%s", key);
+            n++;
+        }
+        json_decref(doc);
+        json_decref(state);
+    }
+    sqlite3_reset(s);
+    mr_buf_putc(out, ']');
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_err(g, err, "list items");
+    return 0;
+}
+
+int gtab_digest(struct gtab *g, const char *tbl, int64_t now_ms, char hex[65], uint64_t *count,
+                char *err)
+{
+    EVP_MD_CTX *md;
+    unsigned char h[32];
+    unsigned int hlen = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    *count = 0;
+    if (gtab_table_get(g, tbl) == NULL)
+        return mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
+    md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    s = stmt(g, S_ALL);
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        json_t *state, *doc;
+        char *text;
+        if (!live(s, now_ms))
+            continue;
+        state = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, NULL);
+        doc = gtab_state_render(state);
+        if (doc) {
+            text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+            EVP_DigestUpdate(md, key, strlen(key) + 1);
+            EVP_DigestUpdate(md, text, strlen(text) + 1);
+            free(text);
+            (*count)++;
+        }
+        json_decref(doc);
+        json_decref(state);
+    }
+    sqlite3_reset(s);
+    EVP_DigestFinal_ex(md, h, &hlen);
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    if (rc != SQLITE_DONE)
+        return db_err(g, err, "digest");
+    return 0;
+}
+
+/* ---- replication ---------------------------------------------------------------------- */
+
+uint64_t gtab_head(const struct gtab *g)
+{
+    return g->head;
+}
+
+uint64_t gtab_log_first(struct gtab *g)
+{
+    sqlite3_stmt *s;
+    uint64_t first = g->head + 1;
+
+    if (sqlite3_prepare_v2(g->db, "SELECT min(seq) FROM gt_log", -1, &s, NULL) != SQLITE_OK)
+        return first;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        first = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return first;
+}
+
+int gtab_log_read(struct gtab *g, uint64_t after, uint64_t upto, size_t max_n, size_t max_bytes,
+                  struct mr_buf *out, int64_t *ts_out, size_t *n_out, uint64_t *last, char *err)
+{
+    sqlite3_stmt *s = stmt(g, S_LOGREAD);
+    size_t n = 0, start = out->len;
+    int rc;
+
+    *last = after;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max_n);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)upto);
+    mr_buf_putc(out, '[');
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
+        int64_t ts = sqlite3_column_int64(s, 1);
+        if (n)
+            mr_buf_putc(out, ',');
+        mr_buf_printf(out, "{\"seq\":%" PRIu64 ",\"ts\":%lld,\"e\":", seq, (long long)ts);
+        mr_buf_append(out, sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+        mr_buf_putc(out, '}');
+        ts_out[n++] = ts;
+        *last = seq;
+        if (out->len - start >= max_bytes)
+            break;
+    }
+    sqlite3_reset(s);
+    mr_buf_putc(out, ']');
+    *n_out = n;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_err(g, err, "read the log");
+    return 0;
+}
+
+static int apply_table_entry(struct gtab *g, const json_t *e, char *err)
+{
+    struct gtab_spec spec;
+    struct table *t;
+    const char *name = json_string_value(json_object_get(e, "T"));
+    const char *o = json_string_value(json_object_get(e, "o"));
+    uint64_t h = gtab__u64(e, "h");
+
+    if (name == NULL || o == NULL || gtab_spec_parse(name, json_object_get(e, "spec"), &spec, err) != 0)
+        return mr_seterr(err, MR_ECORRUPT, "malformed table entry");
+    gtab_hlc_observe(&g->hlc, h);
+    t = table_find(g, name);
+    if (t && (t->h > h || (t->h == h && strcmp(t->o, o) >= 0)))
+        return 0;
+    return table_store(g, &spec, h, o, err);
+}
+
+/* Count and log an lww conflict: <loser> was discarded for <winner>, and the
+ * winner was not written over the loser (its "p" is another version). */
+static void note_conflict(struct gtab *g, const char *tbl, const char *key, const json_t *winner,
+                          const json_t *loser)
+{
+    struct table *t = table_find(g, tbl);
+    char wv[GTAB_VERSION_LEN], lv[GTAB_VERSION_LEN];
+    const char *lo = json_string_value(json_object_get(loser, "o"));
+
+    gtab_state_version(winner, wv, sizeof(wv));
+    gtab_state_version(loser, lv, sizeof(lv));
+    if (strcmp(wv, lv) == 0)
+        return;
+    if (strcmp(json_string_value(json_object_get(winner, "p")) ?: "", lv) == 0 ||
+        strcmp(json_string_value(json_object_get(loser, "p")) ?: "", wv) == 0)
+        return; /* one was written over the other: no concurrency */
+    if (t) {
+        t->stats.conflicts++;
+        if (json_object_get(loser, "c") && lo && strcmp(lo, g->region) == 0)
+            t->stats.conditional_lost++;
+    }
+    if (mr_log_min_level <= MR_LOG_DEBUG) {
+        char *d = json_dumps(json_object_get(loser, "d"), JSON_COMPACT | JSON_ENCODE_ANY);
+        mr_log(MR_LOG_DEBUG, "tables", "conflict on %s/%s: version %s wins over %s (overwritten: %.200s)",
+               tbl, key, wv, lv, d ? d : "deleted");
+        free(d);
+    }
+}
+
+static int apply_item_entry(struct gtab *g, const char *origin, uint64_t seq, const json_t *e, char *err)
+{
+    const char *tbl = json_string_value(json_object_get(e, "t"));
+    const char *key = json_string_value(json_object_get(e, "k"));
+    json_t *inc = json_object_get(e, "s"), *cur, *merged;
+    int rc;
+
+    if (tbl == NULL || key == NULL || !json_is_object(inc) || !json_is_string(json_object_get(inc, "k")))
+        return mr_seterr(err, MR_ECORRUPT, "malformed item entry");
+    gtab_hlc_observe(&g->hlc, gtab_state_hlc(inc));
+    if ((rc = item_load(g, tbl, key, &cur, err)) != 0)
+        return rc;
+    merged = gtab_state_merge(cur, inc);
+    if (cur && json_equal(merged, cur)) {
+        if (json_string_value(json_object_get(cur, "k"))[0] == 'l')
+            note_conflict(g, tbl, key, cur, inc);
+        rc = 0;
+    } else {
+        if (cur && json_string_value(json_object_get(cur, "k"))[0] == 'l')
+            note_conflict(g, tbl, key, merged, cur);
+        rc = item_store(g, tbl, key, merged, origin, seq, err);
+    }
+    json_decref(merged);
+    json_decref(cur);
+    return rc;
+}
+
+int gtab_apply_batch(struct gtab *g, const char *origin, uint64_t from, const json_t *entries,
+                     size_t *n_applied, char *err)
+{
+    uint64_t at = gtab_applied(g, origin);
+    size_t i, n = json_array_size(entries);
+    int rc;
+
+    *n_applied = 0;
+    if (strcmp(origin, g->region) == 0)
+        return mr_seterr(err, MR_EPROTO, "a batch from this region itself");
+    if (from > at + 1)
+        return mr_seterr(err, MR_EPROTO, "batch starts at %" PRIu64 ", applied %" PRIu64 ": a gap", from, at);
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    for (i = 0; i < n; i++) {
+        const json_t *x = json_array_get(entries, i), *e = json_object_get(x, "e");
+        uint64_t seq = gtab__u64(x, "seq");
+        if (seq == 0 || !json_is_object(e))
+            return mr_seterr(err, MR_ECORRUPT, "entry %zu: expected {\"seq\",\"ts\",\"e\"}", i + 1);
+        if (seq <= at)
+            continue;
+        if (seq != at + 1)
+            return mr_seterr(err, MR_EPROTO, "entry %" PRIu64 " after %" PRIu64 ": a gap", seq, at);
+        rc = json_object_get(e, "T") ? apply_table_entry(g, e, err) : apply_item_entry(g, origin, seq, e, err);
+        if (rc != 0)
+            return rc;
+        at = seq;
+        (*n_applied)++;
+    }
+    if (*n_applied)
+        return vec_set(g, origin, at, err);
+    return 0;
+}
+
+int gtab_log_trim(struct gtab *g, uint64_t upto, char *err)
+{
+    char sql[96];
+    int rc;
+
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    snprintf(sql, sizeof(sql), "DELETE FROM gt_log WHERE seq <= %" PRIu64, upto);
+    return exec(g, sql, err);
+}
+
+int gtab_sweep(struct gtab *g, int64_t now_ms, uint64_t *removed, char *err)
+{
+    char sql[96];
+    int rc;
+
+    *removed = 0;
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    snprintf(sql, sizeof(sql), "DELETE FROM gt_items WHERE exp > 0 AND exp <= %lld", (long long)now_ms);
+    if ((rc = exec(g, sql, err)) == 0)
+        *removed = (uint64_t)sqlite3_changes(g->db);
+    return rc;
+}
+
+int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *stable, size_t n,
+                 uint64_t *removed, char *err)
+{
+    sqlite3_stmt *s;
+    int rc = 0;
+
+    *removed = 0;
+    if (n == 0)
+        return 0;
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    if (sqlite3_prepare_v2(g->db, "DELETE FROM gt_items WHERE dead=1 AND torigin=?1 AND tseq<=?2", -1,
+                           &s, NULL) != SQLITE_OK)
+        return db_err(g, err, "collect tombstones");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, origins[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)stable[i]);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            rc = db_err(g, err, "collect tombstones");
+        else
+            *removed += (uint64_t)sqlite3_changes(g->db);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+uint64_t gtab_tombstones(struct gtab *g, const char *tbl)
+{
+    sqlite3_stmt *s = stmt(g, S_TOMB);
+    uint64_t n = 0;
+
+    sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
+int gtab_backup(struct gtab *g, const char *path, char *err)
+{
+    sqlite3 *dst;
+    sqlite3_backup *b;
+    int rc;
+
+    if (sqlite3_open(path, &dst) != SQLITE_OK) {
+        sqlite3_close(dst);
+        return mr_seterr(err, MR_EIO, "backup to %s: cannot open", path);
+    }
+    b = sqlite3_backup_init(dst, "main", g->db, "main");
+    if (b == NULL) {
+        rc = mr_seterr(err, MR_EIO, "backup: %s", sqlite3_errmsg(dst));
+        sqlite3_close(dst);
+        return rc;
+    }
+    rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    sqlite3_close(dst);
+    return rc == SQLITE_DONE ? 0 : mr_seterr(err, MR_EIO, "backup to %s: %s", path, sqlite3_errstr(rc));
+}
+
+int gtab_merge_snapshot(struct gtab *g, const char *path, uint64_t *n_items, char *err)
+{
+    sqlite3 *snap = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc, step;
+
+    *n_items = 0;
+    if (sqlite3_open_v2(path, &snap, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = mr_seterr(err, MR_ECORRUPT, "snapshot %s: cannot open", path);
+        goto out;
+    }
+    if ((rc = begin(g, err)) != 0)
+        goto out;
+    /* Tables: the entry format, so that the join rule is the stream's. */
+    if (sqlite3_prepare_v2(snap, "SELECT name, spec, h, o FROM gt_tables", -1, &s, NULL) != SQLITE_OK) {
+        rc = mr_seterr(err, MR_ECORRUPT, "snapshot: %s", sqlite3_errmsg(snap));
+        goto out;
+    }
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *spec = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
+        json_t *e = json_pack("{s:s,s:o*,s:I,s:s}", "T", (const char *)sqlite3_column_text(s, 0), "spec", spec,
+                              "h", (json_int_t)sqlite3_column_int64(s, 2), "o",
+                              sqlite3_column_text(s, 3) ? (const char *)sqlite3_column_text(s, 3) : "");
+        rc = e ? apply_table_entry(g, e, err) : mr_seterr(err, MR_ECORRUPT, "snapshot: bad table row");
+        json_decref(e);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc != 0)
+        goto out;
+    if (sqlite3_prepare_v2(snap, "SELECT tbl, key, state, torigin, tseq FROM gt_items", -1, &s, NULL) != SQLITE_OK) {
+        rc = mr_seterr(err, MR_ECORRUPT, "snapshot: %s", sqlite3_errmsg(snap));
+        goto out;
+    }
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *torigin = (const char *)sqlite3_column_text(s, 3);
+        json_t *state = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL);
+        json_t *e = json_pack("{s:s,s:s,s:o*}", "t", (const char *)sqlite3_column_text(s, 0), "k",
+                              (const char *)sqlite3_column_text(s, 1), "s", state);
+        rc = e ? apply_item_entry(g, torigin, (uint64_t)sqlite3_column_int64(s, 4), e, err)
+               : mr_seterr(err, MR_ECORRUPT, "snapshot: bad item row");
+        json_decref(e);
+        (*n_items)++;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc != 0)
+        goto out;
+    if (sqlite3_prepare_v2(snap, "SELECT origin, seq FROM gt_applied", -1, &s, NULL) != SQLITE_OK) {
+        rc = mr_seterr(err, MR_ECORRUPT, "snapshot: %s", sqlite3_errmsg(snap));
+        goto out;
+    }
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(s, 0);
+        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 1);
+        if (o && strcmp(o, g->region) != 0 && mr_token_origin_valid(o, strlen(o)) && seq > gtab_applied(g, o))
+            rc = vec_set(g, o, seq, err);
+    }
+out:
+    sqlite3_finalize(s);
+    sqlite3_close(snap);
+    return rc;
+}

@@ -1,0 +1,918 @@
+/* tables.c -- global tables in the node: the /v1/tables API, the group
+ * commit that makes writes durable before they are acknowledged, and reads
+ * that wait for a token.  Storage and merge rules are src/gtab; streaming
+ * between regions is tstream.c.  API: docs/api.md, docs/tables.md.
+ *
+ * Group commit: a write (or a replicated batch) runs in the transaction the
+ * first one of the loop turn opened; its answer waits in a list.  After the
+ * turn (a uv_check handle) the transaction commits (WAL, synchronous=FULL:
+ * fsynced) and only then are the answers sent.  So an acknowledged write
+ * survives SIGKILL and power loss, and one fsync serves every write of a
+ * turn.  Reads are served at once; they may see a write of the same turn
+ * before its commit (the node stops if a commit ever fails). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "tables_int.h"
+
+/* ---- configuration ---------------------------------------------------------- */
+
+int node__tables_parse_declare(const char *s, struct gtab_spec *out, size_t max, size_t *n_out,
+                               char *err)
+{
+    char *copy, *save = NULL, *item;
+    int rc = 0;
+
+    *n_out = 0;
+    if (strcmp(s, "none") == 0)
+        return 0;
+    copy = mr_strdup(s);
+    for (item = strtok_r(copy, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save)) {
+        char *name = item, *kind = strchr(item, ':'), *ttl = NULL;
+        json_t *spec;
+        while (*name == ' ')
+            name++;
+        if (kind == NULL) {
+            rc = mr_seterr(err, MR_ECONFIG, "[tables] declare: '%s': expected name:lww|crdt[:ttl_field]", item);
+            break;
+        }
+        *kind++ = '\0';
+        if ((ttl = strchr(kind, ':')) != NULL)
+            *ttl++ = '\0';
+        if (*n_out == max) {
+            rc = mr_seterr(err, MR_ECONFIG, "[tables] declare: more than %zu tables", max);
+            break;
+        }
+        spec = json_pack("{s:s}", "kind", kind);
+        if (ttl)
+            json_object_set_new(spec, "ttl_field", json_string(ttl));
+        if (gtab_spec_parse(name, spec, &out[*n_out], err) != 0)
+            rc = mr_wraperr(err, MR_ECONFIG, "[tables] declare");
+        else
+            (*n_out)++;
+        json_decref(spec);
+    }
+    mr_free(copy);
+    return rc;
+}
+
+int node__tables_parse_peers(const char *s, char (*regions)[64], char (*urls)[256], size_t max,
+                             size_t *n_out, char *err)
+{
+    char *copy, *save = NULL, *item;
+    int rc = 0;
+
+    *n_out = 0;
+    if (strcmp(s, "none") == 0)
+        return 0;
+    copy = mr_strdup(s);
+    for (item = strtok_r(copy, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '='), *host = NULL, *path = NULL, perr[MR_ERRMSG_LEN];
+        int port;
+        if (eq == NULL || !mr_token_origin_valid(item, (size_t)(eq - item)) || eq - item >= 64 ||
+            strlen(eq + 1) >= 256) {
+            rc = mr_seterr(err, MR_ECONFIG, "[tables] peers: '%s': expected region=http://host:port", item);
+            break;
+        }
+        *eq = '\0';
+        if (http_parse_url(eq + 1, &host, &port, &path, perr) != 0) {
+            rc = mr_seterr(err, MR_ECONFIG, "[tables] peers: %s: %s", item, perr);
+        } else if (*n_out == max) {
+            rc = mr_seterr(err, MR_ECONFIG, "[tables] peers: more than %zu", max);
+        } else {
+            snprintf(regions[*n_out], 64, "%s", item);
+            snprintf(urls[*n_out], 256, "%s", eq + 1);
+            (*n_out)++;
+        }
+        mr_free(host);
+        mr_free(path);
+    }
+    mr_free(copy);
+    return rc;
+}
+
+/* ---- answers ---------------------------------------------------------------- */
+
+static int status_of(int rc)
+{
+    switch (rc) {
+    case MR_ENOTFOUND: return 404;
+    case MR_EINVAL: return 400;
+    case MR_ECONSTRAINT: case MR_EEXIST: return 409;
+    case GTAB_EPRECOND: return 412;
+    case MR_ETOOBIG: return 413;
+    default: return 500;
+    }
+}
+
+static const char *code_of(int rc)
+{
+    switch (rc) {
+    case MR_ENOTFOUND: return "not_found";
+    case MR_EINVAL: return "invalid_request";
+    case MR_ECONSTRAINT: return "conflict";
+    case MR_EEXIST: return "exists";
+    case GTAB_EPRECOND: return "precondition_failed";
+    case MR_ETOOBIG: return "too_large";
+    default: return "internal";
+    }
+}
+
+static void respond_rc(struct node *n, struct http_exchange *ex, enum node_route route, int64_t start,
+                       int rc, const char *err)
+{
+    if (rc == MR_EIO || rc == MR_ECORRUPT)
+        node__fail(n, "global tables: %s", err);
+    node__respond_error(n, ex, route, start, status_of(rc), code_of(rc), err, NULL);
+}
+
+void tables__reply_add(struct node *n, struct tables_reply *r)
+{
+    struct tables *t = n->tables;
+
+    r->next = NULL;
+    if (t->replies_tail)
+        t->replies_tail->next = r;
+    else
+        t->replies_head = r;
+    t->replies_tail = r;
+    t->n_replies++;
+}
+
+static void token_header(const struct mr_token *tok, char *tokbuf, char *hdr, size_t size,
+                         const char *version)
+{
+    mr_token_format(tok, tokbuf, MR_TOKEN_MAX_LEN);
+    if (version)
+        snprintf(hdr, size, "Meridian-Token: %s\r\nETag: \"%s\"\r\n", tokbuf, version);
+    else
+        snprintf(hdr, size, "Meridian-Token: %s\r\n", tokbuf);
+}
+
+/* The token a request carries (header, or ?token=).  0 and t->n == 0 and
+ * rev 0 when none; MR_EINVAL with a message when malformed. */
+static int request_token(const struct http_request *hr, struct mr_token *tok, char *err)
+{
+    const char *h = http_request_header(hr, "Meridian-Token");
+    struct mr_buf q;
+    int rc = 0;
+
+    memset(tok, 0, sizeof(*tok));
+    mr_buf_init(&q);
+    if (h && *h)
+        rc = mr_token_parse(h, tok, err);
+    else if (http_request_query(hr, "token", &q) && q.len)
+        rc = mr_token_parse(q.data, tok, err);
+    mr_buf_close(&q);
+    if (rc != 0)
+        return mr_wraperr(err, MR_EINVAL, "token is not a Meridian consistency token");
+    return 0;
+}
+
+/* Queue the answer of a local write: sent after the commit. */
+static void write_done(struct node *n, struct http_exchange *ex, int64_t start, int status,
+                       const struct mr_token *req_tok, const struct gtab_wres *w, const char *extra)
+{
+    struct tables_reply *r = mr_calloc(1, sizeof(*r));
+    char tok[MR_TOKEN_MAX_LEN];
+    struct mr_token t = *req_tok;
+
+    if (n->pos.rev > t.rev)
+        t.rev = n->pos.rev;
+    if (mr_token_set(&t, n->cfg->region, w->seq) != 0) {
+        t.n = 0; /* the client's token names too many regions: keep ours */
+        (void)mr_token_set(&t, n->cfg->region, w->seq);
+    }
+    r->ex = ex;
+    r->route = ROUTE_TABLE_WRITE;
+    r->start_us = start;
+    r->status = status;
+    token_header(&t, tok, r->headers, sizeof(r->headers), w->version[0] ? w->version : NULL);
+    mr_buf_init(&r->body);
+    mr_buf_puts(&r->body, "{");
+    if (w->version[0])
+        mr_buf_printf(&r->body, "\"version\":\"%s\",", w->version);
+    if (extra)
+        mr_buf_puts(&r->body, extra);
+    mr_buf_printf(&r->body, "\"token\":\"%s\",\"region\":", tok);
+    mr_json_cstr(&r->body, n->cfg->region);
+    mr_buf_putc(&r->body, '}');
+    n->tables->writes++;
+    tables__reply_add(n, r);
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static int token_covered(struct node *n, const struct mr_token *tok)
+{
+    for (size_t i = 0; i < tok->n; i++)
+        if (gtab_applied(n->tables->g, tok->pos[i].origin) < tok->pos[i].seq)
+            return 0;
+    return 1;
+}
+
+static void read_token(struct node *n, const struct mr_token *req, struct mr_token *out)
+{
+    struct tables *t = n->tables;
+
+    *out = *req;
+    if (n->pos.rev > out->rev)
+        out->rev = n->pos.rev;
+    (void)mr_token_set(out, n->cfg->region, gtab_head(t->g));
+}
+
+static void serve_read(struct node *n, struct http_exchange *ex, int64_t start,
+                       const struct tables_read *rd, const struct mr_token *req_tok)
+{
+    struct gtab *g = n->tables->g;
+    char err[MR_ERRMSG_LEN], tok[MR_TOKEN_MAX_LEN], hdr[MR_TOKEN_MAX_LEN + 160];
+    char version[GTAB_VERSION_LEN], hex[65], last[GTAB_MAX_KEY + 1];
+    struct mr_token t;
+    struct mr_buf b;
+    json_t *doc = NULL;
+    uint64_t count;
+    int rc, more;
+    char *text;
+
+    read_token(n, req_tok, &t);
+    mr_buf_init(&b);
+    switch (rd->kind) {
+    case TREAD_ITEM:
+        rc = gtab_get(g, rd->tbl, rd->key, mr_now_ms(), &doc, version, err);
+        if (rc != 0)
+            break;
+        token_header(&t, tok, hdr, sizeof(hdr), version);
+        text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        mr_buf_puts(&b, "{\"table\":");
+        mr_json_cstr(&b, rd->tbl);
+        mr_buf_puts(&b, ",\"key\":");
+        mr_json_cstr(&b, rd->key);
+        mr_buf_printf(&b, ",\"version\":\"%s\",\"item\":%s", version, text);
+        free(text);
+        json_decref(doc);
+        break;
+    case TREAD_LIST:
+        mr_buf_puts(&b, "{\"items\":");
+        rc = gtab_list(g, rd->tbl, rd->prefix, rd->after, rd->limit, mr_now_ms(), &b, last, &more, err);
+        if (rc != 0)
+            break;
+        token_header(&t, tok, hdr, sizeof(hdr), NULL);
+        mr_buf_puts(&b, ",\"next\":");
+        if (more)
+            mr_json_cstr(&b, last);
+        else
+            mr_buf_puts(&b, "null");
+        break;
+    case TREAD_DIGEST:
+        rc = gtab_digest(g, rd->tbl, mr_now_ms(), hex, &count, err);
+        if (rc != 0)
+            break;
+        token_header(&t, tok, hdr, sizeof(hdr), NULL);
+        mr_buf_puts(&b, "{\"table\":");
+        mr_json_cstr(&b, rd->tbl);
+        mr_buf_printf(&b, ",\"digest\":\"%s\",\"items\":%" PRIu64, hex, count);
+        break;
+    default:
+        rc = MR_EINVAL;
+        snprintf(err, sizeof(err), "bad read");
+    }
+    if (rc != 0) {
+        respond_rc(n, ex, ROUTE_TABLE_READ, start, rc, err);
+    } else {
+        mr_buf_printf(&b, ",\"token\":\"%s\",\"region\":", tok);
+        mr_json_cstr(&b, n->cfg->region);
+        mr_buf_putc(&b, '}');
+        n->tables->reads++;
+        node__respond_json(n, ex, ROUTE_TABLE_READ, start, 200, &b, hdr);
+    }
+    mr_buf_close(&b);
+}
+
+/* Serve now if the token is covered, else wait (tables_wake, tables_expire). */
+static void read_or_wait(struct node *n, struct http_exchange *ex, int64_t start,
+                         const struct tables_read *rd, const struct mr_token *tok)
+{
+    struct tables *t = n->tables;
+    struct tables_wait *w;
+
+    if (token_covered(n, tok)) {
+        serve_read(n, ex, start, rd, tok);
+        return;
+    }
+    if (mr_token_get(tok, n->cfg->region) > gtab_head(t->g)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the token names position %" PRIu64 " of region %s, whose log ends "
+                 "at %" PRIu64, mr_token_get(tok, n->cfg->region), n->cfg->region, gtab_head(t->g));
+        node__respond_error(n, ex, ROUTE_TABLE_READ, start, 400, "invalid_token", msg, NULL);
+        return;
+    }
+    w = mr_calloc(1, sizeof(*w));
+    w->ex = ex;
+    w->rd = *rd;
+    w->tok = *tok;
+    w->start_us = start;
+    w->deadline_us = mr_mono_us() + n->cfg->session_wait_ms * 1000;
+    w->next = t->waits;
+    t->waits = w;
+    t->n_waits++;
+    t->read_waits++;
+}
+
+/* Serve the waiting reads whose tokens are now covered; with <expire>, answer
+ * 503 to those past their deadline (or all, when stopping). */
+static void tables_wake(struct node *n, int expire)
+{
+    struct tables *t = n->tables;
+    struct tables_wait **pp = &t->waits, *w;
+    int64_t now = mr_mono_us();
+
+    while ((w = *pp) != NULL) {
+        if (!n->stopping && token_covered(n, &w->tok)) {
+            *pp = w->next;
+            t->n_waits--;
+            serve_read(n, w->ex, w->start_us, &w->rd, &w->tok);
+            mr_free(w);
+        } else if (n->stopping || (expire && now >= w->deadline_us)) {
+            char msg[200];
+            *pp = w->next;
+            t->n_waits--;
+            t->read_wait_timeouts++;
+            snprintf(msg, sizeof(msg), "this region has not yet applied the writes the token names "
+                     "(waited %lld ms): retry, or read in the region that wrote",
+                     (long long)((now - w->start_us) / 1000));
+            node__respond_error(n, w->ex, ROUTE_TABLE_READ, w->start_us, 503, "token_not_applied",
+                                msg, "Retry-After: 1\r\n");
+            mr_free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+/* ---- the group commit --------------------------------------------------------- */
+
+/* Send (or, <failed>, refuse) a list of answers whose bodies are built. */
+static void send_replies(struct node *n, struct tables_reply *r, int failed, const char *why)
+{
+    struct tables *t = n->tables;
+
+    while (r != NULL) {
+        struct tables_reply *next = r->next;
+        if (failed) {
+            node__respond_error(n, r->ex, r->route, r->start_us, 503, "commit_failed", why,
+                                "Retry-After: 1\r\n");
+        } else {
+            if (r->route == ROUTE_TABLE_WRITE)
+                mr_hist_observe(&t->write_seconds, (double)(mr_mono_us() - r->start_us) / 1e6);
+            node__respond_json(n, r->ex, r->route, r->start_us, r->status, &r->body,
+                               r->headers[0] ? r->headers : NULL);
+        }
+        mr_buf_close(&r->body);
+        mr_free(r);
+        r = next;
+    }
+}
+
+/* Detach this turn's answers, building the bodies that show the vector. */
+static struct tables_reply *take_replies(struct node *n)
+{
+    struct tables *t = n->tables;
+    struct tables_reply *head = t->replies_head, *r;
+
+    for (r = head; r; r = r->next) {
+        if (!r->vector_body)
+            continue;
+        mr_buf_puts(&r->body, "{\"region\":");
+        mr_json_cstr(&r->body, n->cfg->region);
+        mr_buf_printf(&r->body, ",\"head\":%" PRIu64 ",\"vector\":", gtab_head(t->g));
+        gtab_vector_json(t->g, &r->body);
+        mr_buf_putc(&r->body, '}');
+    }
+    t->replies_head = t->replies_tail = NULL;
+    t->n_replies = 0;
+    return head;
+}
+
+/* Commit what this turn wrote (durable: synchronous=FULL), then answer. */
+void tables__flush(struct node *n)
+{
+    struct tables *t = n->tables;
+    char err[MR_ERRMSG_LEN];
+    int committed = gtab_in_txn(t->g);
+    int64_t t0 = mr_mono_us();
+
+    if (committed && gtab_commit(t->g, err) != 0) {
+        node__fail(n, "global tables: commit: %s", err);
+        send_replies(n, take_replies(n), 1, "the write could not be made durable; its outcome is unknown");
+        return;
+    }
+    t->committed_head = gtab_head(t->g);
+    if (committed) {
+        t->commits++;
+        mr_hist_observe(&t->commit_seconds, (double)(mr_mono_us() - t0) / 1e6);
+    }
+    send_replies(n, take_replies(n), 0, NULL);
+    if (committed) {
+        tables_wake(n, 0);
+        tables__stream_kick(n);
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct node *n = h->data;
+
+    if (n->tables && !n->failed)
+        tables__flush(n);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    struct node *n = h->data;
+    struct tables *t = n->tables;
+    int64_t now = mr_now_ms();
+
+    tables_wake(n, 1);
+    if (n->failed || n->stopping)
+        return;
+    if (now - t->last_sweep_ms >= n->cfg->tables_sweep_interval_ms) {
+        char err[MR_ERRMSG_LEN];
+        uint64_t removed = 0;
+        t->last_sweep_ms = now;
+        if (gtab_sweep(t->g, now, &removed, err) != 0)
+            node__fail(n, "global tables: sweep: %s", err);
+        t->swept += removed;
+    }
+    tables__stream_tick(n);
+    /* Sweeps and trims of the tick commit with the next turn's check. */
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+int node__tables_start(struct node *n, char *err)
+{
+    struct gtab_spec specs[64];
+    size_t n_specs = 0;
+    int64_t skew = n->cfg->tables_clock_skew_ms;
+    const char *env = getenv("MERIDIAN_CLOCK_SKEW_MS"), *env_region = getenv("MERIDIAN_CLOCK_SKEW_REGION");
+    char *path;
+    int rc, created;
+
+    rc = node__tables_parse_declare(n->cfg->tables_declare, specs, 64, &n_specs, err);
+    if (rc != 0)
+        return rc;
+    if (env && *env && (env_region == NULL || strcmp(env_region, n->cfg->region) == 0) &&
+        mr_parse_i64(env, -3600000, 3600000, &skew) != 0)
+        return mr_seterr(err, MR_ECONFIG, "MERIDIAN_CLOCK_SKEW_MS: expected milliseconds between "
+                         "-3600000 and 3600000, found '%s'", env);
+    n->tables = mr_calloc(1, sizeof(*n->tables));
+    mr_hist_init(&n->tables->commit_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+    mr_hist_init(&n->tables->write_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+    path = mr_asprintf("%s/tables.db", n->cfg->data_dir);
+    rc = gtab_open(path, n->cfg->region, skew, &n->tables->g, err);
+    mr_free(path);
+    if (rc != 0)
+        goto err_after_alloc;
+    if (skew)
+        mr_log(MR_LOG_WARN, "tables", "table clock skewed by %lld ms (testing setting)", (long long)skew);
+    for (size_t i = 0; i < n_specs && rc == 0; i++)
+        rc = gtab_table_put(n->tables->g, &specs[i], &created, err);
+    if (rc == 0)
+        rc = gtab_commit(n->tables->g, err);
+    n->tables->committed_head = gtab_head(n->tables->g);
+    if (rc != 0) {
+        mr_wraperr(err, rc, "[tables] declare");
+        goto err_after_open;
+    }
+    return 0;
+
+err_after_open:
+    gtab_close(n->tables->g);
+err_after_alloc:
+    mr_free(n->tables);
+    n->tables = NULL;
+    return rc;
+}
+
+void node__tables_run(struct node *n)
+{
+    struct tables *t = n->tables;
+
+    uv_check_init(n->loop, &t->check);
+    t->check.data = n;
+    uv_check_start(&t->check, on_check);
+    uv_timer_init(n->loop, &t->timer);
+    t->timer.data = n;
+    uv_timer_start(&t->timer, on_timer, TABLES_TICK_MS, TABLES_TICK_MS);
+    t->running = 1;
+    mr_log(MR_LOG_INFO, "tables", "global tables: %zu tables, log head %" PRIu64, gtab_n_tables(t->g),
+           gtab_head(t->g));
+}
+
+void node__tables_close(struct node *n)
+{
+    struct tables *t = n->tables;
+
+    if (t == NULL || !t->running)
+        return;
+    t->running = 0;
+    /* Writes already made this turn are committed and answered. */
+    if (!n->failed)
+        tables__flush(n);
+    else
+        send_replies(n, take_replies(n), 1, "the node failed");
+    tables_wake(n, 1);
+    tables__stream_close(n);
+    uv_check_stop(&t->check);
+    uv_close((uv_handle_t *)&t->check, NULL);
+    uv_timer_stop(&t->timer);
+    uv_close((uv_handle_t *)&t->timer, NULL);
+}
+
+void node__tables_free(struct node *n)
+{
+    if (n->tables == NULL)
+        return;
+    tables__peers_free(n);
+    gtab_close(n->tables->g);
+    mr_free(n->tables);
+    n->tables = NULL;
+}
+
+/* ---- the API ------------------------------------------------------------------------ */
+
+/* Split "/v1/tables/<a>/<b>/<c>/<d>" into at most 4 segments. */
+static size_t split_path(const char *path, char seg[4][GTAB_MAX_KEY + 2], int *too_long)
+{
+    const char *p = path + 10;
+    size_t n = 0;
+
+    *too_long = 0;
+    while (*p == '/' && n < 4) {
+        const char *end = strchr(p + 1, '/');
+        size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+        if (len == 0 && end == NULL)
+            break;
+        if (len > GTAB_MAX_KEY) {
+            *too_long = 1;
+            len = GTAB_MAX_KEY + 1;
+        }
+        memcpy(seg[n], p + 1, len);
+        seg[n][len] = '\0';
+        n++;
+        p = end ? end : p + 1 + strlen(p + 1);
+    }
+    if (*p)
+        return 5; /* more segments than any route */
+    return n;
+}
+
+static void method_not_allowed(struct node *n, struct http_exchange *ex, int64_t start, const char *allow)
+{
+    char msg[96], hdr[96];
+
+    snprintf(msg, sizeof(msg), "this path answers %s", allow);
+    snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+    node__respond_error(n, ex, ROUTE_OTHER, start, 405, "method_not_allowed", msg, hdr);
+}
+
+static void list_tables(struct node *n, struct http_exchange *ex, int64_t start)
+{
+    struct gtab *g = n->tables->g;
+    struct mr_buf b;
+
+    mr_buf_init(&b);
+    mr_buf_puts(&b, "{\"tables\":[");
+    for (size_t i = 0; i < gtab_n_tables(g); i++) {
+        const struct gtab_spec *s = gtab_table_at(g, i);
+        mr_buf_printf(&b, "%s{\"name\":", i ? "," : "");
+        mr_json_cstr(&b, s->name);
+        mr_buf_printf(&b, ",\"kind\":\"%s\",\"ttl_field\":", s->kind == GTAB_LWW ? "lww" : "crdt");
+        if (s->ttl_field[0])
+            mr_json_cstr(&b, s->ttl_field);
+        else
+            mr_buf_puts(&b, "null");
+        mr_buf_putc(&b, '}');
+    }
+    mr_buf_puts(&b, "],\"region\":");
+    mr_json_cstr(&b, n->cfg->region);
+    mr_buf_putc(&b, '}');
+    node__respond_json(n, ex, ROUTE_TABLE_READ, start, 200, &b, NULL);
+    mr_buf_close(&b);
+}
+
+static json_t *parse_body(const struct http_request *hr, char *err)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(hr->body ? hr->body : "", hr->body_len, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (doc == NULL)
+        mr_seterr(err, MR_EINVAL, "body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                  jerr.line, jerr.column);
+    return doc;
+}
+
+static void put_table(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                      const char *name, const struct mr_token *tok)
+{
+    char err[MR_ERRMSG_LEN];
+    struct gtab_spec spec;
+    struct gtab_wres w;
+    json_t *body = parse_body(hr, err);
+    int rc = body ? 0 : MR_EINVAL, created = 0;
+
+    if (rc == 0)
+        rc = gtab_spec_parse(name, body, &spec, err);
+    if (rc == 0)
+        rc = gtab_table_put(n->tables->g, &spec, &created, err);
+    json_decref(body);
+    if (rc != 0) {
+        respond_rc(n, ex, ROUTE_TABLE_WRITE, hr->received_us, rc, err);
+        return;
+    }
+    memset(&w, 0, sizeof(w));
+    w.seq = gtab_head(n->tables->g);
+    write_done(n, ex, hr->received_us, created ? 201 : 200, tok, &w,
+               created ? "\"created\":true," : "\"created\":false,");
+}
+
+/* If-Match without its quotes; NULL when absent. */
+static const char *if_match(const struct http_request *hr, char *buf, size_t size)
+{
+    const char *h = http_request_header(hr, "If-Match");
+    size_t len;
+
+    if (h == NULL || *h == '\0')
+        return NULL;
+    len = strlen(h);
+    if (len >= 2 && h[0] == '"' && h[len - 1] == '"')
+        snprintf(buf, size, "%.*s", (int)(len - 2), h + 1);
+    else
+        snprintf(buf, size, "%s", h);
+    return buf;
+}
+
+static void item_write(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       const char *tbl, const char *key, int ops, const struct mr_token *tok)
+{
+    char err[MR_ERRMSG_LEN], im[GTAB_VERSION_LEN + 8];
+    const char *match = if_match(hr, im, sizeof(im));
+    struct gtab_wres w;
+    json_t *body = NULL;
+    int rc = 0;
+
+    memset(&w, 0, sizeof(w));
+    if (strcmp(hr->method, "DELETE") == 0) {
+        rc = gtab_delete(n->tables->g, tbl, key, match, &w, err);
+    } else {
+        if (gtab_table_get(n->tables->g, tbl) == NULL)
+            rc = mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
+        else if (hr->body_len > 2 * GTAB_MAX_DOC)
+            rc = mr_seterr(err, MR_ETOOBIG, "body of %zu bytes: a document is at most %d", hr->body_len,
+                           GTAB_MAX_DOC);
+        else if ((body = parse_body(hr, err)) == NULL)
+            rc = MR_EINVAL;
+        if (rc == 0 && ops) {
+            const char *k;
+            json_t *v;
+            if (!json_is_object(body))
+                rc = mr_seterr(err, MR_EINVAL, "body must be {\"ops\":[...]}");
+            json_object_foreach(body, k, v) {
+                if (rc == 0 && strcmp(k, "ops") != 0)
+                    rc = mr_seterr(err, MR_EINVAL, "unknown field \"%.64s\" (expected ops)", k);
+            }
+            if (rc == 0)
+                rc = gtab_ops(n->tables->g, tbl, key, json_object_get(body, "ops"), match, &w, err);
+        } else if (rc == 0) {
+            rc = gtab_put(n->tables->g, tbl, key, body, match, &w, err);
+        }
+    }
+    json_decref(body);
+    if (rc != 0) {
+        respond_rc(n, ex, ROUTE_TABLE_WRITE, hr->received_us, rc, err);
+        return;
+    }
+    write_done(n, ex, hr->received_us, 200, tok, &w, NULL);
+}
+
+static void list_items(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       const char *tbl, const struct mr_token *tok)
+{
+    struct tables_read rd;
+    struct mr_buf q;
+    int64_t limit = 100;
+    char err[MR_ERRMSG_LEN] = "";
+
+    memset(&rd, 0, sizeof(rd));
+    rd.kind = TREAD_LIST;
+    snprintf(rd.tbl, sizeof(rd.tbl), "%.64s", tbl);
+    mr_buf_init(&q);
+    if (http_request_query(hr, "limit", &q) &&
+        mr_parse_i64(q.data ? q.data : "", 1, 1000, &limit) != 0)
+        snprintf(err, sizeof(err), "limit: expected 1 to 1000");
+    mr_buf_reset(&q);
+    if (!err[0] && http_request_query(hr, "prefix", &q) && q.len) {
+        if (q.len > GTAB_MAX_KEY)
+            snprintf(err, sizeof(err), "prefix: at most %d bytes", GTAB_MAX_KEY);
+        else
+            snprintf(rd.prefix, sizeof(rd.prefix), "%s", q.data);
+    }
+    mr_buf_reset(&q);
+    if (!err[0] && http_request_query(hr, "after", &q) && q.len) {
+        if (q.len > GTAB_MAX_KEY)
+            snprintf(err, sizeof(err), "after: at most %d bytes", GTAB_MAX_KEY);
+        else
+            snprintf(rd.after, sizeof(rd.after), "%s", q.data);
+    }
+    mr_buf_close(&q);
+    if (err[0]) {
+        node__respond_error(n, ex, ROUTE_TABLE_READ, hr->received_us, 400, "invalid_request", err, NULL);
+        return;
+    }
+    rd.limit = (size_t)limit;
+    read_or_wait(n, ex, hr->received_us, &rd, tok);
+}
+
+void node__tables_handle(struct node *n, struct http_exchange *ex, const struct http_request *hr)
+{
+    char seg[4][GTAB_MAX_KEY + 2] = {""}, err[MR_ERRMSG_LEN];
+    int64_t start = hr->received_us;
+    int too_long, get = !strcmp(hr->method, "GET") || !strcmp(hr->method, "HEAD");
+    size_t ns = split_path(hr->path, seg, &too_long);
+    struct tables_read rd;
+    struct mr_token tok;
+
+    if (ns >= 1 && strcmp(seg[0], "_replicate") == 0 && ns == 1) {
+        if (strcmp(hr->method, "POST") != 0)
+            return method_not_allowed(n, ex, start, "POST");
+        tables__replicate_serve(n, ex, hr);
+        return;
+    }
+    if (ns == 1 && strcmp(seg[0], "_snapshot") == 0) {
+        if (!get)
+            return method_not_allowed(n, ex, start, "GET");
+        tables__snapshot_serve(n, ex, hr);
+        return;
+    }
+    if (ns >= 1 && strcmp(seg[0], "_peers") == 0) {
+        tables__peer_admin(n, ex, hr, hr->path + strlen("/v1/tables/_peers"));
+        return;
+    }
+    if (ns == 5) {
+        node__respond_error(n, ex, ROUTE_OTHER, start, 404, "not_found",
+                            "no such path under /v1/tables (see docs/api.md)", NULL);
+        return;
+    }
+    if (request_token(hr, &tok, err) != 0) {
+        node__respond_error(n, ex, ROUTE_OTHER, start, 400, "invalid_request", err, NULL);
+        return;
+    }
+    if (ns == 0) {
+        if (!get)
+            return method_not_allowed(n, ex, start, "GET");
+        list_tables(n, ex, start);
+        return;
+    }
+    if (gtab_name_valid(seg[0], strlen(seg[0]), err) != 0) {
+        mr_wraperr(err, MR_EINVAL, "table");
+        node__respond_error(n, ex, ROUTE_OTHER, start, 400, "invalid_request", err, NULL);
+        return;
+    }
+    memset(&rd, 0, sizeof(rd));
+    snprintf(rd.tbl, sizeof(rd.tbl), "%.64s", seg[0]);
+    if (ns == 1) {
+        if (strcmp(hr->method, "PUT") == 0) {
+            put_table(n, ex, hr, seg[0], &tok);
+        } else if (get) {
+            const struct gtab_spec *s = gtab_table_get(n->tables->g, seg[0]);
+            struct mr_buf b;
+            json_t *j;
+            char *text;
+            if (s == NULL) {
+                snprintf(err, sizeof(err), "no table named '%.64s'", seg[0]);
+                node__respond_error(n, ex, ROUTE_TABLE_READ, start, 404, "not_found", err, NULL);
+                return;
+            }
+            j = gtab_spec_json(s);
+            json_object_set_new(j, "name", json_string(s->name));
+            json_object_set_new(j, "tombstones", json_integer((json_int_t)gtab_tombstones(n->tables->g, s->name)));
+            text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+            mr_buf_init(&b);
+            mr_buf_puts(&b, text);
+            node__respond_json(n, ex, ROUTE_TABLE_READ, start, 200, &b, NULL);
+            mr_buf_close(&b);
+            free(text);
+            json_decref(j);
+        } else {
+            method_not_allowed(n, ex, start, "GET, PUT");
+        }
+        return;
+    }
+    if (ns == 2 && strcmp(seg[1], "digest") == 0) {
+        if (!get)
+            return method_not_allowed(n, ex, start, "GET");
+        rd.kind = TREAD_DIGEST;
+        read_or_wait(n, ex, start, &rd, &tok);
+        return;
+    }
+    if (ns == 2 && strcmp(seg[1], "items") == 0) {
+        if (!get)
+            return method_not_allowed(n, ex, start, "GET");
+        list_items(n, ex, hr, seg[0], &tok);
+        return;
+    }
+    if ((ns == 3 || (ns == 4 && strcmp(seg[3], "ops") == 0)) && strcmp(seg[1], "items") == 0) {
+        if (too_long || gtab_key_valid(seg[2], strlen(seg[2]), err) != 0) {
+            if (too_long)
+                snprintf(err, sizeof(err), "key longer than %d bytes", GTAB_MAX_KEY);
+            node__respond_error(n, ex, ROUTE_OTHER, start, 400, "invalid_key", err, NULL);
+            return;
+        }
+        if (ns == 4) {
+            if (strcmp(hr->method, "POST") != 0)
+                return method_not_allowed(n, ex, start, "POST");
+            item_write(n, ex, hr, seg[0], seg[2], 1, &tok);
+        } else if (get) {
+            rd.kind = TREAD_ITEM;
+            snprintf(rd.key, sizeof(rd.key), "%.256s", seg[2]);
+            read_or_wait(n, ex, start, &rd, &tok);
+        } else if (!strcmp(hr->method, "PUT") || !strcmp(hr->method, "DELETE")) {
+            item_write(n, ex, hr, seg[0], seg[2], 0, &tok);
+        } else {
+            method_not_allowed(n, ex, start, "GET, PUT, DELETE");
+        }
+        return;
+    }
+    node__respond_error(n, ex, ROUTE_OTHER, start, 404, "not_found",
+                        "no such path under /v1/tables (see docs/api.md)", NULL);
+}
+
+/* ---- metrics and status --------------------------------------------------------------- */
+
+void node__tables_metrics(struct node *n, struct mr_buf *b)
+{
+    struct tables *t = n->tables;
+    struct gtab *g = t->g;
+    char labels[128];
+
+    mr_metric_header(b, "meridian_tables_log_head", "gauge", "global tables: this region's change-log position");
+    mr_metric_u64(b, "meridian_tables_log_head", NULL, gtab_head(g));
+    mr_metric_header(b, "meridian_tables_commit_seconds", "histogram", "global tables: group commit (WAL write and fsync) time");
+    mr_metric_hist(b, "meridian_tables_commit_seconds", NULL, &t->commit_seconds);
+    mr_metric_header(b, "meridian_tables_write_seconds", "histogram", "global tables: local write request to durable answer");
+    mr_metric_hist(b, "meridian_tables_write_seconds", NULL, &t->write_seconds);
+#define TCOUNTER(name, field, help)                             \
+    mr_metric_header(b, "meridian_tables_" name, "counter", help); \
+    mr_metric_u64(b, "meridian_tables_" name, NULL, t->field)
+    TCOUNTER("writes_total", writes, "global tables: local writes acknowledged");
+    TCOUNTER("reads_total", reads, "global tables: reads served");
+    TCOUNTER("read_waits_total", read_waits, "global tables: reads that waited for their token");
+    TCOUNTER("read_wait_timeouts_total", read_wait_timeouts, "global tables: reads answered 503 for their token");
+    TCOUNTER("batches_received_total", batches_received, "global tables: replication batches received");
+    TCOUNTER("entries_applied_total", entries_applied, "global tables: peer entries applied here");
+    TCOUNTER("commits_total", commits, "global tables: group commits");
+    TCOUNTER("expired_removed_total", swept, "global tables: expired items removed here");
+    TCOUNTER("tombstones_collected_total", collected, "global tables: tombstones collected here");
+    TCOUNTER("seeds_total", seeds, "global tables: times this region was seeded from a peer's snapshot");
+    TCOUNTER("snapshots_served_total", snapshots_served, "global tables: snapshots served to seeding peers");
+    TCOUNTER("stream_gaps_total", gaps, "global tables: batches a peer refused as a gap (the stream restarted)");
+#undef TCOUNTER
+    mr_metric_header(b, "meridian_tables_conflicts_total", "counter",
+                     "global tables: concurrent lww versions resolved here by last-writer-wins, by table");
+    for (size_t i = 0; i < gtab_n_tables(g); i++) {
+        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
+        mr_metric_u64(b, "meridian_tables_conflicts_total", labels, gtab_table_stats(g, i)->conflicts);
+    }
+    mr_metric_header(b, "meridian_tables_conditional_lost_total", "counter",
+                     "global tables: If-Match writes of this region overwritten by a concurrent write elsewhere");
+    for (size_t i = 0; i < gtab_n_tables(g); i++) {
+        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
+        mr_metric_u64(b, "meridian_tables_conditional_lost_total", labels, gtab_table_stats(g, i)->conditional_lost);
+    }
+    mr_metric_header(b, "meridian_tables_tombstones", "gauge", "global tables: deleted items held, by table");
+    for (size_t i = 0; i < gtab_n_tables(g); i++) {
+        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
+        mr_metric_u64(b, "meridian_tables_tombstones", labels, gtab_tombstones(g, gtab_table_at(g, i)->name));
+    }
+    tables__peer_metrics(n, b);
+}
+
+void node__tables_status(struct node *n, struct mr_buf *b)
+{
+    struct tables *t = n->tables;
+
+    mr_buf_printf(b, ",\"tables\":{\"count\":%zu,\"head\":%" PRIu64 ",\"log_first\":%" PRIu64
+                  ",\"applied\":", gtab_n_tables(t->g), gtab_head(t->g), gtab_log_first(t->g));
+    gtab_vector_json(t->g, b);
+    mr_buf_printf(b, ",\"writes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"waiting_reads\":%zu,\"seeding\":%s,"
+                  "\"seeds\":%" PRIu64 ",\"peers\":", t->writes, t->reads, t->n_waits, t->seeding ? "true" : "false",
+                  t->seeds);
+    tables__peer_status(n, b);
+    mr_buf_putc(b, '}');
+}

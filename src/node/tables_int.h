@@ -1,0 +1,151 @@
+/* tables_int.h -- what tables.c and tstream.c share: the node's global-table
+ * state (struct tables, hung off struct node).
+ *
+ * Replication wire format (POST /v1/tables/_replicate, node to node):
+ *   request   {"origin":"<sender region>","from":<first seq>,"head":<sender head>,
+ *              "log_first":<oldest seq the sender still has>,
+ *              "entries":[{"seq":n,"ts":<write time, unix ms>,"e":<entry>}...]}
+ *             entries are the sender's own change log, consecutive from <from>;
+ *             an empty list is a probe (first contact, heartbeat)
+ *   answer    200 {"region":"<receiver>","head":<receiver head>,
+ *                  "vector":{"<origin>":<highest seq applied>,...}}
+ *             sent once the batch is durable (same group commit as writes);
+ *             409 with the same body when <from> leaves a gap: the sender
+ *             restarts from vector[<sender>] + 1; also while the receiver's
+ *             position is below <log_first>: it then seeds itself from the
+ *             sender (GET /v1/tables/_snapshot, a copy of tables.db made with
+ *             SQLite's backup API, joined into its own store) and answers 200
+ *             again once its vector covers what the sender trimmed.
+ * Entry formats: src/gtab/gtab_int.h.
+ */
+#ifndef MR_NODE_TABLES_INT_H
+#define MR_NODE_TABLES_INT_H
+
+#include "node_int.h"
+
+#define TABLES_MAX_PEERS 16
+#define TABLES_TICK_MS 50
+#define TABLES_DISCOVER_MS 1000
+#define TABLES_HEARTBEAT_MS 1000
+#define TABLES_CALL_TIMEOUT_MS 5000
+#define TABLES_RETRY_MIN_MS 50
+#define TABLES_RETRY_MAX_MS 1000
+
+/* An answer held until the group commit is durable. */
+struct tables_reply {
+    struct http_exchange *ex;
+    enum node_route route;
+    int64_t start_us;
+    int status;
+    int vector_body;          /* replicate answer: the body is built at commit */
+    struct mr_buf body;
+    char headers[MR_TOKEN_MAX_LEN + 160];
+    struct tables_reply *next;
+};
+
+/* A read that waits until the local applied vector covers its token. */
+enum tables_read_kind { TREAD_ITEM, TREAD_LIST, TREAD_DIGEST };
+struct tables_read {
+    enum tables_read_kind kind;
+    char tbl[GTAB_MAX_NAME + 1];
+    char key[GTAB_MAX_KEY + 1];
+    char prefix[GTAB_MAX_KEY + 1];
+    char after[GTAB_MAX_KEY + 1];
+    size_t limit;
+};
+struct tables_wait {
+    struct http_exchange *ex;
+    struct tables_read rd;
+    struct mr_token tok;
+    int64_t start_us, deadline_us;
+    struct tables_wait *next;
+};
+
+struct tables_peer {
+    struct node *n;
+    char region[64];
+    char url[256];
+    char host[128];
+    int port;
+    int from_config;          /* URL from [tables] peers: etcd does not replace it */
+    int listed;               /* seen in the last discovery round */
+    int known;                /* its applied position for us is known */
+    uint64_t acked;           /* its vector[this region]: applied there */
+    struct http_call *call;   /* at most one batch in flight */
+    size_t n_sent;
+    uint64_t sent_from, sent_last;
+    int64_t *sent_ts;         /* write times of the entries in flight */
+    int64_t last_sent_ms, retry_at_ms;
+    int fails;
+    int paused;               /* POST /v1/tables/_peers/R/pause */
+    int needs_seed;           /* its position is below our retained log */
+    /* Its last report: vector and head, for tombstone collection. */
+    int has_report;
+    uint64_t report_head;
+    size_t n_report;
+    char report_origin[GTAB_MAX_ORIGINS][64];
+    uint64_t report_seq[GTAB_MAX_ORIGINS];
+    /* Metrics. */
+    struct mr_hist lag;       /* write here to applied there, seconds */
+    uint64_t bytes_sent, batches_sent, entries_sent, send_errors;
+    int64_t last_lag_ms;
+};
+
+struct tables {
+    struct gtab *g;
+    uint64_t committed_head;  /* own log entries durable: only these are sent */
+    uint64_t trimmed_upto;
+    struct tables_reply *replies_head, *replies_tail;
+    size_t n_replies;
+    struct tables_wait *waits;
+    size_t n_waits;
+    struct tables_peer *peers[TABLES_MAX_PEERS];
+    size_t n_peers;
+    struct http_client *http;
+    uv_timer_t timer;
+    uv_check_t check;
+    int running;
+    int discover_inflight;
+    int64_t last_discover_ms, last_sweep_ms;
+    /* Tombstone collection epoch (tstream.c, gc_step). */
+    int gc_active;
+    size_t gc_n;
+    char gc_origin[GTAB_MAX_ORIGINS][64];
+    uint64_t gc_stable[GTAB_MAX_ORIGINS];
+    char gc_peer[TABLES_MAX_PEERS][64];
+    uint64_t gc_need[TABLES_MAX_PEERS];
+    size_t gc_n_peers;
+    /* Seeding from a peer's snapshot (tstream.c). */
+    int seeding;
+    char seed_origin[64];
+    struct http_call *seed_call;
+    uint64_t seeds, snapshots_served;
+    /* Stats. */
+    uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
+    uint64_t commits, swept, collected, gaps;
+    struct mr_hist commit_seconds;
+    struct mr_hist write_seconds;
+};
+
+/* tables.c */
+void tables__reply_add(struct node *n, struct tables_reply *r);
+/* Commit what this turn wrote and send the answers waiting for it. */
+void tables__flush(struct node *n);
+
+/* tstream.c */
+void tables__stream_tick(struct node *n);
+/* New entries were committed: start sending where idle. */
+void tables__stream_kick(struct node *n);
+/* POST /v1/tables/_replicate */
+void tables__replicate_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr);
+/* POST /v1/tables/_peers/<region>/pause|resume */
+void tables__peer_admin(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                        const char *rest);
+void tables__stream_close(struct node *n);
+/* GET /v1/tables/_snapshot: a consistent copy of tables.db. */
+void tables__snapshot_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr);
+void tables__peers_free(struct node *n);
+void tables__peer_metrics(struct node *n, struct mr_buf *b);
+void tables__peer_status(struct node *n, struct mr_buf *b);
+
+#endif

@@ -1,0 +1,686 @@
+/* tstream.c -- global tables between regions: peers, the stream of this
+ * region's change log to each of them, the receiving end, log trimming and
+ * tombstone collection.  Wire format: tables_int.h.
+ *
+ * Peers are the other regions' nodes: their addresses come from etcd
+ * (/meridian/<cluster>/nodes/<region>, which every node publishes, see
+ * seed.c), polled every TABLES_DISCOVER_MS, unless [tables] peers names a
+ * URL for the region (so that `meridian up` can route the streams through
+ * the emulated WAN).  To each peer, this region pushes only its OWN log, over
+ * one keep-alive connection, one batch in flight at a time; the answer
+ * carries the peer's applied vector, so a stream resumes at the peer's
+ * position after a restart, a cut or an absence on either side.  Full mesh:
+ * every region hears every origin from the origin itself.
+ *
+ * Trimming: entries every peer has applied go; past tables_log_retention
+ * entries the oldest go anyway, and a peer below the retained log can only
+ * be seeded from a snapshot (not implemented yet: it is reported in
+ * /v1/status and metrics; see docs/tables.md).
+ *
+ * Tombstones (gc_step): a delete (origin O, seq s) is collected once every
+ * peer P reported vector_P[O] >= s, and this region has applied P's log up
+ * to the head P reported in that same answer: every version P wrote before
+ * it saw the delete is then here already, so nothing older can resurrect
+ * the item.  Two phases (an epoch): snapshot the reports, then wait until
+ * the heads are applied here, then collect.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/alloc.h"
+#include "../common/json.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "tables_int.h"
+
+static void peer_send(struct tables_peer *p);
+static void seed_start(struct node *n, const char *origin, uint64_t log_first);
+
+/* ---- peers ------------------------------------------------------------------- */
+
+static struct tables_peer *peer_find(struct tables *t, const char *region)
+{
+    for (size_t i = 0; i < t->n_peers; i++)
+        if (strcmp(t->peers[i]->region, region) == 0)
+            return t->peers[i];
+    return NULL;
+}
+
+static void peer_set_url(struct tables_peer *p, const char *url)
+{
+    char *host = NULL, *path = NULL, err[MR_ERRMSG_LEN];
+    int port;
+
+    if (strcmp(p->url, url) == 0)
+        return;
+    if (http_parse_url(url, &host, &port, &path, err) != 0) {
+        mr_log(MR_LOG_WARN, "tables", "peer %s: address '%.200s': %s", p->region, url, err);
+    } else {
+        snprintf(p->url, sizeof(p->url), "%s", url);
+        snprintf(p->host, sizeof(p->host), "%s", host);
+        p->port = port;
+        p->known = 0; /* a new address may be a new incarnation: ask first */
+        mr_log(MR_LOG_INFO, "tables", "peer %s at %s", p->region, url);
+    }
+    mr_free(host);
+    mr_free(path);
+}
+
+static struct tables_peer *peer_add(struct node *n, const char *region, const char *url, int from_config)
+{
+    struct tables *t = n->tables;
+    struct tables_peer *p;
+
+    if (t->n_peers == TABLES_MAX_PEERS || !mr_token_origin_valid(region, strlen(region)) ||
+        strlen(region) >= sizeof(p->region))
+        return NULL;
+    p = mr_calloc(1, sizeof(*p));
+    p->n = n;
+    snprintf(p->region, sizeof(p->region), "%s", region);
+    p->from_config = from_config;
+    p->sent_ts = mr_calloc((size_t)n->cfg->tables_batch_entries, sizeof(*p->sent_ts));
+    mr_hist_init(&p->lag, mr_hist_latency_bounds, mr_hist_latency_n);
+    peer_set_url(p, url);
+    t->peers[t->n_peers++] = p;
+    return p;
+}
+
+static void on_listed(int rc, const struct etcd_kv *kvs, size_t count, const char *errmsg, void *data)
+{
+    struct node *n = data;
+    struct tables *t = n->tables;
+    size_t plen = strlen(n->nodes_prefix);
+
+    if (t == NULL)
+        return;
+    t->discover_inflight = 0;
+    if (rc != 0 || n->stopping)
+        return;
+    (void)errmsg;
+    for (size_t i = 0; i < count; i++) {
+        const char *region = kvs[i].key + plen;
+        char url[256];
+        struct tables_peer *p;
+        if (kvs[i].key_len <= plen || strcmp(region, n->cfg->region) == 0 ||
+            kvs[i].value_len >= sizeof(url))
+            continue;
+        snprintf(url, sizeof(url), "%.*s", (int)kvs[i].value_len, kvs[i].value);
+        p = peer_find(t, region);
+        if (p == NULL)
+            p = peer_add(n, region, url, 0);
+        else if (!p->from_config)
+            peer_set_url(p, url);
+        if (p)
+            p->listed = 1;
+    }
+    tables__stream_kick(n);
+}
+
+static void discover(struct node *n)
+{
+    struct tables *t = n->tables;
+    int64_t now = mr_now_ms();
+
+    if (t->discover_inflight || n->etcd == NULL || now - t->last_discover_ms < TABLES_DISCOVER_MS)
+        return;
+    t->last_discover_ms = now;
+    if (t->n_peers == 0 && strcmp(n->cfg->tables_peers, "none") != 0) {
+        char regions[TABLES_MAX_PEERS][64], urls[TABLES_MAX_PEERS][256], err[MR_ERRMSG_LEN];
+        size_t np = 0;
+        if (node__tables_parse_peers(n->cfg->tables_peers, regions, urls, TABLES_MAX_PEERS, &np, err) == 0)
+            for (size_t i = 0; i < np; i++)
+                if (strcmp(regions[i], n->cfg->region) != 0)
+                    peer_add(n, regions[i], urls[i], 1);
+    }
+    t->discover_inflight = 1;
+    if (etcd_get_prefix(n->etcd, n->nodes_prefix, 2000, on_listed, n) != 0)
+        t->discover_inflight = 0;
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void peer_failed(struct tables_peer *p, const char *why)
+{
+    int64_t backoff = TABLES_RETRY_MIN_MS << (p->fails < 5 ? p->fails : 5);
+
+    if (backoff > TABLES_RETRY_MAX_MS)
+        backoff = TABLES_RETRY_MAX_MS;
+    if (p->fails == 0)
+        mr_log(MR_LOG_WARN, "tables", "stream to %s (%s): %s; retrying", p->region, p->url, why);
+    p->fails++;
+    p->send_errors++;
+    p->retry_at_ms = mr_now_ms() + backoff;
+    p->known = 0;
+}
+
+/* Remember <vec> (the peer's applied vector) and its head. */
+static void peer_report(struct tables_peer *p, const json_t *body)
+{
+    json_t *vec = json_object_get(body, "vector"), *v;
+    const char *o;
+
+    p->n_report = 0;
+    json_object_foreach(vec, o, v) {
+        if (p->n_report == GTAB_MAX_ORIGINS || strlen(o) >= 64)
+            break;
+        snprintf(p->report_origin[p->n_report], 64, "%s", o);
+        p->report_seq[p->n_report++] = gtab_json_u64(vec, o);
+    }
+    p->report_head = gtab_json_u64(body, "head");
+    p->has_report = 1;
+}
+
+static void on_sent(struct http_call *call, int rc, const struct http_response *resp, void *data)
+{
+    struct tables_peer *p = data;
+    struct node *n = p->n;
+    json_t *body = NULL, *vec;
+    int64_t now = mr_now_ms();
+    char why[96];
+
+    (void)call;
+    p->call = NULL;
+    if (n->stopping || n->tables == NULL)
+        return;
+    if (rc != 0) {
+        if (rc != MR_ECLOSED || !p->paused)
+            peer_failed(p, mr_strerror(rc));
+        return;
+    }
+    if (resp->status == 200 || resp->status == 409)
+        body = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+    vec = json_object_get(body, "vector");
+    if (!json_is_object(vec)) {
+        snprintf(why, sizeof(why), "answer HTTP %d without a vector", resp->status);
+        peer_failed(p, why);
+        json_decref(body);
+        return;
+    }
+    peer_report(p, body);
+    if (resp->status == 200 && p->n_sent) {
+        for (size_t i = 0; i < p->n_sent; i++)
+            mr_hist_observe(&p->lag, (double)(now - p->sent_ts[i]) / 1e3);
+        p->last_lag_ms = now - p->sent_ts[p->n_sent - 1];
+        p->entries_sent += p->n_sent;
+    }
+    if (resp->status == 409)
+        n->tables->gaps++;
+    p->acked = gtab_json_u64(vec, n->cfg->region);
+    p->known = 1;
+    if (p->fails)
+        mr_log(MR_LOG_INFO, "tables", "stream to %s resumed at position %" PRIu64, p->region, p->acked + 1);
+    p->fails = 0;
+    json_decref(body);
+    if (resp->status == 409 && p->needs_seed) {
+        p->retry_at_ms = now + TABLES_RETRY_MIN_MS; /* it is seeding itself: ask again soon */
+        return;
+    }
+    if (!p->paused && p->acked < n->tables->committed_head)
+        peer_send(p);
+}
+
+static void peer_send(struct tables_peer *p)
+{
+    struct node *n = p->n;
+    struct tables *t = n->tables;
+    struct http_client_request req;
+    char err[MR_ERRMSG_LEN];
+    struct mr_buf body;
+    uint64_t last = 0;
+
+    if (p->call || p->paused || p->port == 0 || t->http == NULL)
+        return;
+    p->n_sent = 0;
+    mr_buf_init(&body);
+    mr_buf_puts(&body, "{\"origin\":");
+    mr_json_cstr(&body, n->cfg->region);
+    mr_buf_printf(&body, ",\"from\":%" PRIu64 ",\"head\":%" PRIu64 ",\"log_first\":%" PRIu64 ",\"entries\":",
+                  p->known ? p->acked + 1 : 1, t->committed_head, gtab_log_first(t->g));
+    if (p->known && p->acked < t->committed_head) {
+        if (p->acked + 1 < gtab_log_first(t->g)) {
+            if (!p->needs_seed)
+                mr_log(MR_LOG_ERROR, "tables", "peer %s is at position %" PRIu64 " of this region's "
+                       "log, which now starts at %" PRIu64 ": it must be seeded from a snapshot",
+                       p->region, p->acked, gtab_log_first(t->g));
+            p->needs_seed = 1;
+            mr_buf_puts(&body, "[]");
+        } else {
+            p->needs_seed = 0;
+            if (gtab_log_read(t->g, p->acked, t->committed_head, (size_t)n->cfg->tables_batch_entries,
+                              (size_t)n->cfg->tables_batch_bytes, &body, p->sent_ts, &p->n_sent, &last,
+                              err) != 0) {
+                node__fail(n, "global tables: %s", err);
+                mr_buf_close(&body);
+                return;
+            }
+        }
+    } else {
+        mr_buf_puts(&body, "[]");
+    }
+    mr_buf_putc(&body, '}');
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.host = p->host;
+    req.port = p->port;
+    req.path = "/v1/tables/_replicate";
+    req.headers = "Content-Type: application/json\r\n";
+    req.body = body.data;
+    req.body_len = body.len;
+    req.timeout_ms = TABLES_CALL_TIMEOUT_MS;
+    p->last_sent_ms = mr_now_ms();
+    if (http_client_request(t->http, &req, on_sent, p, &p->call) != 0) {
+        p->call = NULL;
+        peer_failed(p, "cannot start the request");
+    } else {
+        p->bytes_sent += body.len;
+        p->batches_sent++;
+    }
+    mr_buf_close(&body);
+}
+
+void tables__stream_kick(struct node *n)
+{
+    struct tables *t = n->tables;
+    int64_t now = mr_now_ms();
+
+    if (n->stopping || t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_peers; i++) {
+        struct tables_peer *p = t->peers[i];
+        if (p->call || p->paused || now < p->retry_at_ms)
+            continue;
+        if (!p->known || p->acked < t->committed_head || now - p->last_sent_ms >= TABLES_HEARTBEAT_MS)
+            peer_send(p);
+    }
+}
+
+/* ---- trimming and tombstones ---------------------------------------------------- */
+
+static void trim_step(struct node *n)
+{
+    struct tables *t = n->tables;
+    uint64_t head = t->committed_head, upto = head, keep = (uint64_t)n->cfg->tables_log_retention;
+    char err[MR_ERRMSG_LEN];
+
+    for (size_t i = 0; i < t->n_peers; i++) {
+        struct tables_peer *p = t->peers[i];
+        uint64_t at = p->known ? p->acked : 0;
+        if (at < upto)
+            upto = at;
+    }
+    if (t->n_peers == 0)
+        upto = 0; /* a region that joins later finds the whole log */
+    if (head > keep && upto < head - keep)
+        upto = head - keep;
+    if (upto <= t->trimmed_upto)
+        return;
+    if (gtab_log_trim(t->g, upto, err) != 0) {
+        node__fail(n, "global tables: trim: %s", err);
+        return;
+    }
+    t->trimmed_upto = upto;
+}
+
+static void gc_step(struct node *n)
+{
+    struct tables *t = n->tables;
+    const char *origins[GTAB_MAX_ORIGINS];
+    char err[MR_ERRMSG_LEN];
+    uint64_t removed = 0;
+    size_t i, j, k;
+
+    if (!t->gc_active) {
+        /* Phase 1: every peer's last report, and the positions it covers. */
+        if (t->n_peers == 0)
+            return;
+        for (i = 0; i < t->n_peers; i++)
+            if (!t->peers[i]->has_report)
+                return;
+        t->gc_n = 0;
+        for (i = 0; i < t->n_peers; i++) {
+            struct tables_peer *p = t->peers[i];
+            for (j = 0; j < p->n_report && t->gc_n < GTAB_MAX_ORIGINS; j++) {
+                for (k = 0; k < t->gc_n && strcmp(t->gc_origin[k], p->report_origin[j]); k++)
+                    ;
+                if (k == t->gc_n) {
+                    snprintf(t->gc_origin[k], 64, "%s", p->report_origin[j]);
+                    t->gc_stable[k] = gtab_applied(t->g, p->report_origin[j]);
+                    t->gc_n++;
+                }
+            }
+        }
+        for (k = 0; k < t->gc_n; k++)
+            for (i = 0; i < t->n_peers; i++) {
+                struct tables_peer *p = t->peers[i];
+                uint64_t v = 0;
+                for (j = 0; j < p->n_report; j++)
+                    if (strcmp(p->report_origin[j], t->gc_origin[k]) == 0)
+                        v = p->report_seq[j];
+                if (v < t->gc_stable[k])
+                    t->gc_stable[k] = v;
+            }
+        t->gc_n_peers = t->n_peers;
+        for (i = 0; i < t->n_peers; i++) {
+            snprintf(t->gc_peer[i], 64, "%s", t->peers[i]->region);
+            t->gc_need[i] = t->peers[i]->report_head;
+        }
+        t->gc_active = 1;
+        return;
+    }
+    /* Phase 2: once every peer's writes up to its reported head are here. */
+    if (t->gc_n_peers != t->n_peers) {
+        t->gc_active = 0;
+        return;
+    }
+    for (i = 0; i < t->gc_n_peers; i++)
+        if (gtab_applied(t->g, t->gc_peer[i]) < t->gc_need[i])
+            return;
+    for (k = 0; k < t->gc_n; k++)
+        origins[k] = t->gc_origin[k];
+    if (gtab_collect(t->g, origins, t->gc_stable, t->gc_n, &removed, err) != 0) {
+        node__fail(n, "global tables: collect tombstones: %s", err);
+        return;
+    }
+    t->collected += removed;
+    t->gc_active = 0;
+}
+
+void tables__stream_tick(struct node *n)
+{
+    struct tables *t = n->tables;
+    int64_t now = mr_now_ms();
+
+    if (t->http == NULL) {
+        struct http_client_opts o;
+        http_client_opts_default(&o);
+        o.max_idle_per_host = 1;
+        if (http_client_new(n->loop, &o, &t->http) != 0) {
+            node__fail(n, "global tables: cannot create the HTTP client");
+            return;
+        }
+    }
+    discover(n);
+    tables__stream_kick(n);
+    if (now - t->last_sweep_ms < TABLES_TICK_MS) {
+        /* Same cadence as the TTL sweep (tables.c just ran it). */
+        trim_step(n);
+        gc_step(n);
+    }
+}
+
+void tables__stream_close(struct node *n)
+{
+    struct tables *t = n->tables;
+
+    if (t->http) {
+        /* on_sent and seed_done run with MR_ECLOSED and see <stopping>. */
+        http_client_free(t->http);
+        t->http = NULL;
+    }
+}
+
+void tables__peers_free(struct node *n)
+{
+    struct tables *t = n->tables;
+
+    for (size_t i = 0; i < t->n_peers; i++) {
+        mr_free(t->peers[i]->sent_ts);
+        mr_free(t->peers[i]);
+        t->peers[i] = NULL;
+    }
+    t->n_peers = 0;
+}
+
+/* ---- seeding ----------------------------------------------------------------------- */
+
+static void seed_done(struct http_call *call, int rc, const struct http_response *resp, void *data)
+{
+    struct node *n = data;
+    struct tables *t = n->tables;
+    char err[MR_ERRMSG_LEN] = "", *path;
+    uint64_t items = 0;
+    FILE *f;
+
+    (void)call;
+    if (t == NULL || n->stopping)
+        return;
+    t->seed_call = NULL;
+    t->seeding = 0;
+    if (rc != 0 || resp->status != 200 || resp->body_len == 0) {
+        mr_log(MR_LOG_WARN, "tables", "snapshot from %s failed: %s (retried on its next batch)", t->seed_origin,
+               rc ? mr_strerror(rc) : "bad answer");
+        return;
+    }
+    path = mr_asprintf("%s/tables-seed.db.part", n->cfg->data_dir);
+    f = fopen(path, "wb");
+    if (f == NULL || fwrite(resp->body, 1, resp->body_len, f) != resp->body_len || fclose(f) != 0) {
+        mr_log(MR_LOG_WARN, "tables", "snapshot from %s: cannot write %s", t->seed_origin, path);
+        if (f)
+            fclose(f);
+    } else if (gtab_merge_snapshot(t->g, path, &items, err) != 0) {
+        mr_log(MR_LOG_WARN, "tables", "snapshot from %s not merged: %s", t->seed_origin, err);
+    } else {
+        t->seeds++;
+        mr_log(MR_LOG_INFO, "tables", "seeded from %s's snapshot (%zu bytes, %" PRIu64 " items): its "
+               "position here is now %" PRIu64, t->seed_origin, resp->body_len, items,
+               gtab_applied(t->g, t->seed_origin));
+    }
+    unlink(path);
+    mr_free(path);
+}
+
+/* Download <origin>'s snapshot and join it into the store (once at a time). */
+static void seed_start(struct node *n, const char *origin, uint64_t log_first)
+{
+    struct tables *t = n->tables;
+    struct tables_peer *p = peer_find(t, origin);
+    struct http_client_request req;
+
+    if (t->seeding || p == NULL || p->port == 0 || t->http == NULL)
+        return;
+    mr_log(MR_LOG_WARN, "tables", "%s's log now starts at %" PRIu64 " and this region applied it up to %"
+           PRIu64 ": seeding from its snapshot", origin, log_first, gtab_applied(t->g, origin));
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.host = p->host;
+    req.port = p->port;
+    req.path = "/v1/tables/_snapshot";
+    req.timeout_ms = 60000;
+    snprintf(t->seed_origin, sizeof(t->seed_origin), "%s", origin);
+    if (http_client_request(t->http, &req, seed_done, n, &t->seed_call) == 0)
+        t->seeding = 1;
+}
+
+void tables__snapshot_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr)
+{
+    struct tables *t = n->tables;
+    char err[MR_ERRMSG_LEN] = "", *path, hdr[96];
+    struct mr_buf b;
+    FILE *f;
+    int rc;
+
+    /* The copy holds committed state only: commit (and answer) this turn's writes first. */
+    tables__flush(n);
+    path = mr_asprintf("%s/tables-snap-%016" PRIx64 ".db", n->cfg->data_dir, mr_random64());
+    mr_buf_init(&b);
+    rc = gtab_backup(t->g, path, err);
+    if (rc == 0 && (f = fopen(path, "rb")) != NULL) {
+        char chunk[65536];
+        size_t got;
+        while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            mr_buf_append(&b, chunk, got);
+        fclose(f);
+    } else if (rc == 0) {
+        rc = mr_seterr(err, MR_EIO, "cannot read %s", path);
+    }
+    unlink(path);
+    mr_free(path);
+    if (rc != 0) {
+        node__respond_error(n, ex, ROUTE_OTHER, hr->received_us, 500, "internal", err, NULL);
+    } else {
+        t->snapshots_served++;
+        snprintf(hdr, sizeof(hdr), "Meridian-Tables-Head: %" PRIu64 "\r\n", gtab_head(t->g));
+        mr_log(MR_LOG_INFO, "tables", "serving a tables snapshot (%zu bytes, head %" PRIu64 ")", b.len,
+               gtab_head(t->g));
+        n->stats.requests[ROUTE_OTHER][2]++;
+        http_respond(ex, 200, "application/vnd.sqlite3", b.data, b.len, hdr);
+    }
+    mr_buf_close(&b);
+}
+
+/* ---- receiving ------------------------------------------------------------------- */
+
+void tables__replicate_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr)
+{
+    struct tables *t = n->tables;
+    char err[MR_ERRMSG_LEN];
+    struct tables_reply *r;
+    json_error_t jerr;
+    json_t *body, *entries;
+    const char *origin;
+    json_int_t from;
+    size_t applied = 0;
+    int rc = 0;
+
+    body = json_loadb(hr->body ? hr->body : "", hr->body_len, 0, &jerr);
+    origin = json_string_value(json_object_get(body, "origin"));
+    from = json_integer_value(json_object_get(body, "from"));
+    entries = json_object_get(body, "entries");
+    if (body == NULL || origin == NULL || !mr_token_origin_valid(origin, strlen(origin)) || from < 1 ||
+        !json_is_array(entries)) {
+        rc = mr_seterr(err, MR_EINVAL, "expected {\"origin\",\"from\",\"head\",\"entries\"} "
+                       "(tables replication, node to node)");
+    } else if (gtab_applied(t->g, origin) + 1 < gtab_json_u64(body, "log_first")) {
+        /* The sender no longer has what this region misses of its log. */
+        seed_start(n, origin, gtab_json_u64(body, "log_first"));
+        rc = MR_EPROTO;
+    } else {
+        rc = gtab_apply_batch(t->g, origin, (uint64_t)from, entries, &applied, err);
+    }
+    json_decref(body);
+    if (rc == MR_EIO) {
+        node__fail(n, "global tables: apply: %s", err);
+        node__respond_error(n, ex, ROUTE_TABLE_REPLICATE, hr->received_us, 503, "failed", err, NULL);
+        return;
+    }
+    if (rc != 0 && rc != MR_EPROTO) {
+        mr_log(MR_LOG_WARN, "tables", "replication batch refused: %s", err);
+        node__respond_error(n, ex, ROUTE_TABLE_REPLICATE, hr->received_us, 400, "invalid_request", err, NULL);
+        return;
+    }
+    t->batches_received++;
+    t->entries_applied += applied;
+    r = mr_calloc(1, sizeof(*r));
+    r->ex = ex;
+    r->route = ROUTE_TABLE_REPLICATE;
+    r->start_us = hr->received_us;
+    r->status = rc == MR_EPROTO ? 409 : 200;
+    r->vector_body = 1;
+    mr_buf_init(&r->body);
+    tables__reply_add(n, r);
+}
+
+/* ---- administration ------------------------------------------------------------------ */
+
+void tables__peer_admin(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                        const char *rest)
+{
+    char region[64] = "", action[16] = "", msg[160];
+    const char *slash;
+    struct tables_peer *p;
+    struct mr_buf b;
+
+    if (strcmp(hr->method, "POST") != 0) {
+        node__respond_error(n, ex, ROUTE_OTHER, hr->received_us, 405, "method_not_allowed",
+                            "use POST /v1/tables/_peers/REGION/pause or resume", "Allow: POST\r\n");
+        return;
+    }
+    if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) != NULL && (size_t)(slash - rest - 1) < sizeof(region) &&
+        strlen(slash + 1) < sizeof(action)) {
+        snprintf(region, sizeof(region), "%.*s", (int)(slash - rest - 1), rest + 1);
+        snprintf(action, sizeof(action), "%s", slash + 1);
+    }
+    if (strcmp(action, "pause") && strcmp(action, "resume")) {
+        node__respond_error(n, ex, ROUTE_OTHER, hr->received_us, 404, "not_found",
+                            "expected POST /v1/tables/_peers/REGION/pause or resume", NULL);
+        return;
+    }
+    p = peer_find(n->tables, region);
+    if (p == NULL) {
+        snprintf(msg, sizeof(msg), "no peer region '%.63s' known here", region);
+        node__respond_error(n, ex, ROUTE_OTHER, hr->received_us, 404, "not_found", msg, NULL);
+        return;
+    }
+    p->paused = action[0] == 'p';
+    mr_log(MR_LOG_WARN, "tables", "stream to %s %s by request", p->region, p->paused ? "paused" : "resumed");
+    if (p->paused && p->call)
+        http_call_cancel(p->call);
+    if (!p->paused) {
+        p->retry_at_ms = 0;
+        tables__stream_kick(n);
+    }
+    mr_buf_init(&b);
+    mr_buf_puts(&b, "{\"peer\":");
+    mr_json_cstr(&b, p->region);
+    mr_buf_printf(&b, ",\"paused\":%s}", p->paused ? "true" : "false");
+    node__respond_json(n, ex, ROUTE_OTHER, hr->received_us, 200, &b, NULL);
+    mr_buf_close(&b);
+}
+
+/* ---- metrics and status ------------------------------------------------------------------ */
+
+void tables__peer_metrics(struct node *n, struct mr_buf *b)
+{
+    struct tables *t = n->tables;
+    char labels[96];
+    size_t i;
+
+    mr_metric_header(b, "meridian_tables_replication_lag_seconds", "histogram",
+                     "global tables: write here to applied in the peer region, by peer");
+    for (i = 0; i < t->n_peers; i++) {
+        snprintf(labels, sizeof(labels), "peer=\"%s\"", t->peers[i]->region);
+        mr_metric_hist(b, "meridian_tables_replication_lag_seconds", labels, &t->peers[i]->lag);
+    }
+#define PEER_METRIC(name, type, help, expr)                              \
+    mr_metric_header(b, "meridian_tables_" name, type, help);             \
+    for (i = 0; i < t->n_peers; i++) {                                   \
+        struct tables_peer *p = t->peers[i];                             \
+        snprintf(labels, sizeof(labels), "peer=\"%s\"", p->region);       \
+        mr_metric_u64(b, "meridian_tables_" name, labels, (uint64_t)(expr)); \
+    }
+    PEER_METRIC("entries_behind", "gauge", "global tables: own log entries not yet applied by the peer",
+                t->committed_head > p->acked ? t->committed_head - p->acked : 0)
+    PEER_METRIC("bytes_sent_total", "counter", "global tables: replication bytes sent to the peer", p->bytes_sent)
+    PEER_METRIC("batches_sent_total", "counter", "global tables: replication batches sent to the peer", p->batches_sent)
+    PEER_METRIC("entries_sent_total", "counter", "global tables: entries the peer acknowledged", p->entries_sent)
+    PEER_METRIC("send_errors_total", "counter", "global tables: failed replication calls to the peer", p->send_errors)
+    PEER_METRIC("peer_needs_seed", "gauge", "global tables: 1 when the peer is below this region's retained log", p->needs_seed)
+#undef PEER_METRIC
+}
+
+void tables__peer_status(struct node *n, struct mr_buf *b)
+{
+    struct tables *t = n->tables;
+
+    mr_buf_putc(b, '[');
+    for (size_t i = 0; i < t->n_peers; i++) {
+        struct tables_peer *p = t->peers[i];
+        mr_buf_printf(b, "%s{\"region\":", i ? "," : "");
+        mr_json_cstr(b, p->region);
+        mr_buf_puts(b, ",\"url\":");
+        mr_json_cstr(b, p->url);
+        mr_buf_printf(b, ",\"known\":%s,\"acked\":%" PRIu64 ",\"entries_behind\":%" PRIu64
+                      ",\"paused\":%s,\"needs_seed\":%s,\"failing\":%s,\"last_lag_ms\":%lld,"
+                      "\"lag_p50_ms\":%g,\"lag_p99_ms\":%g,\"batches\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+                      p->known ? "true" : "false", p->acked,
+                      t->committed_head > p->acked ? t->committed_head - p->acked : 0,
+                      p->paused ? "true" : "false", p->needs_seed ? "true" : "false",
+                      p->fails ? "true" : "false", (long long)p->last_lag_ms,
+                      mr_hist_quantile(&p->lag, 0.5) * 1e3, mr_hist_quantile(&p->lag, 0.99) * 1e3,
+                      p->batches_sent, p->bytes_sent);
+    }
+    mr_buf_putc(b, ']');
+}

@@ -1,0 +1,211 @@
+/* Unit tests of src/gtab/store.c: local writes, reads, listing, digests,
+ * and replication between two stores (two regions) through their logs:
+ * batches apply idempotently, gaps are refused, digests converge. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "gtab/gtab.h"
+
+struct fx {
+    char dir[64];
+    struct gtab *a, *b;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    char path[128], err[MR_ERRMSG_LEN];
+    struct gtab_spec s;
+    json_t *j;
+    int created;
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/gtab-test-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/a.db", f->dir);
+    if (gtab_open(path, "us-east-1", 0, &f->a, err) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/b.db", f->dir);
+    if (gtab_open(path, "eu-west-1", 0, &f->b, err) != 0)
+        return -1;
+    j = json_loads("{\"kind\":\"lww\",\"ttl_field\":\"exp\"}", 0, NULL);
+    if (gtab_spec_parse("docs", j, &s, err) != 0 || gtab_table_put(f->a, &s, &created, err) != 0)
+        return -1;
+    json_decref(j);
+    j = json_loads("{\"kind\":\"crdt\"}", 0, NULL);
+    if (gtab_spec_parse("carts", j, &s, err) != 0 || gtab_table_put(f->a, &s, &created, err) != 0)
+        return -1;
+    json_decref(j);
+    if (gtab_commit(f->a, err) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+
+    gtab_close(f->a);
+    gtab_close(f->b);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Ship <from>'s log after <after> to <to>, as the stream does. */
+static int ship(struct gtab *from, const char *origin, struct gtab *to, uint64_t after, size_t *n_applied)
+{
+    char err[MR_ERRMSG_LEN];
+    struct mr_buf b;
+    int64_t ts[1000];
+    size_t n;
+    uint64_t last;
+    json_t *arr;
+    int rc;
+
+    mr_buf_init(&b);
+    rc = gtab_log_read(from, after, gtab_head(from), 1000, 1 << 20, &b, ts, &n, &last, err);
+    assert_int_equal(rc, 0);
+    arr = json_loads(b.data, 0, NULL);
+    assert_non_null(arr);
+    rc = gtab_apply_batch(to, origin, after + 1, arr, n_applied, err);
+    json_decref(arr);
+    mr_buf_close(&b);
+    if (rc == 0)
+        assert_int_equal(gtab_commit(to, err), 0);
+    return rc;
+}
+
+static json_t *J(const char *s)
+{
+    json_t *j = json_loads(s, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static void writes_read_back_list_in_order_and_honour_if_match(void **state)
+{
+    struct fx *f = *state;
+    char err[MR_ERRMSG_LEN], ver[GTAB_VERSION_LEN], last[GTAB_MAX_KEY + 1];
+    struct gtab_wres w1, w2;
+    struct mr_buf b;
+    json_t *doc, *d;
+    int more;
+
+    d = J("{\"v\":1}");
+    assert_int_equal(gtab_put(f->a, "docs", "k1", d, NULL, &w1, err), 0);
+    assert_int_equal(gtab_put(f->a, "docs", "k2", d, NULL, &w2, err), 0);
+    assert_int_equal(gtab_put(f->a, "docs", "j0", d, NULL, &w2, err), 0);
+    assert_int_equal(gtab_put(f->a, "nope", "k1", d, NULL, &w2, err), MR_ENOTFOUND);
+    assert_int_equal(gtab_put(f->a, "carts", "k1", d, NULL, &w2, err), MR_ECONSTRAINT);
+    assert_int_equal(gtab_put(f->a, "docs", "bad/key", d, NULL, &w2, err), MR_EINVAL);
+    /* If-Match: the right version passes, a stale one does not. */
+    assert_int_equal(gtab_put(f->a, "docs", "k1", d, w1.version, &w2, err), 0);
+    assert_int_equal(gtab_put(f->a, "docs", "k1", d, w1.version, &w2, err), GTAB_EPRECOND);
+    assert_non_null(strstr(err, "If-Match"));
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    assert_int_equal(gtab_get(f->a, "docs", "k1", mr_now_ms(), &doc, ver, err), 0);
+    assert_string_equal(ver, w2.version);
+    json_decref(doc);
+    mr_buf_init(&b);
+    assert_int_equal(gtab_list(f->a, "docs", "k", "", 1, mr_now_ms(), &b, last, &more, err), 0);
+    assert_true(more);
+    assert_string_equal(last, "k1");
+    mr_buf_reset(&b);
+    assert_int_equal(gtab_list(f->a, "docs", "k", "k1", 10, mr_now_ms(), &b, last, &more, err), 0);
+    assert_false(more);
+    assert_string_equal(last, "k2");
+    mr_buf_close(&b);
+    /* Delete, then it is gone; deleting again is 404. */
+    assert_int_equal(gtab_delete(f->a, "docs", "k2", NULL, &w1, err), 0);
+    assert_int_equal(gtab_delete(f->a, "docs", "k2", NULL, &w1, err), MR_ENOTFOUND);
+    assert_int_equal(gtab_get(f->a, "docs", "k2", mr_now_ms(), &doc, ver, err), MR_ENOTFOUND);
+    assert_int_equal(gtab_tombstones(f->a, "docs"), 1);
+    /* Expired items are invisible. */
+    json_decref(d);
+    d = J("{\"exp\":1}");
+    assert_int_equal(gtab_put(f->a, "docs", "old", d, NULL, &w1, err), 0);
+    assert_int_equal(gtab_get(f->a, "docs", "old", mr_now_ms(), &doc, ver, err), MR_ENOTFOUND);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    json_decref(d);
+}
+
+static void replication_is_idempotent_refuses_gaps_and_converges(void **state)
+{
+    struct fx *f = *state;
+    char err[MR_ERRMSG_LEN], ha[65], hb[65];
+    struct gtab_wres w;
+    uint64_t ca, cb;
+    size_t n;
+    json_t *ops, *d = J("{\"v\":\"a\"}"), *e = J("{\"v\":\"b\"}");
+
+    ops = J("[{\"op\":\"add\",\"field\":\"items\",\"value\":\"x\"},{\"op\":\"increment\",\"field\":\"n\",\"by\":2}]");
+    assert_int_equal(gtab_ops(f->a, "carts", "c1", ops, NULL, &w, err), 0);
+    assert_int_equal(gtab_put(f->a, "docs", "same", d, NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    /* b learns the tables and items from a's log. */
+    assert_int_equal(ship(f->a, "us-east-1", f->b, 0, &n), 0);
+    assert_int_equal(n, gtab_head(f->a));
+    assert_int_equal(gtab_applied(f->b, "us-east-1"), gtab_head(f->a));
+    /* Resent: nothing applied twice. */
+    assert_int_equal(ship(f->a, "us-east-1", f->b, 0, &n), 0);
+    assert_int_equal(n, 0);
+    /* Concurrent writes in both. */
+    assert_int_equal(gtab_ops(f->b, "carts", "c1", ops, NULL, &w, err), 0);
+    assert_int_equal(gtab_put(f->b, "docs", "same", e, NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(f->b, err), 0);
+    assert_int_equal(gtab_ops(f->a, "carts", "c1", ops, NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    /* A batch that starts beyond what b applied is a gap. */
+    {
+        json_t *arr = J("[]");
+        assert_int_equal(gtab_apply_batch(f->b, "us-east-1", gtab_applied(f->b, "us-east-1") + 5, arr, &n, err),
+                         MR_EPROTO);
+        json_decref(arr);
+        assert_int_equal(gtab_commit(f->b, err), 0);
+    }
+    assert_int_equal(ship(f->a, "us-east-1", f->b, gtab_applied(f->b, "us-east-1"), &n), 0);
+    assert_int_equal(ship(f->b, "eu-west-1", f->a, 0, &n), 0);
+    assert_int_equal(gtab_digest(f->a, "carts", mr_now_ms(), ha, &ca, err), 0);
+    assert_int_equal(gtab_digest(f->b, "carts", mr_now_ms(), hb, &cb, err), 0);
+    assert_string_equal(ha, hb);
+    assert_int_equal(gtab_digest(f->a, "docs", mr_now_ms(), ha, &ca, err), 0);
+    assert_int_equal(gtab_digest(f->b, "docs", mr_now_ms(), hb, &cb, err), 0);
+    assert_string_equal(ha, hb);
+    {
+        char ver[GTAB_VERSION_LEN];
+        json_t *doc;
+        assert_int_equal(gtab_get(f->a, "carts", "c1", mr_now_ms(), &doc, ver, err), 0);
+        assert_int_equal(json_integer_value(json_object_get(doc, "n")), 6);
+        json_decref(doc);
+        assert_int_equal(gtab_get(f->a, "docs", "same", mr_now_ms(), &doc, ver, err), 0);
+        assert_string_equal(json_string_value(json_object_get(doc, "v")), "b"); /* later write wins */
+        json_decref(doc);
+    }
+    assert_true(gtab_table_stats(f->a, 0)->conflicts + gtab_table_stats(f->a, 1)->conflicts <= 1);
+    json_decref(ops), json_decref(d), json_decref(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(writes_read_back_list_in_order_and_honour_if_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(replication_is_idempotent_refuses_gaps_and_converges, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
