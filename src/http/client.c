@@ -298,7 +298,9 @@ static void on_connect(uv_connect_t *req, int status)
             call_start(call, 0);
             return;
         }
-        call_finish(call, MR_ECONN, NULL);
+        /* After a reused connection failed, the first copy may have reached
+         * the server: "never left" (MR_ECONN) would no longer be true. */
+        call_finish(call, call->retried ? MR_ECLOSED : MR_ECONN, NULL);
         return;
     }
     uv_tcp_nodelay(&conn->io.tcp, 1);
@@ -623,7 +625,7 @@ static void call_connect(struct http_call *call, const struct sockaddr *sa)
     int rc;
 
     if (conn == NULL) {
-        call_fail_soon(call, MR_ECONN);
+        call_fail_soon(call, call->retried ? MR_ECLOSED : MR_ECONN);
         return;
     }
     conn->call = call;
@@ -633,7 +635,7 @@ static void call_connect(struct http_call *call, const struct sockaddr *sa)
         mr_log(MR_LOG_DEBUG, "http", "connect to %s:%d: %s", call->pool->host, call->pool->port,
                uv_strerror(rc));
         cconn_close(conn);
-        call_fail_soon(call, MR_ECONN);
+        call_fail_soon(call, call->retried ? MR_ECLOSED : MR_ECONN);
     }
 }
 

@@ -161,7 +161,8 @@ struct http_response {
 
 /* Called exactly once per call that http_client_request accepted.
  * <rc> is 0 when a response arrived (any status), or MR_ECONN (could not
- * connect; the request never left), MR_ETIMEDOUT, MR_EPROTO (bad response),
+ * connect; the request never left: not even a first copy on a reused
+ * connection, see below), MR_ETIMEDOUT, MR_EPROTO (bad response),
  * MR_ECLOSED (connection lost after sending, or cancelled).  <resp> is
  * valid only during the callback and is NULL when rc != 0. */
 typedef void (*http_response_cb)(struct http_call *call, int rc, const struct http_response *resp,

@@ -461,6 +461,49 @@ static void client_retries_once_when_reused_connection_fails(void **state)
     rsrv_stop(&f->loop, &s);
 }
 
+static void listener_closed_cb(uv_handle_t *h)
+{
+    ((struct rsrv *)h->data)->closed = 1;
+}
+
+static const char *script_close_second_and_listener(struct rsrv_conn *c, int request_no)
+{
+    /* Answer once; at the second request stop listening and drop the
+     * connection: the client's retry on a fresh connection is refused, yet
+     * the server did receive the request. */
+    if (request_no == 0)
+        return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+    uv_close((uv_handle_t *)&c->srv->listener, listener_closed_cb);
+    return NULL;
+}
+
+/* MR_ECONN promises that the request never left: a proxy may then send a
+ * non-idempotent request elsewhere.  After a reused connection failed, the
+ * first copy may have arrived, so a refused retry is MR_ECLOSED. */
+static void client_refused_retry_after_reused_failure_is_eclosed(void **state)
+{
+    struct fx *f = *state;
+    struct rsrv s;
+    struct http_client_request req;
+    struct result r;
+
+    rsrv_start(&f->loop, &s, script_close_second_and_listener);
+    req = request("POST", "127.0.0.1", s.port, "/orders");
+    call(f, &req, &r);
+    assert_string_equal(r.body.data, "first");
+    result_close(&r);
+    call(f, &req, &r);
+    assert_int_equal(r.rc, MR_ECLOSED);
+    assert_int_equal(s.n_heads, 2);
+    result_close(&r);
+    run_until(&f->loop, &s.closed);
+    for (int i = 0; i < s.n_conns; i++) {
+        rsrv_conn_close(s.conns[i]);
+        run_until(&f->loop, &s.conns[i]->closed);
+        mr_free(s.conns[i]);
+    }
+}
+
 static const char *script_close_always(struct rsrv_conn *c, int request_no)
 {
     (void)c;
@@ -793,6 +836,7 @@ int main(void)
         T(client_cancel_of_stream_runs_callback_once),
         T(client_cancel_before_connect_runs_callback_once),
         T(client_retries_once_when_reused_connection_fails),
+        T(client_refused_retry_after_reused_failure_is_eclosed),
         T(client_reports_close_after_send_as_eclosed),
         T(client_reports_bad_response_as_eproto),
         T(client_reads_body_delimited_by_close),
