@@ -1,0 +1,80 @@
+/* config.c -- the option table of `meridian shop` (docs/shop.md). */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../common/log.h"
+#include "../http/http.h"
+#include "shop.h"
+
+#define F(f) offsetof(struct shop_config, f)
+
+const struct mr_cfg_opt shop_cfg_opts[] = {
+    {"shop", "listen", MR_CFG_STR, F(listen), 0, 0, "127.0.0.1:8090",
+     "host:port the shop listens on (port 0: from the kernel)"},
+    {"shop", "node", MR_CFG_STR, F(node), 0, 0, NULL, "http://host:port of this region's node"},
+    {"shop", "region", MR_CFG_STR, F(region), 0, 0, NULL,
+     "this region's name, shown on every page and in the Meridian-Region header"},
+    {"shop", "log_level", MR_CFG_STR, F(log_level), 0, 0, "info", "debug, info, warn or error"},
+    {"session", "cookie", MR_CFG_STR, F(session_cookie), 0, 0, "mr_sid", "name of the session cookie"},
+    {"session", "token_cookie", MR_CFG_STR, F(token_cookie), 0, 0, "mr_token",
+     "name of the consistency token cookie"},
+    {"session", "ttl", MR_CFG_DURATION, F(session_ttl_ms), 60000, 365LL * 24 * 3600 * 1000, "168h",
+     "sessions and carts expire this long after their last change (TTL field of the tables)"},
+    {"limits", "max_lines", MR_CFG_INT, F(max_lines), 1, SHOP_MAX_LINES_HARD, "50", "lines per cart"},
+    {"limits", "max_qty", MR_CFG_INT, F(max_qty), 1, 10000, "99", "quantity per cart line"},
+    {"limits", "max_body", MR_CFG_SIZE, F(max_body), 256, 1 << 20, "16k", "request body bytes"},
+    {"limits", "node_timeout", MR_CFG_DURATION, F(node_timeout_ms), 100, 120000, "10s",
+     "one call to the node; past it the region counts as unavailable (503)"},
+    {"limits", "page_size", MR_CFG_INT, F(page_size), 1, 100, "24", "products per catalog page (default)"},
+    {"cache", "max_age", MR_CFG_INT, F(catalog_max_age), 0, 86400, "10",
+     "Cache-Control max-age of catalog answers, seconds"},
+    {"cache", "stale_while_revalidate", MR_CFG_INT, F(catalog_swr), 0, 86400, "30",
+     "Cache-Control stale-while-revalidate of catalog answers, seconds"},
+    {"cache", "stale_if_error", MR_CFG_INT, F(catalog_sie), 0, 7 * 86400, "86400",
+     "Cache-Control stale-if-error of catalog answers, seconds"},
+    {"cache", "retry_after", MR_CFG_INT, F(retry_after), 0, 3600, "1",
+     "Retry-After seconds when this region's node is unavailable"},
+};
+
+const size_t shop_cfg_n_opts = sizeof(shop_cfg_opts) / sizeof(shop_cfg_opts[0]);
+
+static int cookie_name_valid(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+int shop_config_check(const struct shop_config *cfg, char *err)
+{
+    char *host = NULL, *path = NULL, perr[MR_ERRMSG_LEN];
+    int port, rc = 0;
+
+    if (cfg->node == NULL || http_parse_url(cfg->node, &host, &port, &path, perr) != 0)
+        rc = mr_seterr(err, MR_ECONFIG, "key 'node' in [shop]: expected http://host:port, found '%s'",
+                       cfg->node ? cfg->node : "");
+    mr_free(host);
+    mr_free(path);
+    if (rc)
+        return rc;
+    if (cfg->region == NULL || !*cfg->region || strlen(cfg->region) > 63)
+        return mr_seterr(err, MR_ECONFIG, "key 'region' in [shop]: expected a region name of 1 to 63 characters");
+    if (cfg->listen == NULL || strrchr(cfg->listen, ':') == NULL)
+        return mr_seterr(err, MR_ECONFIG, "key 'listen' in [shop]: expected host:port, found '%s'",
+                         cfg->listen ? cfg->listen : "");
+    if (mr_log_level_parse(cfg->log_level) < 0)
+        return mr_seterr(err, MR_ECONFIG, "key 'log_level' in [shop]: expected debug, info, warn or "
+                         "error, found '%s'", cfg->log_level);
+    if (!cookie_name_valid(cfg->session_cookie) || !cookie_name_valid(cfg->token_cookie) ||
+        strcmp(cfg->session_cookie, cfg->token_cookie) == 0)
+        return mr_seterr(err, MR_ECONFIG, "[session] cookie and token_cookie: expected two different "
+                         "names of 1 to 64 characters A-Za-z0-9_-");
+    return 0;
+}

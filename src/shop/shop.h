@@ -1,0 +1,77 @@
+/* shop.h -- `meridian shop`: the reference online shop on Meridian's data paths.
+ *
+ * A stateless HTTP service on one libuv loop that talks only to its own
+ * region's node (keep-alive pool, src/http): the catalog, orders and stock
+ * live in the global SQL database, sessions and preferences in the lww global
+ * table "sessions", carts in the crdt global table "carts".  It serves a JSON
+ * API under /api/ and server-rendered HTML pages (docs/shop.md).
+ *
+ * Depends on src/http, src/common, jansson and OpenSSL (SHA-256).
+ * Nothing here is thread-safe; everything runs on the loop given to shop_start.
+ */
+#ifndef MR_SHOP_H
+#define MR_SHOP_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "../common/cfg.h"
+
+/* ---- limits that are not configurable (docs/shop.md) ---- */
+#define SHOP_SKU_MAX 32          /* sku: 1..32 of [a-z0-9-] */
+#define SHOP_SID_HEX 32          /* session id: 128 random bits in hex */
+#define SHOP_MAX_LINES_HARD 60   /* a checkout is 2 statements per line + 1 (node: 128) */
+#define SHOP_QUERY_MAX 100       /* search text, bytes */
+
+struct shop_config {
+    char *listen;            /* host:port */
+    char *node;              /* http://host:port of this region's node */
+    char *region;            /* shown on every answer (Meridian-Region) */
+    char *log_level;
+    char *session_cookie;
+    char *token_cookie;
+    int64_t session_ttl_ms;
+    int64_t max_lines;       /* lines per cart */
+    int64_t max_qty;         /* quantity per line */
+    int64_t max_body;        /* request body bytes */
+    int64_t node_timeout_ms; /* one call to the node */
+    int64_t page_size;       /* default products per page */
+    int64_t catalog_max_age; /* Cache-Control max-age of catalog answers, seconds */
+    int64_t catalog_swr;     /* stale-while-revalidate, seconds */
+    int64_t catalog_sie;     /* stale-if-error, seconds */
+    int64_t retry_after;     /* Retry-After seconds when the region is unavailable */
+};
+
+extern const struct mr_cfg_opt shop_cfg_opts[];
+extern const size_t shop_cfg_n_opts;
+
+/* Check the values the table cannot (node URL, listen address, cookie
+ * names, log level).  MR_ECONFIG with a message naming the key. */
+int shop_config_check(const struct shop_config *cfg, char *err)
+    __attribute__((warn_unused_result));
+
+struct shop;
+
+/* Bind and start serving.  <cfg> is borrowed and must outlive the shop.
+ * On success *out is freed by shop_stop; on failure nothing is left open. */
+int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out, char *err)
+    __attribute__((warn_unused_result));
+int shop_port(const struct shop *s);
+/* Close the listener and the node client, answer what is pending (503) and
+ * free <s> once its handles are closed (the loop must keep running). */
+void shop_stop(struct shop *s);
+
+/* ---- seed (seed.c): blocking, for `meridian shop seed` and `meridian up` ----
+ * Declare the global tables, create the schema and insert <n_products>
+ * products, idempotently (docs/shop.md).  Prints progress to <log> (may be
+ * NULL).  0, or MR_E* with a message in <err>. */
+int shop_seed(const char *node_url, int n_products, FILE *log, char *err)
+    __attribute__((warn_unused_result));
+
+/* The <i>-th product (0-based) of the generated catalog: deterministic, so
+ * every seeding writes the same rows.  <sku>, <name>, <desc> receive text. */
+void shop_catalog_product(int i, char sku[SHOP_SKU_MAX + 1], char name[96], char desc[320],
+                          int64_t *price_cents, int64_t *stock);
+
+#endif
