@@ -23,7 +23,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-MODULES := common http etcd sql gtab node up bench wan edge shop
+MODULES := common http etcd sql gtab node up bench wan edge shop gameday
 SRC_common := $(wildcard src/common/*.c)
 SRC_http   := $(wildcard src/http/*.c)
 SRC_etcd   := $(wildcard src/etcd/*.c)
@@ -35,6 +35,7 @@ SRC_wan    := $(wildcard src/wan/*.c)
 SRC_gtab   := $(wildcard src/gtab/*.c)
 SRC_edge   := $(wildcard src/edge/*.c)
 SRC_shop   := $(wildcard src/shop/*.c)
+SRC_gameday := $(wildcard src/gameday/*.c)
 SRC_cmd    := $(wildcard src/cmd/*.c)
 ALL_SRC    := $(foreach m,$(MODULES),$(SRC_$(m))) $(SRC_cmd)
 HDRS       := $(wildcard src/*/*.h)
@@ -51,6 +52,7 @@ UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_common)
 UNIT_DEPS_gtab   := $(SRC_gtab) $(SRC_common)
 UNIT_DEPS_edge   := $(SRC_edge) $(SRC_http) $(SRC_common)
 UNIT_DEPS_shop   := $(SRC_shop) $(SRC_http) $(SRC_common)
+UNIT_DEPS_gameday := $(SRC_gameday) $(SRC_bench) $(SRC_up) $(SRC_http) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))

@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh -- what `make bench` runs (after ./scripts/deps.sh --bench has
-# installed PostgreSQL): the whole benchmark with default settings, results
-# also written to build/bench-results.json.
+# installed PostgreSQL, HAProxy and Redis): the global SQL database against
+# PostgreSQL (results also in build/bench-results.json), the edge against
+# HAProxy, the global tables against Redis.
 #
 #   ./bench/run.sh [meridian bench options]     e.g. --quick, --runs 5, --no-pg
 #   make bench BENCH_ARGS=--quick
@@ -13,4 +14,6 @@ cd "$(dirname "$0")/.."
 [ -x build/meridian ] || make build/meridian
 # BENCH_ARGS is split on spaces on purpose (a list of options).
 # shellcheck disable=SC2086
-exec ./build/meridian bench --pg-script ./bench/pg.sh --json build/bench-results.json ${BENCH_ARGS:-} "$@"
+./build/meridian bench --pg-script ./bench/pg.sh --json build/bench-results.json ${BENCH_ARGS:-} "$@"
+./build/meridian bench edge
+./build/meridian bench tables

@@ -6,7 +6,7 @@ set -eu
 
 BUILD="gcc make pkg-config libuv1-dev libsqlite3-dev libhttp-parser-dev libjansson-dev libinih-dev libssl-dev libcmocka-dev libnghttp2-dev"
 RUN="etcd-server"
-BENCH="postgresql postgresql-contrib"
+BENCH="postgresql postgresql-contrib haproxy redis-server"
 FUZZ="clang libclang-rt-14-dev"
 
 want="$BUILD $RUN"

@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../bench/edgebench.h"
+#include "../bench/gtbench.h"
 #include "../bench/pgrun.h"
 #include "../bench/report.h"
 #include "../bench/sqlbench.h"
@@ -413,6 +415,12 @@ int cmd_bench(int argc, char **argv)
     int rc, status = 0, interrupted = 0;
     pid_t child;
 
+    /* `meridian bench edge ...`: the edge proxy's benchmark (edgebench.h). */
+    if (argc > 1 && strcmp(argv[1], "edge") == 0)
+        return edgebench_main(argc - 1, argv + 1);
+    /* `meridian bench tables ...`: the global tables' benchmark (gtbench.h). */
+    if (argc > 1 && strcmp(argv[1], "tables") == 0)
+        return gtbench_main(argc - 1, argv + 1);
     rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;

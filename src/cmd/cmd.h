@@ -11,5 +11,8 @@ int cmd_region(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_wan(int argc, char **argv);
+int cmd_edge(int argc, char **argv);
+int cmd_shop(int argc, char **argv);
+int cmd_gameday(int argc, char **argv);
 
 #endif

@@ -17,6 +17,9 @@ static const struct subcommand subcommands[] = {
     {"down", cmd_down, "stop a topology started with up --detach"},
     {"region", cmd_region, "kill|freeze|thaw|restart every process of a region"},
     {"wan", cmd_wan, "the WAN emulator: run it, or set links, cut and heal regions"},
+    {"edge", cmd_edge, "the edge proxy of a client site: nearest healthy region, cache, shedding"},
+    {"shop", cmd_shop, "the reference online shop of one region, or `shop seed` its catalog"},
+    {"gameday", cmd_gameday, "break regions under load, measure the recovery, verify nothing was lost"},
     {"demo", cmd_demo, "three local regions, a short mixed workload, a table of figures"},
     {"bench", cmd_bench, "benchmarks of the global SQL database"},
 };

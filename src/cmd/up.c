@@ -285,7 +285,7 @@ int cmd_down(int argc, char **argv)
 static void region_usage(FILE *f)
 {
     fprintf(f,
-            "usage: meridian region kill|freeze|thaw|restart NAME --dir RUNDIR [--process etcd|node]\n"
+            "usage: meridian region kill|freeze|thaw|restart NAME --dir RUNDIR [--process etcd|node|shop]\n"
             "       meridian region partition|heal NAME --dir RUNDIR\n"
             "       meridian region status --dir RUNDIR\n"
             "\n"
@@ -337,7 +337,7 @@ int cmd_region(int argc, char **argv)
         return 2;
     }
     if (process != NULL && up_kind_parse(process) < 0) {
-        fprintf(stderr, "meridian region: --process: expected etcd or node, found '%s'\n", process);
+        fprintf(stderr, "meridian region: --process: expected etcd, node or shop, found '%s'\n", process);
         return 2;
     }
     mr_log_setup(NULL, "region", MR_LOG_INFO);

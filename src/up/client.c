@@ -218,7 +218,7 @@ int up_region_action(const char *rundir, const char *region, const char *action,
         return mr_seterr(err, MR_EINVAL, "action: expected kill, freeze, thaw, restart, partition "
                          "or heal, found '%s'", action);
     if (process != NULL && up_kind_parse(process) < 0)
-        return mr_seterr(err, MR_EINVAL, "--process: expected etcd or node, found '%s'", process);
+        return mr_seterr(err, MR_EINVAL, "--process: expected etcd, node or shop, found '%s'", process);
     rc = read_state(rundir, &state, err);
     if (rc != 0)
         return rc;
@@ -276,8 +276,8 @@ static void format_status(json_t *state, int live, struct mr_buf *out)
     mr_buf_printf(out, "%-16s %-5s %-8s %-20s %-6s %-24s %s\n", "REGION", "PROC", "PID", "STATE",
                   "READY", "URL", "LAST EXIT");
     json_array_foreach(regions, i, r) {
-        static const char *const kinds[] = {"etcd", "node"};
-        for (int k = 0; k < 2; k++) {
+        static const char *const kinds[] = {"etcd", "node", "shop"};
+        for (int k = 0; k < 3; k++) {
             json_t *p = json_object_get(r, kinds[k]), *e = json_object_get(p, "last_exit");
             json_int_t ppid = json_integer_value(json_object_get(p, "pid"));
             char pidtxt[24] = "-";
@@ -300,6 +300,21 @@ static void format_status(json_t *state, int live, struct mr_buf *out)
                           jstr(p, k == 0 ? "client_url" : "url"), ex.data ? ex.data : "-");
             mr_buf_close(&ex);
         }
+    }
+    /* each site's edge, one line per site */
+    json_array_foreach(json_object_get(state, "sites"), i, r) {
+        json_t *p = json_object_get(r, "edge");
+        json_int_t ppid = json_integer_value(json_object_get(p, "pid"));
+        char pidtxt[24] = "-";
+        if (!json_is_object(p))
+            continue;
+        if (ppid > 0)
+            snprintf(pidtxt, sizeof(pidtxt), "%lld", (long long)ppid);
+        mr_buf_printf(out, "%-16s %-5s %-8s %-20s %-6s %-24s %s\n", jstr(r, "name"), "edge",
+                      pidtxt, jstr(p, "state"),
+                      json_is_true(json_object_get(p, "ready")) ? "yes" : "no", jstr(p, "url"),
+                      json_is_object(json_object_get(p, "last_exit")) ? "(see topology.json)"
+                                                                       : "-");
     }
 }
 
@@ -335,12 +350,21 @@ int up_format_endpoints(const char *state_json, struct mr_buf *out, char *err)
     if (state == NULL)
         return mr_seterr(err, MR_EPROTO, "topology state: %s", jerr.text);
     control = json_object_get(state, "control");
-    mr_buf_printf(out, "%-16s %-24s %-8s %-24s %-8s\n", "REGION", "NODE", "PID", "ETCD", "PID");
+    mr_buf_printf(out, "%-16s %-24s %-8s %-24s %-8s %-24s %-8s\n", "REGION", "NODE", "PID", "ETCD",
+                  "PID", "SHOP", "PID");
     json_array_foreach(json_object_get(state, "regions"), i, r) {
         json_t *n = json_object_get(r, "node"), *e = json_object_get(r, "etcd");
-        mr_buf_printf(out, "%-16s %-24s %-8lld %-24s %-8lld\n", jstr(r, "name"), jstr(n, "url"),
-                      (long long)json_integer_value(json_object_get(n, "pid")),
-                      jstr(e, "client_url"),
+        json_t *sh = json_object_get(r, "shop");
+        mr_buf_printf(out, "%-16s %-24s %-8lld %-24s %-8lld %-24s %-8lld\n", jstr(r, "name"),
+                      jstr(n, "url"), (long long)json_integer_value(json_object_get(n, "pid")),
+                      jstr(e, "client_url"), (long long)json_integer_value(json_object_get(e, "pid")),
+                      jstr(sh, "url"), (long long)json_integer_value(json_object_get(sh, "pid")));
+    }
+    json_array_foreach(json_object_get(state, "sites"), i, r) {
+        json_t *e = json_object_get(r, "edge");
+        if (i == 0)
+            mr_buf_printf(out, "%-16s %-24s %-8s\n", "SITE", "EDGE", "PID");
+        mr_buf_printf(out, "%-16s %-24s %-8lld\n", jstr(r, "name"), jstr(e, "url"),
                       (long long)json_integer_value(json_object_get(e, "pid")));
     }
     mr_buf_printf(out, "control %s (supervisor pid %lld)\nrundir  %s (state in topology.json, "
@@ -359,12 +383,18 @@ static size_t run_pids(json_t *state, const char *rundir, int *pids, size_t max)
     size_t i, n = 0;
 
     json_array_foreach(json_object_get(state, "regions"), i, r) {
-        static const char *const kinds[] = {"etcd", "node"};
-        for (int k = 0; k < 2 && n < max; k++) {
+        static const char *const kinds[] = {"etcd", "node", "shop"};
+        for (int k = 0; k < 3 && n < max; k++) {
             int pid = (int)json_integer_value(json_object_get(json_object_get(r, kinds[k]), "pid"));
             if (pid > 0 && up_pid_alive(pid) && cmdline_has(pid, rundir))
                 pids[n++] = pid;
         }
+    }
+    /* Each site's edge. */
+    json_array_foreach(json_object_get(state, "sites"), i, r) {
+        int pid = (int)json_integer_value(json_object_get(json_object_get(r, "edge"), "pid"));
+        if (n < max && pid > 0 && up_pid_alive(pid) && cmdline_has(pid, rundir))
+            pids[n++] = pid;
     }
     /* The wan, last (it carries the etcd members' traffic). */
     {

@@ -113,6 +113,12 @@ struct sup {
      * every child's pid (PUT /pids) so that it can tell etcd peers apart. */
     int has_wan;
     struct proc wan;
+    /* One edge per client site (edges_* below); proc.region is the site. */
+    struct proc edges[UP_MAX_SITES];
+    /* `meridian shop seed`, run once when every node is first ready; the
+     * shops start after it succeeded. */
+    uv_process_t *seed;
+    int seed_started, seeded;
     struct http_call *pids_call;
     int pids_dirty;            /* the pid map changed while a PUT was out */
     uv_timer_t tick;
@@ -159,7 +165,9 @@ static void fmt_time(int64_t ms, char *buf, size_t n)
 
 static const char *region_name(const struct proc *p)
 {
-    return p->kind == UP_WAN ? "(all)" : p->s->t->regions[p->region].name;
+    return p->kind == UP_WAN    ? "(all)"
+         : p->kind == UP_EDGE ? p->s->t->sites[p->region].name
+                              : p->s->t->regions[p->region].name;
 }
 
 /* "exit status 1" or "killed by SIGKILL" for the last exit of <p>. */
@@ -219,11 +227,19 @@ static json_t *proc_json(const struct proc *p)
         json_object_set_new(o, "control_url",
                             json_sprintf("http://127.0.0.1:%d", s->t->wan_control_port));
         json_object_set_new(o, "config", json_sprintf("%s/wan.ini", s->rundir));
+    } else if (p->kind == UP_EDGE) {
+        char *url = up_edge_url(s->t, p->region);
+        json_object_set_new(o, "url", json_string(url));
+        json_object_set_new(o, "config", json_sprintf("%s/edge-%s.ini", s->rundir,
+                                                      s->t->sites[p->region].slug));
+        mr_free(url);
     } else if (p->kind == UP_ETCD) {
         json_object_set_new(o, "client_url",
                             json_sprintf("http://127.0.0.1:%d", r->etcd_client_port));
         json_object_set_new(o, "peer_url", json_sprintf("http://127.0.0.1:%d", r->etcd_peer_port));
         json_object_set_new(o, "data_dir", json_sprintf("%s/%s/etcd", s->rundir, r->name));
+    } else if (p->kind == UP_SHOP) {
+        json_object_set_new(o, "url", json_sprintf("http://127.0.0.1:%d", r->shop_port));
     } else {
         json_object_set_new(o, "url", json_sprintf("http://127.0.0.1:%d", r->node_port));
         json_object_set_new(o, "config", json_sprintf("%s/%s/node.ini", s->rundir, r->name));
@@ -286,6 +302,7 @@ static json_t *state_json(const struct sup *s)
         json_object_set_new(r, "name", json_string(s->t->regions[i].name));
         json_object_set_new(r, "node", proc_json(&s->procs[i][UP_NODE]));
         json_object_set_new(r, "etcd", proc_json(&s->procs[i][UP_ETCD]));
+        json_object_set_new(r, "shop", proc_json(&s->procs[i][UP_SHOP]));
         json_array_append_new(regions, r);
     }
     json_object_set_new(root, "regions", regions);
@@ -331,6 +348,7 @@ static json_t *state_json(const struct sup *s)
             }
             json_object_set_new(site, "node_urls", urls);
             json_object_set_new(site, "wan_links", wl);
+            json_object_set_new(site, "edge", proc_json(&s->edges[i]));
             json_array_append_new(sites, site);
         }
         json_object_set_new(root, "sites", sites);
@@ -475,6 +493,8 @@ static int proc_spawn(struct proc *p)
 
     argv = p->kind == UP_ETCD ? up_etcd_argv(s->t, p->region, s->rundir, s->etcd_bin)
          : p->kind == UP_NODE ? up_node_argv(s->t, p->region, s->rundir, s->exe)
+         : p->kind == UP_SHOP ? up_shop_argv(s->t, p->region, s->rundir, s->exe)
+         : p->kind == UP_EDGE ? up_edge_argv(s->t, p->region, s->rundir, s->exe)
                               : up_wan_argv(s->t, s->rundir, s->exe);
     fd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd == -1) {
@@ -589,6 +609,16 @@ static void probe_start(struct proc *p)
         req.method = "GET";
         req.port = p->s->t->wan_control_port;
         req.path = "/healthz";
+    } else if (p->kind == UP_EDGE) {
+        /* ready once one region is healthy through the wan */
+        req.method = "GET";
+        req.port = p->s->t->edge_port[p->region];
+        req.path = "/readyz";
+    } else if (p->kind == UP_SHOP) {
+        /* ready when its node is */
+        req.method = "GET";
+        req.port = r->shop_port;
+        req.path = "/readyz";
     } else if (p->kind == UP_ETCD) {
         req.method = "POST";
         req.port = r->etcd_client_port;
@@ -820,7 +850,7 @@ static void on_region_request(struct sup *s, struct http_exchange *ex,
     char region[UP_REGION_NAME_MAX + 1];
     const char *action;
     struct mr_buf proc;
-    unsigned mask = (1u << UP_ETCD) | (1u << UP_NODE);
+    unsigned mask = (1u << UP_ETCD) | (1u << UP_NODE) | (1u << UP_SHOP);
     int idx, k = -1, has_proc;
 
     if (slash == NULL || (size_t)(slash - name) > UP_REGION_NAME_MAX) {
@@ -850,7 +880,7 @@ static void on_region_request(struct sup *s, struct http_exchange *ex,
     if (has_proc)
         k = up_kind_parse(proc.data ? proc.data : "");
     if (has_proc && k < 0) {
-        respond_error(ex, 400, "EINVAL", "process: expected etcd or node, found '%s'",
+        respond_error(ex, 400, "EINVAL", "process: expected etcd, node or shop, found '%s'",
                       proc.data ? proc.data : "");
         mr_buf_close(&proc);
         return;
@@ -960,6 +990,123 @@ static void start_failed(struct sup *s, int code)
     begin_stop(s);
 }
 
+/* ---- Edges: one per client site (see up.h; src/up/edge.c) ---- */
+
+static void edges_init(struct sup *s)
+{
+    for (size_t i = 0; i < s->t->n_sites; i++) {
+        struct proc *p = &s->edges[i];
+        p->s = s;
+        p->region = i;
+        p->kind = UP_EDGE;
+        p->start_pending = 1;
+        p->log_path = up_path_edge_log(s->rundir, &s->t->sites[i]);
+    }
+}
+
+static void edges_free(struct sup *s)
+{
+    for (size_t i = 0; i < s->t->n_sites; i++)
+        mr_free(s->edges[i].log_path);
+}
+
+/* Start the edges once the wan carries their traffic (or there is none). */
+static void edges_spawn_pending(struct sup *s)
+{
+    if (s->has_wan && !(s->wan.handle && s->wan.ready))
+        return;
+    for (size_t i = 0; i < s->t->n_sites; i++) {
+        struct proc *p = &s->edges[i];
+        if (!p->start_pending || p->handle)
+            continue;
+        p->start_pending = 0;
+        if (proc_spawn(p) != 0)
+            p->state = PS_EXITED;
+        save_state(s);
+    }
+}
+
+static void edges_probe(struct sup *s, int64_t now)
+{
+    for (size_t i = 0; i < s->t->n_sites; i++) {
+        struct proc *p = &s->edges[i];
+        if (p->state == PS_RUNNING && p->handle && !p->ready && !p->probe &&
+            now >= p->next_probe_ms)
+            probe_start(p);
+    }
+}
+
+/* During the start: 0 when every edge is ready, 1 when some are still
+ * coming, -1 when one failed (the report says why). */
+static int edges_check_start(struct sup *s, int64_t now)
+{
+    int waiting = 0;
+
+    for (size_t i = 0; i < s->t->n_sites; i++) {
+        struct proc *p = &s->edges[i];
+        if (!p->handle && !p->start_pending) {
+            char how[160];
+            if (p->last_error[0])
+                snprintf(how, sizeof(how), "%s", p->last_error);
+            else
+                describe_exit(p, how, sizeof(how));
+            mr_buf_printf(&s->report, "site %s: edge %s before it was ready\n  log %s\n  (%s)\n",
+                          region_name(p), p->exit_at ? "exited" : "failed", p->log_path, how);
+            log_tail(p->log_path, LOG_TAIL_LINES, &s->report);
+            return -1;
+        }
+        if (p->ready)
+            continue;
+        if (now >= s->start_deadline_ms) {
+            mr_buf_printf(&s->report, "site %s: edge not ready after %lld ms (%s)\n  log %s\n",
+                          region_name(p), (long long)s->ready_timeout_ms,
+                          p->last_error[0] ? p->last_error : "no probe answered", p->log_path);
+            log_tail(p->log_path, 4, &s->report);
+            return -1;
+        }
+        waiting = 1;
+    }
+    return waiting;
+}
+
+/* Stop: SIGTERM to every edge first (they drain their requests). */
+static void edges_begin_stop(struct sup *s)
+{
+    for (size_t i = 0; i < s->t->n_sites; i++) {
+        struct proc *p = &s->edges[i];
+        p->start_pending = 0;
+        if (!p->handle)
+            continue;
+        if (p->state == PS_FROZEN) {
+            proc_signal(p, SIGCONT);
+            p->state = PS_RUNNING;
+        }
+        proc_signal(p, SIGTERM);
+        p->term_sent = 1;
+    }
+}
+
+static int edges_alive(const struct sup *s)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < s->t->n_sites; i++)
+        n += s->edges[i].handle != NULL;
+    return n;
+}
+
+static void edges_kill(struct sup *s)
+{
+    for (size_t i = 0; i < s->t->n_sites; i++) {
+        struct proc *p = &s->edges[i];
+        if (!p->handle)
+            continue;
+        mr_log(MR_LOG_WARN, "up", "site %s: edge pid %d still alive %d ms into the stop: "
+               "SIGKILL", region_name(p), p->pid, STOP_GRACE_MS);
+        proc_signal(p, SIGKILL);
+    }
+}
+
 static void check_start(struct sup *s, int64_t now)
 {
     int all_ready = 1;
@@ -1005,6 +1152,18 @@ static void check_start(struct sup *s, int64_t now)
             start_failed(s, MR_EUNAVAIL);
             return;
         }
+    }
+    if (all_ready) {
+        /* Edges last: they need a ready region to be ready themselves. */
+        int e = edges_check_start(s, now);
+        if (e < 0) {
+            start_failed(s, now >= s->start_deadline_ms ? MR_ETIMEDOUT : MR_EUNAVAIL);
+            return;
+        }
+        all_ready = e == 0;
+    } else if (edges_check_start(s, 0) < 0) {
+        start_failed(s, MR_EUNAVAIL);
+        return;
     }
     if (all_ready) {
         s->phase = PH_READY;
@@ -1089,6 +1248,7 @@ static void begin_stop(struct sup *s)
     s->phase = PH_STOPPING;
     s->stop_deadline_ms = now_ms() + STOP_GRACE_MS;
     s->wan.start_pending = 0;
+    edges_begin_stop(s);
     for (size_t i = 0; i < s->t->n_regions; i++) {
         for (int k = 0; k < UP_N_KINDS; k++) {
             struct proc *p = &s->procs[i][k];
@@ -1100,7 +1260,7 @@ static void begin_stop(struct sup *s)
                 proc_signal(p, SIGCONT);
                 p->state = PS_RUNNING;
             }
-            if (k == UP_NODE) {
+            if (k == UP_NODE || k == UP_SHOP) {
                 proc_signal(p, SIGTERM);
                 p->term_sent = 1;
             }
@@ -1108,8 +1268,10 @@ static void begin_stop(struct sup *s)
         }
     }
     stop_next_etcd(s);
-    mr_log(MR_LOG_INFO, "up", "stopping %d processes: SIGTERM to the nodes, then to each etcd "
-           "member in turn", n);
+    if (s->seed)
+        uv_process_kill(s->seed, SIGKILL);
+    mr_log(MR_LOG_INFO, "up", "stopping %d processes: SIGTERM to the shops and nodes, then to each "
+           "etcd member in turn", n);
     save_state(s);
 }
 
@@ -1120,6 +1282,8 @@ static void check_stop(struct sup *s, int64_t now)
     for (size_t i = 0; i < s->t->n_regions; i++)
         for (int k = 0; k < UP_N_KINDS; k++)
             alive += s->procs[i][k].handle != NULL;
+    alive += edges_alive(s);
+    alive += s->seed != NULL;
     /* The wan goes last: the etcd members hand over leadership through it. */
     if (alive == 0 && s->wan.handle && !s->wan.term_sent) {
         proc_signal(&s->wan, SIGTERM);
@@ -1137,6 +1301,7 @@ static void check_stop(struct sup *s, int64_t now)
     stop_next_etcd(s);
     if (!s->sent_kill && now >= s->stop_deadline_ms) {
         s->sent_kill = 1;
+        edges_kill(s);
         for (size_t i = 0; i < s->t->n_regions; i++) {
             for (int k = 0; k < UP_N_KINDS; k++) {
                 struct proc *p = &s->procs[i][k];
@@ -1148,6 +1313,73 @@ static void check_stop(struct sup *s, int64_t now)
             }
         }
     }
+}
+
+static void seed_exit_cb(uv_process_t *h, int64_t status, int term_signal)
+{
+    struct sup *s = h->data;
+    char *log = mr_asprintf("%s/logs/seed.log", s->rundir);
+
+    uv_close((uv_handle_t *)h, free_handle_cb);
+    s->seed = NULL;
+    if (status == 0 && term_signal == 0) {
+        s->seeded = 1;
+        mr_log(MR_LOG_INFO, "up", "catalog seeded");
+    } else if (s->phase == PH_STARTING) {
+        mr_buf_printf(&s->report, "seeding the shop's catalog failed (%s %d)\n  log %s\n",
+                      term_signal ? "signal" : "exit status", term_signal ? term_signal : (int)status, log);
+        log_tail(log, LOG_TAIL_LINES, &s->report);
+        start_failed(s, MR_EUNAVAIL);
+    }
+    mr_free(log);
+    progress(s);
+}
+
+/* Once every node is ready for the first time: seed the catalog (schema,
+ * products, the global tables; idempotent), then the shops may start. */
+static void seed_maybe_start(struct sup *s)
+{
+    char **argv, *log;
+    uv_process_options_t o;
+    uv_stdio_container_t stdio[3];
+    int fd, rc;
+
+    if (s->seed_started || s->phase != PH_STARTING)
+        return;
+    for (size_t i = 0; i < s->t->n_regions; i++)
+        if (!s->procs[i][UP_NODE].ready)
+            return;
+    s->seed_started = 1;
+    argv = up_shop_seed_argv(s->t, s->exe);
+    log = mr_asprintf("%s/logs/seed.log", s->rundir);
+    fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    memset(&o, 0, sizeof(o));
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[1].data.fd = fd;
+    stdio[2] = stdio[1];
+    o.exit_cb = seed_exit_cb;
+    o.file = s->exe;
+    mr_free(argv[0]);
+    argv[0] = mr_strdup("meridian");
+    o.args = argv;
+    o.stdio = stdio;
+    o.stdio_count = 3;
+    s->seed = mr_malloc(sizeof(*s->seed));
+    s->seed->data = s;
+    rc = uv_spawn(&s->loop, s->seed, &o);
+    if (fd >= 0)
+        close(fd);
+    up_argv_free(argv);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)s->seed, free_handle_cb);
+        s->seed = NULL;
+        mr_buf_printf(&s->report, "cannot start `meridian shop seed`: %s\n", uv_strerror(rc));
+        start_failed(s, MR_EUNAVAIL);
+    } else {
+        mr_log(MR_LOG_INFO, "up", "seeding the catalog (log %s)", log);
+    }
+    mr_free(log);
 }
 
 /* Spawn what is pending and allowed: a node waits while its own region's
@@ -1176,6 +1408,13 @@ static void spawn_pending(struct sup *s)
                     (s->phase == PH_STARTING && !e->ready))
                     continue;
             }
+            /* A shop needs the catalog; later (a restart) only a live node:
+             * it is ready when its node is. */
+            if (k == UP_SHOP) {
+                const struct proc *n = &s->procs[i][UP_NODE];
+                if (!s->seeded || n->start_pending || !n->handle)
+                    continue;
+            }
             p->start_pending = 0;
             if (proc_spawn(p) != 0)
                 p->state = PS_EXITED;
@@ -1191,7 +1430,10 @@ static void progress(struct sup *s)
     if (s->phase == PH_DONE)
         return;
     if (s->phase < PH_STOPPING) {
+        seed_maybe_start(s);
         spawn_pending(s);
+        edges_spawn_pending(s);
+        edges_probe(s, now);
         if (s->wan.state == PS_RUNNING && s->wan.handle && !s->wan.ready && !s->wan.probe &&
             now >= s->wan.next_probe_ms)
             probe_start(&s->wan);
@@ -1279,6 +1521,7 @@ int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
     s->wan.kind = UP_WAN;
     s->wan.start_pending = s->has_wan;
     s->wan.log_path = mr_asprintf("%s/logs/wan.log", s->rundir);
+    edges_init(s);
     /* Writes to a closed control connection or ready pipe must fail with
      * EPIPE, not kill the supervisor.  libuv resets dispositions in children. */
     signal(SIGPIPE, SIG_IGN);
@@ -1350,6 +1593,7 @@ out:
         for (int k = 0; k < UP_N_KINDS; k++)
             mr_free(s->procs[i][k].log_path);
     mr_free(s->wan.log_path);
+    edges_free(s);
     mr_buf_close(&s->report);
     mr_free(s->rundir);
     mr_free(s->exe);
@@ -1449,8 +1693,16 @@ int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, 
         path = up_path_node_ini(real, t->regions[i].name);
         if (rc == 0)
             rc = write_file(path, ini.data, ini.len, err);
+        mr_buf_reset(&ini);
+        up_shop_ini(t, i, &ini);
+        mr_free(path);
+        path = up_path_shop_ini(real, t->regions[i].name);
+        if (rc == 0)
+            rc = write_file(path, ini.data, ini.len, err);
         mr_buf_close(&ini);
     }
+    if (rc == 0)
+        rc = up_edges_write(t, real, err);
 out:
     mr_free(path);
     if (rc == 0) {

@@ -101,7 +101,8 @@ static const struct mr_cfg_opt region_opts[] = {
 
 const char *up_kind_name(enum up_proc_kind k)
 {
-    return k == UP_ETCD ? "etcd" : k == UP_NODE ? "node" : "wan";
+    return k == UP_ETCD ? "etcd" : k == UP_NODE ? "node" : k == UP_SHOP ? "shop"
+         : k == UP_EDGE ? "edge" : "wan";
 }
 
 int up_kind_parse(const char *s)
@@ -110,6 +111,8 @@ int up_kind_parse(const char *s)
         return UP_ETCD;
     if (strcmp(s, "node") == 0)
         return UP_NODE;
+    if (strcmp(s, "shop") == 0)
+        return UP_SHOP;
     return -1;
 }
 
@@ -740,11 +743,14 @@ void up_topology_write_sample(FILE *f)
 /* ---- Ports ---- */
 
 /* The most ports one topology takes: 3 per region, and the wan's (control,
- * a peer route per region, a client route per ordered pair of regions, a
- * site route per (site, region)); plus 3 per region again, which
+ * a peer route per region, an etcd client route and a node route per
+ * ordered pair of regions, a site route per (site, region)); plus 3 per region again, which
  * up_topology_assign_ports may pick and skip. */
-#define MAX_PORTS (3 * UP_MAX_REGIONS + 1 + UP_MAX_REGIONS + UP_MAX_REGIONS * (UP_MAX_REGIONS - 1) + \
-                   UP_MAX_SITES * UP_MAX_REGIONS + 3 * UP_MAX_REGIONS)
+#define MAX_PORTS (3 * UP_MAX_REGIONS + 1 + UP_MAX_REGIONS + 2 * UP_MAX_REGIONS * (UP_MAX_REGIONS - 1) + \
+                   UP_MAX_SITES * UP_MAX_REGIONS + 3 * UP_MAX_REGIONS + \
+                   UP_MAX_SITES /* edges */ + UP_MAX_REGIONS /* shops */ + \
+                   UP_MAX_SITES * UP_MAX_REGIONS /* site->shop routes */ + \
+                   3 * UP_MAX_REGIONS /* skipped for them */)
 
 /* <n> different ports from the kernel: bind 127.0.0.1:0 for all of them at
  * once (holding every socket until all are bound), read, close. */
@@ -785,14 +791,41 @@ int up_topology_has_wan(const struct up_topology *t)
     return t->n_regions >= 2;
 }
 
+/* The edges' listening ports: the first of <picked> outside the base range. */
+/* The edges', the shops' and the site->shop routes' ports, in that order,
+ * skipping those that fall in the base range. */
+static void edge_ports_from(struct up_topology *t, const int *picked, size_t n)
+{
+    int64_t lo = t->base_port, hi = t->base_port + 3 * (int64_t)t->n_regions;
+    size_t want = t->n_sites + t->n_regions + (up_topology_has_wan(t) ? t->n_sites * t->n_regions : 0);
+    int got[MAX_PORTS];
+    size_t k = 0;
+
+    for (size_t i = 0; k < want && i < n; i++)
+        if (!t->base_port || picked[i] < lo || picked[i] >= hi)
+            got[k++] = picked[i];
+    for (; k < want; k++)
+        got[k] = 0;
+    k = 0;
+    for (size_t s = 0; s < t->n_sites; s++)
+        t->edge_port[s] = got[k++];
+    for (size_t r = 0; r < t->n_regions; r++)
+        t->regions[r].shop_port = got[k++];
+    if (up_topology_has_wan(t))
+        for (size_t s = 0; s < t->n_sites; s++)
+            for (size_t r = 0; r < t->n_regions; r++)
+                t->wan_site_shop_port[s][r] = got[k++];
+}
+
 int up_topology_assign_ports(struct up_topology *t, char *err)
 {
     int picked[MAX_PORTS], wan[MAX_PORTS];
-    size_t n_reg = 3 * t->n_regions, n_wan = 0, n_pick, k = 0;
+    size_t n_reg = 3 * t->n_regions, n_wan = 0, n_pick, n_edge, k = 0;
     int rc;
 
     if (up_topology_has_wan(t))
-        n_wan = 1 + t->n_regions + t->n_regions * (t->n_regions - 1) + t->n_sites * t->n_regions;
+        n_wan = 1 + t->n_regions + 2 * t->n_regions * (t->n_regions - 1) +
+                t->n_sites * t->n_regions;
     /* One batch for every kernel port: the kernel may hand out again a port
      * that an earlier batch has just closed, and the wan, which starts
      * first, would then take a region's port (etcd: "address already in
@@ -800,7 +833,11 @@ int up_topology_assign_ports(struct up_topology *t, char *err)
      * as many as the base range holds are picked on top and those that
      * fall in it are skipped. */
     n_pick = t->base_port && n_wan == 0 ? 0 : n_wan + n_reg;
-    rc = kernel_ports(picked, n_pick, err);
+    /* The edges' ports (one per site) come last in the same batch, from the
+     * kernel even with base_port; see edge_ports_from. */
+    n_edge = t->n_sites + t->n_regions + (n_wan ? t->n_sites * t->n_regions : 0) +
+             (t->base_port ? n_reg : 0);
+    rc = kernel_ports(picked, n_pick + n_edge, err);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < t->n_regions; i++) {
@@ -812,6 +849,7 @@ int up_topology_assign_ports(struct up_topology *t, char *err)
     for (size_t i = k, n = 0; n < n_wan && i < n_pick; i++)
         if (!t->base_port || picked[i] < t->base_port || picked[i] >= t->base_port + (int64_t)n_reg)
             wan[n++] = picked[i];
+    edge_ports_from(t, picked + n_pick, n_edge);
     if (n_wan == 0)
         return 0;
     k = 0;
@@ -820,8 +858,10 @@ int up_topology_assign_ports(struct up_topology *t, char *err)
         t->wan_peer_port[i] = wan[k++];
     for (size_t i = 0; i < t->n_regions; i++)
         for (size_t j = 0; j < t->n_regions; j++)
-            if (i != j)
+            if (i != j) {
                 t->wan_client_port[i][j] = wan[k++];
+                t->wan_node_port[i][j] = wan[k++];
+            }
     for (size_t i = 0; i < t->n_sites; i++)
         for (size_t j = 0; j < t->n_regions; j++)
             t->wan_site_port[i][j] = wan[k++];
@@ -839,6 +879,13 @@ char *up_site_node_url(const struct up_topology *t, size_t site, size_t region)
     return mr_asprintf("http://127.0.0.1:%d", t->wan_site_port[site][region]
                                                   ? t->wan_site_port[site][region]
                                                   : t->regions[region].node_port);
+}
+
+char *up_site_shop_url(const struct up_topology *t, size_t site, size_t region)
+{
+    return mr_asprintf("http://127.0.0.1:%d", t->wan_site_shop_port[site][region]
+                                                  ? t->wan_site_shop_port[site][region]
+                                                  : t->regions[region].shop_port);
 }
 
 /* "%g" of a scaled latency, trimmed: "35ms", "3.5ms", "0ms". */
@@ -876,10 +923,15 @@ void up_wan_ini(const struct up_topology *t, struct mr_buf *out)
                           "target = 127.0.0.1:%d\nlink = %s->%s\n", t->regions[i].name,
                           t->regions[j].name, t->wan_client_port[i][j],
                           t->regions[j].etcd_client_port, t->regions[i].name, t->regions[j].name);
+            mr_buf_printf(out, "\n[route node-%s->%s]\nlisten = 127.0.0.1:%d\n"
+                          "target = 127.0.0.1:%d\nlink = %s->%s\n", t->regions[i].name,
+                          t->regions[j].name, t->wan_node_port[i][j], t->regions[j].node_port,
+                          t->regions[i].name, t->regions[j].name);
         }
     /* Client sites: one link per (site, region), the site's one-way latency
-     * both ways, and a route to the region's node for the site's clients.
-     * The route has the link's name (each site link has exactly one). */
+     * both ways, a route to the region's node for the site's clients (named
+     * as the link) and one to the region's shop for the site's edge
+     * ("shop-<slug>-><region>": within WAN_NAME_MAX like the link's name). */
     for (size_t i = 0; i < t->n_sites; i++) {
         mr_buf_printf(out, "\n; client site %s\n", t->sites[i].name);
         for (size_t j = 0; j < t->n_regions; j++) {
@@ -887,9 +939,12 @@ void up_wan_ini(const struct up_topology *t, struct mr_buf *out)
             up_site_link_name(t, i, j, name, sizeof(name));
             fmt_ms(lat, sizeof(lat), t->sites[i].latency_ms[j] * t->latency_scale);
             mr_buf_printf(out, "[link %s]\nlatency = %s\nreply_latency = %s\n\n"
-                          "[route %s]\nlisten = 127.0.0.1:%d\ntarget = 127.0.0.1:%d\nlink = %s\n%s",
+                          "[route %s]\nlisten = 127.0.0.1:%d\ntarget = 127.0.0.1:%d\nlink = %s\n\n"
+                          "[route shop-%s->%s]\nlisten = 127.0.0.1:%d\ntarget = 127.0.0.1:%d\nlink = %s\n%s",
                           name, lat, lat, name, t->wan_site_port[i][j], t->regions[j].node_port,
-                          name, j + 1 < t->n_regions ? "\n" : "");
+                          name, t->sites[i].slug, t->regions[j].name, t->wan_site_shop_port[i][j],
+                          t->regions[j].shop_port, name,
+                          j + 1 < t->n_regions ? "\n" : "");
         }
     }
 }
@@ -991,6 +1046,35 @@ char **up_node_argv(const struct up_topology *t, size_t i, const char *rundir, c
     return a.v;
 }
 
+char **up_shop_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe)
+{
+    struct argv_b a = {NULL, 0, 0};
+
+    av_add(&a, mr_strdup(exe));
+    av_add(&a, mr_strdup("shop"));
+    av_add2(&a, "--config", up_path_shop_ini(rundir, t->regions[i].name));
+    return a.v;
+}
+
+void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out)
+{
+    mr_buf_printf(out, "; generated by `meridian up` from %s; rewritten at every up\n[shop]\n"
+                  "listen = 127.0.0.1:%d\nnode = http://127.0.0.1:%d\nregion = %s\nlog_level = %s\n",
+                  t->source, t->regions[i].shop_port, t->regions[i].node_port, t->regions[i].name,
+                  t->regions[i].log_level ? t->regions[i].log_level : t->log_level);
+}
+
+char **up_shop_seed_argv(const struct up_topology *t, const char *exe)
+{
+    struct argv_b a = {NULL, 0, 0};
+
+    av_add(&a, mr_strdup(exe));
+    av_add(&a, mr_strdup("shop"));
+    av_add(&a, mr_strdup("seed"));
+    av_add2(&a, "--node", mr_asprintf("http://127.0.0.1:%d", t->regions[0].node_port));
+    return a.v;
+}
+
 /* Append one line, refusing what `meridian node` could not read back. */
 static int ini_line(struct mr_buf *out, char *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -1036,6 +1120,19 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
     rc = rc ? rc : ini_line(out, err, "listen = 127.0.0.1:%d", r->node_port);
     rc = rc ? rc : ini_line(out, err, "etcd = %s", etcd.data);
     rc = rc ? rc : ini_line(out, err, "log_level = %s", r->log_level ? r->log_level : t->log_level);
+    if (up_topology_has_wan(t)) {
+        /* Global tables stream node to node: through the wan's link from
+         * this region, not to the URL each node publishes in etcd. */
+        struct mr_buf peers;
+        mr_buf_init(&peers);
+        for (size_t j = 0; j < t->n_regions; j++)
+            if (j != i)
+                mr_buf_printf(&peers, "%s%s=http://127.0.0.1:%d", peers.len ? "," : "",
+                              t->regions[j].name, t->wan_node_port[i][j]);
+        rc = rc ? rc : ini_line(out, err, "\n[tables]");
+        rc = rc ? rc : ini_line(out, err, "peers = %s", peers.data);
+        mr_buf_close(&peers);
+    }
     if (t->n_limits > 0) {
         rc = rc ? rc : ini_line(out, err, "\n[limits]");
         for (size_t j = 0; j < t->n_limits; j++)
@@ -1048,6 +1145,11 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
 char *up_path_log(const char *rundir, const char *region, enum up_proc_kind k)
 {
     return mr_asprintf("%s/logs/%s-%s.log", rundir, region, up_kind_name(k));
+}
+
+char *up_path_shop_ini(const char *rundir, const char *region)
+{
+    return mr_asprintf("%s/%s/shop.ini", rundir, region);
 }
 
 char *up_path_node_ini(const char *rundir, const char *region)

@@ -41,14 +41,15 @@
 /* "site.<slug>-><region>": within the wan's WAN_NAME_MAX (80). */
 #define UP_SITE_LINK_MAX (5 + UP_SITE_NAME_MAX + 2 + UP_REGION_NAME_MAX)
 
-/* The two processes of a region, in start order (a node starts once its own
- * region's etcd answers). */
-enum up_proc_kind { UP_ETCD = 0, UP_NODE = 1, UP_WAN = 2 };
-#define UP_N_KINDS 2 /* per region; the wan is one for the topology */
+/* The processes of a region, in start order (a node starts once its own
+ * region's etcd answers; the shop once its node is ready and the catalog
+ * is seeded). */
+enum up_proc_kind { UP_ETCD = 0, UP_NODE = 1, UP_SHOP = 2, UP_WAN = 3, UP_EDGE = 4 /* one per site */ };
+#define UP_N_KINDS 3 /* per region; the wan is one for the topology */
 
-/* "etcd" / "node". */
+/* "etcd" / "node" / "shop" / "wan" / "edge". */
 const char *up_kind_name(enum up_proc_kind k);
-/* Inverse of up_kind_name; -1 when <s> is neither. */
+/* Inverse of up_kind_name for the per-region kinds; -1 otherwise. */
 int up_kind_parse(const char *s);
 
 /* ======================================================================
@@ -63,6 +64,7 @@ struct up_region {
     int etcd_client_port;
     int etcd_peer_port;
     int node_port;
+    int shop_port;                     /* the region's `meridian shop` */
 };
 
 /* A client site ([site NAME]): where users are, and how far each region is. */
@@ -109,8 +111,16 @@ struct up_topology {
     int wan_control_port;
     int wan_peer_port[UP_MAX_REGIONS];
     int wan_client_port[UP_MAX_REGIONS][UP_MAX_REGIONS];
+    /* The route from region i's node to region j's node (global tables'
+     * replication streams), over link i->j. */
+    int wan_node_port[UP_MAX_REGIONS][UP_MAX_REGIONS];
     /* The route from site s to region r's node (link up_site_link_name). */
     int wan_site_port[UP_MAX_SITES][UP_MAX_REGIONS];
+    /* The route from site s to region r's shop, over the same link: the
+     * site's edge sends its users' traffic there. */
+    int wan_site_shop_port[UP_MAX_SITES][UP_MAX_REGIONS];
+    /* Site s's `meridian edge` listens here (edge.c); 0 until assigned. */
+    int edge_port[UP_MAX_SITES];
 };
 
 /* 1 when the topology runs a wan (two regions or more). */
@@ -134,6 +144,10 @@ void up_site_link_name(const struct up_topology *t, size_t site, size_t region, 
 /* The URL a client at site <site> uses for region <region>'s node: the wan's
  * route when there is a wan, else the node itself.  A new string: mr_free. */
 char *up_site_node_url(const struct up_topology *t, size_t site, size_t region);
+
+/* The same for region <region>'s shop: where site <site>'s edge sends its
+ * users.  A new string: mr_free. */
+char *up_site_shop_url(const struct up_topology *t, size_t site, size_t region);
 
 /* The argv of the wan: <exe> wan run --config RUNDIR/wan.ini. */
 char **up_wan_argv(const struct up_topology *t, const char *rundir, const char *exe);
@@ -175,6 +189,15 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
                     const char *etcd_bin);
 /* The argv of region <i>'s node: <exe> node --config RUNDIR/<region>/node.ini. */
 char **up_node_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe);
+/* The argv of region <i>'s shop: <exe> shop --config RUNDIR/<region>/shop.ini. */
+char **up_shop_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe);
+/* Append region <i>'s shop.ini: listen on its shop port, its own region's
+ * node (directly), the region's name. */
+void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out);
+char *up_path_shop_ini(const char *rundir, const char *region);
+/* The argv that seeds the catalog once, through region 0's node:
+ * <exe> shop seed --node URL (idempotent; docs/shop.md). */
+char **up_shop_seed_argv(const struct up_topology *t, const char *exe);
 void up_argv_free(char **argv);
 
 /* Append region <i>'s node.ini to <out>.  Returns MR_ECONFIG when a line
@@ -262,5 +285,34 @@ int up_format_endpoints(const char *state_json, struct mr_buf *out, char *err)
 
 /* 1 when <pid> exists and is not a zombie. */
 int up_pid_alive(int pid);
+
+/* ======================================================================
+ * Edges: one `meridian edge` per client site (edge.c)
+ *
+ *   RUNDIR/edge-<slug>.ini        generated edge config
+ *   RUNDIR/logs/edge-<slug>.log   its stdout+stderr
+ *
+ * The supervisor starts them once the wan is ready, counts them in "every
+ * region is ready" (an edge is ready once its /readyz answers 200: one
+ * region healthy), stops them first, and lists each under its site in
+ * topology.json: "sites": [{"name", "latency_ms", "edge": {"url", "pid",
+ * ...}}].
+ * ====================================================================== */
+
+/* Append site <site>'s edge config: listen on t->edge_port[site]; one
+ * [region] per region whose origin is the wan's route from the site to
+ * that region's shop (up_site_shop_url); timeouts scaled to the farthest region's round trip.
+ * Returns MR_ECONFIG when a line would be too long for the edge to read. */
+int up_edge_ini(const struct up_topology *t, size_t site, struct mr_buf *out, char *err)
+    __attribute__((warn_unused_result));
+/* <exe> edge --config RUNDIR/edge-<slug>.ini; free with up_argv_free. */
+char **up_edge_argv(const struct up_topology *t, size_t site, const char *rundir, const char *exe);
+/* Write every site's edge config into <rundir>.  0, MR_ECONFIG or MR_EIO. */
+int up_edges_write(const struct up_topology *t, const char *rundir, char *err)
+    __attribute__((warn_unused_result));
+/* New strings (mr_free): the paths above and "http://127.0.0.1:<port>". */
+char *up_path_edge_ini(const char *rundir, const struct up_site *site);
+char *up_path_edge_log(const char *rundir, const struct up_site *site);
+char *up_edge_url(const struct up_topology *t, size_t site);
 
 #endif

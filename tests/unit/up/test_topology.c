@@ -284,6 +284,8 @@ static struct up_topology *two_regions(void)
     t->wan_peer_port[1] = 41002;
     t->wan_client_port[0][1] = 41010;
     t->wan_client_port[1][0] = 41011;
+    t->wan_node_port[0][1] = 41030;
+    t->wan_node_port[1][0] = 41031;
     return t;
 }
 
@@ -351,6 +353,9 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
                         "listen = 127.0.0.1:40005\n"
                         "etcd = http://127.0.0.1:40003,http://127.0.0.1:41011\n"
                         "log_level = warn\n"
+                        "\n"
+                        "[tables]\n"
+                        "peers = us=http://127.0.0.1:41031\n"
                         "\n"
                         "[limits]\n"
                         "max_rows = 7\n");
@@ -605,6 +610,9 @@ static void wan_ini_has_a_link_per_pair_and_the_routes(void **state)
                                    "target = 127.0.0.1:40004\nto = eu\n"));
     assert_non_null(strstr(b.data, "[route etcd-client-eu->us]\nlisten = 127.0.0.1:41011\n"
                                    "target = 127.0.0.1:40000\nlink = eu->us\n"));
+    /* Node to node (global tables' streams) over the same directed link. */
+    assert_non_null(strstr(b.data, "[route node-eu->us]\nlisten = 127.0.0.1:41031\n"
+                                   "target = 127.0.0.1:40002\nlink = eu->us\n"));
     argv = up_wan_argv(t, "/run/x", "/bin/meridian");
     assert_string_equal(argv[1], "wan");
     assert_string_equal(argv[4], "/run/x/wan.ini");
