@@ -80,34 +80,44 @@ build/meridian: $(ALL_SRC) $(HDRS)
 	$(Q)$(CC) $(CSTD) $(WARN) $(OPT) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS)
 
 # The binary the tests run: sanitizers on.
-build/asan/meridian: $(ALL_SRC) $(HDRS)
+# The sanitizer build: every source compiled once into build/asan/obj/, then
+# linked into the binary and into each test (a test names the sources it
+# may use; their objects are linked).
+ASAN_OBJ = $(patsubst %.c,build/asan/obj/%.o,$(1))
+
+build/asan/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	@echo "  CC      $@ (asan+ubsan)"
-	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) $(CFLAGS_EXTRA) -c -o $@ $<
+
+build/asan/meridian: $(call ASAN_OBJ,$(ALL_SRC))
+	@mkdir -p $(@D)
+	@echo "  LINK    $@ (asan+ubsan)"
+	$(Q)$(CC) $(SAN) -o $@ $^ $(LIBS)
 
 .SECONDEXPANSION:
-build/tests/unit/%: tests/unit/%.c $$(UNIT_DEPS_$$(firstword $$(subst /, ,$$*))) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h) $(wildcard tests/unit/*/*.h)
+build/tests/unit/%: tests/unit/%.c $$(call ASAN_OBJ,$$(UNIT_DEPS_$$(firstword $$(subst /, ,$$*)))) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h) $(wildcard tests/unit/*/*.h)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(UNIT_DEPS_$(firstword $(subst /, ,$*))) $(TESTLIB_SRC) $(LIBS) -lcmocka
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(call ASAN_OBJ,$(UNIT_DEPS_$(firstword $(subst /, ,$*)))) $(TESTLIB_SRC) $(LIBS) -lcmocka
 
-build/tests/integration/%: tests/integration/%.c $(filter-out src/cmd/main.c,$(ALL_SRC)) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h)
+build/tests/integration/%: tests/integration/%.c $(call ASAN_OBJ,$(LIB_SRC)) $(TESTLIB_SRC) $(HDRS) $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(filter-out src/cmd/main.c,$(ALL_SRC)) $(TESTLIB_SRC) $(LIBS) -lcmocka
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(call ASAN_OBJ,$(LIB_SRC)) $(TESTLIB_SRC) $(LIBS) -lcmocka
 
 build/tests/fuzz/obj/%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests/fuzz -DLLVMFuzzerTestOneInput=fuzz_target_$* -c -o $@ $<
 
-$(FUZZ_REPLAY): tests/fuzz/replay.c tests/fuzz/util.c $(FUZZ_NAMES:%=build/tests/fuzz/obj/%.o) $(LIB_SRC) $(HDRS)
+$(FUZZ_REPLAY): tests/fuzz/replay.c tests/fuzz/util.c $(FUZZ_NAMES:%=build/tests/fuzz/obj/%.o) $(call ASAN_OBJ,$(LIB_SRC)) $(HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests/fuzz '-DFUZZ_TARGETS=$(foreach n,$(FUZZ_NAMES),X($(n)))' -o $@ tests/fuzz/replay.c tests/fuzz/util.c $(FUZZ_NAMES:%=build/tests/fuzz/obj/%.o) $(LIB_SRC) $(LIBS)
+	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests/fuzz '-DFUZZ_TARGETS=$(foreach n,$(FUZZ_NAMES),X($(n)))' -o $@ tests/fuzz/replay.c tests/fuzz/util.c $(FUZZ_NAMES:%=build/tests/fuzz/obj/%.o) $(call ASAN_OBJ,$(LIB_SRC)) $(LIBS)
 
 # libFuzzer builds: the sources once as objects (kept), then one binary per target.
-.PRECIOUS: build/fuzz/obj/%.o build/tests/fuzz/obj/%.o
+.PRECIOUS: build/fuzz/obj/%.o build/tests/fuzz/obj/%.o build/asan/obj/%.o
 build/fuzz/obj/%.o: %.c $(HDRS) tests/fuzz/fuzz.h
 	@mkdir -p $(@D)
 	@echo "  CLANG   $@"
