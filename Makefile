@@ -4,6 +4,7 @@
 #   make test       install missing packages, unit + integration tests (ASan+UBSan build)
 #   make test-unit  fast unit suite only
 #   make test-integration
+#   make test-browser  the browser tests only (installs chromium, playwright-core)
 #   make demo       three local regions, a short mixed workload, a table of figures
 #   make bench      benchmarks (see docs/benchmarks.md)
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (docs/security.md)
@@ -57,6 +58,9 @@ UNIT_DEPS_gameday := $(SRC_gameday) $(SRC_bench) $(SRC_up) $(SRC_http) $(SRC_com
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
+# Browser tests: headless Debian chromium + playwright-core; the script installs
+# what it needs and runs like a test binary (docs/shop.md, "Browser tests").
+BROWSER_TESTS := tests/browser/run.sh
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c.  `make fuzz` builds each with
 # libFuzzer (clang); `make test` replays every committed corpus and
@@ -67,7 +71,7 @@ FUZZ_REPLAY  := build/tests/fuzz/replay
 FUZZ_CFLAGS  := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 LIB_SRC      := $(filter-out src/cmd/main.c,$(ALL_SRC))
 
-.PHONY: all deps test test-unit test-integration check demo bench fuzz clean fmt
+.PHONY: all deps test test-unit test-integration test-browser check demo bench fuzz clean fmt
 
 all: build/meridian
 
@@ -142,7 +146,10 @@ test-integration: deps build/asan/meridian $(INTEG_TESTS)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory build/asan/meridian $(UNIT_TESTS) $(FUZZ_REPLAY) $(INTEG_TESTS)
-	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh all $(UNIT_TESTS) $(FUZZ_REPLAY) $(INTEG_TESTS)
+	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh all $(UNIT_TESTS) $(FUZZ_REPLAY) $(INTEG_TESTS) $(BROWSER_TESTS)
+
+test-browser: deps build/asan/meridian
+	$(Q)MERIDIAN_BIN=$(CURDIR)/build/asan/meridian ./tests/run.sh browser $(BROWSER_TESTS)
 
 demo: deps build/meridian
 	$(Q)./build/meridian demo

@@ -8,10 +8,19 @@ BUILD="gcc make pkg-config libuv1-dev libsqlite3-dev libhttp-parser-dev libjanss
 RUN="etcd-server"
 BENCH="postgresql postgresql-contrib haproxy redis-server"
 FUZZ="clang libclang-rt-14-dev"
+# tests/browser: Debian's chromium, driven by playwright-core (npm, tests/browser/package.json).
+BROWSER="chromium"
 
 want="$BUILD $RUN"
 [ "${1:-}" = "--bench" ] && want="$want $BENCH"
 [ "${1:-}" = "--fuzz" ] && want="$want $FUZZ"
+if [ "${1:-}" = "--browser" ]; then
+    # Only what the browser tests need: a node and npm already on PATH
+    # (Debian's or another) are used as they are.
+    want="$BROWSER"
+    command -v node >/dev/null 2>&1 || want="$want nodejs"
+    command -v npm >/dev/null 2>&1 || want="$want npm"
+fi
 
 missing=""
 for p in $want; do

@@ -20,6 +20,8 @@ struct client {
     int64_t sent_us;
     size_t target;
     int klass;
+    uint64_t rng;               /* think time */
+    uv_timer_t think;           /* initialized when spec->think_ms */
     struct mr_buf body;
 };
 
@@ -42,6 +44,11 @@ struct run {
 };
 
 static void send_next(struct client *c);
+
+static void on_think(uv_timer_t *timer)
+{
+    send_next(timer->data);
+}
 
 static int cmp_us(const void *a, const void *b)
 {
@@ -93,17 +100,24 @@ static void on_answer(struct http_call *call, int rc, const struct http_response
 {
     struct client *c = data;
     struct run *r = c->run;
-    struct lat_set *cell = &r->cells[c->target][c->klass];
+    struct lat_set *cell;
     int64_t now = mr_mono_us();
     int good;
 
     (void)call;
-    if (rc != 0)
+    if (r->spec->check_resp) {
+        int k = c->klass;
+        good = r->spec->check_resp(c->index, rc, rc == 0 ? resp : NULL, &k, r->spec->data) == 0 &&
+               rc == 0;
+        if (k >= 0 && k < LOAD_MAX_CLASSES)
+            c->klass = k;
+    } else if (rc != 0)
         good = 0;
     else if (r->spec->check)
         good = r->spec->check(c->index, resp->status, resp->body, resp->body_len, r->spec->data) == 0;
     else
         good = resp->status == 200;
+    cell = &r->cells[c->target][c->klass];
     if (!good && r->first_error[0] == '\0') {
         if (rc != 0)
             snprintf(r->first_error, sizeof(r->first_error), "%s", mr_strerror(rc));
@@ -119,6 +133,14 @@ static void on_answer(struct http_call *call, int rc, const struct http_response
             cell->failed++;
         }
     }
+    if (r->spec->think_ms) {
+        uint64_t t = r->spec->think_ms;
+        c->rng ^= c->rng << 13;
+        c->rng ^= c->rng >> 7;
+        c->rng ^= c->rng << 17;
+        uv_timer_start(&c->think, on_think, t / 2 + c->rng % (t + 1), 0);
+        return;
+    }
     send_next(c);
 }
 
@@ -129,7 +151,8 @@ static void send_next(struct client *c)
     struct http_client_request req;
     struct load_req lr;
 
-    if (mr_mono_us() >= r->end_us || (s->max_requests && r->sent >= s->max_requests)) {
+    if (mr_mono_us() >= r->end_us || (s->max_requests && r->sent >= s->max_requests) ||
+        (s->stop && *s->stop)) {
         client_done(r);
         return;
     }
@@ -141,7 +164,7 @@ static void send_next(struct client *c)
     c->target = lr.target % s->n_targets % LOAD_MAX_TARGETS;
     c->klass = lr.klass >= 0 && lr.klass < LOAD_MAX_CLASSES ? lr.klass : 0;
     memset(&req, 0, sizeof(req));
-    req.method = c->body.len ? "POST" : "GET";
+    req.method = lr.method ? lr.method : c->body.len ? "POST" : "GET";
     req.host = s->targets[c->target].host;
     req.port = s->targets[c->target].port;
     req.path = lr.path;
@@ -189,10 +212,20 @@ int load_run(const struct load_spec *spec, struct load_result *out)
         r.clients[i].run = &r;
         r.clients[i].index = i;
         mr_buf_init(&r.clients[i].body);
+        r.clients[i].rng = 0x9e3779b97f4a7c15ULL * (i + 1);
+        if (spec->think_ms) {
+            uv_timer_init(&loop, &r.clients[i].think);
+            r.clients[i].think.data = &r.clients[i];
+        }
     }
     for (size_t i = 0; i < spec->n_clients; i++)
         send_next(&r.clients[i]);
     uv_run(&loop, UV_RUN_DEFAULT);
+    if (spec->think_ms) { /* stopped timers: close them before the loop */
+        for (size_t i = 0; i < spec->n_clients; i++)
+            uv_close((uv_handle_t *)&r.clients[i].think, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
     uv_loop_close(&loop);
 
     out->seconds = (double)spec->duration_ms / 1000.0;

@@ -4,15 +4,21 @@
  * the next, for <duration_ms> (after <warmup_ms> not measured).  Requests
  * come from a caller-supplied generator, answers go to an optional checker.
  * Latencies are kept exactly (not bucketed), so percentiles are exact.
+ * Optionally each client thinks between an answer and its next request
+ * (think_ms, not part of any latency), and answers can be checked with
+ * their headers (check_resp: cookies, which region served it).
  * Used by `meridian bench` and `meridian demo`.
  */
 #ifndef MR_LOAD_H
 #define MR_LOAD_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../common/buf.h"
+
+struct http_response;
 
 struct load_target {
     const char *host;
@@ -20,21 +26,29 @@ struct load_target {
 };
 
 #define LOAD_MAX_TARGETS 8
-#define LOAD_MAX_CLASSES 4
+#define LOAD_MAX_CLASSES 6
 
 /* What one request is: filled by the generator. */
 struct load_req {
     struct mr_buf *body;       /* reset before the call; empty: GET */
     size_t target;             /* index into load_spec.targets */
     int klass;                 /* 0..LOAD_MAX_CLASSES-1, e.g. write / read */
-    const char *path;          /* static string */
+    const char *path;          /* static string, or per-client storage that lives until the
+                                  answer */
     const char *headers;       /* NULL: load_spec.headers; else static or per-client storage */
+    const char *method;        /* NULL: POST with a body, else GET */
 };
 
 /* Describe client <client>'s <seq>th request.  <data> is load_spec.data. */
 typedef void (*load_gen_cb)(size_t client, uint64_t seq, struct load_req *req, void *data);
 /* Inspect an answer; return 0 if it counts as a success. */
 typedef int (*load_check_cb)(size_t client, int status, const char *body, size_t len, void *data);
+/* The same with the whole answer: <rc> 0 and <resp> (valid during the call
+ * only), or <rc> an MR_E* (no answer: <resp> NULL; the result is ignored,
+ * the request failed).  *<klass> holds the request's class and may be
+ * changed to count the answer in another one (e.g. served from a cache). */
+typedef int (*load_check_resp_cb)(size_t client, int rc, const struct http_response *resp,
+                                  int *klass, void *data);
 
 struct load_spec {
     const struct load_target *targets;
@@ -46,6 +60,10 @@ struct load_spec {
     const char *headers;       /* extra request headers */
     load_gen_cb gen;
     load_check_cb check;       /* NULL: status 200 is success */
+    load_check_resp_cb check_resp; /* when set, used instead of <check> */
+    uint64_t think_ms;         /* mean pause between an answer and the client's next request,
+                                  uniform in [think_ms/2, 3*think_ms/2]; 0: none */
+    const volatile sig_atomic_t *stop; /* when set and nonzero, clients stop (set by SIGINT) */
     void *data;
 };
 

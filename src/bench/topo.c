@@ -35,8 +35,23 @@ int topo_run(char *const argv[], int verbose)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Split <url> ("http://host:port...") into <host> (of size <n>) and
+ * <port>; 0, or -1 when it is not a usable URL. */
+static int split_url(const char *url, char *host, size_t n, int *port)
+{
+    char *h = NULL, *p = NULL, err[MR_ERRMSG_LEN];
+    int rc = url ? http_parse_url(url, &h, port, &p, err) : -1;
+
+    if (rc == 0)
+        snprintf(host, n, "%s", h);
+    mr_free(h);
+    mr_free(p);
+    return rc == 0 ? 0 : -1;
+}
+
 /* The sites of topology.json whose "node_urls" name every region (older
- * files have none: the topology then has no usable site). */
+ * files have none: the topology then has no usable site); their shop
+ * routes and edge when listed. */
 static void attach_sites(struct topo *t, json_t *sites)
 {
     for (size_t i = 0; i < json_array_size(sites) && t->n_sites < TOPO_MAX_SITES; i++) {
@@ -63,8 +78,22 @@ static void attach_sites(struct topo *t, json_t *sites)
             mr_free(host);
             mr_free(p);
         }
-        if (r == t->n_regions)
-            t->n_sites++;
+        if (r < t->n_regions)
+            continue;
+        for (r = 0; r < t->n_regions; r++) {
+            json_t *shops = json_object_get(js, "shop_urls");
+            if (split_url(json_string_value(json_object_get(shops, t->regions[r].name)),
+                          s->shop_host[r], sizeof(s->shop_host[r]), &s->shop_port[r]) != 0)
+                s->shop_port[r] = 0;
+        }
+        {
+            const char *edge = json_string_value(json_object_get(json_object_get(js, "edge"), "url"));
+            if (split_url(edge, s->edge_host, sizeof(s->edge_host), &s->edge_port) == 0)
+                snprintf(s->edge_url, sizeof(s->edge_url), "%s", edge);
+            else
+                s->edge_port = 0;
+        }
+        t->n_sites++;
     }
 }
 
@@ -97,6 +126,10 @@ int topo_attach(struct topo *t, const char *rundir, char *err)
         snprintf(tr->name, sizeof(tr->name), "%s", name);
         snprintf(tr->host, sizeof(tr->host), "%s", host);
         snprintf(tr->url, sizeof(tr->url), "%s", url);
+        {
+            const char *shop = json_string_value(json_object_get(json_object_get(r, "shop"), "url"));
+            snprintf(tr->shop_url, sizeof(tr->shop_url), "%s", shop ? shop : "");
+        }
         mr_free(host);
         mr_free(p);
         t->n_regions++;
@@ -203,11 +236,17 @@ int topo_sql(const struct topo_region *r, const char *body, int *status, json_t 
 
 int topo_get_json(const struct topo_region *r, const char *path, json_t **answer, char *err)
 {
-    struct http_result res;
     char url[256];
-    int rc;
 
     snprintf(url, sizeof(url), "%s%s", r->url, path);
+    return topo_fetch_json(url, answer, err);
+}
+
+int topo_fetch_json(const char *url, json_t **answer, char *err)
+{
+    struct http_result res;
+    int rc;
+
     rc = http_fetch("GET", url, NULL, NULL, 0, 10000, &res, err);
     if (rc != 0)
         return rc;

@@ -15,16 +15,23 @@ struct topo_region {
     char host[64];
     int port;
     char url[128];
+    char shop_url[128];        /* the region's shop; "" when topology.json lists none */
 };
 
 /* A client site of the topology (topology.json "sites"): its one-way
- * latency to each region (scaled) and where its clients connect to reach
- * each region's node -- the wan's route over the site's link. */
+ * latency to each region (scaled), where its clients connect to reach each
+ * region's node and shop -- the wan's routes over the site's link -- and
+ * the site's edge. */
 struct topo_site {
     char name[48];
     double latency_ms[TOPO_MAX_REGIONS];  /* by region index */
     char host[TOPO_MAX_REGIONS][64];
     int port[TOPO_MAX_REGIONS];           /* 0: no route listed for that region */
+    char shop_host[TOPO_MAX_REGIONS][64];
+    int shop_port[TOPO_MAX_REGIONS];      /* 0: no shop route listed ("shop_urls") */
+    char edge_url[128];                   /* "" when the site has no edge */
+    char edge_host[64];
+    int edge_port;
 };
 
 struct topo {
@@ -65,5 +72,8 @@ int topo_sql(const struct topo_region *r, const char *body, int *status, json_t 
 /* GET <path> of <r> as JSON. */
 int topo_get_json(const struct topo_region *r, const char *path, json_t **answer, char *err)
     __attribute__((warn_unused_result));
+
+/* GET <url> as JSON (any status); *answer: caller json_decref. */
+int topo_fetch_json(const char *url, json_t **answer, char *err) __attribute__((warn_unused_result));
 
 #endif

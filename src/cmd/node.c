@@ -135,6 +135,8 @@ int cmd_node(int argc, char **argv)
     if (rc == 0 && (level = mr_log_level_parse(cfg.log_level)) < 0)
         rc = mr_seterr(err, MR_ECONFIG, "%s: key 'log_level' in [node]: expected debug, info, warn "
                        "or error, found '%s'", config, cfg.log_level);
+    if (rc == 0 && (rc = node_check_config(&cfg, err)) != 0)
+        mr_wraperr(err, rc, "%s", config);
     if (rc != 0) {
         fprintf(stderr, "meridian node: %s\n", err);
         mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &cfg);

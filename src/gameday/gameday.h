@@ -31,6 +31,8 @@ enum gd_fault_kind {
     GD_LATENCY,     /* add latency to every link touching the region */
     GD_KILL_NODE,   /* SIGKILL the region's node only (its etcd member stays) */
     GD_KILL_LEADER, /* SIGKILL the region of the etcd leader, found when the fault starts */
+    GD_SHOP_5XX,    /* the region's shops answer <status> on <paths> (POST /admin/faults); healed: off */
+    GD_SHOP_HANG,   /* the region's shops never answer on <paths> (held); healed: off */
     GD_FAULT_KIND_COUNT
 };
 
@@ -43,6 +45,8 @@ struct gd_fault {
     int64_t latency_ms;             /* GD_LATENCY: added one-way delay */
     int repeat;                     /* flapping: apply and heal this many times */
     int64_t period_ms;              /* flapping: from one application to the next */
+    int status;                     /* GD_SHOP_5XX: the status answered (default 503) */
+    char paths[128];                /* GD_SHOP_*: comma-separated path prefixes (default "/") */
 };
 
 struct gd_targets {

@@ -11,6 +11,9 @@
 #define GD_MAX_SITES 8
 #define GD_MAX_REGIONS 8
 
+#define GD_REGION_CACHE (-2)
+#define GD_EDGE_CACHE "edge cache"
+
 enum gd_action { A_BROWSE, A_PRODUCT, A_CART, A_CHECKOUT, A_ORDERS, A_COUNT };
 
 /* One request as the clients saw it. */
@@ -20,7 +23,8 @@ struct gd_sample {
     int16_t status;      /* HTTP status, 0: no answer */
     uint8_t site;
     uint8_t action;
-    int8_t region;       /* index of the region that served it (Meridian-Region), -1 */
+    int8_t region;       /* index of the region that served it (Meridian-Region),
+                            GD_REGION_CACHE: the edge's cache; -1: unknown */
     uint8_t ok;
 };
 

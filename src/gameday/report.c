@@ -7,7 +7,8 @@
  *              (the edges' own transition logs, wall clock)
  *   reroute_s  from the fault until every affected site (one that the region
  *              served in the 5 s before) is served by another region again:
- *              the first success from elsewhere after the site's last error
+ *              the start of the first whole second in which all the site's
+ *              requests succeeded, none from the faulted region
  *   error_rate errors / requests of every site from the fault until 5 s
  *              after it was healed
  */
@@ -25,13 +26,14 @@
 
 #define BASELINE_MS 5000
 #define AFTER_HEAL_MS 5000
+#define REROUTE_WINDOW_MS 1000
 
 static int judged(enum gd_fault_kind k)
 {
     /* A region that stops answering: edges must notice and reroute.  A
      * latency spike or one cut link between regions need not move users. */
     return k == GD_KILL || k == GD_FREEZE || k == GD_PARTITION || k == GD_KILL_NODE ||
-           k == GD_KILL_LEADER;
+           k == GD_KILL_LEADER || k == GD_SHOP_5XX || k == GD_SHOP_HANG;
 }
 
 static double detect_s(const struct gd_outcome *o, const struct gd_applied *a)
@@ -60,44 +62,69 @@ static double detect_s(const struct gd_outcome *o, const struct gd_applied *a)
     return best < 0 ? -1 : (double)best / 1000.0;
 }
 
-/* -1: an affected site was never served elsewhere before the heal. */
+static int cmp_sample_t(const void *a, const void *b)
+{
+    const struct gd_sample *x = a, *y = b;
+    return x->t_ms < y->t_ms ? -1 : x->t_ms > y->t_ms;
+}
+
+/* Reroute time of one affected site: the first moment after the fault from
+ * which a whole second of the site's requests all succeeded, none of them
+ * served by the faulted region.  A stray error later (a slow request on a
+ * loaded machine) does not undo a reroute that happened; it counts in the
+ * error rate.  -1 when no such second came before the heal. */
+static double site_reroute_s(const struct gd_sample *v, size_t n, int region, int64_t t0)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k, seen = 0;
+        int clean = 1;
+        for (k = i; k < n && v[k].t_ms < v[i].t_ms + REROUTE_WINDOW_MS; k++) {
+            seen++;
+            if (!v[k].ok || v[k].region == region || v[k].region == -1)
+                clean = 0;
+        }
+        /* the window must be whole: requests after it exist */
+        if (clean && seen > 0 && k < n)
+            return (double)(v[i].t_ms - t0) / 1000.0;
+    }
+    return -1;
+}
+
+/* The worst affected site's reroute time; -1 when one never rerouted. */
 static double reroute_s(const struct gd_outcome *o, const struct gd_applied *a, json_t *affected)
 {
     int r = -1;
     double worst = 0;
     int64_t end = a->heal_t_ms > a->t_ms ? a->heal_t_ms : o->s->duration_ms;
+    struct gd_sample *v = mr_malloc(sizeof(*v) * (o->n_samples + 1));
 
     for (size_t i = 0; i < o->n_regions; i++)
         if (strcmp(o->regions[i], a->region) == 0)
             r = (int)i;
     for (size_t site = 0; site < o->n_sites; site++) {
-        size_t served = 0;
-        int64_t last_fail = -1, back = -1;
+        size_t served = 0, n = 0;
+        double t;
         for (size_t k = 0; k < o->n_samples; k++) {
             const struct gd_sample *sm = &o->samples[k];
             if (sm->site == site && sm->ok && sm->region == r && sm->t_ms >= a->t_ms - BASELINE_MS &&
                 sm->t_ms < a->t_ms)
                 served++;
+            if (sm->site == site && sm->t_ms >= a->t_ms && sm->t_ms < end)
+                v[n++] = *sm;
         }
         if (served == 0)
             continue;
         json_array_append_new(affected, json_string(o->sites[site]));
-        for (size_t k = 0; k < o->n_samples; k++) {
-            const struct gd_sample *sm = &o->samples[k];
-            if (sm->site == site && !sm->ok && sm->t_ms >= a->t_ms && sm->t_ms < end && sm->t_ms > last_fail)
-                last_fail = sm->t_ms;
+        qsort(v, n, sizeof(*v), cmp_sample_t);
+        t = site_reroute_s(v, n, r, a->t_ms);
+        if (t < 0) {
+            worst = -1;
+            break;
         }
-        for (size_t k = 0; k < o->n_samples; k++) {
-            const struct gd_sample *sm = &o->samples[k];
-            if (sm->site == site && sm->ok && sm->region != r && sm->t_ms >= a->t_ms && sm->t_ms > last_fail &&
-                sm->t_ms < end && (back < 0 || sm->t_ms < back))
-                back = sm->t_ms;
-        }
-        if (back < 0)
-            return -1;
-        if ((double)(back - a->t_ms) / 1000.0 > worst)
-            worst = (double)(back - a->t_ms) / 1000.0;
+        if (t > worst)
+            worst = t;
     }
+    mr_free(v);
     return worst;
 }
 
@@ -141,7 +168,7 @@ static json_t *per_second(const struct gd_outcome *o)
     for (size_t site = 0; site < o->n_sites; site++) {
         json_t *series = json_array();
         for (int64_t sec = 0; sec < seconds; sec++) {
-            size_t n = 0, errors = 0, nl = 0;
+            size_t n = 0, errors = 0, nl = 0, cached = 0;
             int by[GD_MAX_REGIONS] = {0};
             json_t *served = json_object();
             for (size_t k = 0; k < o->n_samples; k++) {
@@ -154,11 +181,14 @@ static json_t *per_second(const struct gd_outcome *o)
                     lat[nl++] = sm->latency_ms;
                 if (sm->ok && sm->region >= 0)
                     by[sm->region]++;
+                cached += sm->ok && sm->region == GD_REGION_CACHE;
             }
             qsort(lat, nl, sizeof(float), cmp_float);
             for (size_t r = 0; r < o->n_regions; r++)
                 if (by[r])
                     json_object_set_new(served, o->regions[r], json_integer(by[r]));
+            if (cached)
+                json_object_set_new(served, GD_EDGE_CACHE, json_integer((json_int_t)cached));
             json_array_append_new(series, json_pack("{s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "t", (json_int_t)sec,
                                                     "requests", (json_int_t)n, "errors", (json_int_t)errors,
                                                     "p50_ms", nl ? json_real(lat[nl / 2]) : json_null(),

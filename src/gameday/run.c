@@ -88,6 +88,7 @@ struct gd_run {
     struct http_client *client;
     struct site_rt sites[GD_MAX_SITES];
     char node_urls[GD_MAX_REGIONS][128];
+    char shop_urls[GD_MAX_REGIONS][128];   /* "" when the topology has no shops */
     char wan_url[128];
     char rundir[1024];
     json_t *skus;                 /* the catalog's skus */
@@ -171,7 +172,8 @@ static void record(struct gd_run *r, struct call *c, int status, int ok, const c
     sm->status = (int16_t)status;
     sm->site = (uint8_t)c->site->idx;
     sm->action = (uint8_t)c->action;
-    sm->region = (int8_t)region_index(o, region);
+    sm->region = region && strcmp(region, GD_EDGE_CACHE) == 0 ? GD_REGION_CACHE
+                                                              : (int8_t)region_index(o, region);
     sm->ok = (uint8_t)ok;
 }
 
@@ -244,9 +246,12 @@ static void on_answer(struct http_call *hc, int rc, const struct http_response *
 {
     struct call *c = data;
     struct gd_run *r = c->site->run;
+    const char *cache;
     int status = rc == 0 ? resp->status : 0;
-    /* A refusal for stock is the shop working, not failing. */
-    int ok = rc == 0 && (status / 100 == 2 || (c->action == A_CHECKOUT && status == 409));
+    /* A refusal for stock, or of a cart over its limits (a shopper whose
+     * checkouts are refused for stock keeps filling the cart until it is
+     * full: 50 lines), is the shop working, not failing. */
+    int ok = rc == 0 && (status / 100 == 2 || ((c->action == A_CHECKOUT || c->action == A_CART) && status == 409));
 
     (void)hc;
     if (c->sh) {
@@ -254,7 +259,13 @@ static void on_answer(struct http_call *hc, int rc, const struct http_response *
             learn(r, c, resp);
         c->sh->busy = 0;
     }
-    record(r, c, status, ok, rc == 0 ? header(resp, "Meridian-Region") : NULL);
+    /* A cached answer carries the Meridian-Region of whoever served it
+     * first, maybe long ago: it was served by the edge. */
+    cache = rc == 0 ? header(resp, "Meridian-Cache") : NULL;
+    if (cache && (strcmp(cache, "hit") == 0 || strcmp(cache, "stale") == 0))
+        record(r, c, status, ok, GD_EDGE_CACHE);
+    else
+        record(r, c, status, ok, rc == 0 ? header(resp, "Meridian-Region") : NULL);
     c->site->in_flight--;
     r->in_flight--;
     mr_buf_close(&c->body);
@@ -471,6 +482,64 @@ static int all_caught_up(struct gd_run *r)
     return 1;
 }
 
+/* The [faults] token of <region>'s shop: `meridian up` writes a fresh one
+ * into RUNDIR/<region>/shop.ini (src/up/topology.c up_shop_ini). */
+static int shop_fault_token(struct gd_run *r, const char *region, char *out, size_t size, char *err)
+{
+    char path[1200], line[256], *k, *v, *end;
+    int in_faults = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s/shop.ini", r->rundir, region);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return mr_seterr(err, MR_ENOTFOUND, "%s: %s", path, strerror(errno));
+    out[0] = '\0';
+    while (fgets(line, sizeof(line), f)) {
+        for (k = line; *k == ' ' || *k == '\t'; k++)
+            ;
+        if (*k == '[') {
+            in_faults = strncmp(k, "[faults]", 8) == 0;
+            continue;
+        }
+        if (!in_faults || strncmp(k, "token", 5) != 0 || (v = strchr(k, '=')) == NULL)
+            continue;
+        for (v++; *v == ' ' || *v == '\t'; v++)
+            ;
+        for (end = v + strlen(v); end > v && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '); end--)
+            ;
+        *end = '\0';
+        snprintf(out, size, "%s", v);
+    }
+    fclose(f);
+    return out[0] ? 0 : mr_seterr(err, MR_ENOTFOUND, "%s: no token in [faults] (fault injection off?)", path);
+}
+
+/* POST /admin/faults on every shop of <region>: <body> is the fault, or
+ * {"mode":"off"} to heal it. */
+static int shop_fault(struct gd_run *r, const char *region, const char *body, char *err)
+{
+    char token[160], url[256], headers[256];
+    struct http_result res;
+    int i = region_index(r->o, region), rc;
+
+    if (i < 0 || !r->shop_urls[i][0])
+        return mr_seterr(err, MR_ENOTFOUND, "region %s has no shop in topology.json", region);
+    rc = shop_fault_token(r, region, token, sizeof(token), err);
+    if (rc != 0)
+        return rc;
+    snprintf(url, sizeof(url), "%s/admin/faults", r->shop_urls[i]);
+    snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\nContent-Type: application/json\r\n", token);
+    rc = http_fetch("POST", url, headers, body, strlen(body), 10000, &res, err);
+    if (rc != 0)
+        return rc;
+    if (res.status != 200)
+        rc = mr_seterr(err, MR_EUNAVAIL, "shop answered %d to POST %s: %.*s", res.status, url,
+                       (int)(res.body.len < 200 ? res.body.len : 200), res.body.data ? res.body.data : "");
+    http_result_close(&res);
+    return rc;
+}
+
 static void job_run(uv_work_t *w)
 {
     struct job *jb = w->data;
@@ -478,7 +547,7 @@ static void job_run(uv_work_t *w)
     struct gd_applied *a = jb->a;
     const struct gd_fault *f = jb->ev.fault;
     struct mr_buf out;
-    char err[MR_ERRMSG_LEN] = "", body[128];
+    char err[MR_ERRMSG_LEN] = "", body[256];
     int rc = 0, heal = jb->ev.heal;
     int64_t t = since_measure_ms(r), wall = mr_now_ms();
 
@@ -532,6 +601,17 @@ static void job_run(uv_work_t *w)
             snprintf(body, sizeof(body), "{\"latency_ms\":%lld}", (long long)f->latency_ms);
             rc = wan_links(r, a->region, body, err);
         }
+        break;
+    case GD_SHOP_5XX:
+    case GD_SHOP_HANG:
+        if (heal)
+            snprintf(body, sizeof(body), "{\"mode\":\"off\"}");
+        else if (f->kind == GD_SHOP_5XX)
+            snprintf(body, sizeof(body), "{\"mode\":\"5xx\",\"status\":%d,\"paths\":\"%s\"}", f->status,
+                     f->paths);
+        else
+            snprintf(body, sizeof(body), "{\"mode\":\"hang\",\"paths\":\"%s\"}", f->paths);
+        rc = shop_fault(r, a->region, body, err);
         break;
     default:
         rc = mr_seterr(err, MR_EINVAL, "unknown fault kind");
@@ -698,6 +778,8 @@ static int read_topology(struct gd_run *r, char *err)
         snprintf(r->o->regions[i], sizeof(r->o->regions[i]), "%s",
                  json_string_value(json_object_get(x, "name")));
         snprintf(r->node_urls[i], sizeof(r->node_urls[i]), "%s", url);
+        url = json_string_value(json_object_get(json_object_get(x, "shop"), "url"));
+        snprintf(r->shop_urls[i], sizeof(r->shop_urls[i]), "%s", url ? url : "");
         r->o->n_regions = i + 1;
     }
     json_array_foreach(sites, i, x) {

@@ -4,7 +4,8 @@
  *               browse, product, cart, checkout, orders (the mix, in parts)
  *   [targets]   detect, reroute, error_rate, lost_orders, duplicate_orders,
  *               oversold, carts_unconverged, ryw_violations
- *   [fault NAME] kind, region (or link), at, duration, latency, repeat, period
+ *   [fault NAME] kind, region (or link), at, duration, latency, repeat, period,
+ *               status and paths (shop_5xx, shop_hang)
  */
 #include <errno.h>
 #include <ini.h>
@@ -19,7 +20,7 @@
 #include "gameday.h"
 
 static const char *const kind_names[GD_FAULT_KIND_COUNT] = {
-    "kill", "freeze", "partition", "link_cut", "latency", "kill_node", "kill_leader",
+    "kill", "freeze", "partition", "link_cut", "latency", "kill_node", "kill_leader", "shop_5xx", "shop_hang",
 };
 
 const char *gd_fault_kind_name(enum gd_fault_kind k)
@@ -167,6 +168,25 @@ static int targets_key(struct ctx *c, const char *k, const char *v)
                 "duplicate_orders, oversold, carts_unconverged, ryw_violations)", k);
 }
 
+/* What the shop's /admin/faults accepts as "paths" (src/shop/faults.c):
+ * prefixes starting with '/', comma-separated, at most 8 of 63 bytes. */
+static int paths_ok(const char *v)
+{
+    size_t n = 0;
+
+    if (strlen(v) >= sizeof(((struct gd_fault *)0)->paths))
+        return 0;
+    for (const char *p = v;; n++) {
+        size_t len = strcspn(p, ",");
+        if (p[0] != '/' || len > 63 || memchr(p, ' ', len) || memchr(p, '"', len) || memchr(p, '\\', len))
+            return 0;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    return n < 8;
+}
+
 static int fault_key(struct ctx *c, const char *k, const char *v)
 {
     struct gd_fault *f = c->fault;
@@ -178,8 +198,8 @@ static int fault_key(struct ctx *c, const char *k, const char *v)
                 f->kind = (enum gd_fault_kind)i;
                 return 1;
             }
-        return fail(c, "kind = '%s': expected kill, freeze, partition, link_cut, latency, kill_node "
-                    "or kill_leader", v);
+        return fail(c, "kind = '%s': expected kill, freeze, partition, link_cut, latency, kill_node, "
+                    "kill_leader, shop_5xx or shop_hang", v);
     }
     if (!strcmp(k, "region") || !strcmp(k, "link")) {
         if (!name_ok(v))
@@ -193,6 +213,17 @@ static int fault_key(struct ctx *c, const char *k, const char *v)
         duration(c, k, v, &f->latency_ms);
     } else if (!strcmp(k, "period")) {
         duration(c, k, v, &f->period_ms);
+    } else if (!strcmp(k, "status")) {
+        if (count(c, k, v, 599, &n)) {
+            if (n < 500)
+                return fail(c, "status = %s: expected an HTTP status from 500 to 599", v);
+            f->status = (int)n;
+        }
+    } else if (!strcmp(k, "paths")) {
+        if (!paths_ok(v))
+            return fail(c, "paths = '%s': expected 1 to %d comma-separated path prefixes /..., no spaces, "
+                        "at most %zu characters", v, 8, sizeof(f->paths) - 1);
+        snprintf(f->paths, sizeof(f->paths), "%s", v);
     } else if (!strcmp(k, "repeat")) {
         if (count(c, k, v, 100, &n)) {
             if (n < 1)
@@ -201,7 +232,7 @@ static int fault_key(struct ctx *c, const char *k, const char *v)
         }
     } else {
         return fail(c, "unknown key '%s' in [fault %s] (expected kind, region, link, at, duration, "
-                    "latency, repeat, period)", k, f->name);
+                    "latency, repeat, period, status, paths)", k, f->name);
     }
     return 1;
 }
@@ -329,6 +360,14 @@ static int check_whole(struct ctx *c)
             return fail(c, "[fault %s]: link '%s' is not FROM->TO", f->name, f->region);
         if (f->kind == GD_LATENCY && f->latency_ms <= 0)
             return fail(c, "[fault %s]: kind latency needs latency = DURATION", f->name);
+        if (f->status && f->kind != GD_SHOP_5XX)
+            return fail(c, "[fault %s]: status goes with kind shop_5xx only", f->name);
+        if (f->paths[0] && f->kind != GD_SHOP_5XX && f->kind != GD_SHOP_HANG)
+            return fail(c, "[fault %s]: paths goes with kinds shop_5xx and shop_hang only", f->name);
+        if (f->kind == GD_SHOP_5XX && !f->status)
+            f->status = 503;
+        if ((f->kind == GD_SHOP_5XX || f->kind == GD_SHOP_HANG) && !f->paths[0])
+            snprintf(f->paths, sizeof(f->paths), "/");
         if (f->duration_ms <= 0)
             return fail(c, "[fault %s]: duration is required (the fault is healed after it)", f->name);
         if (f->repeat > 1 && f->period_ms <= f->duration_ms)

@@ -1,5 +1,6 @@
 /* api.c -- the node's HTTP API: /v1/sql, /v1/status, /v1/digest, /healthz,
- * /readyz, /metrics.  Request shapes are a public contract: docs/api.md. */
+ * /readyz, /metrics, and the routes of /v1/tables and /dashboard.  Request
+ * shapes are a public contract: docs/api.md. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 
 static const char *route_names[ROUTE_COUNT] = {"sql_rejected", "sql_read", "sql_write", "status", "digest",
                                                "healthz",  "readyz",    "metrics", "other",
-                                               "table_read", "table_write", "table_replicate"};
+                                               "table_read", "table_write", "table_replicate",
+                                               "dashboard"};
 
 void node__format_token(char *out, size_t size, int64_t rev)
 {
@@ -320,6 +322,14 @@ static void handle_status(struct node *n, struct http_exchange *ex, int64_t star
                       mr_hist_quantile(&s->by_origin[i].lag, 0.99) * 1e3);
     }
     mr_buf_putc(&b, '}');
+    {
+        /* Client requests and 5xx answers since start: the dashboards of
+         * the other regions turn them into rates (docs/dashboard.md). */
+        uint64_t req, errs;
+        node__client_counts(n, &req, &errs);
+        mr_buf_printf(&b, ",\"http\":{\"requests\":%llu,\"errors\":%llu}", (unsigned long long)req,
+                      (unsigned long long)errs);
+    }
     node__tables_status(n, &b);
     mr_buf_putc(&b, '}');
     node__respond_json(n, ex, ROUTE_STATUS, start, 200, &b, NULL);
@@ -466,9 +476,14 @@ void node__handle(struct http_exchange *ex, const struct http_request *hr, void 
         handle_digest(n, ex, hr);
     } else if (strcmp(hr->path, "/v1/snapshot") == 0 && get) {
         node__snapshot_serve(n, ex, start);
+    } else if (strcmp(hr->path, "/dashboard") == 0 && get) {
+        node__dashboard_serve(n, ex, hr, 1);
+    } else if (strcmp(hr->path, "/v1/dashboard") == 0 && get) {
+        node__dashboard_serve(n, ex, hr, 0);
     } else if (!strcmp(hr->path, "/healthz") || !strcmp(hr->path, "/readyz") ||
                !strcmp(hr->path, "/metrics") || !strcmp(hr->path, "/v1/status") ||
-               !strcmp(hr->path, "/v1/digest") || !strcmp(hr->path, "/v1/snapshot")) {
+               !strcmp(hr->path, "/v1/digest") || !strcmp(hr->path, "/v1/snapshot") ||
+               !strcmp(hr->path, "/dashboard") || !strcmp(hr->path, "/v1/dashboard")) {
         node__respond_error(n, ex, ROUTE_OTHER, start, 405, "method_not_allowed",
                             "this path answers GET only", "Allow: GET, HEAD\r\n");
     } else {

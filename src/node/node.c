@@ -301,6 +301,9 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     rc = split_listen(cfg->listen, host, sizeof(host), &port, err);
     if (rc != 0)
         return rc;
+    rc = node__dashboard_check_config(cfg, err);
+    if (rc != 0)
+        return rc;
     if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST)
         return mr_seterr(err, MR_EIO, "data_dir %s: %s", cfg->data_dir, strerror(errno));
 
@@ -363,6 +366,7 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     node__commit_init(n);
     node__apply_start(n);
     node__tables_run(n);
+    node__dashboard_start(n);
     node__publish_url(n);
     uv_timer_init(loop, &n->probe_timer);
     n->probe_timer.data = n;
@@ -412,6 +416,7 @@ void node_stop(struct node *n)
     node__apply_close(n);
     node__seed_close(n);
     node__tables_close(n);
+    node__dashboard_close(n);
     http_server_close(n->http);
     n->http = NULL;
     etcd_free(n->etcd);
@@ -423,6 +428,7 @@ void node_free(struct node *n)
     node__commit_free(n);
     node__seed_free(n);
     node__tables_free(n);
+    node__dashboard_free(n);
     store_close(n->store);
     mr_free(n);
 }

@@ -21,6 +21,11 @@ struct node;
 int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, char *err)
     __attribute__((warn_unused_result));
 
+/* Check what the option table cannot: the values of [dashboard] (URLs,
+ * edge names).  0, or MR_ECONFIG with a message in <err>.  node_start runs
+ * it too; `meridian node --check-config` runs it alone. */
+int node_check_config(const struct node_cfg *cfg, char *err) __attribute__((warn_unused_result));
+
 /* Begin a clean shutdown: stop accepting, answer waiting requests with 503,
  * close etcd and every handle; the loop then runs out.  Idempotent. */
 void node_stop(struct node *n);

@@ -57,6 +57,10 @@ const struct mr_cfg_opt node_cfg_opts[] = {
     {"tables", "clock_skew_ms", MR_CFG_INT, F(tables_clock_skew_ms), -3600000, 3600000, "0",
      "testing: milliseconds added to this node's clock for table timestamps (also env "
      "MERIDIAN_CLOCK_SKEW_MS, for the region in MERIDIAN_CLOCK_SKEW_REGION or every region)"},
+    {"dashboard", "wan", MR_CFG_STR, F(dashboard_wan), 0, 0, "none",
+     "the WAN emulator's control URL, http://host:port, whose links the dashboard shows (none: no wan)"},
+    {"dashboard", "edges", MR_CFG_STR, F(dashboard_edges), 0, 0, "none",
+     "edges the dashboard shows: name=http://host:port, comma-separated (none: no edge)"},
 };
 
 const size_t node_cfg_n_opts = sizeof(node_cfg_opts) / sizeof(node_cfg_opts[0]);

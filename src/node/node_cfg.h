@@ -3,6 +3,7 @@
  *   [node]    region, cluster, data_dir, listen, etcd, log_level
  *   [limits]  sizes, counts and time bounds (see docs/config.md)
  *   [tables]  global tables: declared tables, peer URL overrides, clock skew
+ *   [dashboard] what the dashboard polls besides the other regions' nodes
  *
  * The table in node_cfg.c is the single source of truth: it validates files
  * and flags and generates `meridian node --sample-config`.
@@ -47,6 +48,9 @@ struct node_cfg {
     int64_t tables_batch_bytes;
     int64_t tables_log_retention;
     int64_t tables_sweep_interval_ms;
+    /* [dashboard]: docs/dashboard.md */
+    char *dashboard_wan;         /* "none" or the wan's control URL */
+    char *dashboard_edges;       /* "none" or "name=http://host:port,..." */
 };
 
 extern const struct mr_cfg_opt node_cfg_opts[];

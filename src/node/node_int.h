@@ -39,6 +39,7 @@ enum node_route {
     ROUTE_SQL_READ, ROUTE_SQL_WRITE, ROUTE_STATUS, ROUTE_DIGEST, ROUTE_HEALTHZ, ROUTE_READYZ,
     ROUTE_METRICS, ROUTE_OTHER,
     ROUTE_TABLE_READ, ROUTE_TABLE_WRITE, ROUTE_TABLE_REPLICATE, /* /v1/tables (tables.c) */
+    ROUTE_DASHBOARD,    /* /dashboard, /v1/dashboard (dashboard.c) */
     ROUTE_COUNT
 };
 
@@ -204,6 +205,9 @@ struct node {
     /* tables.c, tstream.c: global tables */
     struct tables *tables;
 
+    /* dashboard.c: the operations dashboard */
+    struct dashboard *dash;
+
     uv_timer_t tick;                  /* deadlines of waiting requests */
     uv_check_t flush_check;           /* seals the batch after each loop turn */
     int stopping;
@@ -290,6 +294,24 @@ int node__tables_parse_declare(const char *s, struct gtab_spec *out, size_t max,
 /* Parse "[tables] peers" ("region=http://host:port,...").  MR_ECONFIG. */
 int node__tables_parse_peers(const char *s, char (*regions)[64], char (*urls)[256], size_t max,
                              size_t *n_out, char *err);
+
+/* dashboard.c: GET /dashboard and /v1/dashboard (docs/dashboard.md) */
+/* Check "[dashboard] wan" and "edges".  MR_ECONFIG with a message. */
+int node__dashboard_check_config(const struct node_cfg *cfg, char *err)
+    __attribute__((warn_unused_result));
+/* Start sampling and polling peers, wan and edges once per second (a node
+ * whose HTTP client cannot be made serves its own region only). */
+void node__dashboard_start(struct node *n);
+/* Stop the timer and cancel every call (node_stop). */
+void node__dashboard_close(struct node *n);
+/* Free it, once the loop has run out (node_free). */
+void node__dashboard_free(struct node *n);
+/* Answer GET /dashboard (<page> 1: the HTML page) or GET /v1/dashboard. */
+void node__dashboard_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                           int page);
+/* Requests clients made here (monitoring and node-to-node replication
+ * excluded) and how many of them were answered 5xx, since start. */
+void node__client_counts(const struct node *n, uint64_t *requests, uint64_t *errors);
 
 /* node.c */
 /* Staleness bound of the local replica in ms, and batches known to be missing. */

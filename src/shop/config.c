@@ -7,7 +7,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/http.h"
-#include "shop.h"
+#include "shop_int.h"
 
 #define F(f) offsetof(struct shop_config, f)
 
@@ -37,6 +37,13 @@ const struct mr_cfg_opt shop_cfg_opts[] = {
      "Cache-Control stale-if-error of catalog answers, seconds"},
     {"cache", "retry_after", MR_CFG_INT, F(retry_after), 0, 3600, "1",
      "Retry-After seconds when this region's node is unavailable"},
+    {"faults", "enabled", MR_CFG_BOOL, F(faults_enabled), 0, 0, "false",
+     "serve the fault-injection endpoint /admin/faults (5xx or hang on chosen paths; docs/shop.md)"},
+    {"faults", "token", MR_CFG_STR, F(faults_token), 0, 0, "none",
+     "bearer token /admin/faults requires: 16 to 128 of A-Za-z0-9-_.~ (required when enabled; "
+     "'none': no token)"},
+    {"faults", "hold", MR_CFG_DURATION, F(faults_hold_ms), 100, 3600000, "60s",
+     "mode hang: a request held longer than this is answered 503 (the connection's own bound)"},
 };
 
 const size_t shop_cfg_n_opts = sizeof(shop_cfg_opts) / sizeof(shop_cfg_opts[0]);
@@ -76,5 +83,9 @@ int shop_config_check(const struct shop_config *cfg, char *err)
         strcmp(cfg->session_cookie, cfg->token_cookie) == 0)
         return mr_seterr(err, MR_ECONFIG, "[session] cookie and token_cookie: expected two different "
                          "names of 1 to 64 characters A-Za-z0-9_-");
+    if (cfg->faults_enabled && !shop__fault_token_valid(cfg->faults_token))
+        return mr_seterr(err, MR_ECONFIG, "key 'token' in [faults]: expected 16 to 128 of A-Za-z0-9-_.~ "
+                         "when enabled = true, found '%s'",
+                         cfg->faults_token && strcmp(cfg->faults_token, "none") ? "(a value outside that)" : "none");
     return 0;
 }

@@ -15,7 +15,7 @@
 static const char *route_names[SR_COUNT] = {
     "api_products", "api_product", "api_stock", "api_cart", "api_checkout", "api_orders", "api_session",
     "page_catalog", "page_product", "page_cart", "page_checkout", "page_orders", "page_form",
-    "healthz", "readyz", "metrics", "other"};
+    "healthz", "readyz", "metrics", "other", "admin_faults", "fault"};
 
 static void req_free(struct shop_req *r)
 {
@@ -179,6 +179,7 @@ static void metrics(struct shop_req *r)
 #undef C
     mr_metric_header(&b, "meridian_shop_node_calls_pending", "gauge", "calls to the node in flight");
     mr_metric_u64(&b, "meridian_shop_node_calls_pending", NULL, r->s->n_pending);
+    shop__faults_metrics(r->s, &b);
     shop__respond(r, 200, "text/plain; version=0.0.4", b.data, b.len, NULL, NULL);
     mr_buf_close(&b);
 }
@@ -233,6 +234,10 @@ static void on_request(struct http_exchange *ex, const struct http_request *hr, 
         shop__respond_error(r, 503, "shutting_down", "this shop is stopping; try again");
         return;
     }
+    /* Before any route: an injected fault covers /healthz and /readyz too
+     * when its paths do, as a load balancer's health check would see it. */
+    if (shop__faults_take(r, http_request_header(hr, "Authorization")))
+        return;
     if (strcmp(r->path, "/healthz") == 0) {
         r->route = SR_HEALTH;
         r->html = 0;
@@ -296,6 +301,8 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
         goto err_after_client;
     mr_log(MR_LOG_INFO, "shop", "listening on port %d, node %s, region %s", http_server_port(s->server),
            cfg->node, cfg->region);
+    if (cfg->faults_enabled)
+        mr_log(MR_LOG_WARN, "shop", "fault injection enabled: /admin/faults answers with the [faults] token");
     *out = s;
     return 0;
 
@@ -316,6 +323,8 @@ void shop_stop(struct shop *s)
 {
     s->stopping = 1;
     http_server_close(s->server);
+    /* Held requests are answered (and discarded by the closed server). */
+    shop__faults_stop(s);
     s->server = NULL;
     /* Cancels the calls in flight: their callbacks answer 503 into exchanges
      * the server discards. */

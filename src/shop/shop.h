@@ -41,6 +41,10 @@ struct shop_config {
     int64_t catalog_swr;     /* stale-while-revalidate, seconds */
     int64_t catalog_sie;     /* stale-if-error, seconds */
     int64_t retry_after;     /* Retry-After seconds when the region is unavailable */
+    /* [faults]: the fault-injection endpoint POST/GET /admin/faults (faults.c) */
+    int faults_enabled;      /* off by default: the endpoint answers 404 */
+    char *faults_token;      /* bearer token it requires ("none" only when disabled) */
+    int64_t faults_hold_ms;  /* mode hang: a held request is answered 503 after this */
 };
 
 extern const struct mr_cfg_opt shop_cfg_opts[];

@@ -38,7 +38,7 @@
 enum shop_route {
     SR_PRODUCTS, SR_PRODUCT, SR_STOCK, SR_CART, SR_CHECKOUT, SR_ORDERS, SR_SESSION,
     SR_PAGE_CATALOG, SR_PAGE_PRODUCT, SR_PAGE_CART, SR_PAGE_CHECKOUT, SR_PAGE_ORDERS,
-    SR_PAGE_FORM, SR_HEALTH, SR_READY, SR_METRICS, SR_OTHER, SR_COUNT
+    SR_PAGE_FORM, SR_HEALTH, SR_READY, SR_METRICS, SR_OTHER, SR_ADMIN_FAULTS, SR_FAULT, SR_COUNT
 };
 
 struct shop_stats {
@@ -47,6 +47,33 @@ struct shop_stats {
     uint64_t node_calls, node_errors;   /* errors: no answer, or 5xx */
     struct mr_hist node_latency;
     uint64_t orders, checkout_replays, out_of_stock, cart_changed;
+};
+
+/* Fault injection (faults.c, docs/shop.md "Fault injection"): while <mode>
+ * is not off, requests whose path starts with one of <paths> are answered
+ * <status> at once (5xx) or held unanswered (hang) until the mode changes,
+ * the hold bound passes or the shop stops.  /admin/faults and /metrics are
+ * never faulted. */
+#define SHOP_FAULT_MAX_PATHS 8
+#define SHOP_FAULT_PATH_MAX 63
+enum shop_fault_mode { SHOP_FAULT_OFF, SHOP_FAULT_5XX, SHOP_FAULT_HANG, SHOP_FAULT_MODE_COUNT };
+
+struct shop_fault_spec {
+    enum shop_fault_mode mode;
+    int status;                          /* 500..599, mode 5xx */
+    char paths[SHOP_FAULT_MAX_PATHS][SHOP_FAULT_PATH_MAX + 1];   /* prefixes */
+    size_t n_paths;
+};
+
+struct shop_faults {
+    struct shop_fault_spec spec;
+    int64_t since_ms;                    /* wall clock of the last change */
+    uint64_t changes;                    /* accepted POSTs */
+    uint64_t denied;                     /* 401s */
+    uint64_t injected[SHOP_FAULT_MODE_COUNT];   /* requests answered 5xx / held */
+    struct shop_req *held, **held_tail;  /* held requests, oldest first */
+    size_t n_held;
+    uv_timer_t *timer;                   /* releases held requests past the bound */
 };
 
 struct shop {
@@ -59,6 +86,7 @@ struct shop {
     struct shop_stats stats;
     size_t n_pending;         /* requests waiting for the node */
     int stopping;
+    struct shop_faults faults;
 };
 
 /* One cart line as the shop sees it. */
@@ -124,6 +152,7 @@ struct shop_req {
     json_t *res2;
     shop_node_cb next;
     void (*act)(struct shop_req *r);   /* pages: the action after the preferences */
+    struct shop_req *held_next;   /* faults: the list of held requests */
 };
 
 /* ---- server.c ---- */
@@ -178,6 +207,23 @@ void shop__pages(struct shop_req *r);
 /* Render view <v> of <j> (borrowed) as a page, or redirect after a form. */
 void shop__page_render(struct shop_req *r, int status, json_t *j, const char *cache_control, enum shop_view v);
 void shop__page_error(struct shop_req *r, int status, const char *code, const char *msg, const char *extra);
+
+/* ---- faults.c ---- */
+/* Answer <r> if the fault endpoint or an active fault takes it: 1 when it
+ * did (answered, or held), 0 when the request goes on as usual. */
+int shop__faults_take(struct shop_req *r, const char *authorization);
+/* Release every held request (answered 503) and close the timer: shop_stop. */
+void shop__faults_stop(struct shop *s);
+/* Lines of /metrics. */
+void shop__faults_metrics(const struct shop *s, struct mr_buf *b);
+/* Pure (unit-tested): a usable bearer token (16..128 of A-Za-z0-9-_.~). */
+int shop__fault_token_valid(const char *t);
+/* Parse a POST /admin/faults body into <out>: 0, or -1 with the problem in
+ * <msg> (<size> bytes). */
+int shop__fault_parse(const char *body, size_t len, struct shop_fault_spec *out, char *msg, size_t size);
+/* 1 when <path> is covered by <spec> (never /admin/faults nor /metrics). */
+int shop__fault_covers(const struct shop_fault_spec *spec, const char *path);
+const char *shop__fault_mode_name(enum shop_fault_mode m);
 
 /* ---- util.c: pure helpers (unit-tested) ---- */
 /* Append <s> HTML-escaped (& < > " '). */

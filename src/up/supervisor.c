@@ -330,6 +330,7 @@ static json_t *state_json(const struct sup *s)
         json_t *sites = json_array();
         for (size_t i = 0; i < s->t->n_sites; i++) {
             json_t *site = json_object(), *lat = json_object(), *urls = json_object();
+            json_t *shops = json_object();
             json_t *wl = s->has_wan ? json_object() : json_null();
             for (size_t r = 0; r < s->t->n_regions; r++)
                 json_object_set_new(lat, s->t->regions[r].name,
@@ -342,11 +343,15 @@ static json_t *state_json(const struct sup *s)
                 char name[UP_SITE_LINK_MAX + 1], *url = up_site_node_url(s->t, i, r);
                 json_object_set_new(urls, s->t->regions[r].name, json_string(url));
                 mr_free(url);
+                url = up_site_shop_url(s->t, i, r);
+                json_object_set_new(shops, s->t->regions[r].name, json_string(url));
+                mr_free(url);
                 up_site_link_name(s->t, i, r, name, sizeof(name));
                 if (s->has_wan)
                     json_object_set_new(wl, s->t->regions[r].name, json_string(name));
             }
             json_object_set_new(site, "node_urls", urls);
+            json_object_set_new(site, "shop_urls", shops);
             json_object_set_new(site, "wan_links", wl);
             json_object_set_new(site, "edge", proc_json(&s->edges[i]));
             json_array_append_new(sites, site);

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include "../common/cfg.h"
 #include "../common/err.h"
 #include "../common/log.h"
+#include "../common/util.h"
 
 const char up_default_topology[] =
     "; The default local topology of `meridian up`: three regions on loopback.\n"
@@ -1062,6 +1064,11 @@ void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out)
                   "listen = 127.0.0.1:%d\nnode = http://127.0.0.1:%d\nregion = %s\nlog_level = %s\n",
                   t->source, t->regions[i].shop_port, t->regions[i].node_port, t->regions[i].name,
                   t->regions[i].log_level ? t->regions[i].log_level : t->log_level);
+    /* Local topologies are for game days: the fault-injection endpoint is
+     * on, behind a fresh random token that only readers of RUNDIR see
+     * (`meridian gameday` reads it from this file; docs/shop.md). */
+    mr_buf_printf(out, "[faults]\nenabled = true\ntoken = %016" PRIx64 "%016" PRIx64 "\n", mr_random64(),
+                  mr_random64());
 }
 
 char **up_shop_seed_argv(const struct up_topology *t, const char *exe)
@@ -1132,6 +1139,32 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
         rc = rc ? rc : ini_line(out, err, "\n[tables]");
         rc = rc ? rc : ini_line(out, err, "peers = %s", peers.data);
         mr_buf_close(&peers);
+    }
+    if (up_topology_has_wan(t) || t->n_sites > 0) {
+        /* What the node's dashboard polls besides the other nodes
+         * (docs/dashboard.md): the wan's links and every site's edge. */
+        rc = rc ? rc : ini_line(out, err, "\n[dashboard]");
+        if (up_topology_has_wan(t) && t->wan_control_port > 0)
+            rc = rc ? rc : ini_line(out, err, "wan = http://127.0.0.1:%d", t->wan_control_port);
+        if (t->n_sites > 0) {
+            struct mr_buf edges;
+            mr_buf_init(&edges);
+            /* The node reads lines of MR_CFG_MAX_LINE bytes at most: edges
+             * that would not fit are left out of the dashboard, rather
+             * than failing the whole topology for them. */
+            for (size_t s = 0; s < t->n_sites; s++) {
+                char *url = up_edge_url(t, s);
+                size_t before = edges.len;
+                mr_buf_printf(&edges, "%s%s=%s", edges.len ? "," : "", t->sites[s].slug, url);
+                if (edges.len + strlen("edges = ") > MR_CFG_MAX_LINE) {
+                    edges.len = before;
+                    edges.data[before] = '\0';
+                }
+                mr_free(url);
+            }
+            rc = rc ? rc : ini_line(out, err, "edges = %s", edges.data);
+            mr_buf_close(&edges);
+        }
     }
     if (t->n_limits > 0) {
         rc = rc ? rc : ini_line(out, err, "\n[limits]");

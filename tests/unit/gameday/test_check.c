@@ -173,6 +173,38 @@ static void unconverged_carts_are_found(void **state)
     json_decref(s);
 }
 
+static void an_add_taken_by_an_unacknowledged_checkout_is_not_lost(void **state)
+{
+    json_t *h = load(HISTORY), *us = region("us"), *eu = region("eu"), *s, *v;
+    json_t *o = load("{\"ref\":\"M-9\",\"session\":\"s3\",\"lines\":[{\"sku\":\"C\",\"qty\":1}]}");
+
+    (void)state;
+    /* s3's checkout committed everywhere but its answer was lost (a 504):
+     * the cart is empty and the order holds C.  attempts counts it. */
+    json_object_set_new(json_object_get(h, "attempts"), "s3", json_integer(1));
+    json_array_append(json_object_get(us, "orders"), o);
+    json_array_append(json_object_get(eu, "orders"), o);
+    json_object_set_new(json_object_get(us, "carts"), "s3", json_array());
+    json_object_set_new(json_object_get(eu, "carts"), "s3", json_array());
+    json_object_set_new(json_object_get(us, "stock"), "C", json_integer(4));
+    json_object_set_new(json_object_get(eu, "stock"), "C", json_integer(4));
+    s = state_of(us, eu);
+    v = gd_check(h, s);
+    assert_int_equal(count(v, "carts_unconverged"), 0);
+    assert_int_equal(count(v, "lost_orders"), 0);
+    assert_int_equal(count(v, "duplicate_orders"), 0);
+    assert_int_equal(count(v, "oversold"), 0);
+    /* An acknowledged order does not explain a missing add: still lost. */
+    json_array_append(json_object_get(h, "acked_orders"), o);
+    json_decref(v);
+    v = gd_check(h, s);
+    assert_int_equal(count(v, "carts_unconverged"), 2);
+    json_decref(o);
+    json_decref(v);
+    json_decref(h);
+    json_decref(s);
+}
+
 static void missing_state_is_a_failure(void **state)
 {
     json_t *h = load(HISTORY), *v = gd_check(h, NULL);
@@ -193,6 +225,7 @@ int main(void)
         cmocka_unit_test(oversell_is_found),
         cmocka_unit_test(stale_read_is_reported),
         cmocka_unit_test(unconverged_carts_are_found),
+        cmocka_unit_test(an_add_taken_by_an_unacknowledged_checkout_is_not_lost),
         cmocka_unit_test(missing_state_is_a_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,9 @@ static void a_minimal_file_gets_the_documented_defaults(void **state)
     assert_int_equal(cfg.max_qty, 99);
     assert_int_equal(cfg.max_body, 16 * 1024);
     assert_int_equal(cfg.session_ttl_ms, 7LL * 24 * 3600 * 1000);
+    assert_int_equal(cfg.faults_enabled, 0);
+    assert_string_equal(cfg.faults_token, "none");
+    assert_int_equal(cfg.faults_hold_ms, 60000);
     mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
 }
 
@@ -61,6 +64,13 @@ static void bad_values_are_refused_with_the_key_named(void **state)
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[session]\ncookie = same\ntoken_cookie = same\n", "cookie"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\nlog_level = loud\n", "log_level"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\nlisten = nowhere\n", "listen"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\n", "'token' in [faults]"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\ntoken = none\n",
+         "'token' in [faults]"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\ntoken = short\n",
+         "'token' in [faults]"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = maybe\n", "enabled"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nhold = 5ms\n", "hold"},
     };
     struct shop_config cfg;
     char err[MR_ERRMSG_LEN];
@@ -74,10 +84,27 @@ static void bad_values_are_refused_with_the_key_named(void **state)
     }
 }
 
+static void faults_enabled_with_a_token_loads(void **state)
+{
+    struct shop_config cfg;
+    char err[MR_ERRMSG_LEN];
+
+    (void)state;
+    assert_int_equal(load("[shop]\nnode = http://127.0.0.1:7001\nregion = r\n[faults]\nenabled = true\n"
+                          "token = 0123456789abcdef0123456789abcdef\nhold = 5s\n",
+                          &cfg, err),
+                     0);
+    assert_int_equal(cfg.faults_enabled, 1);
+    assert_string_equal(cfg.faults_token, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(cfg.faults_hold_ms, 5000);
+    mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_minimal_file_gets_the_documented_defaults),
+        cmocka_unit_test(faults_enabled_with_a_token_loads),
         cmocka_unit_test(bad_values_are_refused_with_the_key_named),
     };
     return cmocka_run_group_tests_name("shop_config", tests, NULL, NULL);

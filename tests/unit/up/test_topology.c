@@ -286,6 +286,7 @@ static struct up_topology *two_regions(void)
     t->wan_client_port[1][0] = 41011;
     t->wan_node_port[0][1] = 41030;
     t->wan_node_port[1][0] = 41031;
+    t->wan_control_port = 41040;
     return t;
 }
 
@@ -336,6 +337,30 @@ static void node_argv_runs_the_same_binary(void **state)
     up_topology_free(t);
 }
 
+static void shop_ini_enables_faults_with_a_fresh_token(void **state)
+{
+    struct up_topology *t = two_regions();
+    struct mr_buf a, b;
+    const char *tok;
+
+    (void)state;
+    mr_buf_init(&a);
+    mr_buf_init(&b);
+    up_shop_ini(t, 0, &a);
+    up_shop_ini(t, 0, &b);
+    assert_non_null(strstr(a.data, "[shop]\nlisten = 127.0.0.1:"));
+    assert_non_null(strstr(a.data, "region = us\n"));
+    assert_non_null(strstr(a.data, "[faults]\nenabled = true\ntoken = "));
+    tok = strstr(a.data, "token = ") + strlen("token = ");
+    assert_int_equal(strspn(tok, "0123456789abcdef"), 32);
+    assert_int_equal(tok[32], '\n');
+    /* A new token every time (every up). */
+    assert_string_not_equal(a.data, b.data);
+    mr_buf_close(&a);
+    mr_buf_close(&b);
+    up_topology_free(t);
+}
+
 static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
 {
     struct up_topology *t = two_regions();
@@ -357,6 +382,9 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
                         "[tables]\n"
                         "peers = us=http://127.0.0.1:41031\n"
                         "\n"
+                        "[dashboard]\n"
+                        "wan = http://127.0.0.1:41040\n"
+                        "\n"
                         "[limits]\n"
                         "max_rows = 7\n");
     mr_buf_reset(&b);
@@ -364,6 +392,30 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
     assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
     assert_non_null(strstr(b.data, "log_level = debug\n"));
     assert_non_null(strstr(b.data, "etcd = http://127.0.0.1:40000,http://127.0.0.1:41010\n"));
+    mr_buf_close(&b);
+    up_topology_free(t);
+}
+
+/* The dashboard's sources (docs/dashboard.md): the wan's control URL and
+ * every site's edge, named by the site's slug. */
+static void node_ini_names_the_wan_and_edges_for_the_dashboard(void **state)
+{
+    struct up_topology *t;
+    struct mr_buf b;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(parse("[topology]\ncluster = shop\nbase_port = 40000\n[region us]\n[region eu]\n"
+                           "[site New York]\nus = 4ms\neu = 38ms\n[site Paris]\nus = 40ms\neu = 5ms\n",
+                           &t, err), 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    t->wan_control_port = 41040;
+    t->edge_port[0] = 42001;
+    t->edge_port[1] = 42002;
+    mr_buf_init(&b);
+    assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
+    assert_non_null(strstr(b.data, "\n[dashboard]\nwan = http://127.0.0.1:41040\n"
+                                   "edges = New_York=http://127.0.0.1:42001,"
+                                   "Paris=http://127.0.0.1:42002\n"));
     mr_buf_close(&b);
     up_topology_free(t);
 }
@@ -637,7 +689,9 @@ int main(void)
         cmocka_unit_test(kernel_ports_are_distinct),
         cmocka_unit_test(etcd_argv_has_every_flag),
         cmocka_unit_test(node_argv_runs_the_same_binary),
+        cmocka_unit_test(shop_ini_enables_faults_with_a_fresh_token),
         cmocka_unit_test(node_ini_lists_own_etcd_first_and_passes_limits),
+        cmocka_unit_test(node_ini_names_the_wan_and_edges_for_the_dashboard),
         cmocka_unit_test(node_ini_refuses_lines_the_node_cannot_read),
         cmocka_unit_test(rundir_is_laid_out_and_not_reused),
         cmocka_unit_test(node_config_check_reports_the_nodes_refusal),
