@@ -169,35 +169,6 @@ static void gen(size_t client, uint64_t seq, struct load_req *req, void *data)
     }
 }
 
-static const char *header(const struct http_response *resp, const char *name)
-{
-    for (size_t i = 0; i < resp->n_headers; i++)
-        if (strcasecmp(resp->headers[i].name, name) == 0)
-            return resp->headers[i].value;
-    return NULL;
-}
-
-/* Copy the value of cookie <name> from every Set-Cookie of <resp> (an empty
- * value clears it). */
-static void take_cookie(const struct http_response *resp, const char *name, char *out, size_t size)
-{
-    size_t n = strlen(name);
-
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const char *v = resp->headers[i].value;
-        size_t len;
-        if (strcasecmp(resp->headers[i].name, "Set-Cookie") != 0 || strncmp(v, name, n) != 0 ||
-            v[n] != '=')
-            continue;
-        v += n + 1;
-        len = strcspn(v, ";");
-        if (len < size) {
-            memcpy(out, v, len);
-            out[len] = '\0';
-        }
-    }
-}
-
 static const char *error_code(const struct http_response *resp, json_t **j)
 {
     *j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
@@ -217,10 +188,10 @@ static int check(size_t client, int rc, const struct http_response *resp, int *k
 
     if (rc != 0)
         return -1;
-    take_cookie(resp, "mr_sid", sh->sid, sizeof(sh->sid));
-    take_cookie(resp, "mr_token", sh->token, sizeof(sh->token));
-    region = header(resp, "Meridian-Region");
-    cache = header(resp, "Meridian-Cache");
+    http_response_cookie(resp, "mr_sid", sh->sid, sizeof(sh->sid));
+    http_response_cookie(resp, "mr_token", sh->token, sizeof(sh->token));
+    region = http_response_header(resp, "Meridian-Region");
+    cache = http_response_header(resp, "Meridian-Cache");
     int cached = cache && (strcasecmp(cache, "hit") == 0 || strcasecmp(cache, "stale") == 0);
     if (region && !cached)
         for (size_t r = 0; r < d->topo->n_regions; r++)

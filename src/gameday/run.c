@@ -117,34 +117,6 @@ static double rand01(void)
     return (double)(mr_random64() >> 11) / 9007199254740992.0;
 }
 
-static const char *header(const struct http_response *resp, const char *name)
-{
-    for (size_t i = 0; i < resp->n_headers; i++)
-        if (strcasecmp(resp->headers[i].name, name) == 0)
-            return resp->headers[i].value;
-    return NULL;
-}
-
-/* Copy the value of cookie <name> from every Set-Cookie of <resp>. */
-static void take_cookie(const struct http_response *resp, const char *name, char *out, size_t size)
-{
-    size_t n = strlen(name);
-
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const char *v = resp->headers[i].value;
-        size_t len;
-        if (strcasecmp(resp->headers[i].name, "Set-Cookie") != 0 || strncmp(v, name, n) != 0 ||
-            v[n] != '=')
-            continue;
-        v += n + 1;
-        len = strcspn(v, ";");
-        if (len < size) {
-            memcpy(out, v, len);
-            out[len] = '\0';
-        }
-    }
-}
-
 static int region_index(const struct gd_outcome *o, const char *name)
 {
     for (size_t i = 0; name && i < o->n_regions; i++)
@@ -185,8 +157,8 @@ static void learn(struct gd_run *r, struct call *c, const struct http_response *
     json_t *j, *order, *lines, *l, *list, *o;
     size_t i;
 
-    take_cookie(resp, "mr_sid", sh->sid, sizeof(sh->sid));
-    take_cookie(resp, "mr_token", sh->token, sizeof(sh->token));
+    http_response_cookie(resp, "mr_sid", sh->sid, sizeof(sh->sid));
+    http_response_cookie(resp, "mr_token", sh->token, sizeof(sh->token));
     if (resp->status != 200)
         return;
     switch (c->action) {
@@ -227,7 +199,7 @@ static void learn(struct gd_run *r, struct call *c, const struct http_response *
         if (i < json_array_size(list)) {
             sh->pending_ref[0] = '\0';
         } else if (json_is_array(list)) {
-            const char *region = header(resp, "Meridian-Region");
+            const char *region = http_response_header(resp, "Meridian-Region");
             json_array_append_new(r->ryw, json_sprintf("site %s, session %.12s: order %s acknowledged at "
                                                        "%.1f s is missing from /api/orders served by %s at "
                                                        "%.1f s", r->o->sites[c->site->idx], sh->sid,
@@ -261,11 +233,11 @@ static void on_answer(struct http_call *hc, int rc, const struct http_response *
     }
     /* A cached answer carries the Meridian-Region of whoever served it
      * first, maybe long ago: it was served by the edge. */
-    cache = rc == 0 ? header(resp, "Meridian-Cache") : NULL;
+    cache = rc == 0 ? http_response_header(resp, "Meridian-Cache") : NULL;
     if (cache && (strcmp(cache, "hit") == 0 || strcmp(cache, "stale") == 0))
         record(r, c, status, ok, GD_EDGE_CACHE);
     else
-        record(r, c, status, ok, rc == 0 ? header(resp, "Meridian-Region") : NULL);
+        record(r, c, status, ok, rc == 0 ? http_response_header(resp, "Meridian-Region") : NULL);
     c->site->in_flight--;
     r->in_flight--;
     mr_buf_close(&c->body);

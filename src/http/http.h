@@ -224,6 +224,15 @@ int http_client_request(struct http_client *c, const struct http_client_request 
                         http_response_cb cb, void *data, struct http_call **out)
     __attribute__((warn_unused_result));
 
+/* The first header <name> of <resp> (case-insensitive), or NULL. */
+const char *http_response_header(const struct http_response *resp, const char *name);
+
+/* Copy the value of cookie <name> set by <resp>'s Set-Cookie headers into
+ * <out> (<size> bytes; the last one wins, an empty value clears it).  <out>
+ * is left as it was when no Set-Cookie names it or the value does not fit. */
+void http_response_cookie(const struct http_response *resp, const char *name, char *out,
+                          size_t size);
+
 /* Cancel: <cb> runs with MR_ECLOSED, from within this call or soon after on
  * the loop.  A call whose callback already ran must not be cancelled. */
 void http_call_cancel(struct http_call *call);

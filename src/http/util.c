@@ -135,6 +135,34 @@ const char *http_request_header(const struct http_request *req, const char *name
     return NULL;
 }
 
+const char *http_response_header(const struct http_response *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (strcasecmp(resp->headers[i].name, name) == 0)
+            return resp->headers[i].value;
+    return NULL;
+}
+
+void http_response_cookie(const struct http_response *resp, const char *name, char *out,
+                          size_t size)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const char *v = resp->headers[i].value;
+        size_t len;
+        if (strcasecmp(resp->headers[i].name, "Set-Cookie") != 0 || strncmp(v, name, n) != 0 ||
+            v[n] != '=')
+            continue;
+        v += n + 1;
+        len = strcspn(v, ";");
+        if (len < size) {
+            memcpy(out, v, len);
+            out[len] = '\0';
+        }
+    }
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
