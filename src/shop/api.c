@@ -546,6 +546,18 @@ static void checkout_committed(struct shop_req *r, int rc, int status, json_t *b
                 out_of_stock_answer(r, MR_ECLOSED, 0, NULL, "");
             return;
         }
+        if ((size_t)n == 2 * r->cart.n + 2) {
+            /* Another order was placed from this cart (a retry or a tab
+             * whose answer was lost, in another region), and emptying the
+             * cart has not reached this region yet: placing this one too
+             * would sell those lines twice. */
+            r->s->stats.cart_changed++;
+            shop__respond_error(r, 409, "cart_changed",
+                                "an order from this cart was placed moments ago (another tab, or a retry): "
+                                "your cart is still catching up; review it and check out again; nothing more "
+                                "was ordered");
+            return;
+        }
         if (n > (int)r->cart.n && (size_t)n <= 2 * r->cart.n) {
             char msg[160];
             snprintf(msg, sizeof(msg), "your cart holds %s, which is no longer sold; remove it and check out again",

@@ -212,5 +212,9 @@ json_t *shop__checkout_statements(const struct shop_cart *c, const char *ref, co
                       "(SELECT sum(qty) FROM order_lines WHERE order_ref = ?1), "
                       "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) RETURNING id, total_cents, n_items, created_at",
                       "params", ref, sid, region));
+    /* Last, so that the statements above keep their numbers in errors. */
+    json_array_append_new(st, json_pack("{s:s,s:[s,s,s]}", "sql",
+                                        "INSERT INTO checkouts(session, after_order, ref) VALUES (?1, ?2, ?3)",
+                                        "params", sid, c->last_order, ref));
     return st;
 }

@@ -80,6 +80,12 @@ static const char *const schema[] = {
     "order_ref TEXT NOT NULL, line_no INTEGER NOT NULL, sku TEXT NOT NULL, name TEXT NOT NULL, "
     "qty INTEGER NOT NULL CHECK (qty > 0), unit_price_cents INTEGER NOT NULL, "
     "PRIMARY KEY (order_ref, line_no))",
+    /* One order per cart state: a checkout records the order its cart came
+     * after (the cart's last_order), so a second checkout from a cart whose
+     * clearing has not reached this region yet is refused (decision 012). */
+    "CREATE TABLE IF NOT EXISTS checkouts ("
+    "session TEXT NOT NULL, after_order TEXT NOT NULL, ref TEXT NOT NULL, "
+    "PRIMARY KEY (session, after_order))",
 };
 
 /* One call (<body> borrowed); 0 when the status is <ok1> or <ok2>. */

@@ -679,6 +679,83 @@ static void checkout_twice_at_once_and_retried_elsewhere_places_one_order(void *
     assert_int_equal(stock_of("mr-0050"), s1 - 4);
 }
 
+/* The double purchase a game day found: the order commits through etcd
+ * while emptying the cart streams to the other regions later.  A shopper
+ * whose answer was lost, and who adds to the cart and checks out in another
+ * region before the clearing arrives there, must not buy the first lines
+ * again: the guard (one order per cart state) refuses it; once the cart has
+ * caught up, the new line alone is bought. */
+static int cart_lacks(void *arg)
+{
+    struct converge *cv = arg;
+    struct shopper notoken = cv->sh;
+    struct reply r;
+    int gone;
+
+    notoken.tok[0] = '\0';
+    if (jcall(&notoken, "GET", 1, "/api/cart/items", NULL, &r) != 0)
+        return 0;
+    gone = cart_qty(&r, cv->sku[0]) == 0 && cart_qty(&r, cv->sku[1]) == 1;
+    reply_close(&r);
+    return gone;
+}
+
+static void second_checkout_before_the_cart_clears_elsewhere_is_refused(void **state)
+{
+    struct shopper sh = {"", ""}, lost;
+    struct converge cv;
+    struct api_reply pr;
+    struct reply r;
+    char path[128], ref[32], sql[160];
+    long long s60 = stock_of("mr-0060");
+
+    (void)state;
+    add(&sh, 0, "mr-0060", 1);
+    memset(&cv, 0, sizeof(cv));
+    cv.sh = sh;
+    cv.sku[0] = "mr-0060";
+    cv.qty[0] = 1;
+    assert_int_equal(wait_for(cart_converged, &cv, 10000), 0);
+    /* Region 0's table stream to region 1 stops: the clearing stays in 0. */
+    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/pause", C->regions[1].name);
+    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
+    assert_int_equal(pr.status, 200);
+    api_reply_close(&pr);
+    lost = sh; /* the client never sees the answer of the first checkout */
+    assert_int_equal(jcall(&sh, "POST", 0, "/api/checkout", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    snprintf(ref, sizeof(ref), "%s", order_ref(&r));
+    reply_close(&r);
+    /* In region 1 the cart still holds mr-0060; the shopper adds another
+     * product and checks out there. */
+    add(&lost, 1, "mr-0061", 1);
+    assert_int_equal(jcall(&lost, "POST", 1, "/api/checkout", NULL, &r), 0);
+    if (r.status != 409)
+        fprintf(stderr, "second checkout: %d %s\n", r.status, r.text);
+    assert_int_equal(r.status, 409);
+    assert_non_null(strstr(r.text, "cart_changed"));
+    reply_close(&r);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM orders WHERE session = '%s'", sh.sid);
+    assert_int_equal(sqlt_scalar(C->regions[0].node_url, sql), 1);
+    assert_int_equal(stock_of("mr-0060"), s60 - 1);
+    /* The stream resumes; the cart converges to the new line alone (add
+     * wins for mr-0061, the clearing removed what region 0 had seen). */
+    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/resume", C->regions[1].name);
+    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
+    api_reply_close(&pr);
+    cv.sh = lost;
+    cv.sku[1] = "mr-0061";
+    assert_int_equal(wait_for(cart_lacks, &cv, 10000), 0);
+    assert_int_equal(jcall(&lost, "POST", 1, "/api/checkout", NULL, &r), 0);
+    if (r.status != 200)
+        fprintf(stderr, "checkout after catching up: %d %s\n", r.status, r.text);
+    assert_int_equal(r.status, 200);
+    assert_string_not_equal(order_ref(&r), ref);
+    reply_close(&r);
+    assert_int_equal(sqlt_scalar(C->regions[0].node_url, sql), 2);
+    assert_int_equal(stock_of("mr-0060"), s60 - 1);
+}
+
 static void out_of_stock_checkout_is_refused_and_changes_nothing(void **state)
 {
     struct shopper sh = {"", ""};
@@ -989,6 +1066,7 @@ int main(void)
         cmocka_unit_test(concurrent_cart_edits_in_two_regions_keep_both),
         cmocka_unit_test(preferences_live_in_the_sessions_table_with_a_ttl),
         cmocka_unit_test(checkout_twice_at_once_and_retried_elsewhere_places_one_order),
+        cmocka_unit_test(second_checkout_before_the_cart_clears_elsewhere_is_refused),
         cmocka_unit_test(out_of_stock_checkout_is_refused_and_changes_nothing),
         cmocka_unit_test(cart_changed_since_viewed_is_refused),
         cmocka_unit_test(order_history_shows_the_new_order_in_every_region_at_once),

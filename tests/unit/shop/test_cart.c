@@ -161,7 +161,7 @@ static void checkout_ids_depend_on_session_content_and_history(void **state)
     json_decref(i5);
 }
 
-static void checkout_is_stock_updates_then_lines_then_the_order(void **state)
+static void checkout_is_stock_updates_then_lines_then_the_order_then_the_guard(void **state)
 {
     json_t *item = J("{\"skus\":[\"mr-0001\",\"mr-0002\"],\"q-mr-0001\":1,\"q-mr-0002\":2}");
     struct shop_cart c;
@@ -170,7 +170,7 @@ static void checkout_is_stock_updates_then_lines_then_the_order(void **state)
     (void)state;
     shop__cart_parse(item, 99, &c);
     st = shop__checkout_statements(&c, "M-1", "sid", "eu-west-1");
-    assert_int_equal(json_array_size(st), 5);
+    assert_int_equal(json_array_size(st), 6);
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(st, 0), "sql")), "stock = stock - ?"));
     assert_int_equal(json_integer_value(json_array_get(json_object_get(json_array_get(st, 1), "params"), 0)), 2);
     assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(st, 1), "params"), 1)),
@@ -178,6 +178,10 @@ static void checkout_is_stock_updates_then_lines_then_the_order(void **state)
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(st, 2), "sql")), "INSERT INTO order_lines"));
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(st, 4), "sql")), "INSERT INTO orders"));
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(st, 4), "sql")), "RETURNING"));
+    /* One order per (session, order the cart came after): last, 2n + 2. */
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(st, 5), "sql")), "INSERT INTO checkouts"));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(st, 5), "params"), 0)), "sid");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(st, 5), "params"), 1)), "");
     json_decref(st);
     shop__cart_clear(&c);
     json_decref(item);
@@ -191,7 +195,7 @@ int main(void)
         cmocka_unit_test(empty_cart_has_a_stable_version),
         cmocka_unit_test(set_sends_the_difference_as_an_increment),
         cmocka_unit_test(checkout_ids_depend_on_session_content_and_history),
-        cmocka_unit_test(checkout_is_stock_updates_then_lines_then_the_order),
+        cmocka_unit_test(checkout_is_stock_updates_then_lines_then_the_order_then_the_guard),
     };
     return cmocka_run_group_tests_name("shop_cart", tests, NULL, NULL);
 }
