@@ -134,26 +134,30 @@ static int handler(void *user, const char *section, const char *name, const char
     return c->rc == 0;
 }
 
-/* fgets-alike that counts lines, because Debian's inih is built without
- * INI_HANDLER_LINENO and errors must name the line. */
-static char *reader(char *str, int num, void *stream)
+char *mr_cfg_gets(char *str, int num, FILE *f, int *line, int *too_long)
 {
-    struct load_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
+    char *r = fgets(str, num, f);
     size_t len;
 
     if (r == NULL)
         return NULL;
     len = strlen(str);
-    if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {
+    if (len > 0 && str[len - 1] != '\n' && !feof(f)) {
         int ch;
-        if (!c->too_long)
-            c->too_long = c->line + 1;
-        while ((ch = fgetc(c->f)) != EOF && ch != '\n')
+        if (!*too_long)
+            *too_long = *line + 1;
+        while ((ch = fgetc(f)) != EOF && ch != '\n')
             ;
     }
-    c->line++;
+    (*line)++;
     return r;
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+    struct load_ctx *c = stream;
+
+    return mr_cfg_gets(str, num, c->f, &c->line, &c->too_long);
 }
 
 int mr_cfg_load(const char *path, const struct mr_cfg_opt *opts, size_t n, void *target,

@@ -56,6 +56,13 @@ int mr_cfg_check_required(const struct mr_cfg_opt *opts, size_t n, const void *t
 /* Free the strings that mr_cfg_* allocated inside <target>. */
 void mr_cfg_free(const struct mr_cfg_opt *opts, size_t n, void *target);
 
+/* fgets for inih's ini_parse_stream that counts lines (Debian's inih is
+ * built without INI_HANDLER_LINENO, and errors must name the line): *line
+ * becomes the number of the line just read.  A line longer than <num> - 1
+ * bytes is skipped to its end, and the first such line's number is kept in
+ * *too_long (the caller refuses the file).  NULL at the end of <f>. */
+char *mr_cfg_gets(char *str, int num, FILE *f, int *line, int *too_long);
+
 /* Write a commented sample configuration generated from the table. */
 void mr_cfg_write_sample(FILE *f, const struct mr_cfg_opt *opts, size_t n);
 

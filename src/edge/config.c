@@ -105,21 +105,8 @@ static int fail(struct ctx *c, const char *fmt, ...)
 static char *reader(char *str, int num, void *stream)
 {
     struct ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    size_t len;
 
-    if (r == NULL)
-        return NULL;
-    len = strlen(str);
-    if (len > 0 && str[len - 1] != '\n' && !feof(c->f)) {
-        int ch;
-        if (!c->too_long)
-            c->too_long = c->line + 1;
-        while ((ch = fgetc(c->f)) != EOF && ch != '\n')
-            ;
-    }
-    c->line++;
-    return r;
+    return mr_cfg_gets(str, num, c->f, &c->line, &c->too_long);
 }
 
 static int valid_name(const char *s)
