@@ -15,9 +15,7 @@ struct load_ctx {
     size_t n;
     void *target;
     const char *path;
-    FILE *f;
     int line;          /* line number of the line inih is handling */
-    int too_long;      /* line number of the first over-long line, or 0 */
     int rc;
     char *err;
 };
@@ -134,55 +132,71 @@ static int handler(void *user, const char *section, const char *name, const char
     return c->rc == 0;
 }
 
-char *mr_cfg_gets(char *str, int num, FILE *f, int *line, int *too_long)
+/* The stream inih reads through reader(): the file, and where the line
+ * count goes (Debian's inih is built without INI_HANDLER_LINENO, and errors
+ * must name the line). */
+struct line_stream {
+    FILE *f;
+    int *line;         /* the caller's: the line inih is handling */
+    int too_long;      /* number of the first over-long line, or 0 */
+};
+
+/* fgets that counts lines; an over-long line is skipped to its end and
+ * remembered, and the file refused afterwards. */
+static char *reader(char *str, int num, void *stream)
 {
-    char *r = fgets(str, num, f);
+    struct line_stream *ls = stream;
+    char *r = fgets(str, num, ls->f);
     size_t len;
 
     if (r == NULL)
         return NULL;
     len = strlen(str);
-    if (len > 0 && str[len - 1] != '\n' && !feof(f)) {
+    if (len > 0 && str[len - 1] != '\n' && !feof(ls->f)) {
         int ch;
-        if (!*too_long)
-            *too_long = *line + 1;
-        while ((ch = fgetc(f)) != EOF && ch != '\n')
+        if (!ls->too_long)
+            ls->too_long = *ls->line + 1;
+        while ((ch = fgetc(ls->f)) != EOF && ch != '\n')
             ;
     }
-    (*line)++;
+    (*ls->line)++;
     return r;
 }
 
-static char *reader(char *str, int num, void *stream)
+int mr_cfg_parse_file(const char *path, ini_handler on_key, void *ctx, int *line,
+                      const int *handler_rc, char *err)
 {
-    struct load_ctx *c = stream;
-
-    return mr_cfg_gets(str, num, c->f, &c->line, &c->too_long);
-}
-
-int mr_cfg_load(const char *path, const struct mr_cfg_opt *opts, size_t n, void *target,
-                char *err)
-{
-    struct load_ctx c = {opts, n, target, path, NULL, 0, 0, 0, err};
+    struct line_stream ls = {NULL, line, 0};
     int rc;
 
-    mr_cfg_defaults(opts, n, target);
-    c.f = fopen(path, "r");
-    if (c.f == NULL)
+    *line = 0;
+    ls.f = fopen(path, "re");
+    if (ls.f == NULL)
         return mr_seterr(err, MR_ECONFIG, "%s: cannot open: %s", path, strerror(errno));
-    rc = ini_parse_stream(reader, &c, handler, &c);
-    fclose(c.f);
-    if (c.too_long)
-        return mr_seterr(err, MR_ECONFIG, "%s:%d: line longer than %d bytes", path, c.too_long,
+    rc = ini_parse_stream(reader, &ls, on_key, ctx);
+    fclose(ls.f);
+    if (ls.too_long)
+        return mr_seterr(err, MR_ECONFIG, "%s:%d: line longer than %d bytes", path, ls.too_long,
                          MR_CFG_MAX_LINE);
-    if (c.rc != 0)
-        return c.rc;
+    if (*handler_rc != 0)
+        return *handler_rc;
     if (rc > 0)
         return mr_seterr(err, MR_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)",
                          path, rc);
     if (rc != 0)
         return mr_seterr(err, MR_ECONFIG, "%s: cannot parse", path);
-    return mr_cfg_check_required(opts, n, target, path, err);
+    return 0;
+}
+
+int mr_cfg_load(const char *path, const struct mr_cfg_opt *opts, size_t n, void *target,
+                char *err)
+{
+    struct load_ctx c = {opts, n, target, path, 0, 0, err};
+    int rc;
+
+    mr_cfg_defaults(opts, n, target);
+    rc = mr_cfg_parse_file(path, handler, &c, &c.line, &c.rc, err);
+    return rc != 0 ? rc : mr_cfg_check_required(opts, n, target, path, err);
 }
 
 int mr_cfg_check_required(const struct mr_cfg_opt *opts, size_t n, const void *target,

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <ini.h>
 #include <stdio.h>
 
 #define MR_CFG_MAX_LINE 199
@@ -56,12 +57,15 @@ int mr_cfg_check_required(const struct mr_cfg_opt *opts, size_t n, const void *t
 /* Free the strings that mr_cfg_* allocated inside <target>. */
 void mr_cfg_free(const struct mr_cfg_opt *opts, size_t n, void *target);
 
-/* fgets for inih's ini_parse_stream that counts lines (Debian's inih is
- * built without INI_HANDLER_LINENO, and errors must name the line): *line
- * becomes the number of the line just read.  A line longer than <num> - 1
- * bytes is skipped to its end, and the first such line's number is kept in
- * *too_long (the caller refuses the file).  NULL at the end of <f>. */
-char *mr_cfg_gets(char *str, int num, FILE *f, int *line, int *too_long);
+/* Parse the INI file <path> with inih, <on_key>(<ctx>, ...) per key, for
+ * parsers that need more than an option table (repeated sections).  *line
+ * is kept at the number of the line being handled, for the handler's
+ * messages (Debian's inih has no INI_HANDLER_LINENO).  The handler stores
+ * its own error code in *handler_rc (and returns 0 to stop).  Returns 0, the
+ * handler's error, or MR_ECONFIG with "path:N: ..." in <err>: cannot open,
+ * a line longer than MR_CFG_MAX_LINE, a syntax error. */
+int mr_cfg_parse_file(const char *path, ini_handler on_key, void *ctx, int *line,
+                      const int *handler_rc, char *err) __attribute__((warn_unused_result));
 
 /* Write a commented sample configuration generated from the table. */
 void mr_cfg_write_sample(FILE *f, const struct mr_cfg_opt *opts, size_t n);

@@ -81,9 +81,7 @@ static const struct mr_cfg_opt opts[] = {
 struct ctx {
     struct edge_config *cfg;
     const char *path;
-    FILE *f;
     int line;
-    int too_long;
     int rc;
     char *err;
 };
@@ -100,13 +98,6 @@ static int fail(struct ctx *c, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return c->rc = mr_seterr(c->err, MR_ECONFIG, "%s:%d: %s", c->path, c->line, msg);
-}
-
-static char *reader(char *str, int num, void *stream)
-{
-    struct ctx *c = stream;
-
-    return mr_cfg_gets(str, num, c->f, &c->line, &c->too_long);
 }
 
 static int valid_name(const char *s)
@@ -308,27 +299,13 @@ static int finish(struct ctx *c)
 
 int edge_config_load(const char *path, struct edge_config *cfg, char *err)
 {
-    struct ctx c = {cfg, path, NULL, 0, 0, 0, err};
+    struct ctx c = {cfg, path, 0, 0, err};
     int rc;
 
     memset(cfg, 0, sizeof(*cfg));
     mr_cfg_defaults(opts, N_OPTS, cfg);
-    c.f = fopen(path, "re");
-    if (c.f == NULL)
-        return mr_seterr(err, MR_ECONFIG, "%s: cannot open: %s", path, strerror(errno));
-    rc = ini_parse_stream(reader, &c, handler, &c);
-    fclose(c.f);
-    if (c.too_long)
-        return mr_seterr(err, MR_ECONFIG, "%s:%d: line longer than %d bytes", path, c.too_long,
-                         MR_CFG_MAX_LINE);
-    if (c.rc != 0)
-        return c.rc;
-    if (rc > 0)
-        return mr_seterr(err, MR_ECONFIG, "%s:%d: syntax error (expected [section] or key = value)",
-                         path, rc);
-    if (rc != 0)
-        return mr_seterr(err, MR_ECONFIG, "%s: cannot parse", path);
-    return finish(&c);
+    rc = mr_cfg_parse_file(path, handler, &c, &c.line, &c.rc, err);
+    return rc != 0 ? rc : finish(&c);
 }
 
 void edge_config_free(struct edge_config *cfg)
