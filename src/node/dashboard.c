@@ -770,11 +770,6 @@ int node__dashboard_check_config(const struct node_cfg *cfg, char *err)
     return rc != 0 ? mr_wraperr(err, MR_ECONFIG, "[dashboard] wan") : 0;
 }
 
-int node_check_config(const struct node_cfg *cfg, char *err)
-{
-    return node__dashboard_check_config(cfg, err);
-}
-
 void node__dashboard_close(struct node *n)
 {
     struct dashboard *d = n->dash;

@@ -97,6 +97,27 @@ int node__tables_parse_peers(const char *s, char (*regions)[64], char (*urls)[25
     return rc;
 }
 
+/* Everything [tables] holds, checked before the node binds anything (the
+ * streams read peers later, once; a bad value must not pass unnoticed). */
+static int tables_check_config(const struct node_cfg *cfg, char *err)
+{
+    struct gtab_spec specs[64];
+    char regions[TABLES_MAX_PEERS][64], urls[TABLES_MAX_PEERS][256];
+    size_t n = 0;
+    int rc = node__tables_parse_declare(cfg->tables_declare, specs, 64, &n, err);
+
+    if (rc == 0)
+        rc = node__tables_parse_peers(cfg->tables_peers, regions, urls, TABLES_MAX_PEERS, &n, err);
+    return rc;
+}
+
+int node_check_config(const struct node_cfg *cfg, char *err)
+{
+    int rc = tables_check_config(cfg, err);
+
+    return rc != 0 ? rc : node__dashboard_check_config(cfg, err);
+}
+
 /* ---- answers ---------------------------------------------------------------- */
 
 static int status_of(int rc)

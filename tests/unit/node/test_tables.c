@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "common/token.h"
+#include "node/node_cfg.h"
 #include "node/node_int.h"
 
 static void tokens_round_trip_and_merge_componentwise(void **state)
@@ -107,12 +108,34 @@ static void tables_settings_parse_and_name_their_errors(void **state)
     assert_int_equal(node__tables_parse_peers("eu-west-1=ftp://x", regions, urls, 4, &n, err), MR_ECONFIG);
 }
 
+/* The node checks [tables] before it binds anything: a bad value is an
+ * error at start (and in --check-config), not something the streams skip. */
+static void start_refuses_bad_tables_settings(void **state)
+{
+    struct node_cfg cfg;
+    char err[MR_ERRMSG_LEN] = "";
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    mr_cfg_defaults(node_cfg_opts, node_cfg_n_opts, &cfg);
+    assert_int_equal(node_check_config(&cfg, err), 0);
+    assert_int_equal(mr_cfg_set(node_cfg_opts, node_cfg_n_opts, &cfg, "t", "tables", "peers", "eu-west-1", err), 0);
+    assert_int_equal(node_check_config(&cfg, err), MR_ECONFIG);
+    assert_non_null(strstr(err, "expected region=http://host:port"));
+    assert_int_equal(mr_cfg_set(node_cfg_opts, node_cfg_n_opts, &cfg, "t", "tables", "peers", "none", err), 0);
+    assert_int_equal(mr_cfg_set(node_cfg_opts, node_cfg_n_opts, &cfg, "t", "tables", "declare", "carts:blob", err), 0);
+    assert_int_equal(node_check_config(&cfg, err), MR_ECONFIG);
+    assert_non_null(strstr(err, "\"lww\" or \"crdt\""));
+    mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tokens_round_trip_and_merge_componentwise),
         cmocka_unit_test(tokens_parse_strictly_with_a_message),
         cmocka_unit_test(tables_settings_parse_and_name_their_errors),
+        cmocka_unit_test(start_refuses_bad_tables_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
