@@ -112,15 +112,35 @@ static void topology_json_lists_an_edge_per_site(void **state)
     }
 }
 
+struct nearest {
+    struct site_edge *e;
+    const char *want;
+    char got[40];
+};
+
+/* Served by its nearest region now (three answers in a row: the choice
+ * rests on smoothed probe timings, which a loaded machine can disturb for
+ * a moment). */
+static int served_by_nearest(void *arg)
+{
+    struct nearest *nr = arg;
+
+    for (int k = 0; k < 3; k++)
+        if (get(nr->e, read_path, nr->got, sizeof(nr->got)) != 200 || strcmp(nr->got, nr->want) != 0)
+            return 0;
+    return 1;
+}
+
 static void each_site_is_served_by_its_nearest_region(void **state)
 {
     static const char *nearest[3] = {"us-east-1", "eu-west-1", "ap-southeast-1"};
-    char region[40];
 
     (void)state;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(get(&E[i], read_path, region, sizeof(region)), 200);
-        assert_string_equal(region, nearest[i]);
+        struct nearest nr = {&E[i], nearest[i], ""};
+        if (wait_for(served_by_nearest, &nr, 10000) != 0)
+            fail_msg("site %s: served by %s, expected its nearest region %s", E[i].name, nr.got,
+                     nearest[i]);
     }
 }
 
