@@ -285,7 +285,7 @@ int cmd_down(int argc, char **argv)
 static void region_usage(FILE *f)
 {
     fprintf(f,
-            "usage: meridian region kill|freeze|thaw|restart NAME --dir RUNDIR [--process etcd|node|shop]\n"
+            "usage: meridian region kill|freeze|thaw|restart NAME --dir RUNDIR [--process etcd|node|shop|shop.N]\n"
             "       meridian region partition|heal NAME --dir RUNDIR\n"
             "       meridian region status --dir RUNDIR\n"
             "\n"
@@ -336,8 +336,9 @@ int cmd_region(int argc, char **argv)
         region_usage(stderr);
         return 2;
     }
-    if (process != NULL && up_kind_parse(process) < 0) {
-        fprintf(stderr, "meridian region: --process: expected etcd, node or shop, found '%s'\n", process);
+    if (process != NULL && !up_process_name_valid(process)) {
+        fprintf(stderr, "meridian region: --process: expected etcd, node, shop or shop.N, found '%s'\n",
+                process);
         return 2;
     }
     mr_log_setup(NULL, "region", MR_LOG_INFO);

@@ -88,7 +88,8 @@ struct gd_run {
     struct http_client *client;
     struct site_rt sites[GD_MAX_SITES];
     char node_urls[GD_MAX_REGIONS][128];
-    char shop_urls[GD_MAX_REGIONS][128];   /* "" when the topology has no shops */
+    /* Each shop's own URL (regions[].shops[].instance_url); "" ends a list */
+    char shop_urls[GD_MAX_REGIONS][UP_MAX_SHOPS][128];
     char wan_url[128];
     char rundir[1024];
     json_t *skus;                 /* the catalog's skus */
@@ -495,20 +496,22 @@ static int shop_fault(struct gd_run *r, const char *region, const char *body, ch
     struct http_result res;
     int i = region_index(r->o, region), rc;
 
-    if (i < 0 || !r->shop_urls[i][0])
+    if (i < 0 || !r->shop_urls[i][0][0])
         return mr_seterr(err, MR_ENOTFOUND, "region %s has no shop in topology.json", region);
     rc = shop_fault_token(r, region, token, sizeof(token), err);
     if (rc != 0)
         return rc;
-    snprintf(url, sizeof(url), "%s/admin/faults", r->shop_urls[i]);
     snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\nContent-Type: application/json\r\n", token);
-    rc = http_fetch("POST", url, headers, body, strlen(body), 10000, &res, err);
-    if (rc != 0)
-        return rc;
-    if (res.status != 200)
-        rc = mr_seterr(err, MR_EUNAVAIL, "shop answered %d to POST %s: %.*s", res.status, url,
-                       (int)(res.body.len < 200 ? res.body.len : 200), res.body.data ? res.body.data : "");
-    http_result_close(&res);
+    for (size_t k = 0; rc == 0 && k < UP_MAX_SHOPS && r->shop_urls[i][k][0]; k++) {
+        snprintf(url, sizeof(url), "%s/admin/faults", r->shop_urls[i][k]);
+        rc = http_fetch("POST", url, headers, body, strlen(body), 10000, &res, err);
+        if (rc != 0)
+            return rc;
+        if (res.status != 200)
+            rc = mr_seterr(err, MR_EUNAVAIL, "shop answered %d to POST %s: %.*s", res.status, url,
+                           (int)(res.body.len < 200 ? res.body.len : 200), res.body.data ? res.body.data : "");
+        http_result_close(&res);
+    }
     return rc;
 }
 
@@ -730,8 +733,8 @@ static int read_topology(struct gd_run *r, char *err)
 {
     char path[1200];
     json_error_t jerr;
-    json_t *root, *regions, *sites, *x;
-    size_t i;
+    json_t *root, *regions, *sites, *x, *shop;
+    size_t i, k;
     int rc = 0;
 
     snprintf(path, sizeof(path), "%s/topology.json", r->rundir);
@@ -750,8 +753,11 @@ static int read_topology(struct gd_run *r, char *err)
         snprintf(r->o->regions[i], sizeof(r->o->regions[i]), "%s",
                  json_string_value(json_object_get(x, "name")));
         snprintf(r->node_urls[i], sizeof(r->node_urls[i]), "%s", url);
-        url = json_string_value(json_object_get(json_object_get(x, "shop"), "url"));
-        snprintf(r->shop_urls[i], sizeof(r->shop_urls[i]), "%s", url ? url : "");
+        json_array_foreach(json_object_get(x, "shops"), k, shop) {
+            url = json_string_value(json_object_get(shop, "instance_url"));
+            if (k < UP_MAX_SHOPS && url)
+                snprintf(r->shop_urls[i][k], sizeof(r->shop_urls[i][k]), "%s", url);
+        }
         r->o->n_regions = i + 1;
     }
     json_array_foreach(sites, i, x) {

@@ -77,6 +77,9 @@ struct http_server_opts {
     uint64_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
     size_t max_connections;
     const char *server_name;     /* "Server:" header value, e.g. "meridian-node" */
+    int reuse_port;              /* SO_REUSEPORT: several processes listen on one
+                                    port and the kernel spreads new connections
+                                    among them (a region's shops, docs/topology.md) */
 };
 
 /* Fill <o> with the HTTP_DEFAULT_* values. */

@@ -28,10 +28,12 @@
  * to the handler until http_respond / http_respond_end; if the connection
  * dies first it is "orphaned" (ex->conn = NULL) and freed by that call.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "../common/alloc.h"
 #include "../common/err.h"
@@ -1087,6 +1089,17 @@ static int bind_addr(uv_loop_t *loop, const char *host, int port, struct sockadd
     return 0;
 }
 
+static int set_reuse_port(uv_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    int one = 1;
+    int rc = uv_fileno((uv_handle_t *)t, &fd);
+
+    if (rc == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        rc = uv_translate_sys_error(errno);
+    return rc;
+}
+
 int http_server_start(uv_loop_t *loop, const char *host, int port,
                       const struct http_server_opts *opts, http_handler_cb handler, void *data,
                       struct http_server **out, char *err)
@@ -1116,14 +1129,19 @@ int http_server_start(uv_loop_t *loop, const char *host, int port,
     s->handler = handler;
     s->data = data;
     s->date.sec = -1;
-    rc = uv_tcp_init(loop, &s->listener);
+    /* With reuse_port the socket must exist before the bind, to set the
+     * option on it: uv_tcp_init_ex creates it at once. */
+    rc = uv_tcp_init_ex(loop, &s->listener, s->opts.reuse_port ? ss.ss_family : AF_UNSPEC);
     if (rc != 0) {
         mr_free(s->server_hdr);
         mr_free(s);
         return mr_seterr(err, MR_EIO, "http server: %s", uv_strerror(rc));
     }
     s->listener.data = s;
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
+    if (s->opts.reuse_port)
+        rc = set_reuse_port(&s->listener);
+    if (rc == 0)
+        rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
     if (rc == 0)

@@ -14,6 +14,10 @@
 const struct mr_cfg_opt shop_cfg_opts[] = {
     {"shop", "listen", MR_CFG_STR, F(listen), 0, 0, "127.0.0.1:8090",
      "host:port the shop listens on (port 0: from the kernel)"},
+    {"shop", "reuse_port", MR_CFG_BOOL, F(reuse_port), 0, 0, "false",
+     "share <listen> with the region's other shops (SO_REUSEPORT: the kernel spreads connections)"},
+    {"shop", "instance_listen", MR_CFG_STR, F(instance_listen), 0, 0, "",
+     "a second host:port that reaches this shop alone (probes, /metrics, /admin/faults); '': none"},
     {"shop", "node", MR_CFG_STR, F(node), 0, 0, NULL, "http://host:port of this region's node"},
     {"shop", "region", MR_CFG_STR, F(region), 0, 0, NULL,
      "this region's name, shown on every page and in the Meridian-Region header"},
@@ -73,6 +77,10 @@ int shop_config_check(const struct shop_config *cfg, char *err)
         return rc;
     if (cfg->region == NULL || !*cfg->region || strlen(cfg->region) > 63)
         return mr_seterr(err, MR_ECONFIG, "key 'region' in [shop]: expected a region name of 1 to 63 characters");
+    if (cfg->instance_listen && cfg->instance_listen[0] && strrchr(cfg->instance_listen, ':') == NULL)
+        return mr_seterr(err, MR_ECONFIG,
+                         "key 'instance_listen' in [shop]: expected host:port or '', found '%s'",
+                         cfg->instance_listen);
     if (cfg->listen == NULL || strrchr(cfg->listen, ':') == NULL)
         return mr_seterr(err, MR_ECONFIG, "key 'listen' in [shop]: expected host:port, found '%s'",
                          cfg->listen ? cfg->listen : "");

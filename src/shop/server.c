@@ -258,13 +258,30 @@ static void on_request(struct http_exchange *ex, const struct http_request *hr, 
     }
 }
 
+/* Serve every path on <addr> ("host:port", the value of [shop] <key>). */
+static int listen_on(struct shop *s, const char *key, const char *addr,
+                     const struct http_server_opts *so, struct http_server **out, char *err)
+{
+    char *host = mr_strdup(addr), *colon = strrchr(host, ':');
+    int rc;
+
+    if (colon == NULL || mr_parse_i64(colon + 1, 0, 65535, &(int64_t){0}) != 0) {
+        mr_free(host);
+        return mr_seterr(err, MR_ECONFIG, "%s '%s': expected host:port", key, addr);
+    }
+    *colon = '\0';
+    rc = http_server_start(s->loop, host, atoi(colon + 1), so, on_request, s, out, err);
+    mr_free(host);
+    return rc;
+}
+
 int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out, char *err)
 {
     struct shop *s = mr_calloc(1, sizeof(*s));
     struct http_server_opts so;
     struct http_client_opts co;
-    char *host, *path = NULL, *colon;
-    int rc, port;
+    char *path = NULL;
+    int rc;
 
     s->loop = loop;
     s->cfg = cfg;
@@ -283,22 +300,21 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
         mr_seterr(err, rc, "node client: %s", mr_strerror(rc));
         goto err_after_alloc;
     }
-    host = mr_strdup(cfg->listen);
-    colon = strrchr(host, ':');
-    if (colon == NULL || mr_parse_i64(colon + 1, 0, 65535, &(int64_t){0}) != 0) {
-        mr_free(host);
-        rc = mr_seterr(err, MR_ECONFIG, "listen '%s': expected host:port", cfg->listen);
-        goto err_after_client;
-    }
-    *colon = '\0';
-    port = atoi(colon + 1);
     http_server_opts_default(&so);
     so.max_body_bytes = (size_t)cfg->max_body;
     so.server_name = "meridian-shop";
-    rc = http_server_start(loop, host, port, &so, on_request, s, &s->server, err);
-    mr_free(host);
+    so.reuse_port = cfg->reuse_port;
+    rc = listen_on(s, "listen", cfg->listen, &so, &s->server, err);
     if (rc != 0)
         goto err_after_client;
+    if (cfg->instance_listen && cfg->instance_listen[0]) {
+        so.reuse_port = 0;
+        rc = listen_on(s, "instance_listen", cfg->instance_listen, &so, &s->instance_server, err);
+        if (rc != 0) {
+            http_server_close(s->server);
+            goto err_after_client;
+        }
+    }
     mr_log(MR_LOG_INFO, "shop", "listening on port %d, node %s, region %s", http_server_port(s->server),
            cfg->node, cfg->region);
     if (cfg->faults_enabled)
@@ -319,10 +335,18 @@ int shop_port(const struct shop *s)
     return http_server_port(s->server);
 }
 
+int shop_instance_port(const struct shop *s)
+{
+    return s->instance_server ? http_server_port(s->instance_server) : 0;
+}
+
 void shop_stop(struct shop *s)
 {
     s->stopping = 1;
     http_server_close(s->server);
+    if (s->instance_server)
+        http_server_close(s->instance_server);
+    s->instance_server = NULL;
     /* Held requests are answered (and discarded by the closed server). */
     shop__faults_stop(s);
     s->server = NULL;

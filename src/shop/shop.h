@@ -26,6 +26,8 @@
 
 struct shop_config {
     char *listen;            /* host:port */
+    int reuse_port;          /* share <listen> with other shops (SO_REUSEPORT) */
+    char *instance_listen;   /* "" or host:port reaching this shop alone */
     char *node;              /* http://host:port of this region's node */
     char *region;            /* shown on every answer (Meridian-Region) */
     char *log_level;
@@ -62,6 +64,8 @@ struct shop;
 int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out, char *err)
     __attribute__((warn_unused_result));
 int shop_port(const struct shop *s);
+/* The port of [shop] instance_listen, 0 when there is none. */
+int shop_instance_port(const struct shop *s);
 /* Close the listener and the node client, answer what is pending (503) and
  * free <s> once its handles are closed (the loop must keep running). */
 void shop_stop(struct shop *s);

@@ -80,6 +80,7 @@ struct shop {
     uv_loop_t *loop;
     const struct shop_config *cfg;
     struct http_server *server;
+    struct http_server *instance_server;  /* [shop] instance_listen, or NULL */
     struct http_client *client;
     char *node_host;
     int node_port;

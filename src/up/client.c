@@ -217,8 +217,9 @@ int up_region_action(const char *rundir, const char *region, const char *action,
         strcmp(action, "restart") && strcmp(action, "partition") && strcmp(action, "heal"))
         return mr_seterr(err, MR_EINVAL, "action: expected kill, freeze, thaw, restart, partition "
                          "or heal, found '%s'", action);
-    if (process != NULL && up_kind_parse(process) < 0)
-        return mr_seterr(err, MR_EINVAL, "--process: expected etcd, node or shop, found '%s'", process);
+    if (process != NULL && !up_process_name_valid(process))
+        return mr_seterr(err, MR_EINVAL, "--process: expected etcd, node, shop or shop.N, found '%s'",
+                         process);
     rc = read_state(rundir, &state, err);
     if (rc != 0)
         return rc;
@@ -383,10 +384,17 @@ static size_t run_pids(json_t *state, const char *rundir, int *pids, size_t max)
     size_t i, n = 0;
 
     json_array_foreach(json_object_get(state, "regions"), i, r) {
-        static const char *const kinds[] = {"etcd", "node", "shop"};
-        for (int k = 0; k < 3 && n < max; k++) {
+        static const char *const kinds[] = {"etcd", "node"};
+        json_t *shop;
+        size_t j;
+        for (int k = 0; k < 2 && n < max; k++) {
             int pid = (int)json_integer_value(json_object_get(json_object_get(r, kinds[k]), "pid"));
             if (pid > 0 && up_pid_alive(pid) && cmdline_has(pid, rundir))
+                pids[n++] = pid;
+        }
+        json_array_foreach(json_object_get(r, "shops"), j, shop) {
+            int pid = (int)json_integer_value(json_object_get(shop, "pid"));
+            if (n < max && pid > 0 && up_pid_alive(pid) && cmdline_has(pid, rundir))
                 pids[n++] = pid;
         }
     }

@@ -61,6 +61,8 @@ struct proc {
     struct sup *s;
     size_t region;
     enum up_proc_kind kind;
+    size_t shop;           /* UP_SHOP: which of the region's shops (0..n_shops-1) */
+    char name[16];         /* "etcd", "node", "shop", "shop.1", ..., "wan", "edge" */
     uv_process_t *handle;  /* NULL when no process of ours is alive */
     int pid;
     enum pstate state;
@@ -88,6 +90,10 @@ static const char *const phase_names[] = {"starting", "ready", "stopping", "stop
 
 enum waiter_kind { W_KILL, W_RESTART };
 
+/* A region's process slots: its etcd member, its node, then its shops
+ * (slot UP_SHOP + n for shop n).  Masks of slots are 1 << slot. */
+#define N_SLOTS (UP_SHOP + UP_MAX_SHOPS)
+
 /* A control request answered later: when its processes are gone (kill) or
  * ready again (restart), or at its deadline. */
 struct waiter {
@@ -108,7 +114,7 @@ struct sup {
     int64_t ready_timeout_ms;
     int ready_fd;
     int detached;          /* started with a ready pipe: logging to logs/up.log */
-    struct proc procs[UP_MAX_REGIONS][UP_N_KINDS];
+    struct proc procs[UP_MAX_REGIONS][N_SLOTS];
     /* The wan (topologies of 2+ regions): started first, stopped last, told
      * every child's pid (PUT /pids) so that it can tell etcd peers apart. */
     int has_wan;
@@ -140,6 +146,31 @@ struct sup {
 };
 
 static void progress(struct sup *s);
+
+static int n_slots(const struct sup *s, size_t region)
+{
+    return UP_SHOP + (int)s->t->regions[region].n_shops;
+}
+
+/* The slots of region <region> that <process> names: "etcd", "node",
+ * "shop" (every shop), "shop.N" (one); NULL: all.  0 when it names none. */
+static unsigned slot_mask(const struct sup *s, size_t region, const char *process)
+{
+    int64_t n;
+    int k;
+
+    if (process == NULL)
+        return (1u << n_slots(s, region)) - 1;
+    if (strncmp(process, "shop.", 5) == 0)
+        return mr_parse_i64(process + 5, 0, s->t->regions[region].n_shops - 1, &n) == 0
+                   ? 1u << (UP_SHOP + (int)n) : 0;
+    k = up_kind_parse(process);
+    if (k < 0)
+        return 0;
+    if (k == UP_SHOP)
+        return ((1u << n_slots(s, region)) - 1) & ~((1u << UP_SHOP) - 1);
+    return 1u << k;
+}
 
 static int64_t now_ms(void)
 {
@@ -239,7 +270,11 @@ static json_t *proc_json(const struct proc *p)
         json_object_set_new(o, "peer_url", json_sprintf("http://127.0.0.1:%d", r->etcd_peer_port));
         json_object_set_new(o, "data_dir", json_sprintf("%s/%s/etcd", s->rundir, r->name));
     } else if (p->kind == UP_SHOP) {
+        char *url = up_shop_instance_url(s->t, p->region, p->shop);
         json_object_set_new(o, "url", json_sprintf("http://127.0.0.1:%d", r->shop_port));
+        json_object_set_new(o, "instance", json_integer((json_int_t)p->shop));
+        json_object_set_new(o, "instance_url", json_string(url));
+        mr_free(url);
     } else {
         json_object_set_new(o, "url", json_sprintf("http://127.0.0.1:%d", r->node_port));
         json_object_set_new(o, "config", json_sprintf("%s/%s/node.ini", s->rundir, r->name));
@@ -303,6 +338,10 @@ static json_t *state_json(const struct sup *s)
         json_object_set_new(r, "node", proc_json(&s->procs[i][UP_NODE]));
         json_object_set_new(r, "etcd", proc_json(&s->procs[i][UP_ETCD]));
         json_object_set_new(r, "shop", proc_json(&s->procs[i][UP_SHOP]));
+        json_t *shops = json_array();
+        for (int k = UP_SHOP; k < n_slots(s, i); k++)
+            json_array_append_new(shops, proc_json(&s->procs[i][k]));
+        json_object_set_new(r, "shops", shops);
         json_array_append_new(regions, r);
     }
     json_object_set_new(root, "regions", regions);
@@ -425,7 +464,7 @@ static void push_pids(struct sup *s)
     mr_buf_init(&body);
     mr_buf_puts(&body, "{\"pids\":{");
     for (size_t i = 0; i < s->t->n_regions; i++)
-        for (int k = 0; k < UP_N_KINDS; k++)
+        for (int k = 0; k < n_slots(s, i); k++)
             if (s->procs[i][k].handle) {
                 mr_buf_printf(&body, "%s\"%d\":\"%s\"", first ? "" : ",", s->procs[i][k].pid,
                               s->t->regions[i].name);
@@ -474,10 +513,10 @@ static void proc_exit_cb(uv_process_t *h, int64_t status, int term_signal)
     fmt_time(p->exit_at, ts, sizeof(ts));
     if (p->exit_expected)
         mr_log(MR_LOG_INFO, "up", "region %s: %s pid %d exited (%s)", region_name(p),
-               up_kind_name(p->kind), p->exit_pid, how);
+               p->name, p->exit_pid, how);
     else
         mr_log(MR_LOG_WARN, "up", "region %s: %s pid %d exited unexpectedly at %s: %s; not "
-               "restarted; log %s", region_name(p), up_kind_name(p->kind), p->exit_pid, ts, how,
+               "restarted; log %s", region_name(p), p->name, p->exit_pid, ts, how,
                p->log_path);
     p->pid = 0;
     if (p->kind != UP_WAN)
@@ -498,7 +537,7 @@ static int proc_spawn(struct proc *p)
 
     argv = p->kind == UP_ETCD ? up_etcd_argv(s->t, p->region, s->rundir, s->etcd_bin)
          : p->kind == UP_NODE ? up_node_argv(s->t, p->region, s->rundir, s->exe)
-         : p->kind == UP_SHOP ? up_shop_argv(s->t, p->region, s->rundir, s->exe)
+         : p->kind == UP_SHOP ? up_shop_argv(s->t, p->region, p->shop, s->rundir, s->exe)
          : p->kind == UP_EDGE ? up_edge_argv(s->t, p->region, s->rundir, s->exe)
                               : up_wan_argv(s->t, s->rundir, s->exe);
     fd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -511,7 +550,7 @@ static int proc_spawn(struct proc *p)
     mr_buf_init(&head);
     fmt_time(mr_now_ms(), ts, sizeof(ts));
     mr_buf_printf(&head, "---- %s meridian up: start #%d of %s:", ts, p->n_starts + 1,
-                  up_kind_name(p->kind));
+                  p->name);
     for (char **a = argv; *a; a++)
         mr_buf_printf(&head, " %s", *a);
     mr_buf_puts(&head, "\n");
@@ -546,7 +585,7 @@ static int proc_spawn(struct proc *p)
         p->handle = NULL;
         snprintf(p->last_error, sizeof(p->last_error), "cannot start %s: %s", o.file,
                  uv_strerror(rc));
-        mr_log(MR_LOG_ERROR, "up", "region %s: %s: %s", region_name(p), up_kind_name(p->kind),
+        mr_log(MR_LOG_ERROR, "up", "region %s: %s: %s", region_name(p), p->name,
                p->last_error);
         up_argv_free(argv);
         return MR_EIO;
@@ -562,7 +601,7 @@ static int proc_spawn(struct proc *p)
     p->next_probe_ms = now_ms();
     p->last_error[0] = '\0';
     mr_log(MR_LOG_INFO, "up", "region %s: started %s pid %d (start #%d)", region_name(p),
-           up_kind_name(p->kind), p->pid, p->n_starts);
+           p->name, p->pid, p->n_starts);
     if (p->kind != UP_WAN)
         push_pids(s);
     return 0;
@@ -572,7 +611,7 @@ static void proc_signal(struct proc *p, int sig)
 {
     if (p->handle != NULL && uv_process_kill(p->handle, sig) != 0)
         mr_log(MR_LOG_WARN, "up", "region %s: %s pid %d: kill SIG%s failed", region_name(p),
-               up_kind_name(p->kind), p->pid, sig_name(sig));
+               p->name, p->pid, sig_name(sig));
 }
 
 /* ---- Readiness probes ---- */
@@ -588,7 +627,7 @@ static void probe_cb(struct http_call *call, int rc, const struct http_response 
         p->ready = 1;
         p->last_error[0] = '\0';
         mr_log(MR_LOG_INFO, "up", "region %s: %s pid %d ready after %lld ms", region_name(p),
-               up_kind_name(p->kind), p->pid, (long long)(mr_now_ms() - p->started_at));
+               p->name, p->pid, (long long)(mr_now_ms() - p->started_at));
         if (p->kind == UP_WAN)
             push_pids(p->s);
         save_state(p->s);
@@ -622,7 +661,7 @@ static void probe_start(struct proc *p)
     } else if (p->kind == UP_SHOP) {
         /* ready when its node is */
         req.method = "GET";
-        req.port = r->shop_port;
+        req.port = r->n_shops > 1 ? r->shop_instance_port[p->shop] : r->shop_port;
         req.path = "/readyz";
     } else if (p->kind == UP_ETCD) {
         req.method = "POST";
@@ -688,9 +727,9 @@ static json_t *action_json(const struct sup *s, size_t region, const char *actio
 
     json_object_set_new(o, "region", json_string(s->t->regions[region].name));
     json_object_set_new(o, "action", json_string(action));
-    for (int k = 0; k < UP_N_KINDS; k++)
+    for (int k = 0; k < n_slots(s, region); k++)
         if (mask & (1u << k))
-            json_object_set_new(procs, up_kind_name(k), proc_json(&s->procs[region][k]));
+            json_object_set_new(procs, s->procs[region][k].name, proc_json(&s->procs[region][k]));
     json_object_set_new(o, "processes", procs);
     return o;
 }
@@ -718,7 +757,7 @@ static int waiter_check(struct sup *s, struct waiter *w, int64_t now)
         respond_error(w->ex, 503, "EUNAVAIL", "the topology is shutting down");
         return 1;
     }
-    for (int k = 0; k < UP_N_KINDS; k++) {
+    for (int k = 0; k < n_slots(s, w->region); k++) {
         struct proc *p = &s->procs[w->region][k];
         if (!(w->mask & (1u << k)))
             continue;
@@ -734,7 +773,7 @@ static int waiter_check(struct sup *s, struct waiter *w, int64_t now)
             else
                 describe_exit(p, how, sizeof(how));
             respond_error(w->ex, 500, "EUNAVAIL", "region %s: %s did not come back (%s); log %s",
-                          region_name(p), up_kind_name(p->kind), how, p->log_path);
+                          region_name(p), p->name, how, p->log_path);
             return 1;
         }
         if (p->start_pending || !p->ready)
@@ -747,11 +786,11 @@ static int waiter_check(struct sup *s, struct waiter *w, int64_t now)
     if (now >= w->deadline_ms) {
         struct mr_buf why;
         mr_buf_init(&why);
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, w->region); k++) {
             struct proc *p = &s->procs[w->region][k];
             if (!(w->mask & (1u << k)) || (w->kind == W_KILL ? !p->handle : p->ready))
                 continue;
-            mr_buf_printf(&why, "%s%s %s (%s; log %s)", why.len ? "; " : "", up_kind_name(k),
+            mr_buf_printf(&why, "%s%s %s (%s; log %s)", why.len ? "; " : "", p->name,
                           w->kind == W_KILL ? "still alive" : "not ready",
                           p->last_error[0] ? p->last_error : p->start_pending ? "not started" : "-",
                           p->log_path);
@@ -785,14 +824,14 @@ static void region_action(struct sup *s, struct http_exchange *ex, size_t region
     int alive = 0;
 
     if (strcmp(action, "kill") == 0) {
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, region); k++) {
             struct proc *p = &s->procs[region][k];
             if (!(mask & (1u << k)))
                 continue;
             p->start_pending = 0;
             if (p->handle) {
                 mr_log(MR_LOG_INFO, "up", "region %s: kill -9 %s pid %d (control request)",
-                       region_name(p), up_kind_name(k), p->pid);
+                       region_name(p), p->name, p->pid);
                 p->kill_requested = 1;
                 proc_signal(p, SIGKILL);
                 alive++;
@@ -807,7 +846,7 @@ static void region_action(struct sup *s, struct http_exchange *ex, size_t region
     }
     if (strcmp(action, "freeze") == 0 || strcmp(action, "thaw") == 0) {
         int freeze = action[0] == 'f';
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, region); k++) {
             struct proc *p = &s->procs[region][k];
             if (!(mask & (1u << k)) || !p->handle)
                 continue;
@@ -821,14 +860,14 @@ static void region_action(struct sup *s, struct http_exchange *ex, size_t region
                 continue;
             }
             mr_log(MR_LOG_INFO, "up", "region %s: %s %s pid %d (control request)",
-                   region_name(p), action, up_kind_name(k), p->pid);
+                   region_name(p), action, p->name, p->pid);
         }
         save_state(s);
         respond_json(ex, 200, action_json(s, region, action, mask));
         return;
     }
     /* restart: kill -9 what is alive, then start again on the same data. */
-    for (int k = 0; k < UP_N_KINDS; k++) {
+    for (int k = 0; k < n_slots(s, region); k++) {
         struct proc *p = &s->procs[region][k];
         if (!(mask & (1u << k)))
             continue;
@@ -838,7 +877,7 @@ static void region_action(struct sup *s, struct http_exchange *ex, size_t region
         }
         p->start_pending = 1;
         mr_log(MR_LOG_INFO, "up", "region %s: restart %s (control request)", region_name(p),
-               up_kind_name(k));
+               p->name);
     }
     waiter_add(s, ex, W_RESTART, region, mask, s->ready_timeout_ms);
 }
@@ -855,8 +894,8 @@ static void on_region_request(struct sup *s, struct http_exchange *ex,
     char region[UP_REGION_NAME_MAX + 1];
     const char *action;
     struct mr_buf proc;
-    unsigned mask = (1u << UP_ETCD) | (1u << UP_NODE) | (1u << UP_SHOP);
-    int idx, k = -1, has_proc;
+    unsigned mask;
+    int idx, has_proc;
 
     if (slash == NULL || (size_t)(slash - name) > UP_REGION_NAME_MAX) {
         respond_error(ex, 404, "ENOTFOUND", "expected /regions/NAME/ACTION");
@@ -882,17 +921,15 @@ static void on_region_request(struct sup *s, struct http_exchange *ex,
     }
     mr_buf_init(&proc);
     has_proc = http_request_query(req, "process", &proc);
-    if (has_proc)
-        k = up_kind_parse(proc.data ? proc.data : "");
-    if (has_proc && k < 0) {
-        respond_error(ex, 400, "EINVAL", "process: expected etcd, node or shop, found '%s'",
-                      proc.data ? proc.data : "");
+    mask = slot_mask(s, (size_t)idx, has_proc ? (proc.data ? proc.data : "") : NULL);
+    if (mask == 0) {
+        respond_error(ex, 400, "EINVAL",
+                      "process: expected etcd, node, shop or shop.N (N < %d), found '%s'",
+                      (int)s->t->regions[idx].n_shops, proc.data ? proc.data : "");
         mr_buf_close(&proc);
         return;
     }
     mr_buf_close(&proc);
-    if (k >= 0)
-        mask = 1u << k;
     if (s->phase >= PH_STOPPING) {
         respond_error(ex, 503, "EUNAVAIL", "the topology is shutting down");
         return;
@@ -1138,7 +1175,7 @@ static void check_start(struct sup *s, int64_t now)
     }
 
     for (size_t i = 0; i < s->t->n_regions; i++) {
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, i); k++) {
             struct proc *p = &s->procs[i][k];
             char how[160];
             if (p->handle || p->start_pending) {
@@ -1150,7 +1187,7 @@ static void check_start(struct sup *s, int64_t now)
             else
                 describe_exit(p, how, sizeof(how));
             mr_buf_printf(&s->report, "region %s: %s %s before it was ready\n  log %s\n",
-                          region_name(p), up_kind_name(p->kind),
+                          region_name(p), p->name,
                           p->exit_at ? "exited" : "failed", p->log_path);
             mr_buf_printf(&s->report, "  (%s)\n", how);
             log_tail(p->log_path, LOG_TAIL_LINES, &s->report);
@@ -1179,16 +1216,16 @@ static void check_start(struct sup *s, int64_t now)
     if (now < s->start_deadline_ms)
         return;
     for (size_t i = 0; i < s->t->n_regions; i++) {
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, i); k++) {
             struct proc *p = &s->procs[i][k];
             if (p->ready)
                 continue;
             if (p->start_pending)
                 mr_buf_printf(&s->report, "region %s: %s not started (waiting for its etcd)\n",
-                              region_name(p), up_kind_name(p->kind));
+                              region_name(p), p->name);
             else
                 mr_buf_printf(&s->report, "region %s: %s not ready after %lld ms (%s)\n  log %s\n",
-                              region_name(p), up_kind_name(p->kind),
+                              region_name(p), p->name,
                               (long long)s->ready_timeout_ms,
                               p->last_error[0] ? p->last_error : "no probe answered", p->log_path);
             if (!p->start_pending)
@@ -1255,7 +1292,7 @@ static void begin_stop(struct sup *s)
     s->wan.start_pending = 0;
     edges_begin_stop(s);
     for (size_t i = 0; i < s->t->n_regions; i++) {
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, i); k++) {
             struct proc *p = &s->procs[i][k];
             p->start_pending = 0;
             if (!p->handle)
@@ -1265,7 +1302,7 @@ static void begin_stop(struct sup *s)
                 proc_signal(p, SIGCONT);
                 p->state = PS_RUNNING;
             }
-            if (k == UP_NODE || k == UP_SHOP) {
+            if (p->kind == UP_NODE || p->kind == UP_SHOP) {
                 proc_signal(p, SIGTERM);
                 p->term_sent = 1;
             }
@@ -1285,7 +1322,7 @@ static void check_stop(struct sup *s, int64_t now)
     int alive = 0;
 
     for (size_t i = 0; i < s->t->n_regions; i++)
-        for (int k = 0; k < UP_N_KINDS; k++)
+        for (int k = 0; k < n_slots(s, i); k++)
             alive += s->procs[i][k].handle != NULL;
     alive += edges_alive(s);
     alive += s->seed != NULL;
@@ -1308,12 +1345,12 @@ static void check_stop(struct sup *s, int64_t now)
         s->sent_kill = 1;
         edges_kill(s);
         for (size_t i = 0; i < s->t->n_regions; i++) {
-            for (int k = 0; k < UP_N_KINDS; k++) {
+            for (int k = 0; k < n_slots(s, i); k++) {
                 struct proc *p = &s->procs[i][k];
                 if (!p->handle)
                     continue;
                 mr_log(MR_LOG_WARN, "up", "region %s: %s pid %d still alive %d ms into the "
-                       "stop: SIGKILL", region_name(p), up_kind_name(k), p->pid, STOP_GRACE_MS);
+                       "stop: SIGKILL", region_name(p), p->name, p->pid, STOP_GRACE_MS);
                 proc_signal(p, SIGKILL);
             }
         }
@@ -1400,14 +1437,14 @@ static void spawn_pending(struct sup *s)
         save_state(s);
     }
     for (size_t i = 0; i < s->t->n_regions; i++) {
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, i); k++) {
             struct proc *p = &s->procs[i][k];
             if (!p->start_pending || p->handle)
                 continue;
             /* Every etcd member dials its peers through the wan. */
-            if (k == UP_ETCD && s->has_wan && s->wan.handle && !s->wan.ready)
+            if (p->kind == UP_ETCD && s->has_wan && s->wan.handle && !s->wan.ready)
                 continue;
-            if (k == UP_NODE) {
+            if (p->kind == UP_NODE) {
                 const struct proc *e = &s->procs[i][UP_ETCD];
                 if (e->start_pending || (e->state == PS_RUNNING && !e->ready) ||
                     (s->phase == PH_STARTING && !e->ready))
@@ -1415,7 +1452,7 @@ static void spawn_pending(struct sup *s)
             }
             /* A shop needs the catalog; later (a restart) only a live node:
              * it is ready when its node is. */
-            if (k == UP_SHOP) {
+            if (p->kind == UP_SHOP) {
                 const struct proc *n = &s->procs[i][UP_NODE];
                 if (!s->seeded || n->start_pending || !n->handle)
                     continue;
@@ -1445,7 +1482,7 @@ static void progress(struct sup *s)
         if (s->pids_dirty && !s->pids_call)
             push_pids(s);
         for (size_t i = 0; i < s->t->n_regions; i++) {
-            for (int k = 0; k < UP_N_KINDS; k++) {
+            for (int k = 0; k < n_slots(s, i); k++) {
                 struct proc *p = &s->procs[i][k];
                 if (p->state == PS_RUNNING && p->handle && !p->ready && !p->probe &&
                     now >= p->next_probe_ms)
@@ -1512,13 +1549,19 @@ int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
     s->detached = o->ready_fd >= 0;
     mr_buf_init(&s->report);
     for (size_t i = 0; i < t->n_regions; i++) {
-        for (int k = 0; k < UP_N_KINDS; k++) {
+        for (int k = 0; k < n_slots(s, i); k++) {
             struct proc *p = &s->procs[i][k];
             p->s = s;
             p->region = i;
-            p->kind = k;
+            p->kind = k < UP_SHOP ? (enum up_proc_kind)k : UP_SHOP;
+            p->shop = p->kind == UP_SHOP ? (size_t)(k - UP_SHOP) : 0;
+            if (p->shop > 0)
+                snprintf(p->name, sizeof(p->name), "shop.%u", (unsigned)(p->shop % 100));
+            else
+                snprintf(p->name, sizeof(p->name), "%s", up_kind_name(p->kind));
             p->start_pending = 1;
-            p->log_path = up_path_log(s->rundir, t->regions[i].name, k);
+            p->log_path = p->kind == UP_SHOP ? up_path_shop_log(s->rundir, t->regions[i].name, p->shop)
+                                             : up_path_log(s->rundir, t->regions[i].name, p->kind);
         }
     }
     s->has_wan = up_topology_has_wan(t);
@@ -1595,7 +1638,7 @@ out:
     if (s->ready_fd >= 0)
         close(s->ready_fd);
     for (size_t i = 0; i < t->n_regions; i++)
-        for (int k = 0; k < UP_N_KINDS; k++)
+        for (int k = 0; k < n_slots(s, i); k++)
             mr_free(s->procs[i][k].log_path);
     mr_free(s->wan.log_path);
     edges_free(s);

@@ -98,6 +98,9 @@ static const struct mr_cfg_opt topo_opts[] = {
 static const struct mr_cfg_opt region_opts[] = {
     {"region", "log_level", MR_CFG_STR, offsetof(struct up_region, log_level), 0, 0, NULL,
      "this region's node log level (default: [topology] log_level)"},
+    {"region", "shops", MR_CFG_INT, offsetof(struct up_region, n_shops), 1, UP_MAX_SHOPS, NULL,
+     "how many `meridian shop` processes serve the region (default 1); they share one port "
+     "and the kernel spreads connections among them"},
 };
 #define N_REGION_OPTS (sizeof(region_opts) / sizeof(region_opts[0]))
 
@@ -105,6 +108,15 @@ const char *up_kind_name(enum up_proc_kind k)
 {
     return k == UP_ETCD ? "etcd" : k == UP_NODE ? "node" : k == UP_SHOP ? "shop"
          : k == UP_EDGE ? "edge" : "wan";
+}
+
+int up_process_name_valid(const char *s)
+{
+    int64_t n;
+
+    if (strncmp(s, "shop.", 5) == 0)
+        return s[5] >= '0' && s[5] <= '9' && mr_parse_i64(s + 5, 0, UP_MAX_SHOPS - 1, &n) == 0;
+    return up_kind_parse(s) >= 0;
 }
 
 int up_kind_parse(const char *s)
@@ -330,6 +342,7 @@ static void scan_section(struct parse_ctx *c, const char *line)
     memcpy(r->name, name, n);
     r->name[n] = '\0';
     r->line = c->line;
+    r->n_shops = 1;
 }
 
 /* ini_reader over the in-memory text.  Counts lines, refuses lines longer
@@ -560,6 +573,14 @@ static int handler(void *user, const char *section, const char *key, const char 
                 fail(c, c->line, "unknown key '%s' in [region %s]: expected one of: %s", key,
                      rname, keys.data);
                 mr_buf_close(&keys);
+            } else {
+                /* mr_cfg_set knows the section as [region]: name it fully. */
+                char *at = strstr(c->err, " in [region]"), rest[MR_ERRMSG_LEN];
+                if (at != NULL) {
+                    snprintf(rest, sizeof(rest), "%s", at + strlen(" in [region]"));
+                    snprintf(at, MR_ERRMSG_LEN - (size_t)(at - c->err), " in [region %s]%s", rname,
+                             rest);
+                }
             }
             return 0;
         }
@@ -752,6 +773,7 @@ void up_topology_write_sample(FILE *f)
                    UP_MAX_SITES * UP_MAX_REGIONS + 3 * UP_MAX_REGIONS + \
                    UP_MAX_SITES /* edges */ + UP_MAX_REGIONS /* shops */ + \
                    UP_MAX_SITES * UP_MAX_REGIONS /* site->shop routes */ + \
+                   UP_MAX_REGIONS * UP_MAX_SHOPS /* shop instance ports */ + \
                    3 * UP_MAX_REGIONS /* skipped for them */)
 
 /* <n> different ports from the kernel: bind 127.0.0.1:0 for all of them at
@@ -793,13 +815,23 @@ int up_topology_has_wan(const struct up_topology *t)
     return t->n_regions >= 2;
 }
 
-/* The edges' listening ports: the first of <picked> outside the base range. */
-/* The edges', the shops' and the site->shop routes' ports, in that order,
- * skipping those that fall in the base range. */
+/* Instance ports: each shop's own, when a region has 2 or more. */
+static size_t n_instance_ports(const struct up_topology *t)
+{
+    size_t n = 0;
+
+    for (size_t r = 0; r < t->n_regions; r++)
+        n += t->regions[r].n_shops > 1 ? (size_t)t->regions[r].n_shops : 0;
+    return n;
+}
+
+/* The edges', the shops', the site->shop routes' and the shop instances'
+ * ports, in that order, skipping those that fall in the base range. */
 static void edge_ports_from(struct up_topology *t, const int *picked, size_t n)
 {
     int64_t lo = t->base_port, hi = t->base_port + 3 * (int64_t)t->n_regions;
-    size_t want = t->n_sites + t->n_regions + (up_topology_has_wan(t) ? t->n_sites * t->n_regions : 0);
+    size_t want = t->n_sites + t->n_regions + (up_topology_has_wan(t) ? t->n_sites * t->n_regions : 0) +
+                  n_instance_ports(t);
     int got[MAX_PORTS];
     size_t k = 0;
 
@@ -817,6 +849,9 @@ static void edge_ports_from(struct up_topology *t, const int *picked, size_t n)
         for (size_t s = 0; s < t->n_sites; s++)
             for (size_t r = 0; r < t->n_regions; r++)
                 t->wan_site_shop_port[s][r] = got[k++];
+    for (size_t r = 0; r < t->n_regions; r++)
+        for (int64_t i = 0; t->regions[r].n_shops > 1 && i < t->regions[r].n_shops; i++)
+            t->regions[r].shop_instance_port[i] = got[k++];
 }
 
 int up_topology_assign_ports(struct up_topology *t, char *err)
@@ -838,7 +873,7 @@ int up_topology_assign_ports(struct up_topology *t, char *err)
     /* The edges' ports (one per site) come last in the same batch, from the
      * kernel even with base_port; see edge_ports_from. */
     n_edge = t->n_sites + t->n_regions + (n_wan ? t->n_sites * t->n_regions : 0) +
-             (t->base_port ? n_reg : 0);
+             n_instance_ports(t) + (t->base_port ? n_reg : 0);
     rc = kernel_ports(picked, n_pick + n_edge, err);
     if (rc != 0)
         return rc;
@@ -1048,14 +1083,26 @@ char **up_node_argv(const struct up_topology *t, size_t i, const char *rundir, c
     return a.v;
 }
 
-char **up_shop_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe)
+char **up_shop_argv(const struct up_topology *t, size_t i, size_t shop, const char *rundir,
+                    const char *exe)
 {
     struct argv_b a = {NULL, 0, 0};
 
     av_add(&a, mr_strdup(exe));
     av_add(&a, mr_strdup("shop"));
     av_add2(&a, "--config", up_path_shop_ini(rundir, t->regions[i].name));
+    if (t->regions[i].n_shops > 1)
+        av_add2(&a, "--set", mr_asprintf("shop.instance_listen=127.0.0.1:%d",
+                                         t->regions[i].shop_instance_port[shop]));
     return a.v;
+}
+
+char *up_shop_instance_url(const struct up_topology *t, size_t i, size_t shop)
+{
+    const struct up_region *r = &t->regions[i];
+
+    return mr_asprintf("http://127.0.0.1:%d", r->n_shops > 1 ? r->shop_instance_port[shop]
+                                                              : r->shop_port);
 }
 
 void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out)
@@ -1064,6 +1111,9 @@ void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out)
                   "listen = 127.0.0.1:%d\nnode = http://127.0.0.1:%d\nregion = %s\nlog_level = %s\n",
                   t->source, t->regions[i].shop_port, t->regions[i].node_port, t->regions[i].name,
                   t->regions[i].log_level ? t->regions[i].log_level : t->log_level);
+    if (t->regions[i].n_shops > 1)
+        mr_buf_puts(out, "; the region's shops share <listen>; each has its own instance_listen\n"
+                         "reuse_port = true\n");
     /* Local topologies are for game days: the fault-injection endpoint is
      * on, behind a fresh random token that only readers of RUNDIR see
      * (`meridian gameday` reads it from this file; docs/shop.md). */
@@ -1178,6 +1228,13 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
 char *up_path_log(const char *rundir, const char *region, enum up_proc_kind k)
 {
     return mr_asprintf("%s/logs/%s-%s.log", rundir, region, up_kind_name(k));
+}
+
+char *up_path_shop_log(const char *rundir, const char *region, size_t shop)
+{
+    if (shop == 0)
+        return up_path_log(rundir, region, UP_SHOP);
+    return mr_asprintf("%s/logs/%s-shop.%zu.log", rundir, region, shop);
 }
 
 char *up_path_shop_ini(const char *rundir, const char *region)

@@ -34,6 +34,7 @@
 #include "../common/buf.h"
 
 #define UP_MAX_REGIONS 7
+#define UP_MAX_SHOPS 8      /* `meridian shop` processes per region ([region NAME] shops) */
 #define UP_REGION_NAME_MAX 32
 #define UP_MAX_LIMITS 64
 #define UP_MAX_SITES 8
@@ -51,6 +52,8 @@ enum up_proc_kind { UP_ETCD = 0, UP_NODE = 1, UP_SHOP = 2, UP_WAN = 3, UP_EDGE =
 const char *up_kind_name(enum up_proc_kind k);
 /* Inverse of up_kind_name for the per-region kinds; -1 otherwise. */
 int up_kind_parse(const char *s);
+/* "etcd", "node", "shop" (every shop of a region) or "shop.N" (its shop N). */
+int up_process_name_valid(const char *s);
 
 /* ======================================================================
  * Topology (topology.c)
@@ -64,7 +67,11 @@ struct up_region {
     int etcd_client_port;
     int etcd_peer_port;
     int node_port;
-    int shop_port;                     /* the region's `meridian shop` */
+    int64_t n_shops;                   /* [region NAME] shops: 1..UP_MAX_SHOPS */
+    int shop_port;                     /* the region's shops (shared with SO_REUSEPORT) */
+    /* With 2 shops or more, each also listens on a port of its own
+     * ([shop] instance_listen): probes and fault injection reach one shop. */
+    int shop_instance_port[UP_MAX_SHOPS];
 };
 
 /* A client site ([site NAME]): where users are, and how far each region is. */
@@ -190,7 +197,11 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
 /* The argv of region <i>'s node: <exe> node --config RUNDIR/<region>/node.ini. */
 char **up_node_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe);
 /* The argv of region <i>'s shop: <exe> shop --config RUNDIR/<region>/shop.ini. */
-char **up_shop_argv(const struct up_topology *t, size_t i, const char *rundir, const char *exe);
+char **up_shop_argv(const struct up_topology *t, size_t i, size_t shop, const char *rundir,
+                    const char *exe);
+/* The URL that reaches shop <shop> of region <i> alone (its instance port
+ * with 2 shops or more, else the region's shop port).  The caller frees. */
+char *up_shop_instance_url(const struct up_topology *t, size_t i, size_t shop);
 /* Append region <i>'s shop.ini: listen on its shop port, its own region's
  * node (directly), the region's name. */
 void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out);
@@ -207,6 +218,8 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
 
 /* New strings (free with mr_free) for the paths of the layout above. */
 char *up_path_log(const char *rundir, const char *region, enum up_proc_kind k);
+/* RUNDIR/logs/<region>-shop.log for shop 0, <region>-shop.<n>.log after. */
+char *up_path_shop_log(const char *rundir, const char *region, size_t shop);
 char *up_path_node_ini(const char *rundir, const char *region);
 
 /* ======================================================================

@@ -221,6 +221,40 @@ static void base_port_gives_consecutive_ports(void **state)
     up_topology_free(t);
 }
 
+/* [region NAME] shops: 1 by default (one port, no instance ports); 2..8
+ * share the region's port and each gets one of its own; 0 and 9 refused. */
+static void shops_per_region_get_their_own_ports(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "";
+    char **argv;
+    int seen = 0;
+
+    assert_int_equal(parse("[region a]\nshops = 3\n[region b]\n", &t, err), 0);
+    assert_int_equal(t->regions[0].n_shops, 3);
+    assert_int_equal(t->regions[1].n_shops, 1);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    for (int i = 0; i < 3; i++) {
+        int p = t->regions[0].shop_instance_port[i];
+        assert_true(p > 0);
+        assert_int_not_equal(p, t->regions[0].shop_port);
+        assert_int_not_equal(p, t->regions[1].shop_port);
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(p, t->regions[0].shop_instance_port[j]);
+    }
+    assert_int_equal(t->regions[1].shop_instance_port[0], 0);
+    argv = up_shop_argv(t, 0, 2, "/run", "/bin/meridian");
+    for (char **a = argv; *a; a++)
+        if (strstr(*a, "shop.instance_listen=127.0.0.1:") != NULL)
+            seen = atoi(strrchr(*a, ':') + 1) == t->regions[0].shop_instance_port[2];
+    assert_true(seen);
+    up_argv_free(argv);
+    up_topology_free(t);
+    expect_error("[region a]\nshops = 0\n", "t.ini:2: key 'shops' in [region a]", NULL);
+    expect_error("[region a]\nshops = 9\n", "t.ini:2: key 'shops' in [region a]", NULL);
+    expect_error("[region a]\nshops = two\n", "t.ini:2: key 'shops' in [region a]", NULL);
+}
+
 /* Every port of the largest topology, the wan's included, differs from
  * every other (a wan port equal to a region's would take it first). */
 static void check_all_ports_distinct(const char *text)
@@ -702,6 +736,7 @@ int main(void)
         cmocka_unit_test(latency_and_sites_parse_and_errors_name_the_line),
         cmocka_unit_test(wan_ini_has_a_link_per_pair_and_the_routes),
         cmocka_unit_test(sites_get_a_link_and_a_node_route_per_region),
+        cmocka_unit_test(shops_per_region_get_their_own_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
