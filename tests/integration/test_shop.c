@@ -28,106 +28,32 @@
 #include "common/token.h"
 #include "lib/api.h"
 #include "lib/cluster.h"
+#include "lib/daemon.h"
 #include "lib/sqlt.h"
 #include "lib/wait.h"
 
 #define N_SHOPS 3
 
-struct shop_proc {
-    int pid;
-    int out_fd;
-    char url[64];
-    char line[128];
-    size_t len;
-};
-
 static struct cluster *C;
-static struct shop_proc S[N_SHOPS];
+static struct daemon S[N_SHOPS];
 
 /* ---- shop processes ------------------------------------------------------------ */
 
-static int line_read(void *arg)
-{
-    struct shop_proc *p = arg;
-    ssize_t n = read(p->out_fd, p->line + p->len, sizeof(p->line) - 1 - p->len);
-
-    if (n > 0) {
-        p->len += (size_t)n;
-        p->line[p->len] = '\0';
-    }
-    return strchr(p->line, '\n') != NULL || p->len == sizeof(p->line) - 1 || n == 0;
-}
-
 static int shop_ready(void *arg)
 {
-    return api_status(((struct shop_proc *)arg)->url, "/readyz") == 200;
+    return api_status(((struct daemon *)arg)->url, "/readyz") == 200;
 }
 
-static int shop_spawn(struct cluster_region *reg, struct shop_proc *p)
+static int shop_spawn(struct cluster_region *reg, struct daemon *p)
 {
     char log[512];
-    int fds[2];
+    char *argv[] = {(char *)cluster_bin(), "shop", "--listen", "127.0.0.1:0", "--node", reg->node_url,
+                    "--region", reg->name, "--set", "limits.max_qty=99", NULL};
 
-    memset(p, 0, sizeof(*p));
     snprintf(log, sizeof(log), "%s/logs/shop-%s.log", C->rundir, reg->name);
-    if (pipe(fds) != 0)
+    if (daemon_start(argv, log, p) != 0)
         return -1;
-    p->pid = fork();
-    if (p->pid == 0) {
-        int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fds[1], 1);
-        if (lf >= 0)
-            dup2(lf, 2);
-        close(fds[0]);
-        close(fds[1]);
-        execl(cluster_bin(), cluster_bin(), "shop", "--listen", "127.0.0.1:0", "--node", reg->node_url,
-              "--region", reg->name, "--set", "limits.max_qty=99", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    p->out_fd = fds[0];
-    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-    if (wait_for(line_read, p, 20000) != 0 || sscanf(p->line, "listening %63s", p->url) != 1) {
-        fprintf(stderr, "shop %s did not start: '%s' (see %s)\n", reg->name, p->line, log);
-        return -1;
-    }
-    close(p->out_fd);
-    p->out_fd = -1;
     return wait_for(shop_ready, p, 20000);
-}
-
-struct reaped {
-    int pid;
-    int status;
-};
-
-static int reaped(void *arg)
-{
-    struct reaped *r = arg;
-
-    return waitpid(r->pid, &r->status, WNOHANG) == r->pid;
-}
-
-/* SIGTERM, then the exit status must be 0 (a sanitizer report is not). */
-static int shop_stop(struct shop_proc *p)
-{
-    struct reaped r = {p->pid, 0};
-
-    if (p->pid <= 0)
-        return 0;
-    kill(p->pid, SIGTERM);
-    if (wait_for(reaped, &r, 15000) != 0) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-        p->pid = 0;
-        return -1;
-    }
-    p->pid = 0;
-    if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
-        fprintf(stderr, "shop exited with status %d\n", r.status);
-        return -1;
-    }
-    return 0;
 }
 
 static int seed(const char *node_url)
@@ -156,7 +82,7 @@ static int teardown(void **state)
 
     (void)state;
     for (size_t i = 0; i < N_SHOPS; i++)
-        rc |= shop_stop(&S[i]);
+        rc |= daemon_stop(&S[i]);
     rc |= cluster_stop(C);
     return rc ? -1 : 0;
 }
@@ -1023,7 +949,7 @@ static void metrics_count_requests_orders_and_replays(void **state)
 
 static int not_ready(void *arg)
 {
-    return api_status(((struct shop_proc *)arg)->url, "/readyz") == 503;
+    return api_status(((struct daemon *)arg)->url, "/readyz") == 503;
 }
 
 static void region_down_gives_503_pages_and_comes_back(void **state)

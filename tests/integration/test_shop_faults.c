@@ -26,111 +26,28 @@
 #include "common/err.h"
 #include "http/http.h"
 #include "lib/cluster.h"
+#include "lib/daemon.h"
 #include "lib/wait.h"
 
 #define TOKEN "gameday-test-token-0123456789"
 #define HOLD_MS 3000
 
-struct shop_proc {
-    int pid;
-    int out_fd;
-    char url[64];
-    char line[128];
-    size_t len;
-    char log[256];
-};
-
-static struct shop_proc ON, OFF;
+static struct daemon ON, OFF;
 static char dir[64];
 
-static int line_read(void *arg)
-{
-    struct shop_proc *p = arg;
-    ssize_t n = read(p->out_fd, p->line + p->len, sizeof(p->line) - 1 - p->len);
-
-    if (n > 0) {
-        p->len += (size_t)n;
-        p->line[p->len] = '\0';
-    }
-    return strchr(p->line, '\n') != NULL || p->len == sizeof(p->line) - 1 || n == 0;
-}
-
 /* A shop on a node that does not exist (port 1): enough for these paths. */
-static int spawn(struct shop_proc *p, const char *name, int faults)
+static int spawn(struct daemon *p, const char *name, int faults)
 {
-    int fds[2];
-    char hold[64];
+    char log[256], hold[64];
+    char *plain[] = {(char *)cluster_bin(), "shop", "--listen", "127.0.0.1:0", "--node", "http://127.0.0.1:1",
+                     "--region", (char *)name, NULL};
+    char *faulty[] = {(char *)cluster_bin(), "shop", "--listen", "127.0.0.1:0", "--node", "http://127.0.0.1:1",
+                      "--region", (char *)name, "--set", "faults.enabled=true", "--set", "faults.token=" TOKEN,
+                      "--set", hold, NULL};
 
-    memset(p, 0, sizeof(*p));
-    snprintf(p->log, sizeof(p->log), "%s/shop-%s.log", dir, name);
+    snprintf(log, sizeof(log), "%s/shop-%s.log", dir, name);
     snprintf(hold, sizeof(hold), "faults.hold=%dms", HOLD_MS);
-    if (pipe(fds) != 0)
-        return -1;
-    p->pid = fork();
-    if (p->pid == 0) {
-        int lf = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fds[1], 1);
-        if (lf >= 0)
-            dup2(lf, 2);
-        close(fds[0]);
-        close(fds[1]);
-        if (faults)
-            execl(cluster_bin(), cluster_bin(), "shop", "--listen", "127.0.0.1:0", "--node", "http://127.0.0.1:1",
-                  "--region", name, "--set", "faults.enabled=true", "--set", "faults.token=" TOKEN, "--set", hold,
-                  (char *)NULL);
-        else
-            execl(cluster_bin(), cluster_bin(), "shop", "--listen", "127.0.0.1:0", "--node", "http://127.0.0.1:1",
-                  "--region", name, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    p->out_fd = fds[0];
-    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-    if (wait_for(line_read, p, 20000) != 0 || sscanf(p->line, "listening %63s", p->url) != 1) {
-        fprintf(stderr, "shop %s did not start: '%s' (see %s)\n", name, p->line, p->log);
-        return -1;
-    }
-    close(p->out_fd);
-    p->out_fd = -1;
-    return 0;
-}
-
-struct reaped {
-    int pid;
-    int status;
-};
-
-static int reaped(void *arg)
-{
-    struct reaped *r = arg;
-
-    return waitpid(r->pid, &r->status, WNOHANG) == r->pid;
-}
-
-/* SIGTERM; the exit status must be 0 (a sanitizer report is not). */
-static int stop(struct shop_proc *p)
-{
-    struct reaped r = {p->pid, 0};
-
-    if (p->pid <= 0)
-        return 0;
-    kill(p->pid, SIGTERM);
-    if (wait_for(reaped, &r, 15000) != 0) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-        p->pid = 0;
-        return -1;
-    }
-    p->pid = 0;
-    if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
-        char cmd[300];
-        fprintf(stderr, "shop exited with status %d; its log:\n", r.status);
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", p->log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(could not show %s)\n", p->log);
-        return -1;
-    }
-    return 0;
+    return daemon_start(faults ? faulty : plain, log, p);
 }
 
 static int setup(void **state)
@@ -148,8 +65,8 @@ static int teardown(void **state)
     char cmd[128];
 
     (void)state;
-    rc |= stop(&ON);
-    rc |= stop(&OFF);
+    rc |= daemon_stop(&ON);
+    rc |= daemon_stop(&OFF);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (rc == 0 && system(cmd) != 0)
         rc = -1;
@@ -437,7 +354,7 @@ static void a_shop_stops_cleanly_while_holding_a_request(void **state)
     set_fault("{\"mode\":\"hang\",\"paths\":\"/\"}");
     assert_int_equal(pthread_create(&b.th, NULL, bg_run, &b), 0);
     assert_int_equal(wait_for(held_now_is, &one, 10000), 0);
-    assert_int_equal(stop(&ON), 0);
+    assert_int_equal(daemon_stop(&ON), 0);
     pthread_join(b.th, NULL);
     assert_true(b.took_ms < test_timeout_ms(15000));
     reply_close(&b.r);
