@@ -1157,7 +1157,7 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
 {
     const struct up_region *r = &t->regions[i];
     struct mr_buf etcd;
-    int rc = 0;
+    int rc = 0, has_session_wait = 0;
 
     /* Own region's etcd first: the node prefers the nearest member. */
     mr_buf_init(&etcd);
@@ -1216,11 +1216,13 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
             mr_buf_close(&edges);
         }
     }
-    if (t->n_limits > 0) {
-        rc = rc ? rc : ini_line(out, err, "\n[limits]");
-        for (size_t j = 0; j < t->n_limits; j++)
-            rc = rc ? rc : ini_line(out, err, "%s = %s", t->limits[j].key, t->limits[j].value);
+    rc = rc ? rc : ini_line(out, err, "\n[limits]");
+    for (size_t j = 0; j < t->n_limits; j++) {
+        rc = rc ? rc : ini_line(out, err, "%s = %s", t->limits[j].key, t->limits[j].value);
+        has_session_wait |= strcmp(t->limits[j].key, "session_wait") == 0;
     }
+    if (!has_session_wait)
+        rc = rc ? rc : ini_line(out, err, "session_wait = %ldms", up_session_wait_ms(t));
     mr_buf_close(&etcd);
     return rc;
 }

@@ -316,6 +316,9 @@ int up_pid_alive(int pid);
  * [region] per region whose origin is the wan's route from the site to
  * that region's shop (up_site_shop_url); timeouts scaled to the farthest region's round trip.
  * Returns MR_ECONFIG when a line would be too long for the edge to read. */
+/* The nodes' [limits] session_wait: 2 s, or less so that a node's 503
+ * reaches every site's edge within its try_timeout (edge.c). */
+long up_session_wait_ms(const struct up_topology *t);
 int up_edge_ini(const struct up_topology *t, size_t site, struct mr_buf *out, char *err)
     __attribute__((warn_unused_result));
 /* <exe> edge --config RUNDIR/edge-<slug>.ini; free with up_argv_free. */

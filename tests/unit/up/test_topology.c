@@ -420,12 +420,47 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
                         "wan = http://127.0.0.1:41040\n"
                         "\n"
                         "[limits]\n"
-                        "max_rows = 7\n");
+                        "max_rows = 7\n"
+                        "session_wait = 2000ms\n");
     mr_buf_reset(&b);
     /* A region's own log_level wins over the topology's. */
     assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
     assert_non_null(strstr(b.data, "log_level = debug\n"));
     assert_non_null(strstr(b.data, "etcd = http://127.0.0.1:40000,http://127.0.0.1:41010\n"));
+    mr_buf_close(&b);
+    up_topology_free(t);
+}
+
+/* A node's 503 for a token it has not applied must reach each site's edge
+ * within the edge's try_timeout: session_wait follows the sites' distances,
+ * unless the topology's [limits] sets it. */
+static void session_wait_fits_in_the_edges_try_timeout(void **state)
+{
+    static const char text[] = "[region a]\n[region b]\n[site far]\na = 10ms\nb = 400ms\n";
+    struct up_topology *t;
+    struct mr_buf b;
+    char err[MR_ERRMSG_LEN] = "";
+
+    assert_int_equal(parse(text, &t, err), 0);
+    /* try_timeout 1000 + 4 x 800 = 4200 ms; minus one 800 ms round trip and
+     * 250 ms: 3150, above the 2 s default, which stays. */
+    assert_int_equal(up_session_wait_ms(t), 2000);
+    up_topology_free(t);
+    assert_int_equal(parse("[region a]\n[region b]\n[site near]\na = 1ms\nb = 2ms\n", &t, err), 0);
+    /* 1000 + 4 x 4 - 4 - 250 */
+    assert_int_equal(up_session_wait_ms(t), 762);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    mr_buf_init(&b);
+    assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
+    assert_non_null(strstr(b.data, "\nsession_wait = 762ms\n"));
+    mr_buf_close(&b);
+    up_topology_free(t);
+    assert_int_equal(parse("[limits]\nsession_wait = 5s\n[region a]\n", &t, err), 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    mr_buf_init(&b);
+    assert_int_equal(up_node_ini(t, 0, "/run/x", &b, err), 0);
+    assert_non_null(strstr(b.data, "\nsession_wait = 5s\n"));
+    assert_null(strstr(b.data, "session_wait = 2000ms"));
     mr_buf_close(&b);
     up_topology_free(t);
 }
@@ -737,6 +772,7 @@ int main(void)
         cmocka_unit_test(wan_ini_has_a_link_per_pair_and_the_routes),
         cmocka_unit_test(sites_get_a_link_and_a_node_route_per_region),
         cmocka_unit_test(shops_per_region_get_their_own_ports),
+        cmocka_unit_test(session_wait_fits_in_the_edges_try_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
