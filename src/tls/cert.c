@@ -191,9 +191,28 @@ out:
 static int make_dir(const char *dir, char *err)
 {
     struct stat st;
+    char *parent, *slash;
 
     if (mkdir(dir, 0700) == 0)
         return 0;
+    if (errno == ENOENT) {
+        /* mkdir -p: the parents first. */
+        parent = mr_strdup(dir);
+        slash = strrchr(parent, '/');
+        if (slash != NULL && slash != parent) {
+            int rc;
+
+            *slash = '\0';
+            rc = make_dir(parent, err);
+            mr_free(parent);
+            if (rc != 0)
+                return rc;
+            if (mkdir(dir, 0700) == 0)
+                return 0;
+        } else {
+            mr_free(parent);
+        }
+    }
     if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
     return mr_seterr(err, MR_EIO, "directory %s: %s", dir,

@@ -16,9 +16,11 @@
  * refusal on it, and may outlive tls_ctx_free.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -78,6 +80,11 @@ static int file_err(char *err, const char *what, const char *path)
 {
     char why[160];
 
+    /* OpenSSL says "system lib" for a missing file: say what errno says. */
+    if (access(path, R_OK) != 0) {
+        ERR_clear_error();
+        return mr_seterr(err, MR_ECONFIG, "tls %s %s: %s", what, path, strerror(errno));
+    }
     ssl_reason(why, sizeof(why));
     return mr_seterr(err, MR_ECONFIG, "tls %s %s: %s", what, path, why);
 }
