@@ -90,8 +90,19 @@ static void handler(struct http_exchange *ex, const struct http_request *req, vo
     char body[128];
     int n;
 
-    (void)req;
     f->n_requests++;
+    if (strcmp(req->path, "/big") == 0) {
+        /* The request body back, four times: several MB of ciphertext, most
+         * of it queued behind a full socket. */
+        struct mr_buf b;
+
+        mr_buf_init(&b);
+        for (int i = 0; i < 4; i++)
+            mr_buf_append(&b, req->body, req->body_len);
+        http_respond(ex, 200, "application/octet-stream", b.data, b.len, NULL);
+        mr_buf_close(&b);
+        return;
+    }
     n = snprintf(body, sizeof(body), "cn=%s", cn ? cn : "(none)");
     http_respond(ex, 200, "text/plain", body, (size_t)n, NULL);
 }
@@ -122,6 +133,7 @@ static int fx_start(void **state, const char *crt, const char *key)
     f->srv_tls = ctx(1, path_of("ca/ca.crt"), crt, key, 1);
     http_server_opts_default(&o);
     o.tls = f->srv_tls;
+    o.max_body_bytes = 2 * 1000 * 1000;
     if (http_server_start(&f->loop, "127.0.0.1", 0, &o, handler, f, &f->srv, err) != 0) {
         fprintf(stderr, "server: %s\n", err);
         return -1;
@@ -205,6 +217,27 @@ static void client_done(struct fx *f, struct http_client *c, struct tls_ctx *t)
 
 /* ---- tests -------------------------------------------------------------- */
 
+struct big {
+    int done, rc, ok;
+};
+
+/* Checks /big's answer: the 1 MB pattern four times. */
+static void big_cb(struct http_call *call, int rc, const struct http_response *resp, void *data)
+{
+    struct big *r = data;
+    size_t n = 1000 * 1000;
+
+    (void)call;
+    r->done = 1;
+    r->rc = rc;
+    if (rc != 0 || resp->status != 200 || resp->body_len != 4 * n)
+        return;
+    r->ok = 1;
+    for (size_t i = 0; i < 4 * n && r->ok; i++)
+        if (resp->body[i] != (char)((i % n) * 7 + (i % n) / 1000))
+            r->ok = 0;
+}
+
 static void mtls_round_trip_names_the_client(void **state)
 {
     struct fx *f = *state;
@@ -229,6 +262,34 @@ static void mtls_round_trip_names_the_client(void **state)
     assert_int_equal(st.requests, 3);
     assert_int_equal(st.tls_refused, 0);
     assert_int_equal(tls_ctx_refused(f->srv_tls), 0);
+    client_done(f, c, t);
+}
+
+static void big_bodies_cross_both_ways(void **state)
+{
+    struct fx *f = *state;
+    struct tls_ctx *t = ctx(0, path_of("ca/ca.crt"), path_of("certs/alice.crt"),
+                            path_of("certs/alice.key"), 0);
+    struct http_client *c = client(f, t);
+    struct http_client_request req = {0};
+    size_t n = 1000 * 1000;
+    char *body = mr_malloc(n);
+    struct big r = {0};
+
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)(i * 7 + i / 1000);
+    req.method = "POST";
+    req.host = "127.0.0.1";
+    req.port = f->port;
+    req.path = "/big";
+    req.body = body;
+    req.body_len = n;
+    req.timeout_ms = GUARD_MS;
+    assert_int_equal(http_client_request(c, &req, big_cb, &r, NULL), 0);
+    assert_true(run_until(&f->loop, &r.done));
+    assert_int_equal(r.rc, 0);
+    assert_true(r.ok);
+    mr_free(body);
     client_done(f, c, t);
 }
 
@@ -555,6 +616,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         T(mtls_round_trip_names_the_client),
+        T(big_bodies_cross_both_ways),
         T(client_without_certificate_is_refused),
         T(certificate_from_another_ca_is_refused),
         T(expired_certificate_is_refused),
