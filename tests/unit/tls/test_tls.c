@@ -1,6 +1,7 @@
-/* Unit tests of src/tls (context, engine, certificates) through the HTTP
- * server and client (src/http/io.c): real sockets on 127.0.0.1, port 0,
- * certificates issued with tls_cert_* into a mkdtemp directory that is
+/* Unit tests of src/tls (context, engine, certificates), mostly through the
+ * HTTP server and client (src/http/io.c): real sockets on 127.0.0.1, port 0;
+ * the engine is also driven alone (two tls_conn pumping bytes).
+ * Certificates are issued with tls_cert_* into a mkdtemp directory that is
  * removed at the end.
  *
  * Certificates made once for the whole file (group setup):
@@ -490,6 +491,80 @@ static void garbage_on_tls_port_is_closed(void **state)
     assert_int_equal(tls_ctx_refused(f->srv_tls), 2);
 }
 
+/* ---- the engine alone: two tls_conn pumping bytes to each other --------- */
+
+/* Move ciphertext both ways and read on both sides (which drives the
+ * handshake), until nothing moves; plaintext read lands in <ina>/<inb>. */
+static void pump(struct tls_conn *a, struct tls_conn *b, struct mr_buf *ina, struct mr_buf *inb)
+{
+    char buf[32 * 1024];
+    int moved;
+
+    do {
+        size_t n;
+        ssize_t r;
+
+        moved = 0;
+        while ((n = tls_conn_take(a, buf, sizeof(buf))) > 0) {
+            assert_int_equal(tls_conn_feed(b, buf, n), 0);
+            moved = 1;
+        }
+        while ((n = tls_conn_take(b, buf, sizeof(buf))) > 0) {
+            assert_int_equal(tls_conn_feed(a, buf, n), 0);
+            moved = 1;
+        }
+        while ((r = tls_conn_read(a, buf, sizeof(buf))) > 0)
+            mr_buf_append(ina, buf, (size_t)r);
+        while ((r = tls_conn_read(b, buf, sizeof(buf))) > 0)
+            mr_buf_append(inb, buf, (size_t)r);
+        moved |= tls_conn_pending(a) > 0 || tls_conn_pending(b) > 0;
+    } while (moved);
+}
+
+static void engine_without_sockets(void **state)
+{
+    struct tls_ctx *ts = ctx(1, path_of("ca/ca.crt"), path_of("certs/srv.crt"),
+                             path_of("certs/srv.key"), 1);
+    struct tls_ctx *tc = ctx(0, path_of("ca/ca.crt"), path_of("certs/alice.crt"),
+                             path_of("certs/alice.key"), 0);
+    struct tls_conn *s, *c;
+    struct mr_buf inc, ins;
+    char err[MR_ERRMSG_LEN], buf[64];
+
+    (void)state;
+    mr_buf_init(&inc);
+    mr_buf_init(&ins);
+    assert_int_equal(tls_conn_new(ts, "client", NULL, NULL, &s, err), 0);
+    assert_int_equal(tls_conn_new(tc, "server", "localhost", "h2", &c, err), 0);
+    /* Written before the handshake: held, then sent. */
+    assert_int_equal(tls_conn_write(c, "ping", 4), 0);
+    assert_true(tls_conn_pending(c) > 0);   /* the ClientHello */
+    pump(c, s, &inc, &ins);
+    assert_true(tls_conn_handshake_done(c));
+    assert_true(tls_conn_handshake_done(s));
+    assert_string_equal(tls_conn_peer_cn(c), "srv");
+    assert_string_equal(tls_conn_peer_cn(s), "alice");
+    assert_null(tls_conn_alpn(c));   /* our servers select no protocol */
+    assert_int_equal(ins.len, 4);
+    assert_memory_equal(ins.data, "ping", 4);
+    assert_int_equal(tls_conn_write(s, "pong", 4), 0);
+    pump(s, c, &ins, &inc);
+    assert_int_equal(inc.len, 4);
+    assert_memory_equal(inc.data, "pong", 4);
+    assert_int_equal(tls_conn_read(c, buf, sizeof(buf)), TLS_AGAIN);
+    tls_conn_close_notify(s);
+    pump(s, c, &ins, &inc);
+    assert_int_equal(tls_conn_read(c, buf, sizeof(buf)), TLS_EOF);
+    assert_string_equal(tls_conn_error(c), "");
+    mr_buf_close(&inc);
+    mr_buf_close(&ins);
+    tls_conn_free(c);
+    tls_conn_free(s);
+    /* Connections may outlive their context: here the context goes last. */
+    tls_ctx_free(ts);
+    tls_ctx_free(tc);
+}
+
 /* ---- certificates and contexts ------------------------------------------ */
 
 static void cert_files_and_errors(void **state)
@@ -630,6 +705,7 @@ int main(void)
         T(plain_client_on_tls_port_fails_cleanly),
         T(garbage_on_tls_port_is_closed),
         cmocka_unit_test(fetch_speaks_https_with_a_client_certificate),
+        cmocka_unit_test(engine_without_sockets),
         cmocka_unit_test(cert_files_and_errors),
     };
 
