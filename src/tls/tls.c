@@ -38,6 +38,7 @@ struct tls_ctx {
     char *ca_file, *cert_file, *key_file;
     int require_peer_cert;
     int skip_host_check;
+    int anonymous_clients;
     int is_server;
     int refs;                  /* the owner + each connection; atomic */
     uint64_t refused;          /* atomic */
@@ -106,14 +107,16 @@ static int ctx_build(const struct tls_ctx *t, SSL_CTX **out, char *err)
         SSL_CTX_free(s);
         return mr_seterr(err, MR_ECONFIG, "tls: TLS 1.3 is not available");
     }
-    if (SSL_CTX_load_verify_locations(s, t->ca_file, NULL) != 1)
+    if (t->ca_file != NULL && SSL_CTX_load_verify_locations(s, t->ca_file, NULL) != 1)
         goto err_ca;
-    if (t->is_server) {
+    if (t->is_server && !t->anonymous_clients) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->ca_file);
 
         if (names == NULL)
             goto err_ca;
         SSL_CTX_set_client_CA_list(s, names);
+    }
+    if (t->is_server) {
         /* No session resumption: a resumed session would skip the client
          * certificate check, and tickets cost bytes on every handshake. */
         SSL_CTX_set_num_tickets(s, 0);
@@ -134,7 +137,9 @@ static int ctx_build(const struct tls_ctx *t, SSL_CTX **out, char *err)
         }
     }
     mode = SSL_VERIFY_PEER;
-    if (t->is_server && t->require_peer_cert)
+    if (t->is_server && t->anonymous_clients)
+        mode = SSL_VERIFY_NONE;   /* a server never sends CertificateRequest then */
+    else if (t->is_server && t->require_peer_cert)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(s, mode, NULL);
     /* Idle keep-alive connections are many; their 2 x 16 KiB record buffers
@@ -156,19 +161,25 @@ int tls_ctx_new(const struct tls_opts *o, int is_server, struct tls_ctx **out, c
     struct tls_ctx *t;
     int rc;
 
-    if (o == NULL || out == NULL || o->ca_file == NULL || o->ca_file[0] == '\0')
+    if (o == NULL || out == NULL)
+        return mr_seterr(err, MR_EINVAL, "tls: bad arguments");
+    if ((o->ca_file == NULL || o->ca_file[0] == '\0') && !(is_server && o->anonymous_clients))
         return mr_seterr(err, MR_EINVAL, "tls: ca_file is required");
+    if (is_server && o->anonymous_clients && o->require_peer_cert)
+        return mr_seterr(err, MR_EINVAL,
+                         "tls: anonymous_clients and require_peer_cert exclude each other");
     if ((o->cert_file == NULL) != (o->key_file == NULL))
         return mr_seterr(err, MR_EINVAL, "tls: cert_file and key_file go together");
     if (is_server && o->cert_file == NULL)
         return mr_seterr(err, MR_EINVAL, "tls: a server needs cert_file and key_file");
     t = mr_calloc(1, sizeof(*t));
     pthread_mutex_init(&t->mu, NULL);
-    t->ca_file = mr_strdup(o->ca_file);
+    t->ca_file = o->ca_file != NULL && o->ca_file[0] != '\0' ? mr_strdup(o->ca_file) : NULL;
     t->cert_file = o->cert_file ? mr_strdup(o->cert_file) : NULL;
     t->key_file = o->key_file ? mr_strdup(o->key_file) : NULL;
     t->require_peer_cert = o->require_peer_cert;
     t->skip_host_check = o->skip_host_check;
+    t->anonymous_clients = is_server && o->anonymous_clients;
     t->is_server = is_server;
     t->refs = 1;
     rc = ctx_build(t, &t->ssl, err);
@@ -193,7 +204,7 @@ int tls_ctx_reload(struct tls_ctx *t, char *err)
     pthread_mutex_unlock(&t->mu);
     /* Connections made from <old> hold references: it lives on with them. */
     SSL_CTX_free(old);
-    mr_log(MR_LOG_INFO, "tls", "reloaded %s", t->cert_file ? t->cert_file : t->ca_file);
+    mr_log(MR_LOG_INFO, "tls", "reloaded %s", t->cert_file != NULL ? t->cert_file : t->ca_file);
     return 0;
 }
 

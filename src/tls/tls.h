@@ -22,7 +22,8 @@
  *
  * Peer verification: both sides present a certificate and verify the
  * peer's chain against ca_file (a server with require_peer_cert == 0 accepts
- * clients without one, but still refuses a bad one).  A client also checks
+ * clients without one, but still refuses a bad one; with anonymous_clients
+ * it does not ask for one).  A client also checks
  * that the server's certificate names the host it dialled (a DNS or IP SAN),
  * unless tls_opts.skip_host_check is set.
  */
@@ -43,6 +44,9 @@ struct tls_opts {
     const char *key_file;     /* PEM: our private key */
     int require_peer_cert;    /* server: refuse clients without a certificate */
     int skip_host_check;      /* client: do not match the server's name (addition) */
+    int anonymous_clients;    /* server: do not ask clients for a certificate at all:
+                                 a public endpoint such as the edge's (addition).
+                                 ca_file may then be NULL */
 };
 
 struct tls_ctx;

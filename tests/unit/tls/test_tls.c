@@ -124,14 +124,15 @@ static struct tls_ctx *ctx(int is_server, const char *ca, const char *crt, const
     return t;
 }
 
-static int fx_start(void **state, const char *crt, const char *key)
+/* Serve on 127.0.0.1 with <t> (owned by the fixture from now on). */
+static int fx_start_ctx(void **state, struct tls_ctx *t)
 {
     struct fx *f = mr_calloc(1, sizeof(*f));
     struct http_server_opts o;
     char err[MR_ERRMSG_LEN];
 
     uv_loop_init(&f->loop);
-    f->srv_tls = ctx(1, path_of("ca/ca.crt"), crt, key, 1);
+    f->srv_tls = t;
     http_server_opts_default(&o);
     o.tls = f->srv_tls;
     o.max_body_bytes = 2 * 1000 * 1000;
@@ -142,6 +143,29 @@ static int fx_start(void **state, const char *crt, const char *key)
     f->port = http_server_port(f->srv);
     *state = f;
     return 0;
+}
+
+/* A cluster server: mutual TLS, clients must present a certificate. */
+static int fx_start(void **state, const char *crt, const char *key)
+{
+    return fx_start_ctx(state, ctx(1, path_of("ca/ca.crt"), crt, key, 1));
+}
+
+/* A public endpoint (the edge's): asks no client for a certificate. */
+static int fx_setup_public(void **state)
+{
+    struct tls_opts o = {0};
+    struct tls_ctx *t;
+    char err[MR_ERRMSG_LEN];
+
+    o.cert_file = path_of("certs/srv.crt");
+    o.key_file = path_of("certs/srv.key");
+    o.anonymous_clients = 1;
+    if (tls_ctx_new(&o, 1, &t, err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return fx_start_ctx(state, t);
 }
 
 static int fx_setup(void **state)
@@ -364,6 +388,27 @@ static void client_checks_the_server_name(void **state)
     assert_int_equal(tls_ctx_refused(t), 1);
     assert_int_equal(f->n_requests, 0);
     client_done(f, c, t);
+}
+
+static void public_server_takes_anonymous_clients(void **state)
+{
+    struct fx *f = *state;
+    struct tls_ctx *anon = ctx(0, path_of("ca/ca.crt"), NULL, NULL, 0);
+    struct tls_ctx *named = ctx(0, path_of("ca/ca.crt"), path_of("certs/alice.crt"),
+                                path_of("certs/alice.key"), 0);
+    struct http_client *c1 = client(f, anon), *c2 = client(f, named);
+    struct res r;
+
+    r = call(f, c1, "127.0.0.1");
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "cn=(none)");
+    /* Not asked, so not sent: no name either. */
+    r = call(f, c2, "127.0.0.1");
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.body, "cn=(none)");
+    assert_int_equal(tls_ctx_refused(f->srv_tls), 0);
+    client_done(f, c1, anon);
+    client_done(f, c2, named);
 }
 
 static int count_conns(struct fx *f)
@@ -701,6 +746,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(reload_serves_new_certificate_and_keeps_live_connections,
                                         fx_setup_live, fx_teardown),
         cmocka_unit_test_setup_teardown(reload_failure_keeps_the_old_files, fx_setup_live,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(public_server_takes_anonymous_clients, fx_setup_public,
                                         fx_teardown),
         T(plain_client_on_tls_port_fails_cleanly),
         T(garbage_on_tls_port_is_closed),
