@@ -141,7 +141,8 @@ size_t http_exchange_buffered(const struct http_exchange *ex);
 
 /* The subject CN of the client's verified certificate (TLS servers), or
  * NULL: plain connection, no certificate, or the client is gone.  The
- * string lives until http_respond / http_respond_end. */
+ * string belongs to the connection: use it within the handler call, copy it
+ * to keep it longer (the connection may close before the answer). */
 const char *http_exchange_peer_cn(const struct http_exchange *ex);
 
 /* Counters for /metrics. */
