@@ -4,8 +4,8 @@
  * everything above it: connection lifetimes, keep-alive, pipelining (answers
  * leave in request order), size limits, timeouts against slow peers, and the
  * lifetime of write buffers.  All socket reads and writes of a connection go
- * through one pair of functions per side (see http_int.h) so that TLS can be
- * slotted in underneath without touching the protocol code.
+ * through one pair of functions per side (see http_int.h), which is where
+ * TLS (src/tls) sits when a server or client is given a tls_ctx.
  *
  * Threading: everything runs on the loop given at creation; nothing here is
  * thread-safe.
