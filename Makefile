@@ -15,7 +15,7 @@
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CSTD    := -std=gnu11 -D_GNU_SOURCE
-LIBS    := -luv -lsqlite3 -lhttp_parser -ljansson -linih -lcrypto -lnghttp2 -lm -lpthread
+LIBS    := -luv -lsqlite3 -lhttp_parser -ljansson -linih -lssl -lcrypto -lnghttp2 -lm -lpthread
 OPT     := -O2 -g
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -24,8 +24,9 @@ ifeq ($(V),1)
 Q :=
 endif
 
-MODULES := common http etcd sql gtab node up bench wan edge shop gameday
+MODULES := common tls http etcd sql gtab node up bench wan edge shop gameday
 SRC_common := $(wildcard src/common/*.c)
+SRC_tls    := $(wildcard src/tls/*.c)
 SRC_http   := $(wildcard src/http/*.c)
 SRC_etcd   := $(wildcard src/etcd/*.c)
 SRC_sql    := $(wildcard src/sql/*.c)
@@ -43,17 +44,18 @@ HDRS       := $(wildcard src/*/*.h)
 
 # What each unit-test directory may link: its module and what it depends on.
 UNIT_DEPS_common := $(SRC_common)
-UNIT_DEPS_http   := $(SRC_http) $(SRC_common)
-UNIT_DEPS_etcd   := $(SRC_etcd) $(SRC_http) $(SRC_common)
+UNIT_DEPS_tls    := $(SRC_tls) $(SRC_http) $(SRC_common)
+UNIT_DEPS_http   := $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_etcd   := $(SRC_etcd) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_sql    := $(SRC_sql) $(SRC_common)
-UNIT_DEPS_node   := $(SRC_node) $(SRC_gtab) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_common)
-UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_common)
-UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_common)
-UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_common)
+UNIT_DEPS_node   := $(SRC_node) $(SRC_gtab) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_gtab   := $(SRC_gtab) $(SRC_common)
-UNIT_DEPS_edge   := $(SRC_edge) $(SRC_http) $(SRC_common)
-UNIT_DEPS_shop   := $(SRC_shop) $(SRC_http) $(SRC_common)
-UNIT_DEPS_gameday := $(SRC_gameday) $(SRC_bench) $(SRC_up) $(SRC_http) $(SRC_common)
+UNIT_DEPS_edge   := $(SRC_edge) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_shop   := $(SRC_shop) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_gameday := $(SRC_gameday) $(SRC_bench) $(SRC_up) $(SRC_http) $(SRC_tls) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))

@@ -108,8 +108,15 @@ static void free_endpoints(struct etcd *e)
 
 int etcd_new_opts(uv_loop_t *loop, const struct etcd_opts *opts, struct etcd **out, char *err)
 {
+    return etcd_new_tls(loop, opts, NULL, out, err);
+}
+
+int etcd_new_tls(uv_loop_t *loop, const struct etcd_opts *opts, struct tls_ctx *tls,
+                 struct etcd **out, char *err)
+{
     struct etcd *e;
     char *list, *tok, *save = NULL;
+    size_t n_https = 0;
     int rc;
 
     if (opts->transport != ETCD_TRANSPORT_GATEWAY && opts->transport != ETCD_TRANSPORT_GRPC)
@@ -140,10 +147,26 @@ int etcd_new_opts(uv_loop_t *loop, const struct etcd_opts *opts, struct etcd **o
         }
         ep->url = mr_strdup(tok);
         e->n_ep++;
+        if (http_url_is_https(tok))
+            n_https++;
     }
     if (e->n_ep == 0) {
         rc = mr_seterr(err, MR_ECONFIG, "no etcd endpoint given");
         goto err_after_list;
+    }
+    /* One cluster, one scheme: a mixed list would silently send some
+     * traffic in clear. */
+    if (n_https != 0 && n_https != e->n_ep) {
+        rc = mr_seterr(err, MR_ECONFIG, "etcd endpoints mix http:// and https://");
+        goto err_after_list;
+    }
+    if (n_https != 0) {
+        if (tls == NULL || tls_ctx_is_server(tls)) {
+            rc = mr_seterr(err, MR_ECONFIG,
+                           "https etcd endpoints need a TLS client context (certificate, CA)");
+            goto err_after_list;
+        }
+        e->tls = tls;
     }
     rc = e->tp->init(e, err);
     if (rc != 0)
@@ -533,6 +556,7 @@ static int gw_init(struct etcd *e, char *err)
 
     http_client_opts_default(&hopts);
     hopts.max_response_bytes = 64 * 1024 * 1024;
+    hopts.tls = e->tls;
     rc = http_client_new(e->loop, &hopts, &e->http);
     if (rc != 0)
         return mr_seterr(err, rc, "cannot create HTTP client");

@@ -47,8 +47,11 @@ enum etcd_transport {
     ETCD_TRANSPORT_GRPC = 1,    /* native gRPC, HTTP/2 cleartext */
 };
 
+struct tls_ctx;
+
 struct etcd_opts {
-    const char *endpoints;      /* comma-separated http://host:port URLs, nearest first */
+    const char *endpoints;      /* comma-separated http://host:port URLs, nearest first;
+                                   https:// for TLS (all of them, then) */
     uint64_t timeout_ms;        /* bounds one attempt on one endpoint */
     enum etcd_transport transport;
 };
@@ -59,6 +62,15 @@ struct etcd_opts {
  * not resolved yet). */
 int etcd_new_opts(uv_loop_t *loop, const struct etcd_opts *opts, struct etcd **out, char *err)
     __attribute__((warn_unused_result));
+
+/* etcd_new_opts for https:// endpoints: <tls> is the client context (our
+ * certificate, the CA etcd's certificate must come from); not owned, keep it
+ * until etcd_free.  Required with https:// endpoints, unused with http://.
+ * The gRPC transport offers ALPN "h2".  (A separate function rather than a
+ * field of etcd_opts, so that positional initialisers of etcd_opts keep
+ * compiling under -Wextra.) */
+int etcd_new_tls(uv_loop_t *loop, const struct etcd_opts *opts, struct tls_ctx *tls,
+                 struct etcd **out, char *err) __attribute__((warn_unused_result));
 
 /* etcd_new_opts with the gateway transport. */
 int etcd_new(uv_loop_t *loop, const char *endpoints, uint64_t timeout_ms, struct etcd **out,

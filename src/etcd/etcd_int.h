@@ -52,6 +52,7 @@
 
 #include "../common/buf.h"
 #include "../common/err.h"
+#include "../tls/tls.h"
 #include "etcd.h"
 
 struct http_call;
@@ -164,6 +165,7 @@ struct etcd {
     size_t current;
     int64_t left_preferred_ms;
     uint64_t timeout_ms;
+    struct tls_ctx *tls;      /* https:// endpoints: client context; not owned */
     struct etcd_req *reqs;
     struct etcd_watch *watches;
     int closing;              /* etcd_free called: freed with the last request */
@@ -273,7 +275,7 @@ struct etcd__gcall_opts {
 };
 
 /* A connection to <host>:<port>, opened on first use and again after loss. */
-struct etcd__h2 *etcd__h2_new(uv_loop_t *loop, const char *host, int port);
+struct etcd__h2 *etcd__h2_new(uv_loop_t *loop, const char *host, int port, struct tls_ctx *tls);
 /* End every call (MR_ECLOSED, from within this function) and close; memory
  * goes once libuv has closed the handles. */
 void etcd__h2_free(struct etcd__h2 *h);

@@ -53,7 +53,7 @@ static int gr_init(struct etcd *e, char *err)
                              ep->url, ep->host);
     }
     for (size_t i = 0; i < e->n_ep; i++)
-        e->ep[i].h2 = etcd__h2_new(e->loop, e->ep[i].host, e->ep[i].port);
+        e->ep[i].h2 = etcd__h2_new(e->loop, e->ep[i].host, e->ep[i].port, e->tls);
     return 0;
 }
 

@@ -7,6 +7,12 @@
  * (RFC 9113 3.3: the client preface, no Upgrade), which etcd's client port
  * accepts next to HTTP/1.1.
  *
+ * TLS (https:// endpoints): a src/tls engine sits between the socket and
+ * nghttp2, offering ALPN "h2".  nghttp2's frames are encrypted in link_write
+ * (held by the engine until the handshake is done), and what the socket
+ * reads is decrypted in link_read before nghttp2 sees it.  The ciphertext
+ * takes the same try-write-then-queue path plain bytes take.
+ *
  * Objects:
  *   struct etcd__h2    one endpoint: its calls, a timer for their deadlines,
  *                      the current link (NULL until the first call and after
@@ -32,7 +38,9 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/log.h"
 #include "../common/util.h"
+#include "../tls/tls.h"
 #include "etcd_int.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -50,6 +58,7 @@ struct link {
     uv_connect_t connect;
     struct etcd__h2 *h;       /* NULL once the endpoint is freed */
     nghttp2_session *ng;
+    struct tls_conn *tls;     /* NULL: cleartext */
     enum link_state state;
     int in_ng;                /* inside nghttp2_session_mem_recv/mem_send */
     int want_flush;
@@ -87,6 +96,7 @@ struct etcd__h2 {
     char *host;
     char *authority;
     int port;
+    struct tls_ctx *tls;      /* NULL: h2c; not owned */
     struct link *link;        /* current link, or NULL */
     struct link *links;       /* every open link, current or draining */
     struct etcd__gcall *calls;
@@ -334,8 +344,9 @@ static void write_done(uv_write_t *req, int status)
         link_fail(l, MR_ECLOSED, uv_strerror(status));
 }
 
-/* Write <p>/<n>: at once when the socket takes it, else queued (copied). */
-static int link_write(struct link *l, const uint8_t *p, size_t n)
+/* Write <p>/<n> to the socket: at once when it takes it, else queued
+ * (copied). */
+static int raw_write(struct link *l, const uint8_t *p, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned int)n);
     struct wreq *w;
@@ -358,10 +369,36 @@ static int link_write(struct link *l, const uint8_t *p, size_t n)
     return done;
 }
 
+/* Send the ciphertext the TLS engine has made. */
+static int tls_send(struct link *l)
+{
+    uint8_t buf[16 * 1024];
+    size_t n;
+    int rc;
+
+    while ((n = tls_conn_take(l->tls, buf, sizeof(buf))) > 0) {
+        rc = raw_write(l, buf, n);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Write <p>/<n> of HTTP/2 bytes: through the TLS engine if there is one. */
+static int link_write(struct link *l, const uint8_t *p, size_t n)
+{
+    if (l->tls == NULL)
+        return raw_write(l, p, n);
+    if (tls_conn_write(l->tls, p, n) != 0)
+        return UV_EPROTO;
+    return tls_send(l);
+}
+
 static void link_closed(uv_handle_t *hd)
 {
     struct link *l = container_of((uv_tcp_t *)hd, struct link, tcp);
 
+    tls_conn_free(l->tls);
     nghttp2_session_del(l->ng);
     mr_free(l);
 }
@@ -453,10 +490,62 @@ static void link_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(l->rbuf);
 }
 
+/* Give <n> bytes of HTTP/2 to nghttp2.  Returns 0, or -1 when the link
+ * died. */
+static int link_recv(struct link *l, const uint8_t *p, size_t n)
+{
+    ssize_t rv;
+
+    l->in_ng = 1;
+    rv = nghttp2_session_mem_recv(l->ng, p, n);
+    l->in_ng = 0;
+    if (l->state == LINK_DEAD)
+        return -1;
+    if (rv < 0) {
+        char why[MR_ERRMSG_LEN];
+        snprintf(why, sizeof(why), "bad HTTP/2 from etcd: %s", nghttp2_strerror((int)rv));
+        link_fail(l, MR_EPROTO, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* <n> bytes of ciphertext are in l->rbuf. */
+static void link_read_tls(struct link *l, size_t n)
+{
+    char why[MR_ERRMSG_LEN];
+    ssize_t got;
+
+    if (tls_conn_feed(l->tls, l->rbuf, n) != 0) {
+        link_fail(l, MR_ECLOSED, "out of memory");
+        return;
+    }
+    /* The engine copied the ciphertext: rbuf takes the plaintext. */
+    while ((got = tls_conn_read(l->tls, l->rbuf, sizeof(l->rbuf))) > 0)
+        if (link_recv(l, (const uint8_t *)l->rbuf, (size_t)got) != 0)
+            return;
+    /* Handshake flights, and the HTTP/2 bytes held until it finished. */
+    if (tls_send(l) != 0 && got >= 0) {
+        link_fail(l, MR_ECLOSED, "write to etcd failed");
+        return;
+    }
+    if (got == TLS_EOF) {
+        link_fail(l, MR_ECLOSED, "connection closed by etcd");
+        return;
+    }
+    if (got < 0) {
+        /* A refused handshake means the request never reached etcd. */
+        snprintf(why, sizeof(why), "tls with %s: %s", l->h ? l->h->authority : "etcd",
+                 tls_conn_error(l->tls));
+        link_fail(l, tls_conn_handshake_done(l->tls) ? MR_EPROTO : MR_ECONN, why);
+        return;
+    }
+    link_flush(l);
+}
+
 static void link_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct link *l = container_of((uv_tcp_t *)st, struct link, tcp);
-    ssize_t rv;
 
     (void)buf;
     if (l->state == LINK_DEAD || nread == 0)
@@ -467,18 +556,12 @@ static void link_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     l->last_recv_ms = mr_now_ms();
-    l->in_ng = 1;
-    rv = nghttp2_session_mem_recv(l->ng, (const uint8_t *)l->rbuf, (size_t)nread);
-    l->in_ng = 0;
-    if (l->state == LINK_DEAD)
-        return;
-    if (rv < 0) {
-        char why[MR_ERRMSG_LEN];
-        snprintf(why, sizeof(why), "bad HTTP/2 from etcd: %s", nghttp2_strerror((int)rv));
-        link_fail(l, MR_EPROTO, why);
+    if (l->tls != NULL) {
+        link_read_tls(l, (size_t)nread);
         return;
     }
-    link_flush(l);
+    if (link_recv(l, (const uint8_t *)l->rbuf, (size_t)nread) == 0)
+        link_flush(l);
 }
 
 static int submit(struct link *l, struct etcd__gcall *c)
@@ -494,7 +577,7 @@ static int submit(struct link *l, struct etcd__gcall *c)
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
     nghttp2_nv nva[] = {
         NV(":method", "POST"),
-        NV(":scheme", "http"),
+        NV(":scheme", l->tls != NULL ? "https" : "http"),
         NV(":path", c->path),
         NV(":authority", c->h->authority),
         NV("content-type", "application/grpc"),
@@ -539,6 +622,16 @@ static void link_connected(uv_connect_t *req, int status)
     l->last_recv_ms = mr_now_ms();
     uv_tcp_nodelay(&l->tcp, 1);
     rc = uv_read_start((uv_stream_t *)&l->tcp, link_alloc, link_read);
+    if (rc == 0 && h != NULL && h->tls != NULL) {
+        /* The client preface and settings below wait inside the engine
+         * until the handshake is done; the ClientHello goes now. */
+        rc = tls_conn_new(h->tls, h->authority, h->host, "h2", &l->tls, why);
+        if (rc != 0) {
+            link_fail(l, MR_ECONN, why);
+            return;
+        }
+        rc = tls_send(l);
+    }
     if (rc == 0)
         rc = nghttp2_submit_settings(l->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     if (rc == 0)
@@ -677,11 +770,12 @@ static void timer_fired(uv_timer_t *t)
 
 /* ---- API ----------------------------------------------------------------------- */
 
-struct etcd__h2 *etcd__h2_new(uv_loop_t *loop, const char *host, int port)
+struct etcd__h2 *etcd__h2_new(uv_loop_t *loop, const char *host, int port, struct tls_ctx *tls)
 {
     struct etcd__h2 *h = mr_calloc(1, sizeof(*h));
 
     h->loop = loop;
+    h->tls = tls;
     h->host = mr_strdup(host);
     h->port = port;
     h->authority = strchr(host, ':') ? mr_asprintf("[%s]:%d", host, port)

@@ -305,6 +305,15 @@ static void on_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&conn->io.tcp, 1);
     rc = http__io_read_start(&conn->io);
+    if (rc == 0 && conn->c->opts.tls != NULL) {
+        char err[MR_ERRMSG_LEN];
+
+        /* The request waits inside the engine until the handshake is done:
+         * cconn_send below works as on a plain connection. */
+        rc = http__io_tls_start(&conn->io, conn->c->opts.tls, conn->pool->host, NULL, err);
+        if (rc != 0)
+            mr_log(MR_LOG_WARN, "http", "%s", err);
+    }
     if (rc != 0) {
         cconn_close(conn);
         call_finish(call, MR_ECONN, NULL);
@@ -516,6 +525,13 @@ static void cconn_on_end(struct http__io *io, int uverr)
         cconn_close(conn);
         return;
     }
+    if (uverr == UV_EPROTO && http__io_tls_handshaking(&conn->io)) {
+        /* We refused the server (the engine logged why): the request never
+         * left, and a retry would meet the same certificate. */
+        cconn_close(conn);
+        call_finish(call, MR_ECONN, NULL);
+        return;
+    }
     if (uverr == UV_EOF && call->got_bytes) {
         /* A response without a length ends with the connection. */
         http_parser_execute(&conn->parser, &resp_settings, NULL, 0);
@@ -716,6 +732,7 @@ void http_client_opts_default(struct http_client_opts *o)
 {
     o->max_idle_per_host = HTTP_DEFAULT_CLIENT_MAX_IDLE;
     o->max_response_bytes = HTTP_DEFAULT_CLIENT_MAX_RESPONSE;
+    o->tls = NULL;
 }
 
 int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts,

@@ -7,6 +7,14 @@
 #include "../common/log.h"
 #include "http_int.h"
 
+/* Set once by main() or a test before any fetch; read by every fetch. */
+static struct tls_ctx *fetch_tls;
+
+void http_fetch_set_tls(struct tls_ctx *t)
+{
+    fetch_tls = t;
+}
+
 struct fetch {
     struct http_result *res;
     int done;
@@ -40,6 +48,7 @@ int http_fetch(const char *method, const char *url, const char *headers, const c
                size_t body_len, uint64_t timeout_ms, struct http_result *res, char *err)
 {
     struct http_client_request req;
+    struct http_client_opts copts;
     struct http_client *c = NULL;
     struct fetch f = {res, 0, 0};
     uv_loop_t loop;
@@ -58,7 +67,16 @@ int http_fetch(const char *method, const char *url, const char *headers, const c
         rc = mr_seterr(err, MR_EIO, "%s %s: event loop: %s", method, url, uv_strerror(rc));
         goto err_after_url;
     }
-    rc = http_client_new(&loop, NULL, &c);
+    http_client_opts_default(&copts);
+    if (http_url_is_https(url)) {
+        if (fetch_tls == NULL) {
+            rc = mr_seterr(err, MR_ECONFIG, "%s %s: https needs a TLS client context", method,
+                           url);
+            goto err_after_loop;
+        }
+        copts.tls = fetch_tls;
+    }
+    rc = http_client_new(&loop, &copts, &c);
     if (rc != 0) {
         rc = mr_seterr(err, rc, "%s %s: %s", method, url, mr_strerror(rc));
         goto err_after_loop;

@@ -4,8 +4,8 @@
  * everything above it: connection lifetimes, keep-alive, pipelining (answers
  * leave in request order), size limits, timeouts against slow peers, and the
  * lifetime of write buffers.  All socket reads and writes of a connection go
- * through one pair of functions per side (see http_int.h) so that TLS can be
- * slotted in underneath without touching the protocol code.
+ * through one pair of functions per side (see http_int.h), which is where
+ * TLS (src/tls) sits when a server or client is given a tls_ctx.
  *
  * Threading: everything runs on the loop given at creation; nothing here is
  * thread-safe.
@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "../common/buf.h"
+#include "../tls/tls.h"
 
 /* ---- Limits (defaults; every one can be changed in struct http_server_opts) ---- */
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)     /* request line + headers */
@@ -80,6 +81,11 @@ struct http_server_opts {
     int reuse_port;              /* SO_REUSEPORT: several processes listen on one
                                     port and the kernel spreads new connections
                                     among them (a region's shops, docs/topology.md) */
+    struct tls_ctx *tls;         /* NULL: plain HTTP; else every connection is TLS
+                                    (a server-role ctx, src/tls/tls.h).  Not owned:
+                                    keep it until the server is freed.  A handshake
+                                    that fails closes the connection (logged, counted
+                                    in tls_refused and tls_ctx_refused) */
 };
 
 /* Fill <o> with the HTTP_DEFAULT_* values. */
@@ -136,6 +142,12 @@ void http_respond_end(struct http_exchange *ex);
  * poll again later; 0 once the client is gone. */
 size_t http_exchange_buffered(const struct http_exchange *ex);
 
+/* The subject CN of the client's verified certificate (TLS servers), or
+ * NULL: plain connection, no certificate, or the client is gone.  The
+ * string belongs to the connection: use it within the handler call, copy it
+ * to keep it longer (the connection may close before the answer). */
+const char *http_exchange_peer_cn(const struct http_exchange *ex);
+
 /* Counters for /metrics. */
 struct http_server_stats {
     uint64_t connections_accepted;  /* every accepted socket, rejected ones included */
@@ -144,6 +156,7 @@ struct http_server_stats {
     uint64_t requests;
     uint64_t bad_requests;          /* parse errors, limits exceeded */
     uint64_t timeouts;
+    uint64_t tls_refused;           /* TLS handshakes that failed: connection closed */
 };
 void http_server_stats(const struct http_server *s, struct http_server_stats *out);
 
@@ -182,6 +195,11 @@ struct http_client_opts {
     size_t max_idle_per_host;        /* idle keep-alive connections kept per host */
     size_t max_response_bytes;       /* for non-streamed calls: head + body; over
                                         it the call fails with MR_EPROTO */
+    struct tls_ctx *tls;             /* NULL: plain HTTP; else every connection is
+                                        TLS (a client-role ctx; the server's name is
+                                        checked against the host called).  Not owned:
+                                        keep it until the client is freed.  A failed
+                                        handshake fails the call with MR_ECONN */
 };
 void http_client_opts_default(struct http_client_opts *o);
 
@@ -251,17 +269,23 @@ struct http_result {
 };
 void http_result_close(struct http_result *r);
 
-/* <url> is "http://host:port/path?query".  Returns 0 when a response arrived
+/* The client context http_fetch uses for https:// URLs (process-wide; not
+ * owned; NULL to forget it).  Without one, https URLs fail with MR_ECONFIG. */
+void http_fetch_set_tls(struct tls_ctx *t);
+
+/* <url> is "http[s]://host:port/path?query".  Returns 0 when a response arrived
  * (any status; fill *res, which the caller closes with http_result_close),
  * else MR_E* with a message in <err> and *res left empty. */
 int http_fetch(const char *method, const char *url, const char *headers, const char *body,
                size_t body_len, uint64_t timeout_ms, struct http_result *res, char *err)
     __attribute__((warn_unused_result));
 
-/* Split "http://host:port/path" into parts.  *host and *path are new strings
- * the caller frees.  Only the http scheme is accepted (https comes with TLS). */
+/* Split "http://host:port/path" or "https://..." into parts (default port 80
+ * or 443).  *host and *path are new strings the caller frees. */
 int http_parse_url(const char *url, char **host, int *port, char **path, char *err)
     __attribute__((warn_unused_result));
+/* 1 when <url> starts with "https://" (any case). */
+int http_url_is_https(const char *url);
 
 /* Reason phrase for a status code ("OK", "Not Found", ...). */
 const char *http_status_text(int status);

@@ -8,10 +8,11 @@
  *         callbacks the owner installs;
  *   out:  http__io_write, plus http__io_shutdown and http__io_close.
  *
- * Today it is plain TCP and every function is a thin wrapper over libuv.  TLS
- * goes in here later (decrypt between the socket read and on_data, encrypt in
- * http__io_write, close_notify in shutdown) without touching server.c or
- * client.c.
+ * Plain TCP is a thin wrapper over libuv.  With TLS (http__io_tls_start,
+ * src/tls/tls.h) the same functions decrypt between the socket read and
+ * on_data, encrypt in http__io_write and send close_notify in
+ * http__io_shutdown; server.c and client.c only start it and ask for the
+ * peer's name.  Plain connections take exactly the old path.
  *
  * Read buffer: the owner (a server or a client) provides one buffer shared by
  * all its connections.  libuv delivers each read synchronously, and protocol
@@ -24,6 +25,7 @@
 #include <http_parser.h>
 #include <uv.h>
 
+#include "../tls/tls.h"
 #include "http.h"
 
 #define HTTP__READ_BUF_LEN (64 * 1024)
@@ -41,6 +43,9 @@ struct http__io {
     http__io_data_cb on_data;
     http__io_end_cb on_end;
     char *rbuf;                  /* shared read buffer, HTTP__READ_BUF_LEN bytes */
+    struct tls_conn *tls;        /* NULL: plain TCP; owned, freed at close */
+    unsigned closed : 1;         /* http__io_close called */
+    unsigned tls_eof : 1;        /* close_notify seen: on_end(UV_EOF) was called */
 };
 
 struct http__write;
@@ -53,10 +58,21 @@ struct http__write {
     uv_write_t req;
     struct http__io *io;
     http__io_write_cb cb;
+    char *tls_buf;               /* TLS: ciphertext in flight, freed at the callback */
 };
 
 /* Initialise the handle on <loop>.  On failure nothing needs closing. */
 int http__io_init(uv_loop_t *loop, struct http__io *io, void *owner, char *rbuf);
+/* Speak TLS on <io> from now on, in <t>'s role: call after accept (server)
+ * or connect (client; <host> as dialled, for SNI and the name check; <alpn>
+ * or NULL), before any read or write.  Sends a client's first flight.  On
+ * failure returns MR_E* with <err> set; the io stays plain and should be
+ * closed. */
+int http__io_tls_start(struct http__io *io, struct tls_ctx *t, const char *host,
+                       const char *alpn, char *err);
+/* 1 when <io> is TLS and its handshake has not finished (a failure then is a
+ * refusal: the peer or we rejected a certificate, or it is not TLS). */
+int http__io_tls_handshaking(const struct http__io *io);
 int http__io_read_start(struct http__io *io);
 void http__io_read_stop(struct http__io *io);
 /* Write <bufs> (at most HTTP__MAX_WRITE_BUFS); writes complete in

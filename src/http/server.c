@@ -935,6 +935,9 @@ static void conn_on_end(struct http__io *io, int uverr)
     if (c->closing)
         return;
     if (uverr != UV_EOF || c->lingering) {
+        /* The engine logged the reason and counted it on the tls_ctx. */
+        if (uverr == UV_EPROTO && http__io_tls_handshaking(&c->io))
+            c->s->stats.tls_refused++;
         conn_close(c);
         return;
     }
@@ -1017,6 +1020,16 @@ static void on_connection(uv_stream_t *l, int status)
     }
     uv_tcp_nodelay(&c->io.tcp, 1);
     s->stats.connections_accepted++;
+    if (s->opts.tls != NULL) {
+        char err[MR_ERRMSG_LEN];
+
+        if (http__io_tls_start(&c->io, s->opts.tls, NULL, NULL, err) != 0) {
+            mr_log(MR_LOG_WARN, "http", "closing connection: %s", err);
+            c->rejected = 1;
+            conn_close(c);
+            return;
+        }
+    }
     if (s->n_open >= s->opts.max_connections) {
         /* Accept and say why, rather than leave the client in the backlog
          * where it cannot tell overload from a dead server. */
@@ -1051,6 +1064,7 @@ void http_server_opts_default(struct http_server_opts *o)
     o->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
     o->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
     o->server_name = "meridian";
+    o->tls = NULL;
 }
 
 static void listener_close_cb(uv_handle_t *h)
@@ -1261,6 +1275,13 @@ void http_respond_end(struct http_exchange *ex)
         mr_buf_append(&ex->out, "0\r\n\r\n", 5);
     ex->complete = 1;
     conn_flush(c);
+}
+
+const char *http_exchange_peer_cn(const struct http_exchange *ex)
+{
+    if (ex->conn == NULL || ex->conn->io.tls == NULL)
+        return NULL;
+    return tls_conn_peer_cn(ex->conn->io.tls);
 }
 
 size_t http_exchange_buffered(const struct http_exchange *ex)

@@ -67,6 +67,11 @@ const char *http_status_text(int status)
     return "Unknown";
 }
 
+int http_url_is_https(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
 int http_parse_url(const char *url, char **host, int *port, char **path, char *err)
 {
     struct http_parser_url u;
@@ -79,15 +84,19 @@ int http_parse_url(const char *url, char **host, int *port, char **path, char *e
     http_parser_url_init(&u);
     if (http_parser_parse_url(url, len, 0, &u) != 0)
         return mr_seterr(err, MR_EINVAL, "bad URL \"%s\"", url);
-    if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
-        strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0)
-        return mr_seterr(err, MR_EINVAL, "URL \"%s\": only http:// is supported", url);
+    if (!(u.field_set & (1 << UF_SCHEMA)) ||
+        !((u.field_data[UF_SCHEMA].len == 4 &&
+           strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) == 0) ||
+          (u.field_data[UF_SCHEMA].len == 5 &&
+           strncasecmp(url + u.field_data[UF_SCHEMA].off, "https", 5) == 0)))
+        return mr_seterr(err, MR_EINVAL, "URL \"%s\": only http:// and https:// are supported",
+                         url);
     if (!(u.field_set & (1 << UF_HOST)) || u.field_data[UF_HOST].len == 0)
         return mr_seterr(err, MR_EINVAL, "URL \"%s\" has no host", url);
     if (u.field_set & (1 << UF_USERINFO))
         return mr_seterr(err, MR_EINVAL, "URL \"%s\": user info is not supported", url);
     /* http_parser_parse_url checks the port's digits and range (1-65535). */
-    *port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+    *port = (u.field_set & (1 << UF_PORT)) ? u.port : u.field_data[UF_SCHEMA].len == 5 ? 443 : 80;
 
     mr_buf_init(&b);
     if (u.field_set & (1 << UF_PATH)) {

@@ -791,8 +791,10 @@ static void fetch_talks_to_server(void **state)
     /* Nobody listens any more. */
     assert_int_equal(http_fetch("GET", url, NULL, NULL, 0, GUARD_MS, &res, err), MR_ECONN);
     assert_non_null(strstr(err, "connection failed"));
+    /* https without a context set by http_fetch_set_tls (tests/unit/tls). */
     assert_int_equal(http_fetch("GET", "https://x/", NULL, NULL, 0, GUARD_MS, &res, err),
-                     MR_EINVAL);
+                     MR_ECONFIG);
+    assert_non_null(strstr(err, "TLS"));
 }
 
 static void parse_url_splits_parts(void **state)
@@ -815,7 +817,13 @@ static void parse_url_splits_parts(void **state)
     assert_string_equal(path, "/");
     mr_free(host);
     mr_free(path);
-    assert_int_equal(http_parse_url("https://a/", &host, &port, &path, err), MR_EINVAL);
+    assert_int_equal(http_parse_url("https://a/", &host, &port, &path, err), 0);
+    assert_int_equal(port, 443);
+    assert_true(http_url_is_https("HTTPS://a/"));
+    assert_false(http_url_is_https("http://a/"));
+    mr_free(host);
+    mr_free(path);
+    assert_int_equal(http_parse_url("ftp://a/", &host, &port, &path, err), MR_EINVAL);
     assert_int_equal(http_parse_url("nonsense", &host, &port, &path, err), MR_EINVAL);
     assert_int_equal(http_parse_url("http://a:99999/", &host, &port, &path, err), MR_EINVAL);
     assert_string_equal(http_status_text(404), "Not Found");
