@@ -14,5 +14,6 @@ int cmd_wan(int argc, char **argv);
 int cmd_edge(int argc, char **argv);
 int cmd_shop(int argc, char **argv);
 int cmd_gameday(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 
 #endif

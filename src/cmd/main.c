@@ -22,6 +22,7 @@ static const struct subcommand subcommands[] = {
     {"gameday", cmd_gameday, "break regions under load, measure the recovery, verify nothing was lost"},
     {"demo", cmd_demo, "three local regions, a short mixed workload, a table of figures"},
     {"bench", cmd_bench, "benchmarks of the global SQL database"},
+    {"token", cmd_token, "make a bearer token and the config line that accepts it"},
 };
 
 static void usage(FILE *f)

@@ -179,6 +179,10 @@ struct http_client_opts {
     size_t max_idle_per_host;        /* idle keep-alive connections kept per host */
     size_t max_response_bytes;       /* for non-streamed calls: head + body; over
                                         it the call fails with MR_EPROTO */
+    const char *headers;             /* NULL or "Name: value\r\n" lines sent with
+                                        every request before the request's own
+                                        (credentials: "Authorization: Bearer ...");
+                                        copied by http_client_new */
 };
 void http_client_opts_default(struct http_client_opts *o);
 
