@@ -1,14 +1,17 @@
 /* auth.c -- bearer tokens with scopes (see auth.h). */
 #include "auth.h"
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "err.h"
 
 static const struct {
@@ -279,4 +282,26 @@ void mr_auth_header(const char *token, char *out, size_t size)
         snprintf(out, size, "%s", "");
     else
         snprintf(out, size, "Authorization: Bearer %s\r\n", token);
+}
+
+char *mr_auth_client_token(const char *given, const char *rundir)
+{
+    const char *env = getenv("MERIDIAN_TOKEN"), *tok;
+    char *path, *out = NULL;
+    json_t *doc;
+
+    if (given != NULL)
+        return mr_strdup(given);
+    if (env != NULL && *env)
+        return mr_strdup(env);
+    if (rundir == NULL)
+        return NULL;
+    path = mr_asprintf("%s/topology.json", rundir);
+    doc = json_load_file(path, 0, NULL);
+    mr_free(path);
+    tok = json_string_value(json_object_get(json_object_get(doc, "auth"), "token"));
+    if (tok != NULL && *tok)
+        out = mr_strdup(tok);
+    json_decref(doc);
+    return out;
 }

@@ -103,6 +103,13 @@ int mr_auth_token_new(char *out, size_t size, char *err) __attribute__((warn_unu
 /* "Authorization: Bearer <token>\r\n" into <out> for http_fetch and
  * http_client_request, or "" when <token> is NULL or empty. */
 void mr_auth_header(const char *token, char *out, size_t size);
+/* The token a command-line client sends, as a new string (mr_free), or
+ * NULL for none: <given> (a --auth-token flag) when not NULL, else the
+ * environment's MERIDIAN_TOKEN when set and not empty, else the
+ * "auth": {"token"} of <rundir>/topology.json when <rundir> is not NULL and
+ * the file has one (`meridian up` writes it there). */
+char *mr_auth_client_token(const char *given, const char *rundir);
+
 #define MR_AUTH_HEADER_MAX (sizeof("Authorization: Bearer \r\n") + MR_AUTH_TOKEN_MAX)
 
 #endif

@@ -246,7 +246,7 @@ void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *r
 }
 
 static void handle_sql(struct node *n, struct http_exchange *ex, const struct http_request *hr,
-                       unsigned granted)
+                       unsigned granted, const char *who)
 {
     char err[MR_ERRMSG_LEN];
     struct sql_req req;
@@ -266,7 +266,7 @@ static void handle_sql(struct node *n, struct http_exchange *ex, const struct ht
     for (size_t i = 0; i < req.n_stmts; i++)
         ddl |= node__sql_is_ddl(req.stmts[i].sql);
     if (ddl && !(granted & MR_AUTH_ADMIN)) {
-        node__auth_refuse(n, ex, hr, MR_AUTH_FORBIDDEN, MR_AUTH_ADMIN, "");
+        node__auth_refuse(n, ex, hr, MR_AUTH_FORBIDDEN, MR_AUTH_ADMIN, who);
         sql_req_free(&req);
         return;
     }
@@ -470,14 +470,15 @@ void node__handle(struct http_exchange *ex, const struct http_request *hr, void 
     char why[MR_ERRMSG_LEN];
     int get = strcmp(hr->method, "GET") == 0 || strcmp(hr->method, "HEAD") == 0;
     unsigned granted;
+    const char *who;
 
     /* Every route's scope is decided here, before any handler runs
      * (auth.c lists the rules); /v1/sql asks for more once its statements
      * are known. */
-    if (node__authorize(n, ex, hr, node__auth_need(hr), &granted) != 0)
+    if (node__authorize(n, ex, hr, node__auth_need(hr), &granted, &who) != 0)
         return;
     if (strcmp(hr->path, "/v1/sql") == 0) {
-        handle_sql(n, ex, hr, granted);
+        handle_sql(n, ex, hr, granted, who);
         return;
     }
     if (strncmp(hr->path, "/v1/tables", 10) == 0 && (hr->path[10] == '\0' || hr->path[10] == '/')) {

@@ -142,8 +142,11 @@ void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct ht
                                     n->stats.auth_refused[MR_AUTH_FORBIDDEN]));
     }
     if (r == MR_AUTH_FORBIDDEN) {
-        snprintf(msg, sizeof(msg), "token '%s' does not have the %s scope this request needs", who,
-                 scope_name(need));
+        if (*who)
+            snprintf(msg, sizeof(msg), "token '%s' does not have the %s scope this request needs",
+                     who, scope_name(need));
+        else
+            snprintf(msg, sizeof(msg), "this request needs the %s scope", scope_name(need));
         node__respond_error(n, ex, ROUTE_REFUSED, hr->received_us, 403, "forbidden", msg, NULL);
         return;
     }
@@ -159,20 +162,20 @@ void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct ht
 }
 
 int node__authorize(struct node *n, struct http_exchange *ex, const struct http_request *hr,
-                    unsigned need, unsigned *granted)
+                    unsigned need, unsigned *granted, const char **who)
 {
     enum mr_auth_result r;
-    const char *who;
 
+    *who = "";
     if (!n->auth_enforce || need == 0) {
         *granted = MR_AUTH_ALL;
         return 0;
     }
     r = mr_auth_check(&n->auth, http_request_header(hr, "Authorization"), peer_cn(ex), need,
-                      granted, &who);
+                      granted, who);
     if (r == MR_AUTH_OK)
         return 0;
-    node__auth_refuse(n, ex, hr, r, need, who);
+    node__auth_refuse(n, ex, hr, r, need, *who);
     return MR_EDENIED;
 }
 

@@ -251,10 +251,11 @@ void node__format_token(char *out, size_t size, int64_t rev);
 int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce, char *err);
 /* Scope bits <hr> needs before its body is looked at; 0: open. */
 unsigned node__auth_need(const struct http_request *hr);
-/* 0 with *granted set when the caller has <need> (or checks are off), else
- * answers 401 or 403 itself and returns MR_EDENIED. */
+/* 0 with *granted and *who (the token's name, "" when unchecked) set when
+ * the caller has <need> (or checks are off), else answers 401 or 403 itself
+ * and returns MR_EDENIED. */
 int node__authorize(struct node *n, struct http_exchange *ex, const struct http_request *hr,
-                    unsigned need, unsigned *granted);
+                    unsigned need, unsigned *granted, const char **who);
 /* Answer 401 (missing, unknown) or 403 (forbidden), count and log it. */
 void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                        enum mr_auth_result r, unsigned need, const char *who);

@@ -17,6 +17,9 @@ const struct mr_cfg_opt shop_cfg_opts[] = {
     {"shop", "node", MR_CFG_STR, F(node), 0, 0, NULL, "http://host:port of this region's node"},
     {"shop", "region", MR_CFG_STR, F(region), 0, 0, NULL,
      "this region's name, shown on every page and in the Meridian-Region header"},
+    {"shop", "node_token", MR_CFG_STR, F(node_token), 0, 0, "none",
+     "bearer token sent to the node (its [auth] must accept it with the write scope; docs/security.md; "
+     "none: send no token)"},
     {"shop", "log_level", MR_CFG_STR, F(log_level), 0, 0, "info", "debug, info, warn or error"},
     {"session", "cookie", MR_CFG_STR, F(session_cookie), 0, 0, "mr_sid", "name of the session cookie"},
     {"session", "token_cookie", MR_CFG_STR, F(token_cookie), 0, 0, "mr_token",
