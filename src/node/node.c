@@ -360,6 +360,10 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     http_server_opts_default(&hopts);
     hopts.max_body_bytes = (size_t)cfg->max_body;
     hopts.max_connections = (size_t)cfg->max_connections;
+    hopts.max_header_bytes = (size_t)cfg->max_header_bytes;
+    hopts.max_headers = (size_t)cfg->max_headers;
+    hopts.header_timeout_ms = (uint64_t)cfg->header_timeout_ms;
+    hopts.idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms;
     hopts.server_name = "meridian-node";
     rc = http_server_start(loop, host, port, &hopts, node__handle, n, &n->http, err);
     if (rc != 0) {

@@ -30,6 +30,10 @@ struct node_cfg {
     char *advertise_url;     /* how other nodes reach this one; "" = http://<listen> */
     int64_t max_body;
     int64_t max_connections;
+    int64_t max_header_bytes;
+    int64_t max_headers;
+    int64_t header_timeout_ms;
+    int64_t idle_timeout_ms;
     int64_t max_rows;
     int64_t session_wait_ms;
     int64_t max_lag_ms;
