@@ -554,8 +554,13 @@ static int authorize(struct wan *w, struct http_exchange *ex, const struct http_
     if (r == MR_AUTH_OK)
         return 0;
     w->auth_refused++;
-    mr_log(MR_LOG_WARN, "wan", "refused %s %.100s: %s%s%s", req->method, req->path,
-           mr_auth_result_name(r), *who ? " token " : "", who);
+    /* One line a second at most; the counter has the total. */
+    if (mr_now_ms() - w->auth_logged_ms >= 1000) {
+        w->auth_logged_ms = mr_now_ms();
+        mr_log(MR_LOG_WARN, "wan", "refused %s %.100s: %s%s%s (%llu refused so far)", req->method,
+               req->path, mr_auth_result_name(r), *who ? " token " : "", who,
+               (unsigned long long)w->auth_refused);
+    }
     if (r == MR_AUTH_FORBIDDEN) {
         respond_error(ex, 403, "forbidden", "token '%s' does not have the %s scope", who,
                       need == MR_AUTH_ADMIN ? "admin" : "read");
