@@ -276,6 +276,16 @@ int mr_auth_token_new(char *out, size_t size, char *err)
     return 0;
 }
 
+int mr_auth_token_valid(const char *token)
+{
+    size_t n = 0;
+
+    for (; token[n]; n++)
+        if (token[n] <= ' ' || token[n] >= 0x7f)
+            return 0;
+    return n >= 1 && n <= MR_AUTH_TOKEN_MAX;
+}
+
 void mr_auth_header(const char *token, char *out, size_t size)
 {
     if (token == NULL || *token == '\0')

@@ -100,6 +100,11 @@ enum mr_auth_result mr_auth_check(const struct mr_auth *a, const char *authoriza
  * bytes).  MR_EIO with a message when the random generator fails. */
 int mr_auth_token_new(char *out, size_t size, char *err) __attribute__((warn_unused_result));
 
+/* 1 when <token> can be sent as a bearer token: 1 to MR_AUTH_TOKEN_MAX
+ * visible ASCII characters (no blank, no control character that could end
+ * the header line).  For tokens read from config files. */
+int mr_auth_token_valid(const char *token);
+
 /* "Authorization: Bearer <token>\r\n" into <out> for http_fetch and
  * http_client_request, or "" when <token> is NULL or empty. */
 void mr_auth_header(const char *token, char *out, size_t size);

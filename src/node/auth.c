@@ -54,6 +54,9 @@ int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce
         if (rc != 0)
             return rc;
     }
+    if (strcmp(cfg->auth_peer_token, "none") != 0 && !mr_auth_token_valid(cfg->auth_peer_token))
+        return mr_seterr(err, MR_ECONFIG, "key 'peer_token' in [auth]: expected none or a token of 1 "
+                         "to %d visible ASCII characters", MR_AUTH_TOKEN_MAX);
     if (req == 1 && a->n == 0)
         return mr_seterr(err, MR_ECONFIG, "[auth] required = yes but no token is configured: "
                          "add 'token = NAME SCOPES SHA256HEX' lines (meridian token new)");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/http.h"
@@ -86,6 +87,9 @@ int shop_config_check(const struct shop_config *cfg, char *err)
         strcmp(cfg->session_cookie, cfg->token_cookie) == 0)
         return mr_seterr(err, MR_ECONFIG, "[session] cookie and token_cookie: expected two different "
                          "names of 1 to 64 characters A-Za-z0-9_-");
+    if (strcmp(cfg->node_token, "none") != 0 && !mr_auth_token_valid(cfg->node_token))
+        return mr_seterr(err, MR_ECONFIG, "key 'node_token' in [shop]: expected none or a token of 1 to "
+                         "%d visible ASCII characters", MR_AUTH_TOKEN_MAX);
     if (cfg->faults_enabled && !shop__fault_token_valid(cfg->faults_token))
         return mr_seterr(err, MR_ECONFIG, "key 'token' in [faults]: expected 16 to 128 of A-Za-z0-9-_.~ "
                          "when enabled = true, found '%s'",

@@ -168,6 +168,10 @@ static void new_tokens_are_random_and_accepted(void **state)
     mr_auth_header(NULL, hdr, sizeof(hdr));
     assert_string_equal(hdr, "");
     assert_int_equal(mr_auth_token_new(t1, 10, err), MR_EINVAL);
+    assert_true(mr_auth_token_valid(t1));
+    assert_false(mr_auth_token_valid(""));
+    assert_false(mr_auth_token_valid("a b"));
+    assert_false(mr_auth_token_valid("a\r\nX-Evil: 1"));
     mr_free(a);
 }
 

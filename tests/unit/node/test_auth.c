@@ -80,6 +80,12 @@ static void auth_config_errors_name_the_line(void **state)
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.auth_required = "auto";
+    cfg.auth_peer_token = "none";
+    assert_int_equal(node_check_auth_config(&cfg, err), 0);
+    cfg.auth_peer_token = "two words";
+    assert_int_equal(node_check_auth_config(&cfg, err), MR_ECONFIG);
+    assert_non_null(strstr(err, "peer_token"));
+    cfg.auth_peer_token = "mrt_x";
     assert_int_equal(node_check_auth_config(&cfg, err), 0);
     cfg.auth_required = "yes";
     assert_int_equal(node_check_auth_config(&cfg, err), MR_ECONFIG);
