@@ -102,6 +102,7 @@ static int run_load(const struct topo *t, const struct gt_opts *o, int read, str
     spec.duration_ms = (uint64_t)o->duration_ms;
     spec.warmup_ms = (uint64_t)o->warmup_ms;
     spec.gen = gen;
+    spec.client_headers = t->auth;
     spec.check = read ? check_read : NULL;
     spec.data = g;
     rc = load_run(&spec, res);
@@ -186,6 +187,7 @@ static void *paced_run(void *arg)
     uv_loop_init(&p->loop);
     http_client_opts_default(&o);
     o.max_idle_per_host = 64;
+    o.headers = p->t->auth[0] ? p->t->auth : NULL;
     if (http_client_new(&p->loop, &o, &p->http) != 0)
         return NULL;
     uv_timer_init(&p->loop, &p->timer);
@@ -224,9 +226,11 @@ static int table_probe(const struct topo *t, int i, double *lag_ms)
     struct http_result res;
     int64_t t0, deadline;
     const char *body = "{\"ops\":[{\"op\":\"set\",\"field\":\"v\",\"value\":1}]}";
+    char hdr[MR_AUTH_HEADER_MAX + 64];
 
+    snprintf(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n", t->auth);
     snprintf(url, sizeof(url), "%s/v1/tables/bench/items/probe-%d/ops", t->regions[a].url, i);
-    if (http_fetch("POST", url, "Content-Type: application/json\r\n", body, strlen(body), 5000, &res, err) != 0)
+    if (http_fetch("POST", url, hdr, body, strlen(body), 5000, &res, err) != 0)
         return -1;
     http_result_close(&res);
     t0 = mr_mono_us();
@@ -234,7 +238,7 @@ static int table_probe(const struct topo *t, int i, double *lag_ms)
     snprintf(url, sizeof(url), "%s/v1/tables/bench/items/probe-%d", t->regions[b].url, i);
     while (mr_mono_us() < deadline) {
         int status;
-        if (http_fetch("GET", url, NULL, NULL, 0, 5000, &res, err) != 0)
+        if (http_fetch("GET", url, t->auth[0] ? t->auth : NULL, NULL, 0, 5000, &res, err) != 0)
             return -1;
         status = res.status;
         http_result_close(&res);
@@ -492,7 +496,7 @@ static int wait_table(const struct topo *t)
             char url[256], err[MR_ERRMSG_LEN];
             struct http_result res;
             snprintf(url, sizeof(url), "%s/v1/tables/bench", t->regions[i].url);
-            if (http_fetch("GET", url, NULL, NULL, 0, 2000, &res, err) == 0) {
+            if (http_fetch("GET", url, t->auth[0] ? t->auth : NULL, NULL, 0, 2000, &res, err) == 0) {
                 ok += res.status == 200;
                 http_result_close(&res);
             }
@@ -514,6 +518,7 @@ int gtbench_main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct gt_opts o = {5000, 1000, 64, 5000, 1};
     char err[MR_ERRMSG_LEN], exe[4096], url[256], base[] = "/tmp/meridian-gtbench-XXXXXX";
+    char hdr[MR_AUTH_HEADER_MAX + 64];
     struct load_result w, rd;
     struct http_result res;
     struct topo t;
@@ -559,7 +564,8 @@ int gtbench_main(int argc, char **argv)
         return 1;
     }
     snprintf(url, sizeof(url), "%s/v1/tables/bench", t.regions[0].url);
-    if (http_fetch("PUT", url, "Content-Type: application/json\r\n", "{\"kind\":\"crdt\"}", 15, 5000, &res, err) != 0 ||
+    snprintf(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n", t.auth);
+    if (http_fetch("PUT", url, hdr, "{\"kind\":\"crdt\"}", 15, 5000, &res, err) != 0 ||
         (http_result_close(&res), wait_table(&t) != 0)) {
         fprintf(stderr, "meridian bench tables: cannot create the table\n");
         topo_down(&t, exe);

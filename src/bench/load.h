@@ -58,6 +58,8 @@ struct load_spec {
     uint64_t warmup_ms;
     uint64_t max_requests;     /* stop after this many (0: no limit) */
     const char *headers;       /* extra request headers */
+    const char *client_headers; /* NULL or headers sent with every request (credentials:
+                                   struct topo's auth), besides <headers> */
     load_gen_cb gen;
     load_check_cb check;       /* NULL: status 200 is success */
     load_check_resp_cb check_resp; /* when set, used instead of <check> */

@@ -285,6 +285,7 @@ static int run_load(const struct topo *t, enum sqlbench_fig f, const struct sqlb
     spec.duration_ms = o->duration_ms;
     spec.warmup_ms = o->warmup_ms;
     spec.gen = lw_gen;
+    spec.client_headers = t->auth;
     spec.data = &w;
     cpu_take(t, &before);
     rc = load_run(&spec, &res);
@@ -480,6 +481,7 @@ static int run_visibility(const struct topo *t, const struct sqlbench_opts *o, u
         return mr_seterr(err, MR_EIO, "uv_loop_init failed");
     }
     http_client_opts_default(&hopts);
+    hopts.headers = t->auth[0] ? t->auth : NULL;
     if (http_client_new(&loop, &hopts, &v.http) != 0) {
         uv_loop_close(&loop);
         mr_free(v.samples);

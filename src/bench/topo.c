@@ -126,6 +126,9 @@ int topo_attach(struct topo *t, const char *rundir, char *err)
         snprintf(tr->name, sizeof(tr->name), "%s", name);
         snprintf(tr->host, sizeof(tr->host), "%s", host);
         snprintf(tr->url, sizeof(tr->url), "%s", url);
+        mr_auth_header(json_string_value(json_object_get(json_object_get(doc, "auth"), "token")),
+                       tr->auth, sizeof(tr->auth));
+        memcpy(t->auth, tr->auth, sizeof(t->auth));
         {
             const char *shop = json_string_value(json_object_get(json_object_get(r, "shop"), "url"));
             snprintf(tr->shop_url, sizeof(tr->shop_url), "%s", shop ? shop : "");
@@ -215,15 +218,17 @@ void topo_down(struct topo *t, const char *exe)
     t->rundir = NULL;
 }
 
+static int fetch_json(const char *url, const char *headers, json_t **answer, char *err);
+
 int topo_sql(const struct topo_region *r, const char *body, int *status, json_t **answer, char *err)
 {
     struct http_result res;
-    char url[160];
+    char url[160], headers[MR_AUTH_HEADER_MAX + 64];
     int rc;
 
     snprintf(url, sizeof(url), "%s/v1/sql", r->url);
-    rc = http_fetch("POST", url, "Content-Type: application/json\r\n", body, strlen(body), 30000,
-                    &res, err);
+    snprintf(headers, sizeof(headers), "%sContent-Type: application/json\r\n", r->auth);
+    rc = http_fetch("POST", url, headers, body, strlen(body), 30000, &res, err);
     if (rc != 0)
         return rc;
     *status = res.status;
@@ -239,15 +244,20 @@ int topo_get_json(const struct topo_region *r, const char *path, json_t **answer
     char url[256];
 
     snprintf(url, sizeof(url), "%s%s", r->url, path);
-    return topo_fetch_json(url, answer, err);
+    return fetch_json(url, r->auth[0] ? r->auth : NULL, answer, err);
 }
 
 int topo_fetch_json(const char *url, json_t **answer, char *err)
 {
+    return fetch_json(url, NULL, answer, err);
+}
+
+static int fetch_json(const char *url, const char *headers, json_t **answer, char *err)
+{
     struct http_result res;
     int rc;
 
-    rc = http_fetch("GET", url, NULL, NULL, 0, 10000, &res, err);
+    rc = http_fetch("GET", url, headers, NULL, 0, 10000, &res, err);
     if (rc != 0)
         return rc;
     *answer = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, NULL);

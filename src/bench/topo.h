@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "../common/auth.h"
+
 #define TOPO_MAX_REGIONS 8
 #define TOPO_MAX_SITES 8
 
@@ -16,6 +18,8 @@ struct topo_region {
     int port;
     char url[128];
     char shop_url[128];        /* the region's shop; "" when topology.json lists none */
+    char auth[MR_AUTH_HEADER_MAX]; /* "Authorization: Bearer ...\r\n" for its node API, from
+                                  topology.json "auth"; "" when the run has no token */
 };
 
 /* A client site of the topology (topology.json "sites"): its one-way
@@ -41,6 +45,7 @@ struct topo {
     size_t n_regions;
     struct topo_site sites[TOPO_MAX_SITES];
     size_t n_sites;            /* sites with a node url for every region */
+    char auth[MR_AUTH_HEADER_MAX]; /* the same for every node: http_client_opts.headers */
 };
 
 /* Start <topology> (NULL: the default) in <dir> (NULL: a new temporary

@@ -15,5 +15,6 @@ int cmd_edge(int argc, char **argv);
 int cmd_shop(int argc, char **argv);
 int cmd_gameday(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const struct subcommand subcommands[] = {
     {"demo", cmd_demo, "three local regions, a short mixed workload, a table of figures"},
     {"bench", cmd_bench, "benchmarks of the global SQL database"},
     {"cert", cmd_cert, "make a cluster CA, issue TLS certificates (docs/security.md)"},
+    {"token", cmd_token, "make a bearer token and the config line that accepts it"},
 };
 
 static void usage(FILE *f)

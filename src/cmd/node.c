@@ -137,6 +137,8 @@ int cmd_node(int argc, char **argv)
                        "or error, found '%s'", config, cfg.log_level);
     if (rc == 0 && (rc = node_check_config(&cfg, err)) != 0)
         mr_wraperr(err, rc, "%s", config);
+    if (rc == 0)
+        rc = node_check_auth_config(&cfg, err);   /* token errors name file:line */
     if (rc != 0) {
         fprintf(stderr, "meridian node: %s\n", err);
         mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &cfg);

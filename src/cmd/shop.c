@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../common/util.h"
@@ -19,7 +20,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: meridian shop [--config FILE] [--listen HOST:PORT] [--node URL] [--region NAME]\n"
             "                     [--set SECTION.KEY=VALUE]...\n"
-            "       meridian shop seed --node URL [--products N]\n"
+            "       meridian shop seed --node URL [--products N] [--dir RUNDIR | --auth-token T]\n"
             "       meridian shop --sample-config | --check-config [...]\n\n"
             "The reference online shop: catalog, cart, checkout and orders on this region's node\n"
             "(docs/shop.md).  A stateless service: run as many per region as you like.\n"
@@ -31,7 +32,9 @@ static void usage(FILE *f)
             "      --check-config    validate the configuration and exit\n"
             "      --sample-config   print a commented sample configuration\n"
             "seed: declare the global tables, create the schema, load N products (default 300);\n"
-            "      idempotent: running it again changes nothing.\n"
+            "      idempotent: running it again changes nothing.  It needs an admin token when the\n"
+            "      node has [auth] tokens: --auth-token, else $MERIDIAN_TOKEN, else the one in\n"
+            "      RUNDIR/topology.json (--dir).\n"
             "On start it prints \"listening http://HOST:PORT\" on stdout.\n");
 }
 
@@ -39,17 +42,21 @@ static int cmd_shop_seed(int argc, char **argv)
 {
     static const struct option longopts[] = {{"node", required_argument, NULL, 'n'},
                                              {"products", required_argument, NULL, 'p'},
+                                             {"dir", required_argument, NULL, 'd'},
+                                             {"auth-token", required_argument, NULL, 'A'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    const char *node = NULL;
+    const char *node = NULL, *dir = NULL, *given = NULL;
     int64_t n = 300;
-    char err[MR_ERRMSG_LEN];
-    int opt;
+    char err[MR_ERRMSG_LEN], *token;
+    int opt, rc;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "n:p:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:p:d:A:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n': node = optarg; break;
+        case 'd': dir = optarg; break;
+        case 'A': given = optarg; break;
         case 'p':
             if (mr_parse_i64(optarg, 1, 9999, &n) != 0) {
                 fprintf(stderr, "meridian shop seed: --products: expected 1 to 9999, found '%s'\n", optarg);
@@ -65,7 +72,10 @@ static int cmd_shop_seed(int argc, char **argv)
         return 2;
     }
     mr_log_setup(NULL, "shop", MR_LOG_WARN);
-    if (shop_seed(node, (int)n, stdout, err) != 0) {
+    token = mr_auth_client_token(given, dir);
+    rc = shop_seed(node, token, (int)n, stdout, err);
+    mr_free(token);
+    if (rc != 0) {
         fprintf(stderr, "meridian shop seed: %s\n", err);
         return 1;
     }

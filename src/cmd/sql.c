@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/buf.h"
 #include "../common/err.h"
 #include "../http/http.h"
@@ -23,6 +24,8 @@ static void usage(FILE *f)
             "  -t, --token TOKEN         consistency token of an earlier write\n"
             "  -k, --idempotency-key K   apply this write at most once\n"
             "  -j, --json                print the JSON answer as it is\n"
+            "  -A, --auth-token TOKEN    bearer token for a node with [auth] tokens (default:\n"
+            "                            $MERIDIAN_TOKEN, else the one in RUNDIR/topology.json)\n"
             "PARAMs are JSON values (42, 1.5, null, \"text\") or, if not JSON, strings.\n");
 }
 
@@ -132,16 +135,17 @@ int cmd_sql(int argc, char **argv)
         {"region", required_argument, NULL, 'r'},  {"consistency", required_argument, NULL, 'c'},
         {"token", required_argument, NULL, 't'},   {"idempotency-key", required_argument, NULL, 'k'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"auth-token", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *node = NULL, *dir = NULL, *region = NULL, *consistency = NULL, *token = NULL,
-               *ikey = NULL;
+               *ikey = NULL, *given = NULL;
     int as_json = 0, opt, rc, status = 1;
     char err[MR_ERRMSG_LEN], *url = NULL, *body;
     json_t *req, *stmts, *stmt = NULL, *params = NULL, *ans;
     struct http_result res;
 
-    while ((opt = getopt_long(argc, argv, "n:d:r:c:t:k:jh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:d:r:c:t:k:jA:h", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'A': given = optarg; break;
         case 'n': node = optarg; break;
         case 'd': dir = optarg; break;
         case 'r': region = optarg; break;
@@ -187,8 +191,11 @@ int cmd_sql(int argc, char **argv)
     json_decref(req);
     {
         char *full = mr_asprintf("%s/v1/sql", node ? node : url);
-        rc = http_fetch("POST", full, "Content-Type: application/json\r\n", body, strlen(body),
-                        30000, &res, err);
+        char *auth = mr_auth_client_token(given, dir), headers[MR_AUTH_HEADER_MAX + 64];
+        mr_auth_header(auth, headers, sizeof(headers));
+        strcat(headers, "Content-Type: application/json\r\n");
+        rc = http_fetch("POST", full, headers, body, strlen(body), 30000, &res, err);
+        mr_free(auth);
         mr_free(full);
     }
     free(body);

@@ -176,7 +176,7 @@ int cmd_up(int argc, char **argv)
      * (and, with --detach, before the fork). */
     if (up_topology_load(topo_path, &t, err) == 0)
         t->latency_scale = scale;
-    if (t == NULL || up_topology_assign_ports(t, err) != 0 ||
+    if (t == NULL || up_topology_assign_ports(t, err) != 0 || up_topology_make_tokens(t, err) != 0 ||
         up_rundir_prepare(dir, t, &rundir, err) != 0 ||
         up_check_node_configs(t, rundir, "/proc/self/exe", err) != 0) {
         fprintf(stderr, "meridian up: %s\n", err);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/http.h"
@@ -36,6 +37,8 @@ static void wan_usage(FILE *f)
             "  -C, --control URL      the wan's control API, e.g. http://127.0.0.1:4000\n"
             "  -s, --state STATE      (cut) the state to cut with (default blackhole)\n"
             "  -l, --log-level LEVEL  (run) debug, info, warn, error (default info)\n"
+            "  -A, --auth-token T     admin token for a wan whose [control] has tokens (default:\n"
+            "                         $MERIDIAN_TOKEN, else the one in RUNDIR/topology.json)\n"
             "  -h, --help\n"
             "\n"
             "Environment: MERIDIAN_WAN  the control URL when neither --dir nor --control is given\n");
@@ -154,16 +157,21 @@ static char *control_url(const char *control, const char *dir)
     return url;
 }
 
-/* One request; prints the answer's body.  Exit code: 0 on 2xx. */
-static int call(const char *base, const char *method, const char *path, const char *body)
+/* One request; prints the answer's body.  Exit code: 0 on 2xx.  <token>
+ * (may be NULL) goes out as a bearer token. */
+static int call(const char *base, const char *token, const char *method, const char *path,
+                const char *body)
 {
     struct http_result res;
-    char err[MR_ERRMSG_LEN];
+    char err[MR_ERRMSG_LEN], headers[MR_AUTH_HEADER_MAX + 64];
     char *url = mr_asprintf("%s%s", base, path);
     int rc;
 
-    rc = http_fetch(method, url, body ? "Content-Type: application/json\r\n" : NULL, body,
-                    body ? strlen(body) : 0, 10000, &res, err);
+    mr_auth_header(token, headers, sizeof(headers));
+    if (body)
+        strcat(headers, "Content-Type: application/json\r\n");
+    rc = http_fetch(method, url, headers[0] ? headers : NULL, body, body ? strlen(body) : 0, 10000,
+                    &res, err);
     if (rc != 0) {
         fprintf(stderr, "meridian wan: %s %s: %s\n", method, url, err);
         mr_free(url);
@@ -209,12 +217,13 @@ int cmd_wan(int argc, char **argv)
         {"control", required_argument, NULL, 'C'},
         {"state", required_argument, NULL, 's'},
         {"log-level", required_argument, NULL, 'l'},
+        {"auth-token", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *dir = NULL, *control = NULL, *state = "blackhole";
-    const char *level = "info", *sub;
-    char *url = NULL;
+    const char *level = "info", *sub, *given = NULL;
+    char *url = NULL, *token = NULL;
     int c, rc = 2, lvl;
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -224,8 +233,9 @@ int cmd_wan(int argc, char **argv)
     sub = argv[1];
     optind = 2;
     /* "+": stop at the first word that is not an option (KEY=VALUE words). */
-    while ((c = getopt_long(argc, argv, "c:d:C:s:l:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:C:s:l:A:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 'A': given = optarg; break;
         case 'c': config = optarg; break;
         case 'd': dir = optarg; break;
         case 'C': control = optarg; break;
@@ -259,12 +269,13 @@ int cmd_wan(int argc, char **argv)
     url = control_url(control, dir);
     if (url == NULL)
         return 1;
+    token = mr_auth_client_token(given, dir);
     if (strcmp(sub, "links") == 0 || strcmp(sub, "reset") == 0) {
         if (optind < argc) {
             fprintf(stderr, "meridian wan %s: unexpected argument '%s'\n", sub, argv[optind]);
             goto out;
         }
-        rc = sub[0] == 'l' ? call(url, "GET", "/links", NULL) : call(url, "POST", "/reset", "{}");
+        rc = sub[0] == 'l' ? call(url, token, "GET", "/links", NULL) : call(url, token, "POST", "/reset", "{}");
     } else if (strcmp(sub, "set") == 0) {
         struct mr_buf body;
         char err[MR_ERRMSG_LEN], *link, *path;
@@ -280,7 +291,7 @@ int cmd_wan(int argc, char **argv)
         }
         link = encode_link(argv[optind]);
         path = mr_asprintf("/links/%s", link);
-        rc = call(url, "PATCH", path, body.data);
+        rc = call(url, token, "PATCH", path, body.data);
         mr_free(path);
         mr_free(link);
         mr_buf_close(&body);
@@ -292,10 +303,11 @@ int cmd_wan(int argc, char **argv)
         }
         path = sub[0] == 'c' ? mr_asprintf("/regions/%s/cut?state=%s", argv[optind], state)
                              : mr_asprintf("/regions/%s/heal", argv[optind]);
-        rc = call(url, "POST", path, "{}");
+        rc = call(url, token, "POST", path, "{}");
         mr_free(path);
     }
 out:
+    mr_free(token);
     mr_free(url);
     return rc;
 }

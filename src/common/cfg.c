@@ -33,6 +33,7 @@ static const char *type_expect(const struct mr_cfg_opt *o)
     case MR_CFG_DURATION: return "a duration such as 250ms, 2s or 24h";
     case MR_CFG_SIZE: return "a size such as 4096, 64k or 16m";
     case MR_CFG_BOOL: return "yes or no";
+    case MR_CFG_LIST: return "a string (the key may repeat)";
     }
     return "a value";
 }
@@ -51,6 +52,18 @@ static int set_value(const struct mr_cfg_opt *o, void *target, const char *value
                              where, o->name, o->section, type_expect(o));
         mr_free(*p);
         *p = mr_strdup(value);
+        return 0;
+    }
+    case MR_CFG_LIST: {
+        struct mr_cfg_list *l = field(target, o);
+        if (*value == '\0')
+            return mr_seterr(err, MR_ECONFIG, "%s: key '%s' in [%s]: expected %s, found nothing",
+                             where, o->name, o->section, type_expect(o));
+        l->values = mr_realloc(l->values, (l->n + 1) * sizeof(*l->values));
+        l->where = mr_realloc(l->where, (l->n + 1) * sizeof(*l->where));
+        l->values[l->n] = mr_strdup(value);
+        l->where[l->n] = mr_strdup(where);
+        l->n++;
         return 0;
     }
     case MR_CFG_BOOL: {
@@ -103,7 +116,7 @@ static int section_known(const struct mr_cfg_opt *opts, size_t n, const char *se
 void mr_cfg_defaults(const struct mr_cfg_opt *opts, size_t n, void *target)
 {
     for (size_t i = 0; i < n; i++)
-        if (opts[i].def != NULL)
+        if (opts[i].def != NULL && opts[i].type != MR_CFG_LIST)
             (void)set_value(&opts[i], target, opts[i].def, "default", NULL); /* tables are unit-tested */
 }
 
@@ -219,6 +232,15 @@ void mr_cfg_free(const struct mr_cfg_opt *opts, size_t n, void *target)
             char **p = field(target, &opts[i]);
             mr_free(*p);
             *p = NULL;
+        } else if (opts[i].type == MR_CFG_LIST) {
+            struct mr_cfg_list *l = field(target, &opts[i]);
+            for (size_t j = 0; j < l->n; j++) {
+                mr_free(l->values[j]);
+                mr_free(l->where[j]);
+            }
+            mr_free(l->values);
+            mr_free(l->where);
+            memset(l, 0, sizeof(*l));
         }
     }
 }
@@ -233,8 +255,11 @@ void mr_cfg_write_sample(FILE *f, const struct mr_cfg_opt *opts, size_t n)
             fprintf(f, "%s[%s]\n", section ? "\n" : "", o->section);
             section = o->section;
         }
-        fprintf(f, "; %s (%s%s)\n", o->help, type_expect(o), o->def ? "" : ", required");
-        if (o->def)
+        fprintf(f, "; %s (%s%s)\n", o->help, type_expect(o),
+                o->def || o->type == MR_CFG_LIST ? "" : ", required");
+        if (o->type == MR_CFG_LIST)
+            fprintf(f, ";%s =\n", o->name);
+        else if (o->def)
             fprintf(f, "%s = %s\n", o->name, o->def);
         else
             fprintf(f, ";%s =\n", o->name);

@@ -24,6 +24,17 @@ enum mr_cfg_type {
     MR_CFG_DURATION, /* int64_t milliseconds: "250ms", "2s", "24h" */
     MR_CFG_SIZE,     /* int64_t bytes: "1m", "64k" */
     MR_CFG_BOOL,     /* int: yes/no, true/false, on/off, 1/0 */
+    MR_CFG_LIST,     /* struct mr_cfg_list: a key that may repeat, each value kept
+                        with where it came from (file:line) for the module's own
+                        parser; <def> must be NULL (an absent key is an empty
+                        list, never an error) */
+};
+
+/* The values of a repeated key in file order; freed by mr_cfg_free. */
+struct mr_cfg_list {
+    size_t n;
+    char **values;
+    char **where;    /* "path:line" (or the flag's name) of each value */
 };
 
 struct mr_cfg_opt {

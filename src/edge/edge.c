@@ -82,6 +82,7 @@ struct edge {
     struct http_client *client;
     struct http_client *probe_client;
     struct edge_cache *cache;
+    struct edge_rl *rl;            /* NULL: [limits] rate = 0 */
     struct region regions[EDGE_MAX_REGIONS];
     size_t n_regions;
     struct ereq *reqs;             /* every live ereq */
@@ -100,6 +101,7 @@ struct edge {
     uint64_t retries, retries_delayed, retries_denied, attempts_hist[EDGE_MAX_REGIONS + 1];
     uint64_t cache_hit, cache_miss, cache_stale, cache_stale_if_error, refreshes;
     uint64_t no_region, bad_gateway, gateway_timeout;
+    uint64_t rate_limited;         /* answered 429 by the per-client rate */
     struct class_stats class_st[EDGE_MAX_CLASSES + 1]; /* [n_classes]: default */
     struct mr_hist latency;
 };
@@ -1015,6 +1017,21 @@ static void metrics_text(struct edge *e, struct mr_buf *b)
     mr_metric_u64(b, "meridian_edge_errors_total", "kind=\"bad_gateway\"", e->bad_gateway);
     mr_metric_u64(b, "meridian_edge_errors_total", "kind=\"gateway_timeout\"",
                   e->gateway_timeout);
+    mr_metric_header(b, "meridian_edge_rate_limited_total", "counter",
+                     "requests answered 429 by the per-client rate limit");
+    mr_metric_u64(b, "meridian_edge_rate_limited_total", NULL, e->rate_limited);
+    mr_metric_header(b, "meridian_edge_rate_clients", "gauge",
+                     "client addresses the rate limit remembers");
+    mr_metric_u64(b, "meridian_edge_rate_clients", NULL, e->rl ? edge_rl_clients(e->rl) : 0);
+    mr_metric_header(b, "meridian_edge_rate_evictions_total", "counter",
+                     "client addresses forgotten to make room (least recently seen first)");
+    mr_metric_u64(b, "meridian_edge_rate_evictions_total", NULL, e->rl ? edge_rl_evictions(e->rl) : 0);
+    mr_metric_header(b, "meridian_edge_connections_rejected_total", "counter",
+                     "connections refused: over max_connections (503) or per client (429)");
+    mr_metric_u64(b, "meridian_edge_connections_rejected_total", "limit=\"total\"",
+                  ss.connections_rejected);
+    mr_metric_u64(b, "meridian_edge_connections_rejected_total", "limit=\"per_client\"",
+                  ss.connections_rejected_per_ip);
     mr_metric_header(b, "meridian_edge_cache_total", "counter",
                      "cache lookups by result (stale includes stale-if-error)");
     mr_metric_u64(b, "meridian_edge_cache_total", "result=\"hit\"", e->cache_hit);
@@ -1153,6 +1170,22 @@ static void on_request(struct http_exchange *ex, const struct http_request *req,
 
     if (admin(e, ex, req))
         return;
+    /* After the edge's own endpoints (health probes, metrics: cheap, and
+     * often from one monitoring address), before any work for the origin. */
+    if (e->rl != NULL && req->peer[0]) {
+        int64_t wait_s = edge_rl_take(e->rl, req->peer, mr_mono_us());
+        if (wait_s > 0) {
+            char hdr[48];
+            struct mr_buf b;
+            e->rate_limited++;
+            snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", (long long)wait_s);
+            mr_buf_init(&b);
+            mr_json_error(&b, "rate_limited", "too many requests from this address: slow down");
+            http_respond(ex, 429, "application/json", b.data, b.len, hdr);
+            mr_buf_close(&b);
+            return;
+        }
+    }
     e->requests++;
     r = ereq_new(e);
     r->ex = ex;
@@ -1334,6 +1367,7 @@ static void edge_maybe_free(struct edge *e)
     if (!e->closing || e->n_live > 0)
         return;
     edge_cache_free(e->cache);
+    edge_rl_free(e->rl);
     mr_free(e);
 }
 
@@ -1376,6 +1410,17 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
     http_server_opts_default(&so);
     so.server_name = "meridian-edge";
     so.max_body_bytes = (size_t)cfg->max_body;
+    so.max_connections = (size_t)cfg->max_connections;
+    so.max_connections_per_ip = (size_t)cfg->max_connections_per_client;
+    so.max_header_bytes = (size_t)cfg->max_header_bytes;
+    so.max_headers = (size_t)cfg->max_headers;
+    so.header_timeout_ms = (uint64_t)cfg->header_timeout_ms;
+    so.idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms;
+    if (cfg->rate > 0 &&
+        (rc = edge_rl_new((double)cfg->rate, (double)cfg->burst, (size_t)cfg->rate_clients, &e->rl)) != 0) {
+        mr_seterr(err, rc, "[limits] rate: cannot create the rate limiter");
+        goto err_after_probe_client;
+    }
     rc = http_server_start(loop, cfg->listen_host, cfg->listen_port, &so, on_request, e,
                            &e->server, err);
     if (rc != 0) {
@@ -1409,6 +1454,7 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
     return 0;
 
 err_after_probe_client:
+    edge_rl_free(e->rl);
     http_client_free(e->probe_client);
 err_after_client:
     http_client_free(e->client);

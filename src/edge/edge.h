@@ -66,6 +66,16 @@ struct edge_config {
     int64_t max_body;           /* request body limit */
     int64_t max_response;       /* origin response limit */
     int64_t drain_timeout_ms;   /* SIGTERM: how long in-flight requests may finish */
+    /* [limits]: per client address, and the HTTP server's (docs/config.md) */
+    int64_t rate;               /* requests per second per client; 0: no limit */
+    int64_t burst;              /* requests at once above the rate */
+    int64_t rate_clients;       /* client addresses remembered (LRU) */
+    int64_t max_connections_per_client;  /* 0: no limit */
+    int64_t max_connections;
+    int64_t max_header_bytes;
+    int64_t max_headers;
+    int64_t header_timeout_ms;  /* slowloris guard */
+    int64_t idle_timeout_ms;
     /* [health] */
     int64_t probe_interval_ms;
     int64_t probe_jitter_ms;
@@ -266,6 +276,23 @@ int edge_health_live(struct edge_health *h, const struct edge_health_params *p,
  * stay under max(<min>, <percent>% of the requests in flight).  Returns 1
  * when a new retry is allowed. */
 int edge_budget_allows(uint64_t in_flight, uint64_t retrying, int percent, int min);
+
+/* ======================================================================
+ * Per-client request rate (ratelimit.c)
+ * ====================================================================== */
+
+/* A token bucket per client address: <burst> requests at once, <rate> a
+ * second sustained, at most <max_clients> addresses remembered (the least
+ * recently seen is forgotten first).  MR_EINVAL on bad parameters. */
+struct edge_rl;
+int edge_rl_new(double rate, double burst, size_t max_clients, struct edge_rl **out)
+    __attribute__((warn_unused_result));
+void edge_rl_free(struct edge_rl *rl);
+/* Take a token for <client> at <now_us> (monotonic).  0 when the request may
+ * go, else the whole seconds (>= 1) until it could: the Retry-After. */
+int64_t edge_rl_take(struct edge_rl *rl, const char *client, int64_t now_us);
+size_t edge_rl_clients(const struct edge_rl *rl);
+uint64_t edge_rl_evictions(const struct edge_rl *rl);
 
 /* ======================================================================
  * The proxy (edge.c)

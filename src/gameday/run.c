@@ -18,6 +18,7 @@
 
 #include "../bench/topo.h"
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/buf.h"
 #include "../common/err.h"
 #include "../common/log.h"
@@ -88,6 +89,7 @@ struct gd_run {
     struct http_client *client;
     struct site_rt sites[GD_MAX_SITES];
     char node_urls[GD_MAX_REGIONS][128];
+    char auth[MR_AUTH_HEADER_MAX];    /* topology.json "auth": for the nodes and the wan */
     /* Each shop's own URL (regions[].shops[].instance_url); "" ends a list */
     char shop_urls[GD_MAX_REGIONS][UP_MAX_SHOPS][128];
     char wan_url[128];
@@ -370,12 +372,19 @@ static void issue(struct gd_run *r, struct site_rt *st)
 
 /* ---- faults ---- */
 
-static int fetch_json(const char *method, const char *url, const char *body, json_t **out, int *status,
-                      char *err)
+/* <auth>: the run's "Authorization: ..." line for the nodes and the wan, or
+ * NULL (edges: they need none, and get none). */
+static int fetch_json(const char *auth, const char *method, const char *url, const char *body,
+                      json_t **out, int *status, char *err)
 {
+    char headers[MR_AUTH_HEADER_MAX + 64];
     struct http_result res;
-    int rc = http_fetch(method, url, body ? "Content-Type: application/json\r\n" : NULL, body,
-                        body ? strlen(body) : 0, 10000, &res, err);
+    int rc;
+
+    snprintf(headers, sizeof(headers), "%s%s", auth ? auth : "",
+             body ? "Content-Type: application/json\r\n" : "");
+    rc = http_fetch(method, url, headers[0] ? headers : NULL, body, body ? strlen(body) : 0, 10000,
+                    &res, err);
 
     *out = NULL;
     if (rc != 0)
@@ -394,7 +403,7 @@ static int leader_region(struct gd_run *r, char *out, size_t size, char *err)
         json_t *j;
         int status = 0;
         snprintf(url, sizeof(url), "%s/v1/status", r->node_urls[i]);
-        if (fetch_json("GET", url, NULL, &j, &status, err) != 0)
+        if (fetch_json(r->auth, "GET", url, NULL, &j, &status, err) != 0)
             continue;
         if (json_is_true(json_object_get(json_object_get(j, "etcd"), "local_member_is_leader")) ||
             json_is_true(json_object_get(j, "local_member_is_leader"))) {
@@ -415,7 +424,7 @@ static int wan_links(struct gd_run *r, const char *region, const char *body, cha
     int status = 0, rc, changed = 0;
 
     snprintf(url, sizeof(url), "%s/links", r->wan_url);
-    rc = fetch_json("GET", url, NULL, &j, &status, err);
+    rc = fetch_json(r->auth, "GET", url, NULL, &j, &status, err);
     if (rc != 0)
         return rc;
     links = json_object_get(j, "links");
@@ -427,7 +436,7 @@ static int wan_links(struct gd_run *r, const char *region, const char *body, cha
         if (!name || !((from && !strcmp(from, region)) || (to && !strcmp(to, region))))
             continue;
         snprintf(url, sizeof(url), "%s/links/%s", r->wan_url, name);
-        if (fetch_json("PATCH", url, body, &ans, &status, err) == 0 && status == 200)
+        if (fetch_json(r->auth, "PATCH", url, body, &ans, &status, err) == 0 && status == 200)
             changed++;
         json_decref(ans);
     }
@@ -443,7 +452,7 @@ static int all_caught_up(struct gd_run *r)
         json_t *j;
         int status = 0, behind;
         snprintf(url, sizeof(url), "%s/v1/status", r->node_urls[i]);
-        if (fetch_json("GET", url, NULL, &j, &status, err) != 0 || status != 200) {
+        if (fetch_json(r->auth, "GET", url, NULL, &j, &status, err) != 0 || status != 200) {
             json_decref(j);
             return 0;
         }
@@ -556,7 +565,7 @@ static void job_run(uv_work_t *w)
         json_t *ans;
         int status = 0;
         snprintf(url, sizeof(url), "%s/links/%s", r->wan_url, a->region);
-        rc = fetch_json("PATCH", url, heal ? "{\"state\":\"up\"}" : "{\"state\":\"blackhole\"}", &ans,
+        rc = fetch_json(r->auth, "PATCH", url, heal ? "{\"state\":\"up\"}" : "{\"state\":\"blackhole\"}", &ans,
                         &status, err);
         if (rc == 0 && status != 200)
             rc = mr_seterr(err, MR_EUNAVAIL, "wan answered %d to PATCH %s", status, url);
@@ -570,7 +579,7 @@ static void job_run(uv_work_t *w)
             int status = 0;
             /* Back to the topology's configured links. */
             snprintf(url, sizeof(url), "%s/reset", r->wan_url);
-            rc = fetch_json("POST", url, "{}", &ans, &status, err);
+            rc = fetch_json(r->auth, "POST", url, "{}", &ans, &status, err);
             json_decref(ans);
         } else {
             snprintf(body, sizeof(body), "{\"latency_ms\":%lld}", (long long)f->latency_ms);
@@ -743,6 +752,8 @@ static int read_topology(struct gd_run *r, char *err)
         return mr_seterr(err, MR_ENOTFOUND, "%s: %s", path, jerr.text);
     regions = json_object_get(root, "regions");
     sites = json_object_get(root, "sites");
+    mr_auth_header(json_string_value(json_object_get(json_object_get(root, "auth"), "token")), r->auth,
+                   sizeof(r->auth));
     json_array_foreach(regions, i, x) {
         const char *url = json_string_value(json_object_get(json_object_get(x, "node"), "url"));
         if (i == GD_MAX_REGIONS || !url) {
@@ -799,7 +810,7 @@ static int node_sql(struct gd_run *r, size_t i, const char *sql, json_t **answer
     int status = 0, rc;
 
     snprintf(url, sizeof(url), "%s/v1/sql", r->node_urls[i]);
-    rc = fetch_json("POST", url, body, answer, &status, err);
+    rc = fetch_json(r->auth, "POST", url, body, answer, &status, err);
     free(body);
     json_decref(req);
     if (rc == 0 && status != 200) {
@@ -839,7 +850,7 @@ static int table_get(struct gd_run *r, size_t i, const char *path, json_t **out,
     int status = 0, rc;
 
     snprintf(url, sizeof(url), "%s%s", r->node_urls[i], path);
-    rc = fetch_json("GET", url, NULL, out, &status, err);
+    rc = fetch_json(r->auth, "GET", url, NULL, out, &status, err);
     if (rc == 0 && status != 200 && status != 404) {
         json_decref(*out);
         *out = NULL;
@@ -950,7 +961,7 @@ static void fetch_edges(struct gd_run *r)
         char url[256], err[MR_ERRMSG_LEN];
         int status = 0;
         snprintf(url, sizeof(url), "http://%s:%d/v1/status", r->sites[i].host, r->sites[i].port);
-        if (fetch_json("GET", url, NULL, &r->o->edge_status[i], &status, err) != 0)
+        if (fetch_json(NULL, "GET", url, NULL, &r->o->edge_status[i], &status, err) != 0)
             r->o->edge_status[i] = NULL;
     }
 }

@@ -118,6 +118,7 @@ static void client_maybe_free(struct http_client *c)
         mr_free(p->host);
         mr_free(p);
     }
+    mr_free((char *)c->opts.headers);
     mr_free(c);
 }
 
@@ -707,7 +708,8 @@ static int needs_length(const char *method)
            strcasecmp(method, "PATCH") == 0;
 }
 
-static void serialise(struct mr_buf *b, const struct http_client_request *req)
+static void serialise(struct mr_buf *b, const struct http_client_request *req,
+                      const char *client_headers)
 {
     int v6 = strchr(req->host, ':') != NULL;
 
@@ -715,6 +717,8 @@ static void serialise(struct mr_buf *b, const struct http_client_request *req)
                           (req->headers ? strlen(req->headers) : 0) + req->body_len);
     mr_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n", req->method, req->path,
                   v6 ? "[" : "", req->host, v6 ? "]" : "", req->port);
+    if (client_headers != NULL)
+        mr_buf_puts(b, client_headers);
     if (req->headers != NULL)
         mr_buf_puts(b, req->headers);
     /* RFC 9110 8.6: a request with content, or a method that defines one,
@@ -733,6 +737,7 @@ void http_client_opts_default(struct http_client_opts *o)
     o->max_idle_per_host = HTTP_DEFAULT_CLIENT_MAX_IDLE;
     o->max_response_bytes = HTTP_DEFAULT_CLIENT_MAX_RESPONSE;
     o->tls = NULL;
+    o->headers = NULL;
 }
 
 int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts,
@@ -749,6 +754,8 @@ int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts,
         c->opts = *opts;
     else
         http_client_opts_default(&c->opts);
+    if (c->opts.headers != NULL)
+        c->opts.headers = mr_strdup(c->opts.headers);
     *out = c;
     return 0;
 }
@@ -789,7 +796,7 @@ int http_client_request(struct http_client *c, const struct http_client_request 
     if (uv_ip4_addr(req->host, req->port, (struct sockaddr_in *)&call->addr) == 0 ||
         uv_ip6_addr(req->host, req->port, (struct sockaddr_in6 *)&call->addr) == 0)
         call->literal = 1;
-    serialise(&call->out, req);
+    serialise(&call->out, req, c->opts.headers);
     uv_timer_init(c->loop, &call->timer);
     call->timer.data = call;
     call->refs = 1;

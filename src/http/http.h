@@ -33,6 +33,7 @@
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_MAX_CONNECTIONS 4096
 #define HTTP_MAX_PIPELINE 64   /* requests parsed ahead of their answers */
+#define HTTP_PEER_MAX 46       /* INET6_ADDRSTRLEN: a client address as text */
 
 struct http_header {
     char *name;   /* as received; compare case-insensitively */
@@ -65,6 +66,8 @@ struct http_request {
     const char *body;            /* NUL-terminated for convenience; may hold NULs */
     size_t body_len;
     int64_t received_us;         /* mr_mono_us() when the request was complete */
+    const char *peer;            /* the client's IP address ("127.0.0.1", "::1"), "" if
+                                    unknown; lives as long as the request */
 };
 
 typedef void (*http_handler_cb)(struct http_exchange *ex, const struct http_request *req,
@@ -77,6 +80,8 @@ struct http_server_opts {
     uint64_t header_timeout_ms;  /* time to receive a whole request's head */
     uint64_t idle_timeout_ms;    /* keep-alive connection with nothing to do */
     size_t max_connections;
+    size_t max_connections_per_ip;  /* open at once from one client address; over it
+                                       a new one is answered 429 and closed; 0: no limit */
     const char *server_name;     /* "Server:" header value, e.g. "meridian-node" */
     int reuse_port;              /* SO_REUSEPORT: several processes listen on one
                                     port and the kernel spreads new connections
@@ -153,6 +158,7 @@ struct http_server_stats {
     uint64_t connections_accepted;  /* every accepted socket, rejected ones included */
     uint64_t connections_open;
     uint64_t connections_rejected;  /* over max_connections: answered 503, closed */
+    uint64_t connections_rejected_per_ip;  /* over max_connections_per_ip: 429, closed */
     uint64_t requests;
     uint64_t bad_requests;          /* parse errors, limits exceeded */
     uint64_t timeouts;
@@ -200,6 +206,10 @@ struct http_client_opts {
                                         checked against the host called).  Not owned:
                                         keep it until the client is freed.  A failed
                                         handshake fails the call with MR_ECONN */
+    const char *headers;             /* NULL or "Name: value\r\n" lines sent with
+                                        every request before the request's own
+                                        (credentials: "Authorization: Bearer ...");
+                                        copied by http_client_new */
 };
 void http_client_opts_default(struct http_client_opts *o);
 

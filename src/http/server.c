@@ -73,6 +73,7 @@ struct http_exchange {
     size_t n_hdrs, cap_hdrs;
     struct mr_buf out;             /* answer bytes produced, not yet written */
     struct mr_buf wbuf;            /* answer bytes in the write in flight */
+    char peer[HTTP_PEER_MAX];      /* the client's address, copied from the connection */
     unsigned handed : 1;           /* given to the handler */
     unsigned started : 1;          /* answer head produced */
     unsigned complete : 1;         /* whole answer produced */
@@ -105,6 +106,7 @@ struct http_conn {
     int err_status;                /* set by a parser callback that refused */
     const char *err_code;
     char err_msg[160];
+    char peer[HTTP_PEER_MAX];      /* the client's IP address as text, "" if unknown */
     unsigned writing : 1;
     unsigned cont_busy : 1;
     unsigned paused : 1;           /* pipeline full: input waits in <pending> */
@@ -166,6 +168,8 @@ static struct http_exchange *ex_get(struct http_server *s, struct http_conn *c)
     ex->next = NULL;
     ex->conn = c;
     memset(&ex->req, 0, sizeof(ex->req));
+    memcpy(ex->peer, c->peer, sizeof(ex->peer));
+    ex->req.peer = ex->peer;
     return ex;
 }
 
@@ -985,6 +989,33 @@ static void conn_on_end(struct http__io *io, int uverr)
 
 /* ---- accepting ---------------------------------------------------------- */
 
+static void peer_name(struct http_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    c->peer[0] = '\0';
+    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+}
+
+/* Open connections from <c>'s address, <c> excluded.  A scan: the limit is
+ * for edges facing many clients, where max_connections bounds the list, and
+ * an accept is rare next to the requests it carries. */
+static size_t same_peer_open(const struct http_server *s, const struct http_conn *c)
+{
+    size_t n = 0;
+
+    for (const struct http_conn *o = s->conns; o != NULL; o = o->next)
+        if (o != c && !o->rejected && !o->closing && strcmp(o->peer, c->peer) == 0)
+            n++;
+    return n;
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct http_server *s = l->data;
@@ -1020,6 +1051,7 @@ static void on_connection(uv_stream_t *l, int status)
     }
     uv_tcp_nodelay(&c->io.tcp, 1);
     s->stats.connections_accepted++;
+    peer_name(c);
     if (s->opts.tls != NULL) {
         char err[MR_ERRMSG_LEN];
 
@@ -1029,6 +1061,20 @@ static void on_connection(uv_stream_t *l, int status)
             conn_close(c);
             return;
         }
+    }
+    if (s->opts.max_connections_per_ip > 0 && c->peer[0] &&
+        same_peer_open(s, c) >= s->opts.max_connections_per_ip) {
+        c->rejected = 1;
+        c->discard = 1;
+        s->stats.connections_rejected_per_ip++;
+        if (conn_read_start(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        conn_deadline(c, DL_WRITE, s->opts.idle_timeout_ms);
+        conn_answer_error(c, 429, "too_many_connections",
+                          "too many connections from this address at once");
+        return;
     }
     if (s->n_open >= s->opts.max_connections) {
         /* Accept and say why, rather than leave the client in the backlog
@@ -1063,6 +1109,7 @@ void http_server_opts_default(struct http_server_opts *o)
     o->header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
     o->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
     o->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+    o->max_connections_per_ip = 0;
     o->server_name = "meridian";
     o->tls = NULL;
 }

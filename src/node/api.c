@@ -15,7 +15,7 @@
 static const char *route_names[ROUTE_COUNT] = {"sql_rejected", "sql_read", "sql_write", "status", "digest",
                                                "healthz",  "readyz",    "metrics", "other",
                                                "table_read", "table_write", "table_replicate",
-                                               "dashboard"};
+                                               "dashboard", "refused"};
 
 void node__format_token(char *out, size_t size, int64_t rev)
 {
@@ -221,6 +221,16 @@ void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *r
         return;
     }
     if (is_write) {
+        if (req->read_only_caller) {
+            /* Known only now: a statement writes (WITH ... INSERT reads as
+             * a SELECT to any lexical test; store_check asks SQLite). */
+            n->stats.auth_refused[MR_AUTH_FORBIDDEN]++;
+            node__respond_error(n, ex, ROUTE_REFUSED, start_us, 403, "forbidden",
+                                "this request writes and the token does not have the write scope",
+                                NULL);
+            sql_req_free(req);
+            return;
+        }
         node__submit_write(n, ex, req, start_us);
         return;
     }
@@ -235,11 +245,13 @@ void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *r
     node__serve_read(n, ex, req, start_us);
 }
 
-static void handle_sql(struct node *n, struct http_exchange *ex, const struct http_request *hr)
+static void handle_sql(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       unsigned granted, const char *who)
 {
     char err[MR_ERRMSG_LEN];
     struct sql_req req;
     int64_t start = hr->received_us;
+    int ddl = 0;
 
     if (strcmp(hr->method, "POST") != 0) {
         node__respond_error(n, ex, ROUTE_OTHER, start, 405, "method_not_allowed",
@@ -251,6 +263,14 @@ static void handle_sql(struct node *n, struct http_exchange *ex, const struct ht
         sql_req_free(&req);
         return;
     }
+    for (size_t i = 0; i < req.n_stmts; i++)
+        ddl |= node__sql_is_ddl(req.stmts[i].sql);
+    if (ddl && !(granted & MR_AUTH_ADMIN)) {
+        node__auth_refuse(n, ex, hr, MR_AUTH_FORBIDDEN, MR_AUTH_ADMIN, who);
+        sql_req_free(&req);
+        return;
+    }
+    req.read_only_caller = !(granted & MR_AUTH_WRITE);
     node__route_sql(n, ex, &req, start, 1);
 }
 
@@ -433,6 +453,12 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     COUNTER("compactions_total", compactions, "log compactions this node ran");
     COUNTER("seeds_total", seeds, "times this replica was seeded from another region's snapshot");
 #undef COUNTER
+    mr_metric_header(b, "meridian_auth_refused_total", "counter",
+                     "requests refused for want of a valid bearer token or scope, by reason");
+    for (int r = MR_AUTH_MISSING; r < MR_AUTH_RESULT_COUNT; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", mr_auth_result_name((enum mr_auth_result)r));
+        mr_metric_u64(b, "meridian_auth_refused_total", labels, s->auth_refused[r]);
+    }
     node__tables_metrics(n, b);
 }
 
@@ -443,9 +469,16 @@ void node__handle(struct http_exchange *ex, const struct http_request *hr, void 
     struct mr_buf b;
     char why[MR_ERRMSG_LEN];
     int get = strcmp(hr->method, "GET") == 0 || strcmp(hr->method, "HEAD") == 0;
+    unsigned granted;
+    const char *who;
 
+    /* Every route's scope is decided here, before any handler runs
+     * (auth.c lists the rules); /v1/sql asks for more once its statements
+     * are known. */
+    if (node__authorize(n, ex, hr, node__auth_need(hr), &granted, &who) != 0)
+        return;
     if (strcmp(hr->path, "/v1/sql") == 0) {
-        handle_sql(n, ex, hr);
+        handle_sql(n, ex, hr, granted, who);
         return;
     }
     if (strncmp(hr->path, "/v1/tables", 10) == 0 && (hr->path[10] == '\0' || hr->path[10] == '/')) {

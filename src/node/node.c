@@ -11,6 +11,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "node_int.h"
+#include "tables_int.h"
 
 #define PROBE_MS 100
 
@@ -322,6 +323,15 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     snprintf(n->txn_prefix, sizeof(n->txn_prefix), "%s.%08" PRIx64 ".", cfg->region,
              mr_random64() & 0xffffffffu);
 
+    rc = node__auth_build(cfg, &n->auth, &n->auth_enforce, err);
+    if (rc != 0)
+        goto err_after_alloc;
+    if (strcmp(cfg->auth_peer_token, "none") != 0)
+        mr_auth_header(cfg->auth_peer_token, n->peer_headers, sizeof(n->peer_headers));
+    if (!n->auth_enforce)
+        mr_log(MR_LOG_WARN, "auth", "the SQL and table APIs are open to anyone who can reach %s "
+               "([auth] has no token, or required = no; docs/security.md)", cfg->listen);
+
     store_opts_default(&sopts);
     sopts.idempotency_window_ms = cfg->idempotency_window_ms;
     sopts.max_rows = cfg->max_rows;
@@ -350,6 +360,10 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     http_server_opts_default(&hopts);
     hopts.max_body_bytes = (size_t)cfg->max_body;
     hopts.max_connections = (size_t)cfg->max_connections;
+    hopts.max_header_bytes = (size_t)cfg->max_header_bytes;
+    hopts.max_headers = (size_t)cfg->max_headers;
+    hopts.header_timeout_ms = (uint64_t)cfg->header_timeout_ms;
+    hopts.idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms;
     hopts.server_name = "meridian-node";
     rc = http_server_start(loop, host, port, &hopts, node__handle, n, &n->http, err);
     if (rc != 0) {
@@ -365,6 +379,15 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     node__seed_init(n);
     node__commit_init(n);
     node__apply_start(n);
+    if (n->tables->http == NULL) {
+        /* The table streams make their client on first use with no
+         * credentials; made here first, it carries [auth] peer_token. */
+        struct http_client_opts o;
+        node__client_opts(n, &o);
+        o.max_idle_per_host = 1;
+        if (http_client_new(loop, &o, &n->tables->http) != 0)
+            n->tables->http = NULL;
+    }
     node__tables_run(n);
     node__dashboard_start(n);
     node__publish_url(n);

@@ -26,6 +26,10 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
  * it too; `meridian node --check-config` runs it alone. */
 int node_check_config(const struct node_cfg *cfg, char *err) __attribute__((warn_unused_result));
 
+/* Check [auth]: required is auto/yes/no, every token line parses (errors
+ * name its line), yes has a token.  node_start runs it too. */
+int node_check_auth_config(const struct node_cfg *cfg, char *err) __attribute__((warn_unused_result));
+
 /* Begin a clean shutdown: stop accepting, answer waiting requests with 503,
  * close etcd and every handle; the loop then runs out.  Idempotent. */
 void node_stop(struct node *n);

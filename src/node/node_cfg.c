@@ -19,6 +19,14 @@ const struct mr_cfg_opt node_cfg_opts[] = {
     {"limits", "max_body", MR_CFG_SIZE, F(max_body), 1024, 64 << 20, "1m", "largest request body"},
     {"limits", "max_connections", MR_CFG_INT, F(max_connections), 1, 1000000, "4096",
      "client connections at once"},
+    {"limits", "max_header_bytes", MR_CFG_SIZE, F(max_header_bytes), 1024, 1 << 20, "16k",
+     "request line and headers; over it 431"},
+    {"limits", "max_headers", MR_CFG_INT, F(max_headers), 1, 10000, "64",
+     "header fields per request; over it 431"},
+    {"limits", "header_timeout", MR_CFG_DURATION, F(header_timeout_ms), 100, 600000, "10s",
+     "time to receive a request's head (slowloris guard); past it 408 and close"},
+    {"limits", "idle_timeout", MR_CFG_DURATION, F(idle_timeout_ms), 100, 3600000, "60s",
+     "a keep-alive connection with nothing to do is closed after this"},
     {"limits", "max_rows", MR_CFG_INT, F(max_rows), 1, 10000000, "10000", "rows returned per statement"},
     {"limits", "session_wait", MR_CFG_DURATION, F(session_wait_ms), 0, 60000, "2s",
      "how long a session or strong read waits for the replica to catch up before 503"},
@@ -57,6 +65,15 @@ const struct mr_cfg_opt node_cfg_opts[] = {
     {"tables", "clock_skew_ms", MR_CFG_INT, F(tables_clock_skew_ms), -3600000, 3600000, "0",
      "testing: milliseconds added to this node's clock for table timestamps (also env "
      "MERIDIAN_CLOCK_SKEW_MS, for the region in MERIDIAN_CLOCK_SKEW_REGION or every region)"},
+    {"auth", "required", MR_CFG_STR, F(auth_required), 0, 0, "auto",
+     "whether the SQL and table APIs need a bearer token: auto (yes when a token is configured), "
+     "yes (and refuse to start without one) or no (tokens ignored, for a rollout)"},
+    {"auth", "token", MR_CFG_LIST, F(auth_tokens), 0, 0, NULL,
+     "a token accepted here: NAME SCOPES SHA256HEX, scopes read,write,admin,peer (repeat the key, "
+     "at most 64; `meridian token new` prints the line)"},
+    {"auth", "peer_token", MR_CFG_STR, F(auth_peer_token), 0, 0, "none",
+     "the token (in clear) this node sends to the other regions' nodes: needs the peer scope there "
+     "(none: send no token)"},
     {"dashboard", "wan", MR_CFG_STR, F(dashboard_wan), 0, 0, "none",
      "the WAN emulator's control URL, http://host:port, whose links the dashboard shows (none: no wan)"},
     {"dashboard", "edges", MR_CFG_STR, F(dashboard_edges), 0, 0, "none",

@@ -3,6 +3,7 @@
  *   [node]    region, cluster, data_dir, listen, etcd, log_level
  *   [limits]  sizes, counts and time bounds (see docs/config.md)
  *   [tables]  global tables: declared tables, peer URL overrides, clock skew
+ *   [auth]    bearer tokens accepted (hashed) and sent to peers (docs/security.md)
  *   [dashboard] what the dashboard polls besides the other regions' nodes
  *
  * The table in node_cfg.c is the single source of truth: it validates files
@@ -29,6 +30,10 @@ struct node_cfg {
     char *advertise_url;     /* how other nodes reach this one; "" = http://<listen> */
     int64_t max_body;
     int64_t max_connections;
+    int64_t max_header_bytes;
+    int64_t max_headers;
+    int64_t header_timeout_ms;
+    int64_t idle_timeout_ms;
     int64_t max_rows;
     int64_t session_wait_ms;
     int64_t max_lag_ms;
@@ -48,6 +53,10 @@ struct node_cfg {
     int64_t tables_batch_bytes;
     int64_t tables_log_retention;
     int64_t tables_sweep_interval_ms;
+    /* [auth]: docs/security.md */
+    char *auth_required;         /* "auto", "yes" or "no" */
+    struct mr_cfg_list auth_tokens;  /* "NAME SCOPES SHA256HEX" each */
+    char *auth_peer_token;       /* "none" or the token sent to other nodes */
     /* [dashboard]: docs/dashboard.md */
     char *dashboard_wan;         /* "none" or the wan's control URL */
     char *dashboard_edges;       /* "none" or "name=http://host:port,..." */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../common/auth.h"
 #include "../common/buf.h"
 #include "../common/err.h"
 #include "../common/metrics.h"
@@ -40,6 +41,7 @@ enum node_route {
     ROUTE_METRICS, ROUTE_OTHER,
     ROUTE_TABLE_READ, ROUTE_TABLE_WRITE, ROUTE_TABLE_REPLICATE, /* /v1/tables (tables.c) */
     ROUTE_DASHBOARD,    /* /dashboard, /v1/dashboard (dashboard.c) */
+    ROUTE_REFUSED,      /* 401 and 403 of auth.c, whatever the path */
     ROUTE_COUNT
 };
 
@@ -51,6 +53,8 @@ struct sql_req {
     enum { CONS_EVENTUAL, CONS_SESSION, CONS_STRONG } consistency;
     int64_t token_rev;          /* -1: no token */
     const char *idem_key;
+    int read_only_caller;       /* the caller's token lacks the write scope: a
+                                   request that writes is refused with 403 */
 };
 void sql_req_free(struct sql_req *r);
 /* Parse and validate the JSON body of /v1/sql into <r> (freed with
@@ -122,6 +126,7 @@ struct node_stats {
     uint64_t writes, reads, forwarded_writes, idempotent_replays, commit_unknown;
     uint64_t batches_applied, txns_applied, batches_put, put_failures;
     uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds;
+    uint64_t auth_refused[MR_AUTH_RESULT_COUNT];   /* by enum mr_auth_result */
 };
 
 struct node {
@@ -214,6 +219,12 @@ struct node {
     int failed;
     char fail_reason[MR_ERRMSG_LEN];
 
+    /* auth.c */
+    struct mr_auth auth;
+    int auth_enforce;                 /* [auth] required, resolved */
+    int64_t auth_logged_ms;           /* last refusal logged */
+    char peer_headers[MR_AUTH_HEADER_MAX];  /* sent to other nodes ("" without a token) */
+
     struct node_stats stats;
 };
 
@@ -234,6 +245,24 @@ void node__route_sql(struct node *n, struct http_exchange *ex, struct sql_req *r
 void node__serve_read(struct node *n, struct http_exchange *ex, struct sql_req *req,
                       int64_t start_us);
 void node__format_token(char *out, size_t size, int64_t rev);
+
+/* auth.c (rules at the top of the file) */
+/* Fill <a> from [auth]; *enforce (may be NULL) says whether to check. */
+int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce, char *err);
+/* Scope bits <hr> needs before its body is looked at; 0: open. */
+unsigned node__auth_need(const struct http_request *hr);
+/* 0 with *granted and *who (the token's name, "" when unchecked) set when
+ * the caller has <need> (or checks are off), else answers 401 or 403 itself
+ * and returns MR_EDENIED. */
+int node__authorize(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                    unsigned need, unsigned *granted, const char **who);
+/* Answer 401 (missing, unknown) or 403 (forbidden), count and log it. */
+void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       enum mr_auth_result r, unsigned need, const char *who);
+/* 1 when the statement's first keyword changes the schema. */
+int node__sql_is_ddl(const char *sql);
+/* http_client_opts for calls to other nodes: carry [auth] peer_token. */
+void node__client_opts(const struct node *n, struct http_client_opts *o);
 
 /* commit.c */
 void node__submit_write(struct node *n, struct http_exchange *ex, struct sql_req *req,

@@ -353,7 +353,7 @@ void node__reseed_start(struct node *n, int64_t compact_revision)
     }
     if (n->peer_http == NULL) {
         struct http_client_opts o;
-        http_client_opts_default(&o);
+        node__client_opts(n, &o);   /* /v1/snapshot needs the peer scope */
         if (http_client_new(n->loop, &o, &n->peer_http) != 0) {
             node__fail(n, "cannot create the HTTP client for seeding");
             return;

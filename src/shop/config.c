@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/http.h"
@@ -21,6 +22,9 @@ const struct mr_cfg_opt shop_cfg_opts[] = {
     {"shop", "node", MR_CFG_STR, F(node), 0, 0, NULL, "http://host:port of this region's node"},
     {"shop", "region", MR_CFG_STR, F(region), 0, 0, NULL,
      "this region's name, shown on every page and in the Meridian-Region header"},
+    {"shop", "node_token", MR_CFG_STR, F(node_token), 0, 0, "none",
+     "bearer token sent to the node (its [auth] must accept it with the write scope; docs/security.md; "
+     "none: send no token)"},
     {"shop", "log_level", MR_CFG_STR, F(log_level), 0, 0, "info", "debug, info, warn or error"},
     {"session", "cookie", MR_CFG_STR, F(session_cookie), 0, 0, "mr_sid", "name of the session cookie"},
     {"session", "token_cookie", MR_CFG_STR, F(token_cookie), 0, 0, "mr_token",
@@ -91,6 +95,9 @@ int shop_config_check(const struct shop_config *cfg, char *err)
         strcmp(cfg->session_cookie, cfg->token_cookie) == 0)
         return mr_seterr(err, MR_ECONFIG, "[session] cookie and token_cookie: expected two different "
                          "names of 1 to 64 characters A-Za-z0-9_-");
+    if (strcmp(cfg->node_token, "none") != 0 && !mr_auth_token_valid(cfg->node_token))
+        return mr_seterr(err, MR_ECONFIG, "key 'node_token' in [shop]: expected none or a token of 1 to "
+                         "%d visible ASCII characters", MR_AUTH_TOKEN_MAX);
     if (cfg->faults_enabled && !shop__fault_token_valid(cfg->faults_token))
         return mr_seterr(err, MR_ECONFIG, "key 'token' in [faults]: expected 16 to 128 of A-Za-z0-9-_.~ "
                          "when enabled = true, found '%s'",

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/err.h"
 #include "../http/http.h"
 #include "shop_int.h"
@@ -89,14 +90,18 @@ static const char *const schema[] = {
 };
 
 /* One call (<body> borrowed); 0 when the status is <ok1> or <ok2>. */
-static int call(const char *node_url, const char *method, const char *path, json_t *body, int ok1, int ok2,
-                char *err)
+static int call(const char *node_url, const char *token, const char *method, const char *path, json_t *body,
+                int ok1, int ok2, char *err)
 {
     char *url = mr_asprintf("%s%s", node_url, path), *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char headers[MR_AUTH_HEADER_MAX + 64];
     struct http_result res;
     int rc;
 
-    rc = http_fetch(method, url, text ? "Content-Type: application/json\r\n" : NULL, text, text ? strlen(text) : 0,
+    mr_auth_header(token, headers, sizeof(headers));
+    if (text)
+        strcat(headers, "Content-Type: application/json\r\n");
+    rc = http_fetch(method, url, headers[0] ? headers : NULL, text, text ? strlen(text) : 0,
                     SEED_TIMEOUT_MS, &res, err);
     free(text);
     if (rc != 0) {
@@ -112,28 +117,28 @@ static int call(const char *node_url, const char *method, const char *path, json
     return rc;
 }
 
-static int put_table(const char *node_url, const char *name, const char *kind, char *err)
+static int put_table(const char *node_url, const char *token, const char *name, const char *kind, char *err)
 {
     json_t *spec = json_pack("{s:s,s:s}", "kind", kind, "ttl_field", SHOP_TTL_FIELD);
     char path[96];
     int rc;
 
     snprintf(path, sizeof(path), "/v1/tables/%s", name);
-    rc = call(node_url, "PUT", path, spec, 200, 201, err);
+    rc = call(node_url, token, "PUT", path, spec, 200, 201, err);
     json_decref(spec);
     return rc;
 }
 
-static int sql(const char *node_url, json_t *statements, const char *key, char *err)
+static int sql(const char *node_url, const char *token, json_t *statements, const char *key, char *err)
 {
     json_t *req = json_pack("{s:o,s:s}", "statements", statements, "idempotency_key", key);
-    int rc = call(node_url, "POST", "/v1/sql", req, 200, 200, err);
+    int rc = call(node_url, token, "POST", "/v1/sql", req, 200, 200, err);
 
     json_decref(req);
     return rc;
 }
 
-int shop_seed(const char *node_url, int n_products, FILE *log, char *err)
+int shop_seed(const char *node_url, const char *token, int n_products, FILE *log, char *err)
 {
     json_t *st;
     char key[64];
@@ -141,8 +146,8 @@ int shop_seed(const char *node_url, int n_products, FILE *log, char *err)
 
     if (n_products < 1 || n_products > 9999)
         return mr_seterr(err, MR_EINVAL, "products: expected 1 to 9999, found %d", n_products);
-    if ((rc = put_table(node_url, SHOP_SESSIONS_TABLE, "lww", err)) != 0 ||
-        (rc = put_table(node_url, SHOP_CARTS_TABLE, "crdt", err)) != 0)
+    if ((rc = put_table(node_url, token, SHOP_SESSIONS_TABLE, "lww", err)) != 0 ||
+        (rc = put_table(node_url, token, SHOP_CARTS_TABLE, "crdt", err)) != 0)
         return mr_wraperr(err, rc, "declare the global tables");
     if (log)
         fprintf(log, "tables: %s (lww, ttl %s), %s (crdt, ttl %s)\n", SHOP_SESSIONS_TABLE, SHOP_TTL_FIELD,
@@ -150,7 +155,7 @@ int shop_seed(const char *node_url, int n_products, FILE *log, char *err)
     st = json_array();
     for (size_t i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
         json_array_append_new(st, json_pack("{s:s}", "sql", schema[i]));
-    if ((rc = sql(node_url, st, "shop-seed-schema-v1", err)) != 0)
+    if ((rc = sql(node_url, token, st, "shop-seed-schema-v1", err)) != 0)
         return mr_wraperr(err, rc, "create the schema");
     for (int b = 0; b * SEED_BATCH < n_products; b++) {
         st = json_array();
@@ -167,7 +172,7 @@ int shop_seed(const char *node_url, int n_products, FILE *log, char *err)
          * another set of writes, and ON CONFLICT keeps them harmless. */
         snprintf(key, sizeof(key), "shop-seed-products-v1-%d-%d", b * SEED_BATCH + 1,
                  (b + 1) * SEED_BATCH < n_products ? (b + 1) * SEED_BATCH : n_products);
-        if ((rc = sql(node_url, st, key, err)) != 0)
+        if ((rc = sql(node_url, token, st, key, err)) != 0)
             return mr_wraperr(err, rc, "insert products %d..", b * SEED_BATCH + 1);
     }
     if (log)

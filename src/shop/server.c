@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/json.h"
 #include "../common/log.h"
 #include "../common/util.h"
@@ -280,7 +281,7 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
     struct shop *s = mr_calloc(1, sizeof(*s));
     struct http_server_opts so;
     struct http_client_opts co;
-    char *path = NULL;
+    char *path = NULL, auth[MR_AUTH_HEADER_MAX];
     int rc;
 
     s->loop = loop;
@@ -295,6 +296,10 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
     http_client_opts_default(&co);
     co.max_idle_per_host = 64;
     co.max_response_bytes = 16 << 20;
+    if (strcmp(cfg->node_token, "none") != 0) {
+        mr_auth_header(cfg->node_token, auth, sizeof(auth));
+        co.headers = auth;   /* copied by http_client_new */
+    }
     rc = http_client_new(loop, &co, &s->client);
     if (rc != 0) {
         mr_seterr(err, rc, "node client: %s", mr_strerror(rc));

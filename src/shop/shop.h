@@ -46,6 +46,7 @@ struct shop_config {
     /* [faults]: the fault-injection endpoint POST/GET /admin/faults (faults.c) */
     int faults_enabled;      /* off by default: the endpoint answers 404 */
     char *faults_token;      /* bearer token it requires ("none" only when disabled) */
+    char *node_token;        /* bearer token sent to the node ("none": no token) */
     int64_t faults_hold_ms;  /* mode hang: a held request is answered 503 after this */
 };
 
@@ -72,9 +73,10 @@ void shop_stop(struct shop *s);
 
 /* ---- seed (seed.c): blocking, for `meridian shop seed` and `meridian up` ----
  * Declare the global tables, create the schema and insert <n_products>
- * products, idempotently (docs/shop.md).  Prints progress to <log> (may be
- * NULL).  0, or MR_E* with a message in <err>. */
-int shop_seed(const char *node_url, int n_products, FILE *log, char *err)
+ * products, idempotently (docs/shop.md).  <token> (may be NULL) is sent as
+ * a bearer token: it needs the admin scope (table declarations, DDL).
+ * Prints progress to <log> (may be NULL).  0, or MR_E* with a message in <err>. */
+int shop_seed(const char *node_url, const char *token, int n_products, FILE *log, char *err)
     __attribute__((warn_unused_result));
 
 /* The <i>-th product (0-based) of the generated catalog: deterministic, so

@@ -13,11 +13,13 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/alloc.h"
+#include "../common/auth.h"
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../common/util.h"
@@ -118,20 +120,31 @@ static int control_pid(json_t *state)
     return (int)json_integer_value(json_object_get(json_object_get(state, "control"), "pid"));
 }
 
+/* The bearer token header for the supervisor's and the wan's control APIs:
+ * $MERIDIAN_TOKEN, else topology.json's "auth": {"token"} ("" when none). */
+static void auth_headers(json_t *state, char *out, size_t size)
+{
+    const char *env = getenv("MERIDIAN_TOKEN");
+    const char *tok = json_string_value(json_object_get(json_object_get(state, "auth"), "token"));
+
+    mr_auth_header(env && *env ? env : tok, out, size);
+}
+
 /* One control request.  *body is the parsed answer (NULL if not JSON). */
 static int control_call(json_t *state, const char *rundir, const char *method, const char *path,
                         uint64_t timeout_ms, int *status, json_t **body, char *err)
 {
     const char *url = json_string_value(json_object_get(json_object_get(state, "control"), "url"));
     struct http_result res;
-    char *full;
+    char *full, hdr[MR_AUTH_HEADER_MAX];
     int rc, pid = control_pid(state);
 
     *body = NULL;
     if (url == NULL)
         return mr_seterr(err, MR_ECORRUPT, "%s/topology.json: no control.url", rundir);
     full = mr_asprintf("%s%s", url, path);
-    rc = http_fetch(method, full, NULL, "", 0, timeout_ms, &res, err);
+    auth_headers(state, hdr, sizeof(hdr));
+    rc = http_fetch(method, full, hdr[0] ? hdr : NULL, "", 0, timeout_ms, &res, err);
     mr_free(full);
     if (rc != 0) {
         if (!up_pid_alive(pid))
@@ -176,14 +189,15 @@ static int wan_region_action(json_t *state, const char *rundir, const char *regi
                                                         "control_url"));
     struct http_result res;
     json_t *body;
-    char *full;
+    char *full, hdr[MR_AUTH_HEADER_MAX];
     int rc;
 
     if (url == NULL)
         return mr_seterr(err, MR_EINVAL, "%s: %s has no wan (a topology of one region)", action,
                          rundir);
     full = mr_asprintf("%s/regions/%s/%s", url, region, action[0] == 'p' ? "cut" : "heal");
-    rc = http_fetch("POST", full, NULL, "{}", 2, CONTROL_TIMEOUT_MS, &res, err);
+    auth_headers(state, hdr, sizeof(hdr));
+    rc = http_fetch("POST", full, hdr[0] ? hdr : NULL, "{}", 2, CONTROL_TIMEOUT_MS, &res, err);
     mr_free(full);
     if (rc != 0)
         return mr_wraperr(err, MR_ECONN, "%s %s: the wan at %s", action, region, url);

@@ -143,6 +143,8 @@ struct sup {
     int64_t stop_deadline_ms;
     int sent_kill;
     struct waiter *waiters;
+    struct mr_auth auth;       /* with [topology] auth: the admin token's hash */
+    char auth_header[MR_AUTH_HEADER_MAX];  /* sent to the wan (PUT /pids) */
 };
 
 static void progress(struct sup *s);
@@ -332,6 +334,13 @@ static json_t *state_json(const struct sup *s)
     json_object_set_new(control, "log", s->detached ? json_sprintf("%s/logs/up.log", s->rundir)
                                                     : json_null());
     json_object_set_new(root, "control", control);
+    if (s->t->auth) {
+        /* The admin token in clear, for local scripts and `meridian sql
+         * --dir` (the file is the owner's only: write_state's mode). */
+        json_t *auth = json_object();
+        json_object_set_new(auth, "token", json_string(s->t->auth_admin));
+        json_object_set_new(root, "auth", auth);
+    }
     for (size_t i = 0; i < s->t->n_regions; i++) {
         json_t *r = json_object();
         json_object_set_new(r, "name", json_string(s->t->regions[i].name));
@@ -406,9 +415,14 @@ static void save_state(struct sup *s)
     json_t *root = state_json(s);
     char *tmp = mr_asprintf("%s/topology.json.tmp", s->rundir);
     char *path = mr_asprintf("%s/topology.json", s->rundir);
+    /* With auth it holds the admin token: the owner's eyes only. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, s->t->auth ? 0600 : 0644);
 
-    if (json_dump_file(root, tmp, JSON_INDENT(2)) != 0 || rename(tmp, path) != 0)
+    if (fd == -1 || json_dumpfd(root, fd, JSON_INDENT(2)) != 0 || close(fd) != 0 ||
+        (fd = -1, rename(tmp, path) != 0))
         mr_log(MR_LOG_WARN, "up", "cannot write %s: %s", path, strerror(errno));
+    if (fd != -1)
+        close(fd);
     json_decref(root);
     mr_free(tmp);
     mr_free(path);
@@ -938,10 +952,36 @@ static void on_region_request(struct sup *s, struct http_exchange *ex,
     save_state(s);
 }
 
+/* With [topology] auth, the control API needs the admin token (GET /status
+ * too: it is the way to every process).  The hook for mutual TLS is the
+ * NULL passed as peer_cn (http_exchange_peer_cn once src/tls lands). */
+static int control_authorized(struct sup *s, struct http_exchange *ex, const struct http_request *req)
+{
+    enum mr_auth_result r;
+
+    if (!s->t->auth)
+        return 1;
+    r = mr_auth_check(&s->auth, http_request_header(req, "Authorization"), NULL, MR_AUTH_ADMIN,
+                      NULL, NULL);
+    if (r == MR_AUTH_OK)
+        return 1;
+    mr_log(MR_LOG_WARN, "up", "control API: refused %s %.100s (%s token)", req->method, req->path,
+           mr_auth_result_name(r));
+    if (r == MR_AUTH_FORBIDDEN)
+        respond_error(ex, 403, "forbidden", "the control API needs the admin scope");
+    else
+        respond_error(ex, 401, "unauthorized", "the control API needs 'Authorization: Bearer "
+                      "<admin token>' (topology.json \"auth\")");
+    return 0;
+}
+
 static void on_request(struct http_exchange *ex, const struct http_request *req, void *data)
 {
     struct sup *s = data;
     const char *path = req->path;
+
+    if (!control_authorized(s, ex, req))
+        return;
 
     if (strcmp(path, "/status") == 0) {
         if (strcmp(req->method, "GET") != 0)
@@ -1381,7 +1421,7 @@ static void seed_exit_cb(uv_process_t *h, int64_t status, int term_signal)
  * products, the global tables; idempotent), then the shops may start. */
 static void seed_maybe_start(struct sup *s)
 {
-    char **argv, *log;
+    char **argv, *log, **env = NULL, *env_token = NULL;
     uv_process_options_t o;
     uv_stdio_container_t stdio[3];
     int fd, rc;
@@ -1405,6 +1445,20 @@ static void seed_maybe_start(struct sup *s)
     mr_free(argv[0]);
     argv[0] = mr_strdup("meridian");
     o.args = argv;
+    if (s->t->auth) {
+        /* The seed declares tables and creates the schema: the admin token,
+         * through the environment (argv is world-readable in /proc). */
+        size_t n = 0, k = 0;
+        while (environ[n])
+            n++;
+        env = mr_calloc(n + 2, sizeof(*env));
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(environ[i], "MERIDIAN_TOKEN=", 15) != 0)
+                env[k++] = environ[i];
+        env_token = mr_asprintf("MERIDIAN_TOKEN=%s", s->t->auth_admin);
+        env[k] = env_token;
+        o.env = env;
+    }
     o.stdio = stdio;
     o.stdio_count = 3;
     s->seed = mr_malloc(sizeof(*s->seed));
@@ -1412,6 +1466,8 @@ static void seed_maybe_start(struct sup *s)
     rc = uv_spawn(&s->loop, s->seed, &o);
     if (fd >= 0)
         close(fd);
+    mr_free(env);
+    mr_free(env_token);
     up_argv_free(argv);
     if (rc != 0) {
         uv_close((uv_handle_t *)s->seed, free_handle_cb);
@@ -1591,6 +1647,18 @@ int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
     snprintf(s->control_url, sizeof(s->control_url), "http://127.0.0.1:%d",
              http_server_port(s->server));
     http_client_opts_default(&copts);
+    if (t->auth) {
+        char line[MR_AUTH_NAME_MAX + 100], hash[65];
+        mr_auth_hash_hex(t->auth_admin, hash);
+        snprintf(line, sizeof(line), "up-admin admin %s", hash);
+        if (mr_auth_add(&s->auth, line, "up", s->err) != 0) {
+            mr_buf_printf(&s->report, "control API: %s\n", s->err);
+            rc = MR_ECONFIG;
+            goto err_after_server;
+        }
+        mr_auth_header(t->auth_admin, s->auth_header, sizeof(s->auth_header));
+        copts.headers = s->auth_header;
+    }
     rc = http_client_new(&s->loop, &copts, &s->client);
     if (rc != 0) {
         mr_buf_printf(&s->report, "HTTP client: %s\n", mr_strerror(rc));
@@ -1674,12 +1742,19 @@ static int mkdir_p(const char *path, char *err)
     return rc;
 }
 
+/* Mode 0600: the configs hold tokens (the shop's fault token, and with
+ * [topology] auth the nodes' peer token and the shops' node token). */
 static int write_file(const char *path, const char *text, size_t n, char *err)
 {
-    FILE *f = fopen(path, "w");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc;
+    FILE *f = fd == -1 ? NULL : fdopen(fd, "w");
 
-    if (f == NULL)
-        return mr_seterr(err, MR_EIO, "%s: %s", path, strerror(errno));
+    if (f == NULL) {
+        rc = mr_seterr(err, MR_EIO, "%s: %s", path, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return rc;
+    }
     if (fwrite(text, 1, n, f) != n) {
         fclose(f);
         return mr_seterr(err, MR_EIO, "%s: write failed", path);

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../common/auth.h"
 #include "../common/buf.h"
 
 #define UP_MAX_REGIONS 7
@@ -101,6 +102,13 @@ struct up_topology {
     int64_t etcd_election_ms;
     int64_t ready_timeout_ms;
     char *log_level;            /* the nodes' log level */
+    int auth;                   /* [topology] auth: bearer tokens on (decision 019) */
+    /* With auth, the tokens of this run (up_topology_make_tokens): admin
+     * (topology.json, the control APIs, `meridian shop seed`), peer (node
+     * to node) and shop (write scope, each shop.ini). */
+    char auth_admin[MR_AUTH_TOKEN_LEN + 1];
+    char auth_peer[MR_AUTH_TOKEN_LEN + 1];
+    char auth_shop[MR_AUTH_TOKEN_LEN + 1];
     struct up_region regions[UP_MAX_REGIONS];
     size_t n_regions;           /* 1..UP_MAX_REGIONS, in file order */
     struct up_limit limits[UP_MAX_LIMITS];
@@ -129,6 +137,11 @@ struct up_topology {
     /* Site s's `meridian edge` listens here (edge.c); 0 until assigned. */
     int edge_port[UP_MAX_SITES];
 };
+
+/* With [topology] auth = yes: fresh random tokens into t->auth_*, which
+ * up_node_ini, up_shop_ini and up_wan_ini then write (hashed, except the
+ * ones a client sends).  0, or MR_EIO when the random generator fails. */
+int up_topology_make_tokens(struct up_topology *t, char *err) __attribute__((warn_unused_result));
 
 /* 1 when the topology runs a wan (two regions or more). */
 int up_topology_has_wan(const struct up_topology *t);

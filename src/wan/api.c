@@ -364,6 +364,9 @@ void wan_metrics(const struct wan *w, struct mr_buf *b)
     mr_metric_header(b, "meridian_wan_unidentified_connections_total", "counter",
                      "Connections on shared routes carried without delay: source region unknown");
     mr_metric_u64(b, "meridian_wan_unidentified_connections_total", NULL, w->unidentified);
+    mr_metric_header(b, "meridian_wan_auth_refused_total", "counter",
+                     "control API requests refused for want of a valid token or scope");
+    mr_metric_u64(b, "meridian_wan_auth_refused_total", NULL, w->auth_refused);
 }
 
 /* ---- HTTP ---- */
@@ -527,12 +530,63 @@ static void on_pids(struct wan *w, struct http_exchange *ex, const struct http_r
     http_respond(ex, 200, "application/json", "{\"ok\":true}\n", 12, NULL);
 }
 
+/* The hook for mutual TLS, as in src/node/auth.c: NULL until src/tls lands,
+ * then http_exchange_peer_cn(ex). */
+static const char *peer_cn(struct http_exchange *ex)
+{
+    (void)ex;
+    return NULL;
+}
+
+/* With [wan] token lines, GET needs read and anything else admin (cutting
+ * links is fault injection); /healthz and /metrics stay open.  0 when the
+ * request may go on, else it has been answered 401 or 403. */
+static int authorize(struct wan *w, struct http_exchange *ex, const struct http_request *req)
+{
+    unsigned need = strcmp(req->method, "GET") == 0 ? MR_AUTH_READ : MR_AUTH_ADMIN;
+    enum mr_auth_result r;
+    const char *who;
+
+    if (w->auth.n == 0 || strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0)
+        return 0;
+    r = mr_auth_check(&w->auth, http_request_header(req, "Authorization"), peer_cn(ex), need, NULL,
+                      &who);
+    if (r == MR_AUTH_OK)
+        return 0;
+    w->auth_refused++;
+    /* One line a second at most; the counter has the total. */
+    if (mr_now_ms() - w->auth_logged_ms >= 1000) {
+        w->auth_logged_ms = mr_now_ms();
+        mr_log(MR_LOG_WARN, "wan", "refused %s %.100s: %s%s%s (%llu refused so far)", req->method,
+               req->path, mr_auth_result_name(r), *who ? " token " : "", who,
+               (unsigned long long)w->auth_refused);
+    }
+    if (r == MR_AUTH_FORBIDDEN) {
+        respond_error(ex, 403, "forbidden", "token '%s' does not have the %s scope", who,
+                      need == MR_AUTH_ADMIN ? "admin" : "read");
+        return MR_EDENIED;
+    }
+    {
+        struct mr_buf body;
+        mr_buf_init(&body);
+        mr_json_error(&body, "unauthorized", "the wan's control API needs 'Authorization: Bearer "
+                      "<token>' with the admin scope (docs/security.md)");
+        mr_buf_putc(&body, '\n');
+        http_respond(ex, 401, "application/json", body.data, body.len,
+                     "WWW-Authenticate: Bearer realm=\"meridian-wan\"\r\n");
+        mr_buf_close(&body);
+    }
+    return MR_EDENIED;
+}
+
 static void on_request(struct http_exchange *ex, const struct http_request *req, void *data)
 {
     struct wan *w = data;
     const char *path = req->path;
     struct mr_buf b;
 
+    if (authorize(w, ex, req) != 0)
+        return;
     if (strcmp(path, "/healthz") == 0) {
         http_respond(ex, 200, "text/plain", "ok\n", 3, NULL);
     } else if (strcmp(path, "/links") == 0) {

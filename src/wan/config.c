@@ -2,6 +2,8 @@
  *
  *   [wan]
  *   control = 127.0.0.1:0          ; control API address
+ *   token = NAME SCOPES SHA256HEX  ; may repeat: the control API then needs
+ *                                  ; read (GET) or admin (changes); auth.h
  *
  *   [link us-east-1->eu-west-1]    ; FROM->TO
  *   latency = 35ms                 ; one-way, both directions
@@ -56,6 +58,7 @@ struct ctx {
     struct sec secs[MAX_SECTIONS];
     size_t n;
     char *control;
+    struct wan *w;             /* receives [wan] token lines */
 };
 
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -197,8 +200,13 @@ static int handler(void *user, const char *secname, const char *key, const char 
         if (strcmp(key, "control") == 0) {
             mr_free(c->control);
             c->control = mr_strdup(value);
+        } else if (strcmp(key, "token") == 0) {
+            char where[MR_ERRMSG_LEN], msg[MR_ERRMSG_LEN];
+            snprintf(where, sizeof(where), "%s:%d", c->path, c->line);
+            if (mr_auth_add(&c->w->auth, value, where, msg) != 0 && c->rc == 0)
+                c->rc = mr_seterr(c->err, MR_ECONFIG, "%s", msg);
         } else {
-            fail(c, "unknown key '%s' in [wan]: expected control", key);
+            fail(c, "unknown key '%s' in [wan]: expected control or token", key);
         }
     } else if (s->kind == 'l') {
         if (strcmp(key, "latency") == 0) {
@@ -272,6 +280,7 @@ int wan_config_load(struct wan *w, const char *path, char **control_host, int *c
 
     c->path = path;
     c->err = err;
+    c->w = w;
     c->f = fopen(path, "re");
     if (c->f == NULL) {
         rc = mr_seterr(err, MR_ECONFIG, "%s: cannot open: %s", path, strerror(errno));

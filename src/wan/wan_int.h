@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../common/auth.h"
 #include "../common/metrics.h"
 #include "wan.h"
 
@@ -126,6 +127,10 @@ struct wan {
     size_t n_pids;
     uint64_t unidentified;
     struct http_server *control;
+    struct mr_auth auth;        /* [wan] token lines: when any, the control API
+                                   needs read (GET) or admin (changes) */
+    uint64_t auth_refused;
+    int64_t auth_logged_ms;     /* last refusal logged */
     int closing;
     int n_closing;              /* handles still closing at shutdown */
     void (*done)(void *);

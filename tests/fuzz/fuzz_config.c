@@ -9,6 +9,7 @@
 #include "common/cfg.h"
 #include "common/err.h"
 #include "fuzz.h"
+#include "node/node.h"
 #include "node/node_cfg.h"
 #include "up/up.h"
 #include "wan/wan.h"
@@ -58,6 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = mr_cfg_load(fuzz_file(data + 1, size - 1), node_cfg_opts, node_cfg_n_opts, &cfg,
                          err);
         refusal_must_say_why(rc, err);
+        if (rc == 0) {
+            /* [auth]: token lines, required, peer_token */
+            rc = node_check_auth_config(&cfg, err);
+            refusal_must_say_why(rc, err);
+        }
         mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &cfg);
         break;
     }

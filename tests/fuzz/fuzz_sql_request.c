@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[MR_ERRMSG_LEN];
     char *text = fuzz_cstr(data, size), *body = text;
     struct http_header hdr = {"Meridian-Token", NULL};
-    struct http_request hr = {"POST", "/v1/sql", "", NULL, 0, NULL, 0, 0};
+    struct http_request hr = {"POST", "/v1/sql", "", NULL, 0, NULL, 0, 0, ""};
     struct sql_req r;
 
     if (strncmp(text, "T:", 2) == 0 && (body = strchr(text, '\n')) != NULL) {

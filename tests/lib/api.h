@@ -39,20 +39,25 @@ static inline void api_reply_close(struct api_reply *r)
     r->text = NULL;
 }
 
-/* <method> <base_url><path> with an optional JSON <body>.  Returns 0 when an
- * answer arrived (any status; fills *r, close it with api_reply_close), or
- * an MR_E* code (printed) when none did. */
-static inline int api_call(const char *method, const char *base_url, const char *path,
-                           const char *body, struct api_reply *r)
+/* <method> <base_url><path> with an optional JSON <body>, sending <token>
+ * as a bearer token unless it is NULL or "".  Returns 0 when an answer
+ * arrived (any status; fills *r, close it with api_reply_close), or an MR_E*
+ * code (printed) when none did. */
+static inline int api_call_as(const char *token, const char *method, const char *base_url,
+                              const char *path, const char *body, struct api_reply *r)
 {
-    char url[512], err[MR_ERRMSG_LEN] = "";
+    char url[512], err[MR_ERRMSG_LEN] = "", headers[512] = "";
     struct http_result res;
     int rc;
 
     memset(r, 0, sizeof(*r));
     snprintf(url, sizeof(url), "%s%s", base_url, path);
-    rc = http_fetch(method, url, body ? "Content-Type: application/json\r\n" : NULL, body,
-                    body ? strlen(body) : 0, (uint64_t)test_timeout_ms(API_TIMEOUT_MS), &res, err);
+    if (token && *token)
+        snprintf(headers, sizeof(headers), "Authorization: Bearer %.300s\r\n", token);
+    if (body)
+        strcat(headers, "Content-Type: application/json\r\n");
+    rc = http_fetch(method, url, headers[0] ? headers : NULL, body, body ? strlen(body) : 0,
+                    (uint64_t)test_timeout_ms(API_TIMEOUT_MS), &res, err);
     if (rc != 0) {
         fprintf(stderr, "api: %s %s: %s\n", method, url, err);
         return rc;
@@ -62,6 +67,13 @@ static inline int api_call(const char *method, const char *base_url, const char 
     r->body = json_loadb(r->text, res.body.len, 0, NULL);
     http_result_close(&res);
     return 0;
+}
+
+/* api_call_as with the cluster's admin token (cluster_auth_token). */
+static inline int api_call(const char *method, const char *base_url, const char *path,
+                           const char *body, struct api_reply *r)
+{
+    return api_call_as(cluster_auth_token, method, base_url, path, body, r);
 }
 
 static inline int api_post_json(const char *base_url, const char *path, const char *json,
@@ -79,12 +91,15 @@ static inline int api_get(const char *base_url, const char *path, struct api_rep
  * answer came (quietly: for polling). */
 static inline int api_status(const char *base_url, const char *path)
 {
-    char url[512], err[MR_ERRMSG_LEN];
+    char url[512], err[MR_ERRMSG_LEN], headers[300] = "";
     struct http_result res;
     int rc;
 
     snprintf(url, sizeof(url), "%s%s", base_url, path);
-    rc = http_fetch("GET", url, NULL, NULL, 0, (uint64_t)test_timeout_ms(2000), &res, err);
+    if (cluster_auth_token[0])
+        snprintf(headers, sizeof(headers), "Authorization: Bearer %.250s\r\n", cluster_auth_token);
+    rc = http_fetch("GET", url, headers[0] ? headers : NULL, NULL, 0, (uint64_t)test_timeout_ms(2000),
+                    &res, err);
     if (rc != 0)
         return rc;
     rc = res.status;

@@ -20,6 +20,7 @@
 #define DOWN_TIMEOUT_MS 45000
 
 const char *cluster_latency_scale = "0";
+char cluster_auth_token[256];
 
 const char *cluster_bin(void)
 {
@@ -195,6 +196,8 @@ int cluster_refresh(struct cluster *c)
     control = json_object_get(root, "control");
     c->control_pid = (int)json_integer_value(json_object_get(control, "pid"));
     copy_str(c->control_url, sizeof(c->control_url), json_object_get(control, "url"));
+    copy_str(cluster_auth_token, sizeof(cluster_auth_token),
+             json_object_get(json_object_get(root, "auth"), "token"));
     remember(c, c->control_pid);
     regions = json_object_get(root, "regions");
     c->n_regions = 0;

@@ -65,6 +65,9 @@ const char *cluster_bin(void);
  * emulated distance) unless a test sets it before starting. */
 extern const char *cluster_latency_scale;
 
+/* The admin bearer token of the last cluster refreshed (topology.json
+ * "auth": {"token"}), "" when it has none; api.h sends it on every call. */
+extern char cluster_auth_token[256];
 /* Run <argv> (argv[0] is a path), wait at most test_timeout_ms(<timeout_ms>),
  * kill it past that.  Returns its exit status, or -1 (could not run, killed,
  * timed out).  Its output goes to the test's stdout/stderr. */

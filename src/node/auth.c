@@ -1,0 +1,223 @@
+/* auth.c -- who may call what on the node's API (docs/security.md).
+ *
+ * node__handle asks node__auth_need what a request needs before routing it,
+ * and node__authorize answers 401 or 403 itself when the caller does not
+ * have it.  The rules:
+ *
+ *   /v1/sql                 read; write when a statement writes (decided by
+ *                           store_check, api.c); admin for DDL (CREATE, DROP,
+ *                           ALTER... by leading keyword, below)
+ *   /v1/tables GET/HEAD     read
+ *   /v1/tables/NAME PUT     admin (declares a table)
+ *   /v1/tables/_peers...    admin
+ *   /v1/tables/_replicate,
+ *   /v1/tables/_snapshot,
+ *   /v1/snapshot            peer (the other regions' nodes)
+ *   /v1/tables other        write
+ *   /v1/digest              read
+ *   anything else           open: /healthz, /readyz, /metrics, /v1/status,
+ *                           /dashboard, /v1/dashboard (a known gap)
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "../common/alloc.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "node_int.h"
+
+int node_check_auth_config(const struct node_cfg *cfg, char *err)
+{
+    struct mr_auth *a = mr_calloc(1, sizeof(*a));
+    int rc = node__auth_build(cfg, a, NULL, err);
+
+    mr_free(a);
+    return rc;
+}
+
+int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce, char *err)
+{
+    int req;
+
+    memset(a, 0, sizeof(*a));
+    if (strcmp(cfg->auth_required, "auto") == 0)
+        req = -1;
+    else if (strcmp(cfg->auth_required, "yes") == 0)
+        req = 1;
+    else if (strcmp(cfg->auth_required, "no") == 0)
+        req = 0;
+    else
+        return mr_seterr(err, MR_ECONFIG, "key 'required' in [auth]: expected auto, yes or no, "
+                         "found '%s'", cfg->auth_required);
+    for (size_t i = 0; i < cfg->auth_tokens.n; i++) {
+        int rc = mr_auth_add(a, cfg->auth_tokens.values[i], cfg->auth_tokens.where[i], err);
+        if (rc != 0)
+            return rc;
+    }
+    if (strcmp(cfg->auth_peer_token, "none") != 0 && !mr_auth_token_valid(cfg->auth_peer_token))
+        return mr_seterr(err, MR_ECONFIG, "key 'peer_token' in [auth]: expected none or a token of 1 "
+                         "to %d visible ASCII characters", MR_AUTH_TOKEN_MAX);
+    if (req == 1 && a->n == 0)
+        return mr_seterr(err, MR_ECONFIG, "[auth] required = yes but no token is configured: "
+                         "add 'token = NAME SCOPES SHA256HEX' lines (meridian token new)");
+    if (enforce)
+        *enforce = req == -1 ? a->n > 0 : req;
+    return 0;
+}
+
+/* "/v1/tables..." (path[10] is '\0' or '/'): mirrors tables.c's split_path,
+ * which does no percent-decoding, so "_replicate" can only be spelt so. */
+static unsigned tables_need(const struct http_request *hr, int get)
+{
+    const char *seg = hr->path + 10, *end;
+    size_t len;
+
+    if (*seg == '\0')
+        return get ? MR_AUTH_READ : MR_AUTH_WRITE;
+    seg++;
+    end = strchr(seg, '/');
+    len = end ? (size_t)(end - seg) : strlen(seg);
+#define IS(s) (len == sizeof(s) - 1 && memcmp(seg, s, len) == 0)
+    if (IS("_replicate") || IS("_snapshot"))
+        return MR_AUTH_PEER;
+    if (IS("_peers"))
+        return MR_AUTH_ADMIN;
+#undef IS
+    if (get)
+        return MR_AUTH_READ;
+    /* PUT /v1/tables/NAME declares (or redeclares) a table. */
+    if (end == NULL && strcmp(hr->method, "PUT") == 0)
+        return MR_AUTH_ADMIN;
+    return MR_AUTH_WRITE;
+}
+
+unsigned node__auth_need(const struct http_request *hr)
+{
+    int get = strcmp(hr->method, "GET") == 0 || strcmp(hr->method, "HEAD") == 0;
+
+    if (strcmp(hr->path, "/v1/sql") == 0)
+        return MR_AUTH_READ;   /* the least; api.c asks for more once parsed */
+    if (strncmp(hr->path, "/v1/tables", 10) == 0 && (hr->path[10] == '\0' || hr->path[10] == '/'))
+        return tables_need(hr, get);
+    if (strcmp(hr->path, "/v1/snapshot") == 0)
+        return MR_AUTH_PEER;
+    if (strcmp(hr->path, "/v1/digest") == 0)
+        return MR_AUTH_READ;
+    return 0;
+}
+
+/* The hook for mutual TLS: the CN of a client certificate the TLS layer
+ * verified against the cluster's CA, NULL without one.  Returns NULL until
+ * src/tls lands; then: return http_exchange_peer_cn(ex). */
+static const char *peer_cn(struct http_exchange *ex)
+{
+    (void)ex;
+    return NULL;
+}
+
+static const char *scope_name(unsigned need)
+{
+    if (need & MR_AUTH_ADMIN)
+        return "admin";
+    if (need & MR_AUTH_PEER)
+        return "peer";
+    if (need & MR_AUTH_WRITE)
+        return "write";
+    return "read";
+}
+
+void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       enum mr_auth_result r, unsigned need, const char *who)
+{
+    char msg[200];
+    int64_t now = mr_now_ms();
+
+    n->stats.auth_refused[r]++;
+    /* One line a second at most: a flood of bad requests must not flood
+     * the log too; the counters have the totals. */
+    if (now - n->auth_logged_ms >= 1000) {
+        n->auth_logged_ms = now;
+        mr_log(MR_LOG_WARN, "auth", "refused %s %.100s: %s%s%s (needs %s; %llu refused so far)",
+               hr->method, hr->path, mr_auth_result_name(r), *who ? " token " : "", who,
+               scope_name(need),
+               (unsigned long long)(n->stats.auth_refused[MR_AUTH_MISSING] +
+                                    n->stats.auth_refused[MR_AUTH_UNKNOWN] +
+                                    n->stats.auth_refused[MR_AUTH_FORBIDDEN]));
+    }
+    if (r == MR_AUTH_FORBIDDEN) {
+        if (*who)
+            snprintf(msg, sizeof(msg), "token '%s' does not have the %s scope this request needs",
+                     who, scope_name(need));
+        else
+            snprintf(msg, sizeof(msg), "this request needs the %s scope", scope_name(need));
+        node__respond_error(n, ex, ROUTE_REFUSED, hr->received_us, 403, "forbidden", msg, NULL);
+        return;
+    }
+    /* RFC 6750 3: a request without credentials gets the bare challenge;
+     * one with a bad token gets error="invalid_token". */
+    node__respond_error(n, ex, ROUTE_REFUSED, hr->received_us, 401, "unauthorized",
+                        r == MR_AUTH_MISSING
+                            ? "this API needs 'Authorization: Bearer <token>' (docs/security.md)"
+                            : "the bearer token is not one this node accepts",
+                        r == MR_AUTH_MISSING
+                            ? "WWW-Authenticate: Bearer realm=\"meridian\"\r\n"
+                            : "WWW-Authenticate: Bearer realm=\"meridian\", error=\"invalid_token\"\r\n");
+}
+
+int node__authorize(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                    unsigned need, unsigned *granted, const char **who)
+{
+    enum mr_auth_result r;
+
+    *who = "";
+    if (!n->auth_enforce || need == 0) {
+        *granted = MR_AUTH_ALL;
+        return 0;
+    }
+    r = mr_auth_check(&n->auth, http_request_header(hr, "Authorization"), peer_cn(ex), need,
+                      granted, who);
+    if (r == MR_AUTH_OK)
+        return 0;
+    node__auth_refuse(n, ex, hr, r, need, *who);
+    return MR_EDENIED;
+}
+
+/* Skip blanks and SQL comments. */
+static const char *skip_blank(const char *p)
+{
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else {
+            return p;
+        }
+    }
+}
+
+int node__sql_is_ddl(const char *sql)
+{
+    static const char *const ddl[] = {"CREATE", "DROP", "ALTER", "REINDEX", "VACUUM", "ANALYZE"};
+    const char *p = skip_blank(sql), *e = p;
+
+    /* A request holds one statement per text (store_check refuses more),
+     * and every SQLite statement that changes the schema starts with one of
+     * these keywords, so the first word decides. */
+    while ((*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z'))
+        e++;
+    for (size_t i = 0; i < sizeof(ddl) / sizeof(ddl[0]); i++)
+        if ((size_t)(e - p) == strlen(ddl[i]) && strncasecmp(p, ddl[i], (size_t)(e - p)) == 0)
+            return 1;
+    return 0;
+}
+
+void node__client_opts(const struct node *n, struct http_client_opts *o)
+{
+    http_client_opts_default(o);
+    o->headers = n->peer_headers[0] ? n->peer_headers : NULL;
+}
