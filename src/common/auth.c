@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "util.h"
 #include "err.h"
 
 static const struct {
@@ -89,17 +90,6 @@ static int name_valid(const char *s, size_t len)
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void sha256(const char *s, size_t len, unsigned char out[32])
 {
     unsigned int n = 32;
@@ -169,7 +159,7 @@ int mr_auth_add(struct mr_auth *a, const char *line, const char *where, char *er
                          "found %zu characters (`meridian token new` prints the line)",
                          where, t.name, len[2]);
     for (i = 0; i < 32; i++) {
-        int hi = hexval(f[2][2 * i]), lo = hexval(f[2][2 * i + 1]);
+        int hi = mr_hexval(f[2][2 * i]), lo = mr_hexval(f[2][2 * i + 1]);
         if (hi < 0 || lo < 0)
             return mr_seterr(err, MR_ECONFIG, "%s: token '%s': hash has a non-hex character",
                              where, t.name);

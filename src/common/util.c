@@ -129,3 +129,34 @@ uint64_t mr_random64(void)
         ;
     return v;
 }
+
+int mr_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t mr_percent_decode(char *out, const char *s, size_t n, int plus_is_space)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+
+        if (s[i] == '+' && plus_is_space) {
+            out[k++] = ' ';
+        } else if (s[i] == '%' && i + 2 < n && (hi = mr_hexval(s[i + 1])) >= 0 &&
+                   (lo = mr_hexval(s[i + 2])) >= 0) {
+            out[k++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[k++] = s[i];
+        }
+    }
+    return k;
+}

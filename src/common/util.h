@@ -26,6 +26,15 @@ int mr_parse_duration_ms(const char *s, int64_t *out);
 /* Sizes such as "1048576", "64k", "16m". */
 int mr_parse_size(const char *s, int64_t *out);
 
+/* The value of hex digit <c>, or -1. */
+int mr_hexval(char c);
+/* Percent-decode <n> bytes of <s> into <out>, which has room for <n> bytes
+ * (decoding never lengthens); returns the decoded length (no NUL added).
+ * With <plus_is_space>, '+' is a space (HTML forms, query strings).  A '%'
+ * not followed by two hex digits is kept as is: lookups should not fail on
+ * a sloppy client. */
+size_t mr_percent_decode(char *out, const char *s, size_t n, int plus_is_space);
+
 /* 64 random bits from the kernel (getrandom). */
 uint64_t mr_random64(void);
 

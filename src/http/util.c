@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "../common/alloc.h"
+#include "../common/util.h"
 #include "../common/err.h"
 #include "http_int.h"
 
@@ -172,36 +173,15 @@ void http_response_cookie(const struct http_response *resp, const char *name, ch
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode <n> bytes into <out>; '+' is a space, as in HTML form
  * encoding, which is what clients put in query strings.  A '%' not followed
  * by two hex digits is kept as is rather than rejected: lookups should not
  * fail on a sloppy client. */
 static void query_decode(struct mr_buf *out, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-
-        if (s[i] == '+') {
-            mr_buf_putc(out, ' ');
-        } else if (s[i] == '%' && i + 2 < n &&
-                   (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
-            mr_buf_putc(out, (char)(hi * 16 + lo));
-            i += 2;
-        } else {
-            mr_buf_putc(out, s[i]);
-        }
-    }
+    mr_buf_reserve(out, n + 1);
+    out->len += mr_percent_decode(out->data + out->len, s, n, 1);
+    out->data[out->len] = '\0';
 }
 
 int http_request_query(const struct http_request *req, const char *name, struct mr_buf *out)

@@ -53,17 +53,6 @@ int shop__cookie(const char *header, const char *name, char *out, size_t size)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int shop__form(const char *body, const char *name, char *out, size_t size)
 {
     size_t nlen = strlen(name);
@@ -73,20 +62,20 @@ int shop__form(const char *body, const char *name, char *out, size_t size)
         const char *end = strchr(p, '&');
         size_t flen = end ? (size_t)(end - p) : strlen(p);
         if (flen > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            size_t o = 0;
-            for (const char *q = p + nlen + 1; q < p + flen; q++) {
-                char c = *q;
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && q + 2 < p + flen && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
-                    c = (char)(hexval(q[1]) * 16 + hexval(q[2]));
-                    q += 2;
+            size_t vlen = flen - nlen - 1;
+            /* decoding never lengthens: a value that fits raw fits decoded */
+            if (vlen + 1 > size) {
+                char *tmp = mr_malloc(vlen + 1);
+                size_t o = mr_percent_decode(tmp, p + nlen + 1, vlen, 1);
+                int fits = o + 1 <= size;
+                if (fits) {
+                    memcpy(out, tmp, o);
+                    out[o] = '\0';
                 }
-                if (o + 1 >= size)
-                    return 0;
-                out[o++] = c;
+                mr_free(tmp);
+                return fits;
             }
-            out[o] = '\0';
+            out[mr_percent_decode(out, p + nlen + 1, vlen, 1)] = '\0';
             return 1;
         }
         if (flen == nlen && strncmp(p, name, nlen) == 0) {

@@ -396,32 +396,19 @@ static void respond_error(struct http_exchange *ex, int status, const char *code
     mr_buf_close(&body);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode <s> into <out> (at most <n> - 1 bytes); -1 when too long. */
 static int decode(const char *s, size_t len, char *out, size_t n)
 {
-    size_t k = 0;
+    char tmp[512];
+    size_t k;
 
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        }
-        if (k + 1 >= n)
-            return -1;
-        out[k++] = c;
-    }
+    /* decoding never lengthens: anything that fits raw fits decoded */
+    if (len > sizeof(tmp))
+        return -1;
+    k = mr_percent_decode(tmp, s, len, 0);
+    if (k + 1 > n)
+        return -1;
+    memcpy(out, tmp, k);
     out[k] = '\0';
     return 0;
 }
