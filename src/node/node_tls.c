@@ -191,6 +191,6 @@ void node_reload(struct node *n)
         return;
     }
     n->stats.tls_reloads++;
-    mr_log(MR_LOG_INFO, "tls", "reloaded %s, %s and %s: new connections use them", n->cfg->tls_cert_file,
-           n->cfg->tls_key_file, n->cfg->tls_ca_file);
+    mr_log(MR_LOG_INFO, "tls", "reload done: the listener and the calls to other nodes and etcd "
+           "use %s for new connections, open ones keep theirs", n->cfg->tls_cert_file);
 }
