@@ -58,8 +58,11 @@ static int list_https(const char *list)
     const char *p = list ? list : "";   /* a required key not checked yet */
 
     while (*p) {
-        size_t len = strcspn(p, ",");
+        size_t len;
         char url[300];
+        while (*p == ' ' || *p == '\t')
+            p++;
+        len = strcspn(p, ",");
         snprintf(url, sizeof(url), "%.*s", (int)(len < 299 ? len : 299), p);
         if (http_url_is_https(url))
             https = 1;
