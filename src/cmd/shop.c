@@ -213,7 +213,7 @@ int cmd_shop(int argc, char **argv)
         char host[128];
         const char *colon = strrchr(cfg.listen, ':');
         snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg.listen), cfg.listen);
-        printf("listening %s://%s:%d\n", cfg.tls_ca_file[0] ? "https" : "http", host, shop_port(r.s));
+        printf("listening %s://%s:%d\n", cfg.tls_ca_file && cfg.tls_ca_file[0] ? "https" : "http", host, shop_port(r.s));
         fflush(stdout);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
