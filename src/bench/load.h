@@ -19,6 +19,7 @@
 #include "../common/buf.h"
 
 struct http_response;
+struct tls_ctx;
 
 struct load_target {
     const char *host;
@@ -60,6 +61,8 @@ struct load_spec {
     const char *headers;       /* extra request headers */
     const char *client_headers; /* NULL or headers sent with every request (credentials:
                                    struct topo's auth), besides <headers> */
+    struct tls_ctx *tls;       /* NULL: plain HTTP; else every target is called over TLS
+                                  with this client context (struct topo's tls) */
     load_gen_cb gen;
     load_check_cb check;       /* NULL: status 200 is success */
     load_check_resp_cb check_resp; /* when set, used instead of <check> */

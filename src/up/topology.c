@@ -94,6 +94,12 @@ static const struct mr_cfg_opt topo_opts[] = {
     {"topology", "auth", MR_CFG_BOOL, TF(auth), 0, 1, "no",
      "bearer tokens: the nodes' SQL and table APIs, the wan's and up's control APIs need one; "
      "up makes them and writes the admin token into topology.json (docs/security.md)"},
+    {"topology", "tls", MR_CFG_BOOL, TF(tls), 0, 1, "no",
+     "mutual TLS between every process (nodes, etcd, shops, edges to their origins): up makes "
+     "a throw-away CA and a certificate per process in RUNDIR/tls (docs/security.md)"},
+    {"topology", "edge_tls", MR_CFG_BOOL, TF(edge_tls), 0, 1, "no",
+     "the edges' own listeners speak TLS too (https://127.0.0.1, a certificate of the run's CA "
+     "for 127.0.0.1 and localhost); needs tls = yes"},
 };
 #define N_TOPO_OPTS (sizeof(topo_opts) / sizeof(topo_opts[0]))
 
@@ -654,6 +660,10 @@ static int validate(struct parse_ctx *c)
                     "(%zu regions use 3 ports each), found '%lld'",
                     (long long)(65535 - 3 * (int64_t)t->n_regions + 1), t->n_regions,
                     (long long)t->base_port);
+    if (t->edge_tls && !t->tls)
+        return fail(c, key_line(c, "edge_tls"),
+                    "key 'edge_tls' in [topology]: expected 'no' when tls = no (the edges' "
+                    "certificates come from the run's CA), found 'yes'");
     /* etcd refuses to start otherwise ("should be at least as 5 times as
      * --heartbeat-interval"); say so here, before anything runs. */
     if (t->etcd_election_ms < 5 * t->etcd_heartbeat_ms)
@@ -813,6 +823,16 @@ static int kernel_ports(int *ports, size_t n, char *err)
     return rc;
 }
 
+const char *up_scheme(const struct up_topology *t)
+{
+    return t->tls ? "https" : "http";
+}
+
+const char *up_edge_scheme(const struct up_topology *t)
+{
+    return t->edge_tls ? "https" : "http";
+}
+
 int up_topology_has_wan(const struct up_topology *t)
 {
     return t->n_regions >= 2;
@@ -916,14 +936,14 @@ void up_site_link_name(const struct up_topology *t, size_t site, size_t region, 
 
 char *up_site_node_url(const struct up_topology *t, size_t site, size_t region)
 {
-    return mr_asprintf("http://127.0.0.1:%d", t->wan_site_port[site][region]
+    return mr_asprintf("%s://127.0.0.1:%d", up_scheme(t), t->wan_site_port[site][region]
                                                   ? t->wan_site_port[site][region]
                                                   : t->regions[region].node_port);
 }
 
 char *up_site_shop_url(const struct up_topology *t, size_t site, size_t region)
 {
-    return mr_asprintf("http://127.0.0.1:%d", t->wan_site_shop_port[site][region]
+    return mr_asprintf("%s://127.0.0.1:%d", up_scheme(t), t->wan_site_shop_port[site][region]
                                                   ? t->wan_site_shop_port[site][region]
                                                   : t->regions[region].shop_port);
 }
@@ -1054,6 +1074,7 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
                     const char *etcd_bin)
 {
     const struct up_region *r = &t->regions[i];
+    const char *sch = up_scheme(t);
     struct argv_b a = {NULL, 0, 0};
     struct mr_buf cluster;
 
@@ -1061,17 +1082,18 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
     /* Peers are reached through the wan's shared route to each member (the
      * wan tells who dials from the dialling process). */
     for (size_t j = 0; j < t->n_regions; j++)
-        mr_buf_printf(&cluster, "%s%s=http://127.0.0.1:%d", j ? "," : "", t->regions[j].name,
+        mr_buf_printf(&cluster, "%s%s=%s://127.0.0.1:%d", j ? "," : "", t->regions[j].name, sch,
                       advertised_peer_port(t, j));
 
     av_add(&a, mr_strdup(etcd_bin));
     av_add2(&a, "--name", mr_strdup(r->name));
     av_add2(&a, "--data-dir", mr_asprintf("%s/%s/etcd", rundir, r->name));
-    av_add2(&a, "--listen-client-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_client_port));
-    av_add2(&a, "--advertise-client-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_client_port));
-    av_add2(&a, "--listen-peer-urls", mr_asprintf("http://127.0.0.1:%d", r->etcd_peer_port));
+    av_add2(&a, "--listen-client-urls", mr_asprintf("%s://127.0.0.1:%d", sch, r->etcd_client_port));
+    av_add2(&a, "--advertise-client-urls",
+            mr_asprintf("%s://127.0.0.1:%d", sch, r->etcd_client_port));
+    av_add2(&a, "--listen-peer-urls", mr_asprintf("%s://127.0.0.1:%d", sch, r->etcd_peer_port));
     av_add2(&a, "--initial-advertise-peer-urls",
-            mr_asprintf("http://127.0.0.1:%d", advertised_peer_port(t, i)));
+            mr_asprintf("%s://127.0.0.1:%d", sch, advertised_peer_port(t, i)));
     av_add2(&a, "--initial-cluster", mr_buf_steal(&cluster, NULL));
     /* Ignored by etcd once the data dir holds a member, so a restart on the
      * same data needs no other flags. */
@@ -1082,6 +1104,22 @@ char **up_etcd_argv(const struct up_topology *t, size_t i, const char *rundir,
     /* The default (100000) let RSS grow to gigabytes with large batches
      * (notes/etcd-3.4-facts.md). */
     av_add2(&a, "--snapshot-count", mr_strdup("2000"));
+    if (t->tls) {
+        /* One certificate for both sides: etcd presents it to clients and
+         * to the members it dials, and its JSON gateway dials etcd's own
+         * gRPC with it (hence clientAuth in it, and 127.0.0.1 in its SANs).
+         * Clients and peers must show a certificate of the run's CA. */
+        char name[UP_REGION_NAME_MAX + 16];
+        up_tls_name(t, UP_ETCD, i, name, sizeof(name));
+        av_add2(&a, "--cert-file", up_path_tls_cert(rundir, name));
+        av_add2(&a, "--key-file", up_path_tls_key(rundir, name));
+        av_add2(&a, "--trusted-ca-file", up_path_tls_ca(rundir));
+        av_add(&a, mr_strdup("--client-cert-auth"));
+        av_add2(&a, "--peer-cert-file", up_path_tls_cert(rundir, name));
+        av_add2(&a, "--peer-key-file", up_path_tls_key(rundir, name));
+        av_add2(&a, "--peer-trusted-ca-file", up_path_tls_ca(rundir));
+        av_add(&a, mr_strdup("--peer-client-cert-auth"));
+    }
     av_add2(&a, "--logger", mr_strdup("zap"));
     av_add2(&a, "--log-level", mr_strdup("warn"));
     mr_buf_close(&cluster);
@@ -1128,15 +1166,16 @@ char *up_shop_instance_url(const struct up_topology *t, size_t i, size_t shop)
 {
     const struct up_region *r = &t->regions[i];
 
-    return mr_asprintf("http://127.0.0.1:%d", r->n_shops > 1 ? r->shop_instance_port[shop]
-                                                              : r->shop_port);
+    return mr_asprintf("%s://127.0.0.1:%d", up_scheme(t),
+                       r->n_shops > 1 ? r->shop_instance_port[shop] : r->shop_port);
 }
 
-void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out)
+void up_shop_ini(const struct up_topology *t, size_t i, const char *rundir, struct mr_buf *out)
 {
     mr_buf_printf(out, "; generated by `meridian up` from %s; rewritten at every up\n[shop]\n"
-                  "listen = 127.0.0.1:%d\nnode = http://127.0.0.1:%d\nregion = %s\nlog_level = %s\n",
-                  t->source, t->regions[i].shop_port, t->regions[i].node_port, t->regions[i].name,
+                  "listen = 127.0.0.1:%d\nnode = %s://127.0.0.1:%d\nregion = %s\nlog_level = %s\n",
+                  t->source, t->regions[i].shop_port, up_scheme(t), t->regions[i].node_port,
+                  t->regions[i].name,
                   t->regions[i].log_level ? t->regions[i].log_level : t->log_level);
     if (t->regions[i].n_shops > 1)
         mr_buf_puts(out, "; the region's shops share <listen>; each has its own instance_listen\n"
@@ -1148,16 +1187,31 @@ void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out)
                   mr_random64());
     if (t->auth)
         mr_buf_printf(out, "[shop]\nnode_token = %s\n", t->auth_shop);
+    if (t->tls) {
+        /* The region's shops share one certificate: the listener asks
+         * clients (the edges, tools) for one of the run's CA, and the shop
+         * shows it to its node. */
+        char name[UP_REGION_NAME_MAX + 16], *ca = up_path_tls_ca(rundir);
+        char *crt, *key;
+        up_tls_name(t, UP_SHOP, i, name, sizeof(name));
+        crt = up_path_tls_cert(rundir, name);
+        key = up_path_tls_key(rundir, name);
+        mr_buf_printf(out, "[tls]\nca_file = %s\ncert_file = %s\nkey_file = %s\n", ca, crt, key);
+        mr_free(ca);
+        mr_free(crt);
+        mr_free(key);
+    }
 }
 
-char **up_shop_seed_argv(const struct up_topology *t, const char *exe)
+char **up_shop_seed_argv(const struct up_topology *t, const char *rundir, const char *exe)
 {
     struct argv_b a = {NULL, 0, 0};
 
     av_add(&a, mr_strdup(exe));
     av_add(&a, mr_strdup("shop"));
     av_add(&a, mr_strdup("seed"));
-    av_add2(&a, "--node", mr_asprintf("http://127.0.0.1:%d", t->regions[0].node_port));
+    av_add2(&a, "--node", mr_asprintf("%s://127.0.0.1:%d", up_scheme(t), t->regions[0].node_port));
+    av_add2(&a, "--dir", mr_strdup(rundir));
     return a.v;
 }
 
@@ -1190,11 +1244,11 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
 
     /* Own region's etcd first: the node prefers the nearest member. */
     mr_buf_init(&etcd);
-    mr_buf_printf(&etcd, "http://127.0.0.1:%d", r->etcd_client_port);
+    mr_buf_printf(&etcd, "%s://127.0.0.1:%d", up_scheme(t), r->etcd_client_port);
     /* Other regions' members through the wan's link from this region. */
     for (size_t j = 0; j < t->n_regions; j++)
         if (j != i)
-            mr_buf_printf(&etcd, ",http://127.0.0.1:%d",
+            mr_buf_printf(&etcd, ",%s://127.0.0.1:%d", up_scheme(t),
                           t->wan_client_port[i][j] ? t->wan_client_port[i][j]
                                                    : t->regions[j].etcd_client_port);
 
@@ -1213,8 +1267,8 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
         mr_buf_init(&peers);
         for (size_t j = 0; j < t->n_regions; j++)
             if (j != i)
-                mr_buf_printf(&peers, "%s%s=http://127.0.0.1:%d", peers.len ? "," : "",
-                              t->regions[j].name, t->wan_node_port[i][j]);
+                mr_buf_printf(&peers, "%s%s=%s://127.0.0.1:%d", peers.len ? "," : "",
+                              t->regions[j].name, up_scheme(t), t->wan_node_port[i][j]);
         rc = rc ? rc : ini_line(out, err, "\n[tables]");
         rc = rc ? rc : ini_line(out, err, "peers = %s", peers.data);
         mr_buf_close(&peers);
@@ -1258,6 +1312,21 @@ int up_node_ini(const struct up_topology *t, size_t i, const char *rundir, struc
         mr_auth_hash_hex(t->auth_shop, h);
         rc = rc ? rc : ini_line(out, err, "token = up-shop write %s", h);
         rc = rc ? rc : ini_line(out, err, "peer_token = %s", t->auth_peer);
+    }
+    if (t->tls) {
+        /* The listener, the other nodes (peers) and etcd: the node's own
+         * certificate both ways.  SIGHUP re-reads the files. */
+        char name[UP_REGION_NAME_MAX + 16], *ca = up_path_tls_ca(rundir), *crt, *key;
+        up_tls_name(t, UP_NODE, i, name, sizeof(name));
+        crt = up_path_tls_cert(rundir, name);
+        key = up_path_tls_key(rundir, name);
+        rc = rc ? rc : ini_line(out, err, "\n[tls]");
+        rc = rc ? rc : ini_line(out, err, "ca_file = %s", ca);
+        rc = rc ? rc : ini_line(out, err, "cert_file = %s", crt);
+        rc = rc ? rc : ini_line(out, err, "key_file = %s", key);
+        mr_free(ca);
+        mr_free(crt);
+        mr_free(key);
     }
     rc = rc ? rc : ini_line(out, err, "\n[limits]");
     for (size_t j = 0; j < t->n_limits; j++) {

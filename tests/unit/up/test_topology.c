@@ -380,8 +380,8 @@ static void shop_ini_enables_faults_with_a_fresh_token(void **state)
     (void)state;
     mr_buf_init(&a);
     mr_buf_init(&b);
-    up_shop_ini(t, 0, &a);
-    up_shop_ini(t, 0, &b);
+    up_shop_ini(t, 0, "/r", &a);
+    up_shop_ini(t, 0, "/r", &b);
     assert_non_null(strstr(a.data, "[shop]\nlisten = 127.0.0.1:"));
     assert_non_null(strstr(a.data, "region = us\n"));
     assert_non_null(strstr(a.data, "[faults]\nenabled = true\ntoken = "));
