@@ -19,7 +19,8 @@ static void usage(FILE *f)
             "usage: meridian node --config FILE [--set SECTION.KEY=VALUE]...\n"
             "       meridian node --sample-config\n"
             "       meridian node --check-config --config FILE\n\n"
-            "Runs one region's node of the global SQL database.  Options:\n"
+            "Runs one region's node of the global SQL database (SIGTERM, SIGINT: stop;\n"
+            "SIGHUP: reload the [tls] certificate).  Options:\n"
             "  -c, --config FILE       INI configuration (see docs/config.md)\n"
             "  -s, --set S.K=V         override one setting, e.g. --set node.listen=127.0.0.1:0\n"
             "      --check-config      validate the configuration and exit\n"
@@ -31,6 +32,7 @@ struct runner {
     struct node *n;
     uv_check_t check;
     uv_signal_t sigs[2];
+    uv_signal_t hup;      /* reload, not stop */
     int closed;
 };
 
@@ -41,6 +43,7 @@ static void runner_close(struct runner *r)
     r->closed = 1;
     uv_close((uv_handle_t *)&r->sigs[0], NULL);
     uv_close((uv_handle_t *)&r->sigs[1], NULL);
+    uv_close((uv_handle_t *)&r->hup, NULL);
     uv_close((uv_handle_t *)&r->check, NULL);
 }
 
@@ -51,6 +54,17 @@ static void on_signal(uv_signal_t *h, int signum)
     mr_log(MR_LOG_INFO, "node", "signal %d: shutting down", signum);
     node_stop(r->n);
     runner_close(r);
+}
+
+/* SIGHUP's default action would end the process: an operator rotating a
+ * certificate must not stop the node by it.  Reload [tls]'s files instead. */
+static void on_hup(uv_signal_t *h, int signum)
+{
+    struct runner *r = h->data;
+
+    (void)signum;
+    mr_log(MR_LOG_INFO, "node", "SIGHUP: reloading the certificates");
+    node_reload(r->n);
 }
 
 /* The node stops itself after a fatal error; then let the loop end. */
@@ -165,6 +179,9 @@ int cmd_node(int argc, char **argv)
     r.sigs[0].data = r.sigs[1].data = r.check.data = &r;
     uv_signal_start(&r.sigs[0], on_signal, SIGTERM);
     uv_signal_start(&r.sigs[1], on_signal, SIGINT);
+    uv_signal_init(&loop, &r.hup);
+    r.hup.data = &r;
+    uv_signal_start(&r.hup, on_hup, SIGHUP);
     uv_check_init(&loop, &r.check);
     r.check.data = &r;
     uv_check_start(&r.check, on_check);

@@ -409,6 +409,15 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     mr_metric_u64(b, "meridian_http_connections_open", NULL, hs.connections_open);
     mr_metric_header(b, "meridian_http_bad_requests_total", "counter", "malformed or oversized requests");
     mr_metric_u64(b, "meridian_http_bad_requests_total", NULL, hs.bad_requests);
+    /* Always present (0 without [tls]), so alerts need no special case. */
+    mr_metric_header(b, "meridian_tls_refused_total", "counter",
+                     "TLS handshakes the node's listener refused (no TLS, a certificate that "
+                     "does not verify)");
+    mr_metric_u64(b, "meridian_tls_refused_total", NULL, hs.tls_refused);
+    mr_metric_header(b, "meridian_tls_reloads_total", "counter",
+                     "certificate reloads on SIGHUP, by result");
+    mr_metric_u64(b, "meridian_tls_reloads_total", "result=\"ok\"", n->stats.tls_reloads);
+    mr_metric_u64(b, "meridian_tls_reloads_total", "result=\"failed\"", n->stats.tls_reload_failures);
 
     mr_metric_header(b, "meridian_applied_revision", "gauge", "log revision applied to the local replica");
     mr_metric_u64(b, "meridian_applied_revision", NULL, (uint64_t)n->pos.rev);

@@ -106,13 +106,15 @@ unsigned node__auth_need(const struct http_request *hr)
     return 0;
 }
 
-/* The hook for mutual TLS: the CN of a client certificate the TLS layer
- * verified against the cluster's CA, NULL without one.  Returns NULL until
- * src/tls lands; then: return http_exchange_peer_cn(ex). */
+/* Mutual TLS: the CN of a client certificate the TLS layer verified
+ * against the cluster's CA ([tls] ca_file), NULL on a plain connection or
+ * without a certificate.  Only the cluster's CA can issue one, and it issues
+ * them to the cluster's own processes, so holding one authenticates a
+ * member of the cluster: mr_auth_check grants it every scope, no token
+ * needed (docs/security.md). */
 static const char *peer_cn(struct http_exchange *ex)
 {
-    (void)ex;
-    return NULL;
+    return http_exchange_peer_cn(ex);
 }
 
 static const char *scope_name(unsigned need)
@@ -220,4 +222,5 @@ void node__client_opts(const struct node *n, struct http_client_opts *o)
 {
     http_client_opts_default(o);
     o->headers = n->peer_headers[0] ? n->peer_headers : NULL;
+    o->tls = n->tls_client;
 }

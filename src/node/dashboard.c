@@ -11,12 +11,18 @@
  *     /meridian/<cluster>/nodes/<region>);
  *   - the wan ([dashboard] wan): GET /links;
  *   - the edges ([dashboard] edges): GET /v1/status and GET /metrics;
- * and starts the next round of those calls on one keep-alive client, each
+ * and starts the next round of those calls on keep-alive clients, each
  * bounded by DASH_FETCH_TIMEOUT_MS, at most one in flight per target: a
  * target that does not answer is shown unreachable and never holds anything
  * up.  The answers feed a ring of the last DASH_HISTORY samples and an
  * event list derived from the state changes seen (dashboard_int.h), so a
  * page opened now shows five minutes of charts at once.
+ *
+ * Two clients, because a client is TLS for all its connections or for none:
+ * <http> plain, <https> with the node's certificate ([tls]; NULL without).
+ * A target's URL scheme picks one: with [tls] the other nodes are https://
+ * (node_tls.c checks it), while the wan and the edges are whatever their
+ * URLs say, typically plain http://.
  *
  * Depends on src/http (client, server), jansson, and the node's state
  * (node_int.h, tables_int.h), read only.
@@ -309,6 +315,7 @@ struct dash_target {
     char host[128];
     int port;
     char url[DASH_URL_MAX];
+    int https;                      /* polled through dashboard.https */
     struct http_call *call;         /* status (or links) call in flight */
     struct http_call *call2;        /* edges: /metrics call in flight */
     json_t *doc;                    /* last good answer; NULL: none yet */
@@ -325,7 +332,8 @@ struct dash_target {
 
 struct dashboard {
     struct node *n;
-    struct http_client *http;
+    struct http_client *http;       /* plain targets */
+    struct http_client *https;      /* https:// targets; NULL without [tls] */
     uv_timer_t timer;
     int running;
     struct dash_history hist;
@@ -351,6 +359,7 @@ static struct dash_target *target_new(struct dashboard *d, const char *name, con
     t->d = d;
     snprintf(t->name, sizeof(t->name), "%s", name);
     snprintf(t->url, sizeof(t->url), "%s", url);
+    t->https = http_url_is_https(url);
     if (http_parse_url(url, &host, &t->port, &path, err) == 0)
         snprintf(t->host, sizeof(t->host), "%s", host);
     else
@@ -555,15 +564,24 @@ static void start_call(struct dashboard *d, struct dash_target *t, const char *p
                        http_response_cb cb, struct http_call **slot)
 {
     struct http_client_request req = {0};
+    struct http_client *c = t->https ? d->https : d->http;
 
     if (*slot != NULL || t->host[0] == '\0')
         return;   /* the previous one has not come back: never pile up */
+    if (c == NULL) {
+        /* https:// without [tls]: refused at start for the configured
+         * targets; a peer could still publish such a URL in etcd. */
+        snprintf(t->error, sizeof(t->error), "https:// needs [tls] on this node");
+        t->reachable = 0;
+        t->seen = 1;
+        return;
+    }
     req.method = "GET";
     req.host = t->host;
     req.port = t->port;
     req.path = path;
     req.timeout_ms = DASH_FETCH_TIMEOUT_MS;
-    if (http_client_request(d->http, &req, cb, t, slot) != 0)
+    if (http_client_request(c, &req, cb, t, slot) != 0)
         *slot = NULL;
 }
 
@@ -589,6 +607,7 @@ static void sync_peers(struct dashboard *d)
         } else if (strcmp(t->url, p->url) != 0 && p->url[0]) {
             /* A new address (a region that moved): take it. */
             snprintf(t->url, sizeof(t->url), "%s", p->url);
+            t->https = http_url_is_https(p->url);
             snprintf(t->host, sizeof(t->host), "%s", p->host);
             t->port = p->port;
         }
@@ -740,6 +759,13 @@ void node__dashboard_start(struct node *n)
                "this region only");
         d->http = NULL;
     }
+    o.tls = n->tls_client;   /* no peer_token: /v1/status is open */
+    if (d->http != NULL && o.tls != NULL && http_client_new(n->loop, &o, &d->https) != 0) {
+        mr_log(MR_LOG_WARN, "dashboard", "cannot create the HTTPS client: the dashboard shows "
+               "this region only");
+        http_client_free(d->http);
+        d->http = d->https = NULL;
+    }
     /* The config was checked at start (node__dashboard_check_config). */
     if (dash_parse_edges(n->cfg->dashboard_edges, names, urls, DASH_MAX_EDGES, &ne, err) == 0)
         for (size_t i = 0; i < ne; i++)
@@ -782,6 +808,9 @@ void node__dashboard_close(struct node *n)
     /* Calls in flight end with MR_ECLOSED and see <running> at 0. */
     http_client_free(d->http);
     d->http = NULL;
+    if (d->https)
+        http_client_free(d->https);
+    d->https = NULL;
 }
 
 void node__dashboard_free(struct node *n)
@@ -792,6 +821,8 @@ void node__dashboard_free(struct node *n)
         return;
     if (d->http)
         http_client_free(d->http);   /* never started its timer */
+    if (d->https)
+        http_client_free(d->https);
     for (size_t i = 0; i < d->n_peers; i++)
         target_free(d->peers[i]);
     for (size_t i = 0; i < d->n_edges; i++)

@@ -303,6 +303,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     if (rc != 0)
         return rc;
     rc = node__dashboard_check_config(cfg, err);
+    if (rc == 0)
+        rc = node__tls_check_config(cfg, 0, err);   /* the files are read below */
     if (rc != 0)
         return rc;
     if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST)
@@ -324,6 +326,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
              mr_random64() & 0xffffffffu);
 
     rc = node__auth_build(cfg, &n->auth, &n->auth_enforce, err);
+    if (rc == 0)
+        rc = node__tls_start(n, err);
     if (rc != 0)
         goto err_after_alloc;
     if (strcmp(cfg->auth_peer_token, "none") != 0)
@@ -348,6 +352,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
         if (rc != 0)
             mr_seterr(err, MR_ECONFIG, "[node] etcd_transport: expected gateway or grpc, found '%s'",
                       cfg->etcd_transport);
+        else if (http_url_is_https(cfg->etcd))
+            rc = etcd_new_tls(loop, &eo, n->tls_client, &n->etcd, err);   /* checked: [tls] is set */
         else
             rc = etcd_new_opts(loop, &eo, &n->etcd, err);
     }
@@ -365,6 +371,7 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     hopts.header_timeout_ms = (uint64_t)cfg->header_timeout_ms;
     hopts.idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms;
     hopts.server_name = "meridian-node";
+    hopts.tls = n->tls_server;   /* NULL: plain HTTP */
     rc = http_server_start(loop, host, port, &hopts, node__handle, n, &n->http, err);
     if (rc != 0) {
         mr_wraperr(err, rc, "listen on %s", cfg->listen);
@@ -372,8 +379,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     }
 
     if (strcmp(cfg->advertise_url, "auto") == 0)
-        snprintf(n->advertise_url, sizeof(n->advertise_url), "http://%.200s:%d", host,
-                 http_server_port(n->http));
+        snprintf(n->advertise_url, sizeof(n->advertise_url), "%s://%.200s:%d",
+                 n->tls_server ? "https" : "http", host, http_server_port(n->http));
     else
         snprintf(n->advertise_url, sizeof(n->advertise_url), "%.255s", cfg->advertise_url);
     node__seed_init(n);
@@ -397,8 +404,9 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
-    mr_log(MR_LOG_INFO, "node", "region %s serving on %s:%d, applied revision %lld, etcd %s",
-           cfg->region, host, http_server_port(n->http), (long long)n->pos.rev, cfg->etcd);
+    mr_log(MR_LOG_INFO, "node", "region %s serving %s on %s:%d, applied revision %lld, etcd %s",
+           cfg->region, n->tls_server ? "TLS" : "plain HTTP", host, http_server_port(n->http),
+           (long long)n->pos.rev, cfg->etcd);
     *out = n;
     return 0;
 
@@ -409,6 +417,7 @@ err_after_etcd:
 err_after_store:
     store_close(n->store);
 err_after_alloc:
+    node__tls_free(n);
     mr_free(n);
     return rc;
 }
@@ -453,5 +462,6 @@ void node_free(struct node *n)
     node__tables_free(n);
     node__dashboard_free(n);
     store_close(n->store);
+    node__tls_free(n);   /* last: the server, clients and etcd used them */
     mr_free(n);
 }

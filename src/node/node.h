@@ -21,8 +21,9 @@ struct node;
 int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, char *err)
     __attribute__((warn_unused_result));
 
-/* Check what the option table cannot: the values of [dashboard] (URLs,
- * edge names).  0, or MR_ECONFIG with a message in <err>.  node_start runs
+/* Check what the option table cannot: the values of [tables] and
+ * [dashboard] (URLs, edge names), [tls] (all three files or none, readable,
+ * and URL schemes that agree with it).  0, or MR_ECONFIG with a message in <err>.  node_start runs
  * it too; `meridian node --check-config` runs it alone. */
 int node_check_config(const struct node_cfg *cfg, char *err) __attribute__((warn_unused_result));
 
@@ -41,6 +42,12 @@ void node_free(struct node *n);
 /* Non-zero once the node hit an error it cannot continue from (the store
  * failed, or the log was compacted past its position); <why> is set. */
 int node_failed(const struct node *n, const char **why);
+
+/* SIGHUP: re-read [tls]'s files into the listener's and the client's
+ * contexts.  New connections use them, live ones keep what they have; a
+ * failure is logged (naming the file) and the old certificate stays.
+ * Nothing else is reloaded (tokens are read at start). */
+void node_reload(struct node *n);
 
 /* The port the HTTP API is bound to. */
 int node_port(const struct node *n);

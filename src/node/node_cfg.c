@@ -14,7 +14,8 @@ const struct mr_cfg_opt node_cfg_opts[] = {
     {"node", "etcd_transport", MR_CFG_STR, F(etcd_transport), 0, 0, "grpc",
      "how to talk to etcd: gateway (JSON over HTTP/1.1) or grpc (native gRPC over HTTP/2)"},
     {"node", "advertise_url", MR_CFG_STR, F(advertise_url), 0, 0, "auto",
-     "URL other regions' nodes use to reach this one (auto: http://<listen address>)"},
+     "URL other regions' nodes use to reach this one (auto: http://<listen address>, https:// "
+     "with [tls])"},
     {"node", "log_level", MR_CFG_STR, F(log_level), 0, 0, "info", "debug, info, warn or error"},
     {"limits", "max_body", MR_CFG_SIZE, F(max_body), 1024, 64 << 20, "1m", "largest request body"},
     {"limits", "max_connections", MR_CFG_INT, F(max_connections), 1, 1000000, "4096",
@@ -78,6 +79,14 @@ const struct mr_cfg_opt node_cfg_opts[] = {
      "the WAN emulator's control URL, http://host:port, whose links the dashboard shows (none: no wan)"},
     {"dashboard", "edges", MR_CFG_STR, F(dashboard_edges), 0, 0, "none",
      "edges the dashboard shows: name=http://host:port, comma-separated (none: no edge)"},
+    {"tls", "ca_file", MR_CFG_STR, F(tls_ca_file), 0, 0, "none",
+     "PEM file of the cluster CA: client and peer certificates must come from it (none: no TLS; "
+     "ca_file, cert_file and key_file go together)"},
+    {"tls", "cert_file", MR_CFG_STR, F(tls_cert_file), 0, 0, "none",
+     "PEM file of this node's certificate, used by its listener (TLS only then) and for its "
+     "calls to other nodes and to https:// etcd; re-read on SIGHUP"},
+    {"tls", "key_file", MR_CFG_STR, F(tls_key_file), 0, 0, "none",
+     "PEM file of the certificate's private key; re-read on SIGHUP"},
 };
 
 const size_t node_cfg_n_opts = sizeof(node_cfg_opts) / sizeof(node_cfg_opts[0]);

@@ -5,6 +5,8 @@
  *   [tables]  global tables: declared tables, peer URL overrides, clock skew
  *   [auth]    bearer tokens accepted (hashed) and sent to peers (docs/security.md)
  *   [dashboard] what the dashboard polls besides the other regions' nodes
+ *   [tls]     the node's certificate: TLS on its listener and to other nodes
+ *             and https:// etcd (all three keys or none; node_tls.c)
  *
  * The table in node_cfg.c is the single source of truth: it validates files
  * and flags and generates `meridian node --sample-config`.
@@ -60,6 +62,10 @@ struct node_cfg {
     /* [dashboard]: docs/dashboard.md */
     char *dashboard_wan;         /* "none" or the wan's control URL */
     char *dashboard_edges;       /* "none" or "name=http://host:port,..." */
+    /* [tls]: docs/security.md; "none" (the default) for each: no TLS */
+    char *tls_ca_file;           /* PEM: the cluster CA peers' certificates come from */
+    char *tls_cert_file;         /* PEM: this node's certificate (server and client) */
+    char *tls_key_file;          /* PEM: its private key */
 };
 
 extern const struct mr_cfg_opt node_cfg_opts[];

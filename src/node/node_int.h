@@ -127,6 +127,7 @@ struct node_stats {
     uint64_t batches_applied, txns_applied, batches_put, put_failures;
     uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds;
     uint64_t auth_refused[MR_AUTH_RESULT_COUNT];   /* by enum mr_auth_result */
+    uint64_t tls_reloads, tls_reload_failures;      /* SIGHUP (node_tls.c) */
 };
 
 struct node {
@@ -225,6 +226,11 @@ struct node {
     int64_t auth_logged_ms;           /* last refusal logged */
     char peer_headers[MR_AUTH_HEADER_MAX];  /* sent to other nodes ("" without a token) */
 
+    /* node_tls.c: NULL without [tls].  Freed in node_free, after the
+     * server, the clients and etcd that use them are gone. */
+    struct tls_ctx *tls_server;       /* the listener's */
+    struct tls_ctx *tls_client;       /* calls to other nodes and https:// etcd */
+
     struct node_stats stats;
 };
 
@@ -261,8 +267,21 @@ void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct ht
                        enum mr_auth_result r, unsigned need, const char *who);
 /* 1 when the statement's first keyword changes the schema. */
 int node__sql_is_ddl(const char *sql);
-/* http_client_opts for calls to other nodes: carry [auth] peer_token. */
+/* http_client_opts for calls to other nodes: carry [auth] peer_token, and
+ * the node's client certificate with [tls] (every connection is TLS then). */
 void node__client_opts(const struct node *n, struct http_client_opts *o);
+
+/* node_tls.c ([tls]; rules at the top of the file) */
+/* 1 when [tls] names its three files. */
+int node__tls_configured(const struct node_cfg *cfg);
+/* [tls] has all three keys or none, and every URL's scheme agrees with it
+ * (etcd, advertise_url, [tables] peers; https:// wan or edges need [tls]).
+ * <load_files>: also read the files (errors name the file).  MR_ECONFIG. */
+int node__tls_check_config(const struct node_cfg *cfg, int load_files, char *err)
+    __attribute__((warn_unused_result));
+/* Make n->tls_server and n->tls_client (nothing without [tls]). */
+int node__tls_start(struct node *n, char *err) __attribute__((warn_unused_result));
+void node__tls_free(struct node *n);
 
 /* commit.c */
 void node__submit_write(struct node *n, struct http_exchange *ex, struct sql_req *req,

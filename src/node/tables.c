@@ -115,7 +115,9 @@ int node_check_config(const struct node_cfg *cfg, char *err)
 {
     int rc = tables_check_config(cfg, err);
 
-    return rc != 0 ? rc : node__dashboard_check_config(cfg, err);
+    if (rc == 0)
+        rc = node__dashboard_check_config(cfg, err);
+    return rc != 0 ? rc : node__tls_check_config(cfg, 1, err);
 }
 
 /* ---- answers ---------------------------------------------------------------- */

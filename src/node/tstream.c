@@ -395,7 +395,7 @@ void tables__stream_tick(struct node *n)
 
     if (t->http == NULL) {
         struct http_client_opts o;
-        http_client_opts_default(&o);
+        node__client_opts(n, &o);   /* peer_token, and TLS with [tls] */
         o.max_idle_per_host = 1;
         if (http_client_new(n->loop, &o, &t->http) != 0) {
             node__fail(n, "global tables: cannot create the HTTP client");
