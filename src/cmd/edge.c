@@ -23,7 +23,8 @@ static void usage(FILE *f)
             "  -c, --config FILE     INI configuration (docs/config.md, [edge] and below)\n"
             "      --check-config    validate the configuration and exit\n"
             "      --sample-config   print a commented sample configuration\n"
-            "On start it prints \"listening http://HOST:PORT\" on stdout.\n");
+            "On start it prints \"listening http[s]://HOST:PORT\" on stdout.  SIGHUP re-reads\n"
+            "the [tls] certificate files (rotation); SIGTERM and SIGINT drain and stop.\n");
 }
 
 struct runner {
@@ -34,7 +35,20 @@ struct runner {
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct runner *r = h->data;
+    char err[MR_ERRMSG_LEN];
 
+    if (signum == SIGHUP) {
+        /* Certificate rotation.  A bad file must not take the edge down:
+         * that context keeps its old certificate and the operator reads why. */
+        if (r->e == NULL)
+            return;
+        if (edge_reload_tls(r->e, err) != 0)
+            mr_log(MR_LOG_ERROR, "edge", "SIGHUP: certificates not all reloaded, the old ones "
+                   "stay where they failed: %s", err);
+        else
+            mr_log(MR_LOG_INFO, "edge", "SIGHUP: certificates reloaded");
+        return;
+    }
     mr_log(MR_LOG_INFO, "edge", "SIG%s: stopping", sigabbrev_np(signum));
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&r->sigs[i], NULL);
@@ -107,7 +121,8 @@ int cmd_edge(int argc, char **argv)
         r.sigs[i].data = &r;
         uv_signal_start(&r.sigs[i], on_signal, signals[i]);
     }
-    printf("listening http://%s:%d\n", cfg.listen_host, edge_port(r.e));
+    printf("listening %s://%s:%d\n", cfg.tls_public_cert_file ? "https" : "http",
+           cfg.listen_host, edge_port(r.e));
     fflush(stdout);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) == UV_EBUSY) {

@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "      node has [auth] tokens: --auth-token, else $MERIDIAN_TOKEN, else the one in\n"
             "      RUNDIR/topology.json (--dir).  An https:// node: the admin certificate of\n"
             "      RUNDIR/topology.json, else $MERIDIAN_TLS_CA, $MERIDIAN_TLS_CERT, $MERIDIAN_TLS_KEY.\n"
-            "On start it prints \"listening http://HOST:PORT\" on stdout.\n");
+            "On start it prints \"listening http[s]://HOST:PORT\" on stdout.  SIGHUP re-reads the\n"
+            "[tls] certificate files (rotation); SIGTERM and SIGINT stop.\n");
 }
 
 static int cmd_shop_seed(int argc, char **argv)
@@ -92,16 +93,26 @@ static int cmd_shop_seed(int argc, char **argv)
 
 struct runner {
     struct shop *s;
-    uv_signal_t sigs[2];
+    uv_signal_t sigs[3];
 };
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct runner *r = h->data;
+    char err[MR_ERRMSG_LEN];
 
+    if (signum == SIGHUP) {
+        /* Certificate rotation: a bad file must not take the shop down, so
+         * the old certificate stays and the operator reads why. */
+        if (shop_reload_tls(r->s, err) != 0)
+            mr_log(MR_LOG_ERROR, "shop", "SIGHUP: certificates not reloaded, the old ones stay: %s", err);
+        else
+            mr_log(MR_LOG_INFO, "shop", "SIGHUP: certificates reloaded");
+        return;
+    }
     mr_log(MR_LOG_INFO, "shop", "signal %d: stopping", signum);
-    uv_close((uv_handle_t *)&r->sigs[0], NULL);
-    uv_close((uv_handle_t *)&r->sigs[1], NULL);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&r->sigs[i], NULL);
     shop_stop(r->s);
     r->s = NULL;
 }
@@ -197,16 +208,19 @@ int cmd_shop(int argc, char **argv)
         mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
         return 1;
     }
-    for (int i = 0; i < 2; i++) {
-        uv_signal_init(&loop, &r.sigs[i]);
-        r.sigs[i].data = &r;
-        uv_signal_start(&r.sigs[i], on_signal, i ? SIGINT : SIGTERM);
+    {
+        static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+        for (int i = 0; i < 3; i++) {
+            uv_signal_init(&loop, &r.sigs[i]);
+            r.sigs[i].data = &r;
+            uv_signal_start(&r.sigs[i], on_signal, signals[i]);
+        }
     }
     {
         char host[128];
         const char *colon = strrchr(cfg.listen, ':');
         snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg.listen), cfg.listen);
-        printf("listening http://%s:%d\n", host, shop_port(r.s));
+        printf("listening %s://%s:%d\n", cfg.tls_ca_file && cfg.tls_ca_file[0] ? "https" : "http", host, shop_port(r.s));
         fflush(stdout);
     }
     uv_run(&loop, UV_RUN_DEFAULT);

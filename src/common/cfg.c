@@ -257,7 +257,9 @@ void mr_cfg_write_sample(FILE *f, const struct mr_cfg_opt *opts, size_t n)
         }
         fprintf(f, "; %s (%s%s)\n", o->help, type_expect(o),
                 o->def || o->type == MR_CFG_LIST ? "" : ", required");
-        if (o->type == MR_CFG_LIST)
+        /* An empty default ("unset": the field stays NULL) is written as a
+         * comment: "key = " would read back as a string expected and none found. */
+        if (o->type == MR_CFG_LIST || (o->def && o->def[0] == '\0'))
             fprintf(f, ";%s =\n", o->name);
         else if (o->def)
             fprintf(f, "%s = %s\n", o->name, o->def);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../common/alloc.h"
 #include "../common/cfg.h"
@@ -94,6 +95,17 @@ static const struct mr_cfg_opt opts[] = {
      "requests waiting per region; over it the lowest priority one is shed"},
     {"shed", "retry_after", MR_CFG_INT, OFF(retry_after_s), 0, 3600, "1",
      "Retry-After seconds on a shed request"},
+    {"tls", "ca_file", MR_CFG_STR, OFF(tls_ca_file), 0, 0, "",
+     "PEM: the cluster CA that https:// origins' certificates must lead to ('': none; "
+     "ca_file, cert_file and key_file go together)"},
+    {"tls", "cert_file", MR_CFG_STR, OFF(tls_cert_file), 0, 0, "",
+     "PEM: the certificate the edge presents to https:// origins (from the cluster CA)"},
+    {"tls", "key_file", MR_CFG_STR, OFF(tls_key_file), 0, 0, "", "PEM: the private key of cert_file"},
+    {"tls", "public_cert_file", MR_CFG_STR, OFF(tls_public_cert_file), 0, 0, "",
+     "PEM: the certificate (then its chain) served to clients on listen ('': plain HTTP; "
+     "goes with public_key_file)"},
+    {"tls", "public_key_file", MR_CFG_STR, OFF(tls_public_key_file), 0, 0, "",
+     "PEM: the private key of public_cert_file"},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -209,11 +221,12 @@ static int handler(void *user, const char *section, const char *key, const char 
             if (http_parse_url(value, &r->host, &r->port, &path, err) != 0 ||
                 strcmp(path, "/") != 0) {
                 mr_free(path);
-                fail(c, "key 'origin' in [%s]: expected http://host:port, found '%s'", section,
+                fail(c, "key 'origin' in [%s]: expected http[s]://host:port, found '%s'", section,
                      value);
                 return 0;
             }
             mr_free(path);
+            r->tls = http_url_is_https(value);
         } else if (strcmp(key, "capacity") == 0) {
             parse_int(c, section, key, value, 0, 1000000, &r->capacity);
         } else {
@@ -253,6 +266,43 @@ static int handler(void *user, const char *section, const char *key, const char 
     return c->rc == 0;
 }
 
+static int set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* [tls]: the keys of one side go together, every file is readable now (a
+ * typo shows at --check-config, not as refused handshakes later), and an
+ * https:// origin has a certificate to present. */
+static int check_tls(struct ctx *c)
+{
+    struct edge_config *cfg = c->cfg;
+    const char *keys[5] = {"ca_file", "cert_file", "key_file", "public_cert_file",
+                           "public_key_file"};
+    const char *vals[5] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
+                           cfg->tls_public_cert_file, cfg->tls_public_key_file};
+    int origin_side = set(vals[0]) + set(vals[1]) + set(vals[2]);
+    int public_side = set(vals[3]) + set(vals[4]);
+
+    for (int i = 0; i < 5; i++) {
+        int group = i < 3 ? origin_side : public_side;
+        if (group > 0 && !set(vals[i]))
+            return mr_seterr(c->err, MR_ECONFIG, "%s: key '%s' in [tls] is missing: %s go together",
+                             c->path, keys[i], i < 3 ? "ca_file, cert_file and key_file"
+                                                     : "public_cert_file and public_key_file");
+        if (set(vals[i]) && access(vals[i], R_OK) != 0)
+            return mr_seterr(c->err, MR_ECONFIG, "%s: key '%s' in [tls]: cannot read '%s': %s",
+                             c->path, keys[i], vals[i], strerror(errno));
+    }
+    for (size_t i = 0; i < cfg->n_regions; i++)
+        if (cfg->regions[i].tls && origin_side == 0)
+            return mr_seterr(c->err, MR_ECONFIG, "%s:%d: [region %s]: origin '%s' is https:// but "
+                             "[tls] has no ca_file, cert_file and key_file to call it with",
+                             c->path, cfg->regions[i].line, cfg->regions[i].name,
+                             cfg->regions[i].origin);
+    return 0;
+}
+
 /* Checks across keys, once the file is read. */
 static int finish(struct ctx *c)
 {
@@ -267,7 +317,7 @@ static int finish(struct ctx *c)
     for (size_t i = 0; i < cfg->n_regions; i++)
         if (cfg->regions[i].origin == NULL)
             return mr_seterr(c->err, MR_ECONFIG, "%s:%d: [region %s]: key 'origin' is required "
-                             "(http://host:port)", c->path, cfg->regions[i].line,
+                             "(http[s]://host:port)", c->path, cfg->regions[i].line,
                              cfg->regions[i].name);
     for (size_t i = 0; i < cfg->n_classes; i++)
         if (cfg->classes[i].n_prefixes == 0)
@@ -313,7 +363,7 @@ static int finish(struct ctx *c)
     if (cfg->probe_path[0] != '/')
         return mr_seterr(c->err, MR_ECONFIG, "%s: key 'probe_path' in [health]: expected a path "
                          "starting with '/', found '%s'", c->path, cfg->probe_path);
-    return 0;
+    return check_tls(c);
 }
 
 int edge_config_load(const char *path, struct edge_config *cfg, char *err)
@@ -347,7 +397,8 @@ void edge_config_write_sample(FILE *f)
 {
     mr_cfg_write_sample(f, opts, N_OPTS);
     fprintf(f, "\n; One section per region (at least one):\n[region us-east-1]\n"
-            "; the region's origin (the node, later the shop)\norigin = http://127.0.0.1:8001\n"
+            "; the region's origin (its shops); https:// needs [tls] ca_file, cert_file, key_file\n"
+            "origin = http://127.0.0.1:8001\n"
             "; concurrent requests; over it: queue, then 503 (0: unlimited)\ncapacity = 0\n"
             "\n; Priority classes by path prefix (optional; others are priority 0):\n"
             "[class checkout]\nprefix = /checkout, /v1/orders\npriority = 10\n");

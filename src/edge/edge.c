@@ -52,6 +52,8 @@ struct region {
     struct edge *e;
     size_t idx;
     const struct edge_region_cfg *cfg;
+    struct http_client *client;    /* the edge's plain or TLS one, by the origin's scheme */
+    struct http_client *probe_client;
     struct edge_health h;
     int64_t srtt_us;               /* -1: no sample yet */
     int64_t last_rtt_us;
@@ -79,8 +81,12 @@ struct edge {
     const struct edge_config *cfg;
     struct edge_health_params hp;
     struct http_server *server;
-    struct http_client *client;
+    struct http_client *client;         /* plain http:// origins */
     struct http_client *probe_client;
+    struct http_client *tls_client;     /* https:// origins (NULL without any) */
+    struct http_client *tls_probe_client;
+    struct tls_ctx *tls_origin;         /* [tls] ca/cert/key: client role, or NULL */
+    struct tls_ctx *tls_public;         /* [tls] public_*: the listener's, or NULL */
     struct edge_cache *cache;
     struct edge_rl *rl;            /* NULL: [limits] rate = 0 */
     struct region regions[EDGE_MAX_REGIONS];
@@ -525,7 +531,7 @@ static void send_attempt(struct ereq *r, struct region *g)
         e->n_retrying++;
         e->retries++;
     }
-    rc = http_client_request(e->client, &q, on_response, r, &r->call);
+    rc = http_client_request(g->client, &q, on_response, r, &r->call);
     if (rc != 0) {
         /* Only when the client is being freed (stop) or arguments are bad. */
         r->call = NULL;
@@ -1103,6 +1109,9 @@ static void metrics_text(struct edge *e, struct mr_buf *b)
     mr_metric_hist(b, "meridian_edge_request_duration_seconds", NULL, &e->latency);
     mr_metric_header(b, "meridian_edge_http_connections_open", "gauge", "client connections");
     mr_metric_u64(b, "meridian_edge_http_connections_open", NULL, ss.connections_open);
+    mr_metric_header(b, "meridian_edge_tls_refused_total", "counter",
+                     "TLS handshakes refused on the public listener (not TLS, bad hello, ...)");
+    mr_metric_u64(b, "meridian_edge_tls_refused_total", NULL, ss.tls_refused);
     mr_metric_header(b, "meridian_edge_http_bad_requests_total", "counter",
                      "malformed client requests (answered 4xx by the HTTP layer)");
     mr_metric_u64(b, "meridian_edge_http_bad_requests_total", NULL, ss.bad_requests);
@@ -1330,7 +1339,7 @@ static void probe_timer_cb(uv_timer_t *t)
         q.path = e->cfg->probe_path;
         q.headers = "User-Agent: meridian-edge-probe\r\n";
         q.timeout_ms = (uint64_t)e->cfg->probe_timeout_ms;
-        if (http_client_request(e->probe_client, &q, probe_cb, p, NULL) == 0)
+        if (http_client_request(g->probe_client, &q, probe_cb, p, NULL) == 0)
             g->n_probes++;
         else
             mr_free(p);
@@ -1384,7 +1393,7 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
     struct edge *e = mr_calloc(1, sizeof(*e));
     struct http_server_opts so;
     struct http_client_opts co;
-    int rc;
+    int rc, any_https = 0;
 
     e->loop = loop;
     e->cfg = cfg;
@@ -1394,19 +1403,42 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
     e->hp.passive_error_rate = (int)cfg->passive_error_rate;
     e->hp.passive_window = (int)cfg->passive_window;
     mr_hist_init(&e->latency, mr_hist_latency_bounds, mr_hist_latency_n);
+    for (size_t i = 0; i < cfg->n_regions; i++)
+        any_https |= cfg->regions[i].tls;
+    if (any_https) {
+        /* Mutual TLS to the shops: they refuse anyone without a certificate
+         * from the cluster CA.  The origin's name is checked against its
+         * certificate's SANs, as for any client. */
+        struct tls_opts to = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file, 0, 0, 0};
+        if ((rc = tls_ctx_new(&to, 0, &e->tls_origin, err)) != 0) {
+            mr_wraperr(err, rc, "[tls] for https:// origins");
+            goto err_free;
+        }
+    }
+    if (cfg->tls_public_cert_file && cfg->tls_public_cert_file[0]) {
+        /* Browsers present no certificate: do not ask for one. */
+        struct tls_opts to = {NULL, cfg->tls_public_cert_file, cfg->tls_public_key_file, 0, 0, 1};
+        if ((rc = tls_ctx_new(&to, 1, &e->tls_public, err)) != 0) {
+            mr_wraperr(err, rc, "[tls] public_cert_file");
+            goto err_free;
+        }
+    }
     http_client_opts_default(&co);
     co.max_idle_per_host = 1024;
     co.max_response_bytes = (size_t)cfg->max_response;
-    if ((rc = http_client_new(loop, &co, &e->client)) != 0) {
-        mr_seterr(err, rc, "HTTP client: %s", mr_strerror(rc));
-        goto err_free;
-    }
+    if ((rc = http_client_new(loop, &co, &e->client)) != 0)
+        goto err_client;
+    co.tls = e->tls_origin;
+    if (any_https && (rc = http_client_new(loop, &co, &e->tls_client)) != 0)
+        goto err_client;
+    co.tls = NULL;
     co.max_idle_per_host = MAX_PROBES_IN_FLIGHT;
     co.max_response_bytes = 64 * 1024;
-    if ((rc = http_client_new(loop, &co, &e->probe_client)) != 0) {
-        mr_seterr(err, rc, "HTTP client: %s", mr_strerror(rc));
-        goto err_after_client;
-    }
+    if ((rc = http_client_new(loop, &co, &e->probe_client)) != 0)
+        goto err_client;
+    co.tls = e->tls_origin;
+    if (any_https && (rc = http_client_new(loop, &co, &e->tls_probe_client)) != 0)
+        goto err_client;
     http_server_opts_default(&so);
     so.server_name = "meridian-edge";
     so.max_body_bytes = (size_t)cfg->max_body;
@@ -1416,16 +1448,17 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
     so.max_headers = (size_t)cfg->max_headers;
     so.header_timeout_ms = (uint64_t)cfg->header_timeout_ms;
     so.idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms;
+    so.tls = e->tls_public;
     if (cfg->rate > 0 &&
         (rc = edge_rl_new((double)cfg->rate, (double)cfg->burst, (size_t)cfg->rate_clients, &e->rl)) != 0) {
         mr_seterr(err, rc, "[limits] rate: cannot create the rate limiter");
-        goto err_after_probe_client;
+        goto err_after_clients;
     }
     rc = http_server_start(loop, cfg->listen_host, cfg->listen_port, &so, on_request, e,
                            &e->server, err);
     if (rc != 0) {
         mr_wraperr(err, rc, "listen on %s", cfg->listen);
-        goto err_after_probe_client;
+        goto err_after_clients;
     }
     if (cfg->cache_size > 0)
         e->cache = edge_cache_new((size_t)cfg->cache_size, (size_t)cfg->cache_max_object);
@@ -1438,6 +1471,8 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
         g->e = e;
         g->idx = i;
         g->cfg = &cfg->regions[i];
+        g->client = g->cfg->tls ? e->tls_client : e->client;
+        g->probe_client = g->cfg->tls ? e->tls_probe_client : e->probe_client;
         g->srtt_us = -1;
         edge_health_init(&g->h);
         uv_timer_init(loop, &g->probe_timer);
@@ -1446,22 +1481,43 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
         /* The first probe at once: readiness within one round trip. */
         uv_timer_start(&g->probe_timer, probe_timer_cb, 0, 0);
     }
-    mr_log(MR_LOG_INFO, "edge", "edge %s listening on %s:%d; %zu regions, prefer %s, "
+    mr_log(MR_LOG_INFO, "edge", "edge %s listening on %s:%d (%s); %zu regions, prefer %s, "
            "all_unhealthy %s, cache %lld bytes", cfg->name, cfg->listen_host,
-           http_server_port(e->server), cfg->n_regions, cfg->prefer, cfg->all_unhealthy,
-           (long long)cfg->cache_size);
+           http_server_port(e->server), e->tls_public ? "TLS" : "plain HTTP", cfg->n_regions,
+           cfg->prefer, cfg->all_unhealthy, (long long)cfg->cache_size);
     *out = e;
     return 0;
 
-err_after_probe_client:
+err_client:
+    mr_seterr(err, rc, "HTTP client: %s", mr_strerror(rc));
+err_after_clients:
     edge_rl_free(e->rl);
+    http_client_free(e->tls_probe_client);   /* NULL is a no-op */
     http_client_free(e->probe_client);
-err_after_client:
+    http_client_free(e->tls_client);
     http_client_free(e->client);
 err_free:
+    tls_ctx_free(e->tls_origin);
+    tls_ctx_free(e->tls_public);
     mr_free(e);
     return rc;
 }
+
+int edge_reload_tls(struct edge *e, char *err)
+{
+    char one[MR_ERRMSG_LEN];
+    int rc = 0, r;
+
+    /* Each context on its own: a bad public certificate must not stop the
+     * origin certificate's rotation (and the reverse). */
+    if (e->tls_public && (r = tls_ctx_reload(e->tls_public, one)) != 0)
+        rc = mr_seterr(err, r, "public certificate: %s", one);
+    if (e->tls_origin && (r = tls_ctx_reload(e->tls_origin, one)) != 0 && rc == 0)
+        rc = mr_seterr(err, r, "origin certificate: %s", one);
+    return rc;
+}
+
+
 
 /* Past the drain: answer what is left, close everything. */
 static void edge_close(struct edge *e)
@@ -1491,8 +1547,18 @@ static void edge_close(struct edge *e)
     e->client = NULL;
     http_client_free(e->probe_client);
     e->probe_client = NULL;
+    http_client_free(e->tls_client);         /* NULL is a no-op */
+    e->tls_client = NULL;
+    http_client_free(e->tls_probe_client);
+    e->tls_probe_client = NULL;
     http_server_close(e->server);
     e->server = NULL;
+    /* Live connections hold their own reference to their context; nothing
+     * makes new ones now. */
+    tls_ctx_free(e->tls_origin);
+    e->tls_origin = NULL;
+    tls_ctx_free(e->tls_public);
+    e->tls_public = NULL;
     uv_close((uv_handle_t *)&e->drain_timer, timer_closed);
 }
 

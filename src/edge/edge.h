@@ -40,9 +40,10 @@ enum edge_all_down { EDGE_FAIL_OPEN = 0, EDGE_FAIL_CLOSED = 1 };
 
 struct edge_region_cfg {
     char name[EDGE_NAME_MAX + 1];
-    char *origin;               /* "http://host:port" (required) */
+    char *origin;               /* "http[s]://host:port" (required) */
     char *host;                 /* split from <origin> */
     int port;
+    int tls;                    /* https:// origin: called with the [tls] certificate */
     int64_t capacity;           /* concurrent requests; 0: unlimited */
     int line;                   /* of its [region NAME] header */
 };
@@ -100,6 +101,15 @@ struct edge_config {
     int64_t queue_timeout_ms;
     int64_t queue_max;          /* per region */
     int64_t retry_after_s;
+    /* [tls] ("": unset).  Origin side: ca_file, cert_file and key_file go
+     * together and are required by an https:// origin (mutual TLS with the
+     * shops).  Public side: public_cert_file and public_key_file go together;
+     * with them the listener speaks TLS to anonymous clients (browsers). */
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_public_cert_file;
+    char *tls_public_key_file;
     /* parsed from the above and from the repeated sections */
     enum edge_all_down all_down;
     struct edge_region_cfg regions[EDGE_MAX_REGIONS];
@@ -308,6 +318,13 @@ int edge_start(uv_loop_t *loop, const struct edge_config *cfg, struct edge **out
 
 /* The port the listener is bound to. */
 int edge_port(const struct edge *e);
+
+/* SIGHUP: re-read the certificate files of every TLS context the edge has
+ * (public listener, origins).  New connections take the new files, live
+ * ones keep theirs.  Each context is reloaded on its own: on failure that
+ * context keeps its old certificate, the others are still reloaded, and
+ * <err> names the file and the problem.  0 without TLS. */
+int edge_reload_tls(struct edge *e, char *err) __attribute__((warn_unused_result));
 
 /* Begin a clean stop: refuse new requests (503, readyz 503), let requests in
  * flight finish for at most cfg->drain_timeout_ms, then answer what is left

@@ -1,7 +1,9 @@
 /* config.c -- the option table of `meridian shop` (docs/shop.md). */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/alloc.h"
 #include "../common/auth.h"
@@ -52,6 +54,12 @@ const struct mr_cfg_opt shop_cfg_opts[] = {
      "'none': no token)"},
     {"faults", "hold", MR_CFG_DURATION, F(faults_hold_ms), 100, 3600000, "60s",
      "mode hang: a request held longer than this is answered 503 (the connection's own bound)"},
+    {"tls", "ca_file", MR_CFG_STR, F(tls_ca_file), 0, 0, "",
+     "PEM: the cluster CA; clients must present a certificate it signed ('': plain HTTP; "
+     "ca_file, cert_file and key_file go together)"},
+    {"tls", "cert_file", MR_CFG_STR, F(tls_cert_file), 0, 0, "",
+     "PEM: this shop's certificate, served to clients and presented to an https:// node"},
+    {"tls", "key_file", MR_CFG_STR, F(tls_key_file), 0, 0, "", "PEM: the private key of cert_file"},
 };
 
 const size_t shop_cfg_n_opts = sizeof(shop_cfg_opts) / sizeof(shop_cfg_opts[0]);
@@ -67,13 +75,43 @@ static int cookie_name_valid(const char *s)
     return 1;
 }
 
+static int set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* [tls]: all three keys or none; each file readable now, so that a typo shows
+ * at --check-config rather than as a refused handshake later. */
+static int check_tls(const struct shop_config *cfg, char *err)
+{
+    const char *keys[3] = {"ca_file", "cert_file", "key_file"};
+    const char *vals[3] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file};
+    int n = set(vals[0]) + set(vals[1]) + set(vals[2]);
+
+    if (n == 0) {
+        if (cfg->node && http_url_is_https(cfg->node))
+            return mr_seterr(err, MR_ECONFIG, "key 'node' in [shop] is https:// ('%s'): [tls] ca_file, "
+                             "cert_file and key_file are required to call it", cfg->node);
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!set(vals[i]))
+            return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls] is missing: ca_file, cert_file and "
+                             "key_file go together", keys[i]);
+        if (access(vals[i], R_OK) != 0)
+            return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls]: cannot read '%s': %s", keys[i],
+                             vals[i], strerror(errno));
+    }
+    return 0;
+}
+
 int shop_config_check(const struct shop_config *cfg, char *err)
 {
     char *host = NULL, *path = NULL, perr[MR_ERRMSG_LEN];
     int port, rc = 0;
 
     if (cfg->node == NULL || http_parse_url(cfg->node, &host, &port, &path, perr) != 0)
-        rc = mr_seterr(err, MR_ECONFIG, "key 'node' in [shop]: expected http://host:port, found '%s'",
+        rc = mr_seterr(err, MR_ECONFIG, "key 'node' in [shop]: expected http[s]://host:port, found '%s'",
                        cfg->node ? cfg->node : "");
     mr_free(host);
     mr_free(path);
@@ -102,5 +140,5 @@ int shop_config_check(const struct shop_config *cfg, char *err)
         return mr_seterr(err, MR_ECONFIG, "key 'token' in [faults]: expected 16 to 128 of A-Za-z0-9-_.~ "
                          "when enabled = true, found '%s'",
                          cfg->faults_token && strcmp(cfg->faults_token, "none") ? "(a value outside that)" : "none");
-    return 0;
+    return check_tls(cfg, err);
 }

@@ -293,7 +293,21 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
     mr_free(path);
     if (rc != 0)
         goto err_after_alloc;
+    if (cfg->tls_ca_file && cfg->tls_ca_file[0]) {
+        /* The shop is reached only through the edge: a client without a
+         * certificate from the cluster CA is refused at the handshake, so
+         * nothing on the Internet can talk to a shop directly. */
+        struct tls_opts to = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file, 1, 0, 0};
+        rc = tls_ctx_new(&to, 1, &s->tls_server, err);
+        if (rc == 0 && http_url_is_https(cfg->node))
+            rc = tls_ctx_new(&to, 0, &s->tls_client, err);
+        if (rc != 0) {
+            mr_wraperr(err, rc, "[tls]");
+            goto err_after_alloc;
+        }
+    }
     http_client_opts_default(&co);
+    co.tls = s->tls_client;
     co.max_idle_per_host = 64;
     co.max_response_bytes = 16 << 20;
     if (strcmp(cfg->node_token, "none") != 0) {
@@ -309,6 +323,7 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
     so.max_body_bytes = (size_t)cfg->max_body;
     so.server_name = "meridian-shop";
     so.reuse_port = cfg->reuse_port;
+    so.tls = s->tls_server;
     rc = listen_on(s, "listen", cfg->listen, &so, &s->server, err);
     if (rc != 0)
         goto err_after_client;
@@ -320,7 +335,8 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
             goto err_after_client;
         }
     }
-    mr_log(MR_LOG_INFO, "shop", "listening on port %d, node %s, region %s", http_server_port(s->server),
+    mr_log(MR_LOG_INFO, "shop", "listening on port %d (%s), node %s, region %s",
+           http_server_port(s->server), s->tls_server ? "TLS, client certificates required" : "plain HTTP",
            cfg->node, cfg->region);
     if (cfg->faults_enabled)
         mr_log(MR_LOG_WARN, "shop", "fault injection enabled: /admin/faults answers with the [faults] token");
@@ -330,9 +346,24 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
 err_after_client:
     http_client_free(s->client);
 err_after_alloc:
+    tls_ctx_free(s->tls_server);
+    tls_ctx_free(s->tls_client);
     mr_free(s->node_host);
     mr_free(s);
     return rc;
+}
+
+int shop_reload_tls(struct shop *s, char *err)
+{
+    int rc;
+
+    /* The server first: if its files are bad the client's are the same
+     * files, and neither changes. */
+    if (s->tls_server && (rc = tls_ctx_reload(s->tls_server, err)) != 0)
+        return rc;
+    if (s->tls_client && (rc = tls_ctx_reload(s->tls_client, err)) != 0)
+        return rc;
+    return 0;
 }
 
 int shop_port(const struct shop *s)
@@ -359,6 +390,10 @@ void shop_stop(struct shop *s)
      * the server discards. */
     http_client_free(s->client);
     s->client = NULL;
+    /* Live connections hold their own reference to the context; the closed
+     * listeners and the freed client make no new ones. */
+    tls_ctx_free(s->tls_server);
+    tls_ctx_free(s->tls_client);
     mr_free(s->node_host);
     mr_free(s);
 }

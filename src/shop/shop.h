@@ -48,13 +48,21 @@ struct shop_config {
     char *faults_token;      /* bearer token it requires ("none" only when disabled) */
     char *node_token;        /* bearer token sent to the node ("none": no token) */
     int64_t faults_hold_ms;  /* mode hang: a held request is answered 503 after this */
+    /* [tls]: all three or none ("").  With them the listeners speak TLS and
+     * require a client certificate from ca_file (only the edges and the
+     * cluster's tools reach a shop), and an https:// node is called with the
+     * same certificate.  SIGHUP re-reads them (shop_reload_tls). */
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file;
 };
 
 extern const struct mr_cfg_opt shop_cfg_opts[];
 extern const size_t shop_cfg_n_opts;
 
 /* Check the values the table cannot (node URL, listen address, cookie
- * names, log level).  MR_ECONFIG with a message naming the key. */
+ * names, log level, [tls]: all three files or none, each readable, and
+ * required by an https:// node).  MR_ECONFIG with a message naming the key. */
 int shop_config_check(const struct shop_config *cfg, char *err)
     __attribute__((warn_unused_result));
 
@@ -70,6 +78,11 @@ int shop_instance_port(const struct shop *s);
 /* Close the listener and the node client, answer what is pending (503) and
  * free <s> once its handles are closed (the loop must keep running). */
 void shop_stop(struct shop *s);
+/* SIGHUP: re-read the [tls] files into the server and client contexts (a
+ * no-op without [tls]).  New connections take the new certificate, live ones
+ * keep theirs.  On failure the old certificate stays in use and <err> names
+ * the file and the problem. */
+int shop_reload_tls(struct shop *s, char *err) __attribute__((warn_unused_result));
 
 /* ---- seed (seed.c): blocking, for `meridian shop seed` and `meridian up` ----
  * Declare the global tables, create the schema and insert <n_products>

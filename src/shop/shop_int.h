@@ -82,6 +82,8 @@ struct shop {
     struct http_server *server;
     struct http_server *instance_server;  /* [shop] instance_listen, or NULL */
     struct http_client *client;
+    struct tls_ctx *tls_server;   /* [tls]: the listeners' (NULL: plain HTTP) */
+    struct tls_ctx *tls_client;   /* [tls] and an https:// node: the node client's */
     char *node_host;
     int node_port;
     struct shop_stats stats;

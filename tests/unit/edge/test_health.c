@@ -217,6 +217,49 @@ static void config_errors_name_file_line_and_key(void **state)
     edge_config_free(&cfg);
 }
 
+/* [tls]: keys of a side go together, files must be readable, an https://
+ * origin needs the origin-side certificate; the messages name the key. */
+static void config_tls_checks_name_the_key(void **state)
+{
+    static const struct {
+        const char *text, *needle;
+    } cases[] = {
+        {"[region a]\norigin = https://h:1\n", "origin 'https://h:1' is https:// but [tls]"},
+        {"[tls]\nca_file = /dev/null\n[region a]\norigin = https://h:1\n",
+         "key 'cert_file' in [tls] is missing"},
+        {"[tls]\nca_file = /dev/null\ncert_file = /dev/null\n[region a]\norigin = http://h:1\n",
+         "key 'key_file' in [tls] is missing"},
+        {"[tls]\nca_file = /nonexistent/ca.crt\ncert_file = /dev/null\nkey_file = /dev/null\n"
+         "[region a]\norigin = https://h:1\n", "key 'ca_file' in [tls]: cannot read '/nonexistent/ca.crt'"},
+        {"[tls]\npublic_cert_file = /dev/null\n[region a]\norigin = http://h:1\n",
+         "key 'public_key_file' in [tls] is missing"},
+        {"[tls]\npublic_key_file = /dev/null\n[region a]\norigin = http://h:1\n",
+         "key 'public_cert_file' in [tls] is missing"},
+        {"[tls]\npublic_cert_file = /nope.crt\npublic_key_file = /dev/null\n[region a]\n"
+         "origin = http://h:1\n", "cannot read '/nope.crt'"},
+        {"[tls]\nbogus = 1\n[region a]\norigin = http://h:1\n", "bogus"},
+    };
+    struct edge_config cfg;
+    char err[MR_ERRMSG_LEN];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(load(cases[i].text, &cfg, err), MR_ECONFIG);
+        if (strstr(err, cases[i].needle) == NULL)
+            fail_msg("case %zu: '%s' does not say '%s'", i, err, cases[i].needle);
+        edge_config_free(&cfg);
+    }
+    /* Both sides set, an https and an http origin: accepted. */
+    assert_int_equal(load("[tls]\nca_file = /dev/null\ncert_file = /dev/null\n"
+                          "key_file = /dev/null\npublic_cert_file = /dev/null\n"
+                          "public_key_file = /dev/null\n[region a]\norigin = https://h:1\n"
+                          "[region b]\norigin = http://h:2\n", &cfg, err), 0);
+    assert_int_equal(cfg.regions[0].tls, 1);
+    assert_int_equal(cfg.regions[1].tls, 0);
+    assert_int_equal(cfg.regions[0].port, 1);
+    edge_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +271,7 @@ int main(void)
         cmocka_unit_test(budget_allows_minimum_then_percent),
         cmocka_unit_test(config_loads_regions_classes_and_defaults),
         cmocka_unit_test(config_errors_name_file_line_and_key),
+        cmocka_unit_test(config_tls_checks_name_the_key),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,6 +71,16 @@ static void bad_values_are_refused_with_the_key_named(void **state)
          "'token' in [faults]"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = maybe\n", "enabled"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nhold = 5ms\n", "hold"},
+        /* [tls]: all three or none, readable, and an https:// node needs them */
+        {"[shop]\nnode = https://127.0.0.1:1\nregion = r\n", "'node' in [shop] is https://"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[tls]\nca_file = /dev/null\n",
+         "key 'cert_file' in [tls] is missing"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[tls]\nca_file = /dev/null\n"
+         "cert_file = /dev/null\n", "key 'key_file' in [tls] is missing"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[tls]\nca_file = /dev/null\n"
+         "cert_file = /no/such.crt\nkey_file = /dev/null\n", "key 'cert_file' in [tls]: cannot read '/no/such.crt'"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[tls]\nkey_file = /dev/null\n",
+         "key 'ca_file' in [tls] is missing"},
     };
     struct shop_config cfg;
     char err[MR_ERRMSG_LEN];
@@ -100,11 +110,29 @@ static void faults_enabled_with_a_token_loads(void **state)
     mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
 }
 
+static void tls_with_an_https_node_loads(void **state)
+{
+    struct shop_config cfg;
+    char err[MR_ERRMSG_LEN];
+
+    (void)state;
+    assert_int_equal(load("[shop]\nnode = https://127.0.0.1:7001\nregion = r\n[tls]\n"
+                          "ca_file = /dev/null\ncert_file = /dev/null\nkey_file = /dev/null\n",
+                          &cfg, err), 0);
+    assert_string_equal(cfg.tls_ca_file, "/dev/null");
+    mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
+    /* Without [tls] the keys are unset (NULL): plain HTTP. */
+    assert_int_equal(load("[shop]\nnode = http://127.0.0.1:7001\nregion = r\n", &cfg, err), 0);
+    assert_null(cfg.tls_ca_file);
+    mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_minimal_file_gets_the_documented_defaults),
         cmocka_unit_test(faults_enabled_with_a_token_loads),
+        cmocka_unit_test(tls_with_an_https_node_loads),
         cmocka_unit_test(bad_values_are_refused_with_the_key_named),
     };
     return cmocka_run_group_tests_name("shop_config", tests, NULL, NULL);
