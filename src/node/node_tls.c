@@ -58,8 +58,11 @@ static int list_https(const char *list)
     const char *p = list ? list : "";   /* a required key not checked yet */
 
     while (*p) {
-        size_t len = strcspn(p, ",");
+        size_t len;
         char url[300];
+        while (*p == ' ' || *p == '\t')
+            p++;
+        len = strcspn(p, ",");
         snprintf(url, sizeof(url), "%.*s", (int)(len < 299 ? len : 299), p);
         if (http_url_is_https(url))
             https = 1;
@@ -191,6 +194,6 @@ void node_reload(struct node *n)
         return;
     }
     n->stats.tls_reloads++;
-    mr_log(MR_LOG_INFO, "tls", "reloaded %s, %s and %s: new connections use them", n->cfg->tls_cert_file,
-           n->cfg->tls_key_file, n->cfg->tls_ca_file);
+    mr_log(MR_LOG_INFO, "tls", "reload done: the listener and the calls to other nodes and etcd "
+           "use %s for new connections, open ones keep theirs", n->cfg->tls_cert_file);
 }
