@@ -7,6 +7,14 @@
  * medians over the runs are reported with the ratios and the latency each
  * proxy adds (its p50/p99 minus the direct one's).
  *
+ * TLS (issue 8): a second edge, in the same runs, terminates TLS for the
+ * load clients (anonymous, as browsers) and calls a second origin that
+ * requires the edge's client certificate (mTLS, as the shops do), against
+ * the plain edge.  The CA and certificates are made for the run in the
+ * temporary directory (src/tls/cert.c) and removed with it.  Every
+ * connection is keep-alive on both sides, so the figure is the cost of the
+ * record layer plus the occasional handshake, as in production.
+ *
  * Failover: <fo_clients> clients issue GETs back to back through the proxy
  * in front of two origins (a preferred, b next); one second in, origin a is
  * SIGKILLed (or SIGSTOPped); the load goes on for two more seconds.  Every
@@ -34,21 +42,22 @@
 #include "../common/err.h"
 #include "../common/util.h"
 #include "../http/http.h"
+#include "../tls/tls.h"
 #include "load.h"
 
 #define MAX_RUNS 25
 #define LIGHT_CLIENTS 4       /* the light-load latency figure */
 #define SELF_EXE "/proc/self/exe"
 
-enum { T_DIRECT = 0, T_EDGE, T_HAPROXY, N_TARGETS };
+enum { T_DIRECT = 0, T_EDGE, T_HAPROXY, T_EDGE_TLS, N_TARGETS };
 static const char *const target_names[N_TARGETS] = {"origin direct", "meridian edge",
-                                                    "haproxy 2.6"};
+                                                    "haproxy 2.6", "edge TLS+mTLS"};
 
 struct opts {
     int runs;
     int clients, fo_clients;
     int64_t duration_ms, warmup_ms;
-    int no_haproxy, fail_on_miss;
+    int no_haproxy, fail_on_miss, no_tls;
 };
 
 struct proc {
@@ -61,6 +70,9 @@ struct bench {
     char dir[64];
     struct proc origin[2];
     struct proc edge, haproxy;
+    struct proc tls_origin, tls_edge;  /* the TLS variant (unless --no-tls) */
+    char tls_dir[96];                  /* its CA and certificates: <dir>/tls */
+    struct tls_ctx *tls_client;        /* the load's: trusts the CA, no certificate */
     struct load_stats tp[N_TARGETS][MAX_RUNS];
     double per_cpu[N_TARGETS][MAX_RUNS];   /* requests per CPU-second of the server */
     struct load_stats light[N_TARGETS][MAX_RUNS];  /* LIGHT_CLIENTS clients: latency */
@@ -82,7 +94,9 @@ static void origin_handler(struct http_exchange *ex, const struct http_request *
         http_respond(ex, 200, "application/json", body, sizeof(body) - 1, NULL);
 }
 
-static void origin_child(int port, int fd)
+/* <tls_dir>: NULL for plain HTTP, else the directory of ca.crt and
+ * origin.crt/.key: the origin then requires a client certificate, as a shop. */
+static void origin_child(int port, int fd, const char *tls_dir)
 {
     uv_loop_t loop;
     struct http_server *s;
@@ -94,6 +108,17 @@ static void origin_child(int port, int fd)
     uv_loop_init(&loop);
     http_server_opts_default(&o);
     o.server_name = "bench-origin";
+    if (tls_dir != NULL) {
+        char ca[160], crt[160], key[160];
+        struct tls_opts to = {ca, crt, key, 1, 0, 0};
+        snprintf(ca, sizeof(ca), "%s/ca.crt", tls_dir);
+        snprintf(crt, sizeof(crt), "%s/origin.crt", tls_dir);
+        snprintf(key, sizeof(key), "%s/origin.key", tls_dir);
+        if (tls_ctx_new(&to, 1, &o.tls, err) != 0) {
+            fprintf(stderr, "bench origin: %s\n", err);
+            _exit(3);
+        }
+    }
     if (http_server_start(&loop, "127.0.0.1", port, &o, origin_handler, NULL, &s, err) != 0) {
         fprintf(stderr, "bench origin: %s\n", err);
         _exit(3);
@@ -106,8 +131,8 @@ static void origin_child(int port, int fd)
     _exit(0);
 }
 
-/* Start an origin on <port> (0: from the kernel). */
-static int origin_start(struct proc *p, int port)
+/* Start an origin on <port> (0: from the kernel); TLS when <tls_dir>. */
+static int origin_start_tls(struct proc *p, int port, const char *tls_dir)
 {
     int fds[2], bound = 0;
 
@@ -122,7 +147,7 @@ static int origin_start(struct proc *p, int port)
     }
     if (p->pid == 0) {
         close(fds[0]);
-        origin_child(port, fds[1]);
+        origin_child(port, fds[1], tls_dir);
     }
     close(fds[1]);
     if (read(fds[0], &bound, sizeof(bound)) != (ssize_t)sizeof(bound))
@@ -135,6 +160,11 @@ static int origin_start(struct proc *p, int port)
     }
     p->port = bound;
     return 0;
+}
+
+static int origin_start(struct proc *p, int port)
+{
+    return origin_start_tls(p, port, NULL);
 }
 
 static void proc_stop(struct proc *p, int sig)
@@ -176,13 +206,14 @@ static int free_port(void)
     return port;
 }
 
-/* GET <path> on 127.0.0.1:<port> until it answers 200, at most <ms>. */
-static int wait_ready(int port, const char *path, int64_t ms)
+/* GET <path> on 127.0.0.1:<port> until it answers 200, at most <ms>.
+ * <tls>: over https (with the context given to http_fetch_set_tls). */
+static int wait_ready_scheme(int port, const char *path, int64_t ms, int tls)
 {
     int64_t end = mr_mono_us() / 1000 + ms;
     char url[64], err[MR_ERRMSG_LEN];
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", tls ? "https" : "http", port, path);
     while (mr_mono_us() / 1000 < end) {
         struct http_result r;
         if (http_fetch("GET", url, NULL, NULL, 0, 500, &r, err) == 0) {
@@ -194,6 +225,11 @@ static int wait_ready(int port, const char *path, int64_t ms)
         usleep(20 * 1000);   /* polling a child that is starting up */
     }
     return MR_ETIMEDOUT;
+}
+
+static int wait_ready(int port, const char *path, int64_t ms)
+{
+    return wait_ready_scheme(port, path, ms, 0);
 }
 
 static int spawn(struct proc *p, char *const argv[], const char *log)
@@ -238,6 +274,51 @@ static int edge_start(struct bench *b, int two)
     return wait_ready(b->edge.port, "/readyz", 10000);
 }
 
+/* The TLS variant: the same edge configuration, but clients speak TLS to it
+ * (public certificate, anonymous clients) and it calls the TLS origin with
+ * its client certificate. */
+static int tls_edge_start(struct bench *b)
+{
+    char ini[2048], path[128], log[128];
+    char *argv[] = {(char *)SELF_EXE, (char *)"edge", (char *)"--config", path, NULL};
+    const char *d = b->tls_dir;
+
+    b->tls_edge.port = free_port();
+    snprintf(ini, sizeof(ini),
+             "[edge]\nlisten = 127.0.0.1:%d\nname = bench-tls\nlog_level = warn\nprefer = a\n"
+             "[health]\nprobe_interval = 250ms\nprobe_timeout = 250ms\n"
+             "[proxy]\ntry_timeout = 300ms\ntotal_timeout = 3s\n"
+             "[tls]\nca_file = %s/ca.crt\ncert_file = %s/edge.crt\nkey_file = %s/edge.key\n"
+             "public_cert_file = %s/public.crt\npublic_key_file = %s/public.key\n"
+             "[region a]\norigin = https://127.0.0.1:%d\n",
+             b->tls_edge.port, d, d, d, d, d, b->tls_origin.port);
+    snprintf(path, sizeof(path), "%s/edge-tls.ini", b->dir);
+    snprintf(log, sizeof(log), "%s/edge-tls.log", b->dir);
+    if (write_text(path, ini) != 0 || spawn(&b->tls_edge, argv, log) != 0)
+        return MR_EIO;
+    return wait_ready_scheme(b->tls_edge.port, "/readyz", 10000, 1);
+}
+
+/* A throw-away CA and the certificates of the TLS variant, in <dir>/tls;
+ * the load's client context.  Names are checked: issued for 127.0.0.1. */
+static int tls_setup(struct bench *b, char *err)
+{
+    char ca_file[160];
+    struct tls_opts to = {ca_file, NULL, NULL, 0, 0, 0};
+    int rc;
+
+    snprintf(b->tls_dir, sizeof(b->tls_dir), "%s/tls", b->dir);
+    snprintf(ca_file, sizeof(ca_file), "%s/ca.crt", b->tls_dir);
+    if ((rc = tls_cert_make_ca(b->tls_dir, "bench-ca", 1, err)) != 0 ||
+        (rc = tls_cert_issue(b->tls_dir, "origin", "127.0.0.1", -60, 86400, b->tls_dir, err)) != 0 ||
+        (rc = tls_cert_issue(b->tls_dir, "edge", "127.0.0.1", -60, 86400, b->tls_dir, err)) != 0 ||
+        (rc = tls_cert_issue(b->tls_dir, "public", "127.0.0.1", -60, 86400, b->tls_dir, err)) != 0 ||
+        (rc = tls_ctx_new(&to, 0, &b->tls_client, err)) != 0)
+        return rc;
+    http_fetch_set_tls(b->tls_client);
+    return 0;
+}
+
 /* HAProxy for the same job: health checks of /readyz at the same interval
  * and thresholds, retries with redispatch, errors on live traffic mark a
  * server down at once, 250 ms connect timeout; b is a backup of a. */
@@ -270,6 +351,8 @@ static int haproxy_start(struct bench *b, int two)
 
 static void stop_all(struct bench *b)
 {
+    proc_stop(&b->tls_edge, SIGTERM);
+    proc_stop(&b->tls_origin, SIGKILL);
     proc_stop(&b->edge, SIGTERM);
     proc_stop(&b->haproxy, SIGTERM);
     proc_stop(&b->origin[0], SIGKILL);
@@ -318,6 +401,7 @@ static int measure_light(struct bench *b, int target, int port)
     int rc;
 
     memset(&s, 0, sizeof(s));
+    s.tls = target == T_EDGE_TLS ? b->tls_client : NULL;
     s.targets = &t;
     s.n_targets = 1;
     s.n_clients = LIGHT_CLIENTS;
@@ -338,13 +422,15 @@ static int measure(struct bench *b, int target, int port)
     struct load_target t = {"127.0.0.1", port};
     struct load_spec s;
     struct load_result r;
-    int pid = target == T_DIRECT ? b->origin[0].pid
-            : target == T_EDGE   ? b->edge.pid
-                                 : b->haproxy.pid;
+    int pid = target == T_DIRECT  ? b->origin[0].pid
+            : target == T_EDGE    ? b->edge.pid
+            : target == T_EDGE_TLS ? b->tls_edge.pid
+                                  : b->haproxy.pid;
     double cpu0 = cpu_seconds(pid), cpu1;
     int rc;
 
     memset(&s, 0, sizeof(s));
+    s.tls = target == T_EDGE_TLS ? b->tls_client : NULL;
     s.targets = &t;
     s.n_targets = 1;
     s.n_clients = (size_t)b->o.clients;
@@ -562,11 +648,13 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: meridian bench edge [--runs N] [--duration 5s] [--warmup 1s] [--clients 64]\n"
             "                           [--failover-clients 16] [--quick] [--no-haproxy]\n"
-            "                           [--fail-on-miss]\n\n"
+            "                           [--no-tls] [--fail-on-miss]\n\n"
             "The edge proxy in front of one origin against the origin direct and against\n"
             "HAProxy 2.6 (nbthread 1, health checks, retries, redispatch) in the same run;\n"
             "then failed requests and recovery time when an origin is SIGKILLed or SIGSTOPped\n"
-            "under steady GET traffic.  Medians over the runs.\n");
+            "under steady GET traffic.  Medians over the runs.  With TLS (unless --no-tls): a\n"
+            "second edge that clients reach over TLS and that calls its origin with mutual\n"
+            "TLS, against the plain edge (throw-away CA and certificates in a temp dir).\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -577,6 +665,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"failover-clients", required_argument, NULL, 'f'},
         {"quick", no_argument, NULL, 'q'},          {"no-haproxy", no_argument, NULL, 'n'},
         {"fail-on-miss", no_argument, NULL, 'F'},   {"help", no_argument, NULL, 'h'},
+        {"no-tls", no_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     int64_t v;
     int opt;
@@ -619,6 +708,7 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'n': o->no_haproxy = 1; break;
         case 'F': o->fail_on_miss = 1; break;
+        case 'T': o->no_tls = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -664,7 +754,7 @@ int edgebench_main(int argc, char **argv)
     struct med m[N_TARGETS];
     double light[N_TARGETS][2] = {{0}};
     struct fo_result fo[2][2];
-    char cmd[128];
+    char cmd[160], err[MR_ERRMSG_LEN] = "";
 
     if (rc >= 0) {
         mr_free(b);
@@ -689,8 +779,16 @@ int edgebench_main(int argc, char **argv)
         goto out;
     }
 
+    if (!b->o.no_tls && (tls_setup(b, err) != 0 ||
+                         origin_start_tls(&b->tls_origin, 0, b->tls_dir) != 0)) {
+        fprintf(stderr, "bench edge: TLS variant: %s\n", err[0] ? err : "cannot start the TLS origin");
+        status = 1;
+        goto out;
+    }
+
     /* 1. Throughput and added latency, one origin. */
-    if (edge_start(b, 0) != 0 || (!b->o.no_haproxy && haproxy_start(b, 0) != 0)) {
+    if (edge_start(b, 0) != 0 || (!b->o.no_haproxy && haproxy_start(b, 0) != 0) ||
+        (!b->o.no_tls && tls_edge_start(b) != 0)) {
         fprintf(stderr, "bench edge: the edge or haproxy did not start (logs in %s)\n", b->dir);
         status = 1;
         goto out;
@@ -700,15 +798,19 @@ int edgebench_main(int argc, char **argv)
         if (measure(b, T_DIRECT, b->origin[0].port) != 0 ||
             measure(b, T_EDGE, b->edge.port) != 0 ||
             (!b->o.no_haproxy && measure(b, T_HAPROXY, b->haproxy.port) != 0) ||
+            (!b->o.no_tls && measure(b, T_EDGE_TLS, b->tls_edge.port) != 0) ||
             measure_light(b, T_DIRECT, b->origin[0].port) != 0 ||
             measure_light(b, T_EDGE, b->edge.port) != 0 ||
-            (!b->o.no_haproxy && measure_light(b, T_HAPROXY, b->haproxy.port) != 0)) {
+            (!b->o.no_haproxy && measure_light(b, T_HAPROXY, b->haproxy.port) != 0) ||
+            (!b->o.no_tls && measure_light(b, T_EDGE_TLS, b->tls_edge.port) != 0)) {
             status = 1;
             goto out;
         }
     }
     proc_stop(&b->edge, SIGTERM);
     proc_stop(&b->haproxy, SIGTERM);
+    proc_stop(&b->tls_edge, SIGTERM);
+    proc_stop(&b->tls_origin, SIGKILL);
     for (int t = 0; t < N_TARGETS; t++)
         m[t] = med_of(b, t);
     printf("\nmeridian bench edge: %d clients, keep-alive GET of 99 bytes, %lld ms per load, "
@@ -744,6 +846,12 @@ int edgebench_main(int argc, char **argv)
         printf("edge / haproxy: throughput %.2f, requests per CPU-second %.2f\n",
                m[T_EDGE].rate / m[T_HAPROXY].rate,
                m[T_HAPROXY].per_cpu > 0 ? m[T_EDGE].per_cpu / m[T_HAPROXY].per_cpu : 0);
+    if (b->n_tp[T_EDGE_TLS] && m[T_EDGE].rate > 0)
+        printf("edge TLS+mTLS / plain edge: throughput %.2f (TLS costs %.1f%%), p99 %.3f vs "
+               "%.3f ms, requests per CPU-second %.2f\n",
+               m[T_EDGE_TLS].rate / m[T_EDGE].rate,
+               100.0 * (1.0 - m[T_EDGE_TLS].rate / m[T_EDGE].rate), m[T_EDGE_TLS].p99,
+               m[T_EDGE].p99, m[T_EDGE].per_cpu > 0 ? m[T_EDGE_TLS].per_cpu / m[T_EDGE].per_cpu : 0);
 
     /* 2. Failover, two origins: a preferred, b next. */
     printf("\nfailover: %d clients, GET back to back; origin a faulted 1 s in, 2 s more\n\n",
@@ -795,12 +903,28 @@ int edgebench_main(int argc, char **argv)
            fo[0][0].recovery_ms);
     TARGET(fo[0][1].recovery_ms <= 1000, "recovery within 1 s of a freeze: %.0f ms",
            fo[0][1].recovery_ms);
+    if (b->n_tp[T_EDGE_TLS]) {
+        printf("\ntargets (issue 8):\n");
+        TARGET(m[T_EDGE_TLS].rate >= 0.85 * m[T_EDGE].rate,
+               "TLS (client TLS + origin mTLS) costs under 15%% of throughput at %d clients: "
+               "%.1f%% (%.0f vs %.0f req/s)", b->o.clients,
+               100.0 * (1.0 - m[T_EDGE_TLS].rate / m[T_EDGE].rate), m[T_EDGE_TLS].rate,
+               m[T_EDGE].rate);
+    }
 #undef TARGET
     if (missed && b->o.fail_on_miss)
         status = 3;
 
 out:
     stop_all(b);
+    /* The throw-away CA goes whatever happened: its key must not linger. */
+    http_fetch_set_tls(NULL);
+    tls_ctx_free(b->tls_client);
+    if (b->tls_dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", b->tls_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench edge: could not remove %s\n", b->tls_dir);
+    }
     if (status == 0) {
         snprintf(cmd, sizeof(cmd), "rm -rf %s", b->dir);
         if (system(cmd) != 0)

@@ -199,6 +199,7 @@ int load_run(const struct load_spec *spec, struct load_result *out)
     uv_loop_init(&loop);
     http_client_opts_default(&hopts);
     hopts.max_idle_per_host = spec->n_clients;
+    hopts.tls = spec->tls;
     hopts.headers = spec->client_headers && *spec->client_headers ? spec->client_headers : NULL;
     hopts.tls = spec->tls;
     if (http_client_new(&loop, &hopts, &r.http) != 0) {

@@ -69,6 +69,8 @@ struct load_spec {
     uint64_t think_ms;         /* mean pause between an answer and the client's next request,
                                   uniform in [think_ms/2, 3*think_ms/2]; 0: none */
     const volatile sig_atomic_t *stop; /* when set and nonzero, clients stop (set by SIGINT) */
+    struct tls_ctx *tls;       /* NULL: plain HTTP; else every connection is TLS (a
+                                  client-role context, not owned: src/http/http.h) */
     void *data;
 };
 
