@@ -201,7 +201,6 @@ int load_run(const struct load_spec *spec, struct load_result *out)
     hopts.max_idle_per_host = spec->n_clients;
     hopts.tls = spec->tls;
     hopts.headers = spec->client_headers && *spec->client_headers ? spec->client_headers : NULL;
-    hopts.tls = spec->tls;
     if (http_client_new(&loop, &hopts, &r.http) != 0) {
         uv_loop_close(&loop);
         return MR_ENOMEM;

@@ -61,8 +61,6 @@ struct load_spec {
     const char *headers;       /* extra request headers */
     const char *client_headers; /* NULL or headers sent with every request (credentials:
                                    struct topo's auth), besides <headers> */
-    struct tls_ctx *tls;       /* NULL: plain HTTP; else every target is called over TLS
-                                  with this client context (struct topo's tls) */
     load_gen_cb gen;
     load_check_cb check;       /* NULL: status 200 is success */
     load_check_resp_cb check_resp; /* when set, used instead of <check> */
@@ -70,7 +68,8 @@ struct load_spec {
                                   uniform in [think_ms/2, 3*think_ms/2]; 0: none */
     const volatile sig_atomic_t *stop; /* when set and nonzero, clients stop (set by SIGINT) */
     struct tls_ctx *tls;       /* NULL: plain HTTP; else every connection is TLS (a
-                                  client-role context, not owned: src/http/http.h) */
+                                  client-role context, not owned: src/http/http.h;
+                                  struct topo's tls for a TLS topology) */
     void *data;
 };
 
