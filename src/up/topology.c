@@ -46,6 +46,11 @@ const char up_default_topology[] =
     "etcd_election = 500ms\n"
     "ready_timeout = 60s\n"
     "log_level = info\n"
+    "; Secure by default (docs/security.md): mutual TLS between every process\n"
+    "; with a throw-away CA in RUNDIR/tls, and bearer tokens.  `no` for either\n"
+    "; gives the plain path (benchmarks comparing both, debugging with curl).\n"
+    "tls = yes\n"
+    "auth = yes\n"
     "\n"
     "[region us-east-1]\n"
     "\n"
@@ -91,10 +96,10 @@ static const struct mr_cfg_opt topo_opts[] = {
      "how long up waits for every region to be ready"},
     {"topology", "log_level", MR_CFG_STR, TF(log_level), 0, 0, "info",
      "the nodes' log level: debug, info, warn or error"},
-    {"topology", "auth", MR_CFG_BOOL, TF(auth), 0, 1, "no",
+    {"topology", "auth", MR_CFG_BOOL, TF(auth), 0, 1, "yes",
      "bearer tokens: the nodes' SQL and table APIs, the wan's and up's control APIs need one; "
      "up makes them and writes the admin token into topology.json (docs/security.md)"},
-    {"topology", "tls", MR_CFG_BOOL, TF(tls), 0, 1, "no",
+    {"topology", "tls", MR_CFG_BOOL, TF(tls), 0, 1, "yes",
      "mutual TLS between every process (nodes, etcd, shops, edges to their origins): up makes "
      "a throw-away CA and a certificate per process in RUNDIR/tls (docs/security.md)"},
     {"topology", "edge_tls", MR_CFG_BOOL, TF(edge_tls), 0, 1, "no",
