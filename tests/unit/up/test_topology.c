@@ -478,6 +478,10 @@ static void tls_topology_gives_every_process_its_certificate(void **state)
     assert_non_null(strstr(b.data, "wan = http://")); /* the wan's control API stays plain */
     assert_non_null(strstr(b.data, "edges = New_York=http://"));
     mr_buf_reset(&b);
+    up_wan_ini(t, &b);  /* the nodes' dashboards read the links with their peer token */
+    assert_non_null(strstr(b.data, "token = up-admin admin "));
+    assert_non_null(strstr(b.data, "token = up-peer read "));
+    mr_buf_reset(&b);
     up_shop_ini(t, 1, "/r", &b);
     assert_non_null(strstr(b.data, "node = https://127.0.0.1:"));
     assert_non_null(strstr(b.data, "[tls]\nca_file = /r/tls/ca.crt\ncert_file = /r/tls/shop-eu.crt\n"
@@ -815,6 +819,7 @@ static void wan_ini_has_a_link_per_pair_and_the_routes(void **state)
     t->latency_ms[1][0] = 30;
     t->latency_scale = 0.1;
     up_wan_ini(t, &b);
+    assert_null(strstr(b.data, "token = ")); /* auth = no */
     assert_non_null(strstr(b.data, "[link us->eu]\nlatency = 3.500ms\nreply_latency = 3.000ms\n"));
     assert_non_null(strstr(b.data, "[link eu->us]\nlatency = 3.000ms\nreply_latency = 3.500ms\n"));
     assert_non_null(strstr(b.data, "[route etcd-peer-eu]\nlisten = 127.0.0.1:41002\n"
