@@ -764,6 +764,9 @@ int cmd_demo(int argc, char **argv)
         failed * 100 > total)
         exit_code = 1;
     printf("\ndashboard: %s/dashboard\n", t.regions[0].url);
+    if (t.tls != NULL)
+        printf("   (https with a certificate of the run's throw-away CA, %s/tls/ca.crt: the browser\n"
+               "   warns about it; the dashboard needs no client certificate)\n", t.rundir);
 out:
     for (size_t i = 0; i < t.n_regions; i++)
         json_decref(status[i]);
