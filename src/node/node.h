@@ -23,8 +23,9 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
 
 /* Check what the option table cannot: the values of [tables] and
  * [dashboard] (URLs, edge names), [tls] (all three files or none, readable,
- * and URL schemes that agree with it).  0, or MR_ECONFIG with a message in <err>.  node_start runs
- * it too; `meridian node --check-config` runs it alone. */
+ * and URL schemes that agree with it).  0, or MR_ECONFIG with a message in
+ * <err>.  node_start runs it too; `meridian node --check-config` runs it
+ * alone. */
 int node_check_config(const struct node_cfg *cfg, char *err) __attribute__((warn_unused_result));
 
 /* Check [auth]: required is auto/yes/no, every token line parses (errors

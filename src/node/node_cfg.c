@@ -62,7 +62,7 @@ const struct mr_cfg_opt node_cfg_opts[] = {
      "tables created at start: name:lww|crdt[:ttl_field], comma-separated (none: no table)"},
     {"tables", "peers", MR_CFG_STR, F(tables_peers), 0, 0, "none",
      "URL to reach a peer region's node, overriding the one it publishes in etcd: "
-     "region=http://host:port, comma-separated (none: use etcd's)"},
+     "region=http://host:port (https:// with [tls]), comma-separated (none: use etcd's)"},
     {"tables", "clock_skew_ms", MR_CFG_INT, F(tables_clock_skew_ms), -3600000, 3600000, "0",
      "testing: milliseconds added to this node's clock for table timestamps (also env "
      "MERIDIAN_CLOCK_SKEW_MS, for the region in MERIDIAN_CLOCK_SKEW_REGION or every region)"},
