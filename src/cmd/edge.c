@@ -29,6 +29,7 @@ static void usage(FILE *f)
 
 struct runner {
     struct edge *e;
+    int has_tls;               /* [tls] names certificate files: SIGHUP reloads them */
     uv_signal_t sigs[3];
 };
 
@@ -42,6 +43,10 @@ static void on_signal(uv_signal_t *h, int signum)
          * that context keeps its old certificate and the operator reads why. */
         if (r->e == NULL)
             return;
+        if (!r->has_tls) {
+            mr_log(MR_LOG_INFO, "edge", "SIGHUP: no [tls] certificates to reload");
+            return;
+        }
         if (edge_reload_tls(r->e, err) != 0)
             mr_log(MR_LOG_ERROR, "edge", "SIGHUP: certificates not all reloaded, the old ones "
                    "stay where they failed: %s", err);
@@ -108,6 +113,7 @@ int cmd_edge(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     memset(&r, 0, sizeof(r));
+    r.has_tls = cfg.tls_public_cert_file != NULL || cfg.tls_ca_file != NULL;
     rc = edge_start(&loop, &cfg, &r.e, err);
     if (rc != 0) {
         fprintf(stderr, "meridian edge: %s\n", err);

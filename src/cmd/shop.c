@@ -93,6 +93,7 @@ static int cmd_shop_seed(int argc, char **argv)
 
 struct runner {
     struct shop *s;
+    int has_tls;               /* [tls] is set: SIGHUP reloads its files */
     uv_signal_t sigs[3];
 };
 
@@ -102,6 +103,10 @@ static void on_signal(uv_signal_t *h, int signum)
     char err[MR_ERRMSG_LEN];
 
     if (signum == SIGHUP) {
+        if (!r->has_tls) {
+            mr_log(MR_LOG_INFO, "shop", "SIGHUP: no [tls] certificates to reload");
+            return;
+        }
         /* Certificate rotation: a bad file must not take the shop down, so
          * the old certificate stays and the operator reads why. */
         if (shop_reload_tls(r->s, err) != 0)
@@ -201,6 +206,7 @@ int cmd_shop(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     memset(&r, 0, sizeof(r));
+    r.has_tls = cfg.tls_ca_file != NULL;
     if (shop_start(&loop, &cfg, &r.s, err) != 0) {
         fprintf(stderr, "meridian shop: %s\n", err);
         uv_run(&loop, UV_RUN_DEFAULT);

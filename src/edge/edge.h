@@ -13,7 +13,11 @@
  *   - the region health state machine (health.c),
  *   - the retry budget (health.c).
  *
- * Depends on src/common, src/http, libuv, inih.  Nothing here is thread-safe.
+ * TLS (src/tls through src/http): the listener speaks TLS to anonymous
+ * clients with [tls] public_cert_file, and https:// origins are called over
+ * mutual TLS with [tls] cert_file (docs/edge.md "TLS").
+ *
+ * Depends on src/common, src/http, src/tls, libuv, inih.  Nothing here is thread-safe.
  * Errors: 0 or a negative MR_E*, with a message in a caller-owned <err> of
  * MR_ERRMSG_LEN bytes where one is taken.
  */

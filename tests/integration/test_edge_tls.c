@@ -262,6 +262,21 @@ static void shop_refuses_clients_without_the_cluster_certificate(void **state)
     url_of(&f.shop, "/readyz", url, sizeof(url));
     assert_int_equal(get(&f, url, "ca", "edge", &status, NULL), 0);
     assert_int_equal(status, 200);
+    /* SIGHUP with a broken key: refused, logged, the old certificate
+     * serves on. */
+    {
+        char key[128], cmd[256];
+        snprintf(key, sizeof(key), "%s/shop.key", f.dir);
+        write_file(key, "not a key\n");
+        assert_int_equal(kill(f.shop.pid, SIGHUP), 0);
+        snprintf(cmd, sizeof(cmd), "grep -q 'certificates not reloaded' %s/shop.log", f.dir);
+        for (int i = 0; i < 200 && system(cmd) != 0; i++)
+            test_sleep_ms(10);   /* pacing a bounded poll of the log */
+        assert_int_equal(system(cmd), 0);
+        assert_true(cluster_pid_alive(f.shop.pid));
+        assert_int_equal(get(&f, url, "ca", "edge", &status, NULL), 0);
+        assert_int_equal(status, 200);
+    }
     teardown_fixture(&f);
 }
 
