@@ -8,7 +8,8 @@
  * meridian_tls_refused_total); without a certificate the node still needs a
  * bearer token (401 without) and the shop refuses; etcd refuses a client
  * without a certificate; and the global tables replicate node to node over
- * TLS through the wan.
+ * TLS through the wan.  With edge_tls the site's edge serves https:// to
+ * clients without a certificate (shoppers), and nothing in plain HTTP.
  *
  * http_fetch has one process-wide client context: each case sets the one it
  * tries (as_client) and puts the cluster's admin one back (cluster.h). */
@@ -33,13 +34,15 @@
 
 static struct cluster *C;
 static char SHOP_URL[2][128];
+static char EDGE_URL[128];
 static char CERTS[64];            /* this test's own certificates */
 static struct tls_ctx *FOREIGN, *EXPIRED, *ANONYMOUS;
 
 static const char topology[] =
-    "[topology]\nname = tls\ntls = yes\nauth = yes\n\n"
+    "[topology]\nname = tls\ntls = yes\nauth = yes\nedge_tls = yes\n\n"
     "[region us-east-1]\n\n[region eu-west-1]\n\n"
-    "[latency]\nus-east-1 eu-west-1 = 5ms\n";
+    "[latency]\nus-east-1 eu-west-1 = 5ms\n\n"
+    "[site Home]\nus-east-1 = 1ms\neu-west-1 = 5ms\n";
 
 static int client_ctx(const char *ca, const char *crt, const char *key, struct tls_ctx **out)
 {
@@ -76,8 +79,11 @@ static int setup(void **state)
                  json_string_value(json_object_get(
                      json_object_get(json_array_get(json_object_get(root, "regions"), i), "shop"),
                      "url")));
+    snprintf(EDGE_URL, sizeof(EDGE_URL), "%s",
+             json_string_value(json_object_get(
+                 json_object_get(json_array_get(json_object_get(root, "sites"), 0), "edge"), "url")));
     json_decref(root);
-    if (strncmp(SHOP_URL[0], "https://", 8) != 0)
+    if (strncmp(SHOP_URL[0], "https://", 8) != 0 || strncmp(EDGE_URL, "https://", 8) != 0)
         return -1;
 
     snprintf(CERTS, sizeof(CERTS), "/tmp/mr-tls-topo-XXXXXX");
@@ -246,6 +252,22 @@ static void global_tables_replicate_node_to_node_over_tls(void **state)
                                     "k1 written in us-east-1 readable in eu-west-1"), 0);
 }
 
+static void edge_tls_serves_shoppers_https_without_a_client_certificate(void **state)
+{
+    char url[256];
+
+    (void)state;
+    /* A shopper trusts the run's CA (a browser would be told to) and shows
+     * no certificate; the edge reaches the shops with its own. */
+    url_of(url, sizeof(url), EDGE_URL, "/readyz");
+    assert_int_equal(status_as(ANONYMOUS, "", "GET", url, NULL), 200);
+    url_of(url, sizeof(url), EDGE_URL, "/api/products");
+    assert_int_equal(status_as(ANONYMOUS, "", "GET", url, NULL), 200);
+    /* Plain HTTP to the same port is refused at the handshake. */
+    snprintf(url, sizeof(url), "http://%s/readyz", EDGE_URL + strlen("https://"));
+    assert_true(status_as(ANONYMOUS, "", "GET", url, NULL) != 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +275,7 @@ int main(void)
         cmocka_unit_test(without_a_certificate_the_node_wants_a_token_and_the_shop_refuses),
         cmocka_unit_test(etcd_refuses_a_client_without_a_certificate),
         cmocka_unit_test(global_tables_replicate_node_to_node_over_tls),
+        cmocka_unit_test(edge_tls_serves_shoppers_https_without_a_client_certificate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
