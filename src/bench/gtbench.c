@@ -103,6 +103,7 @@ static int run_load(const struct topo *t, const struct gt_opts *o, int read, str
     spec.warmup_ms = (uint64_t)o->warmup_ms;
     spec.gen = gen;
     spec.client_headers = t->auth;
+    spec.tls = t->tls;
     spec.check = read ? check_read : NULL;
     spec.data = g;
     rc = load_run(&spec, res);
@@ -188,6 +189,7 @@ static void *paced_run(void *arg)
     http_client_opts_default(&o);
     o.max_idle_per_host = 64;
     o.headers = p->t->auth[0] ? p->t->auth : NULL;
+    o.tls = p->t->tls;
     if (http_client_new(&p->loop, &o, &p->http) != 0)
         return NULL;
     uv_timer_init(&p->loop, &p->timer);

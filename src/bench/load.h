@@ -68,7 +68,8 @@ struct load_spec {
                                   uniform in [think_ms/2, 3*think_ms/2]; 0: none */
     const volatile sig_atomic_t *stop; /* when set and nonzero, clients stop (set by SIGINT) */
     struct tls_ctx *tls;       /* NULL: plain HTTP; else every connection is TLS (a
-                                  client-role context, not owned: src/http/http.h) */
+                                  client-role context, not owned: src/http/http.h;
+                                  struct topo's tls for a TLS topology) */
     void *data;
 };
 

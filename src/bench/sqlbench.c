@@ -286,6 +286,7 @@ static int run_load(const struct topo *t, enum sqlbench_fig f, const struct sqlb
     spec.warmup_ms = o->warmup_ms;
     spec.gen = lw_gen;
     spec.client_headers = t->auth;
+    spec.tls = t->tls;
     spec.data = &w;
     cpu_take(t, &before);
     rc = load_run(&spec, &res);
@@ -482,6 +483,7 @@ static int run_visibility(const struct topo *t, const struct sqlbench_opts *o, u
     }
     http_client_opts_default(&hopts);
     hopts.headers = t->auth[0] ? t->auth : NULL;
+    hopts.tls = t->tls;
     if (http_client_new(&loop, &hopts, &v.http) != 0) {
         uv_loop_close(&loop);
         mr_free(v.samples);

@@ -97,6 +97,35 @@ static void attach_sites(struct topo *t, json_t *sites)
     }
 }
 
+/* The admin certificate of a TLS topology: a client context for the
+ * load generator's connections and for http_fetch. */
+static int attach_tls(struct topo *t, json_t *auth, const char *path, char *err)
+{
+    struct tls_opts o;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.ca_file = json_string_value(json_object_get(auth, "ca_file"));
+    o.cert_file = json_string_value(json_object_get(auth, "cert_file"));
+    o.key_file = json_string_value(json_object_get(auth, "key_file"));
+    if (o.ca_file == NULL)
+        return 0;
+    rc = tls_ctx_new(&o, 0, &t->tls, err);
+    if (rc != 0)
+        return mr_wraperr(err, rc, "%s: the admin certificate (\"auth\")", path);
+    http_fetch_set_tls(t->tls);
+    return 0;
+}
+
+static void detach_tls(struct topo *t)
+{
+    if (t->tls == NULL)
+        return;
+    http_fetch_set_tls(NULL);
+    tls_ctx_free(t->tls);
+    t->tls = NULL;
+}
+
 int topo_attach(struct topo *t, const char *rundir, char *err)
 {
     char *path = mr_asprintf("%s/topology.json", rundir);
@@ -141,6 +170,8 @@ int topo_attach(struct topo *t, const char *rundir, char *err)
         rc = mr_seterr(err, MR_EIO, "%s: no regions", path);
     if (rc == 0)
         attach_sites(t, json_object_get(doc, "sites"));
+    if (rc == 0)
+        rc = attach_tls(t, json_object_get(doc, "auth"), path, err);
     if (rc == 0)
         t->rundir = mr_strdup(rundir);
     json_decref(doc);
@@ -216,6 +247,7 @@ void topo_down(struct topo *t, const char *exe)
     }
     mr_free(t->rundir);
     t->rundir = NULL;
+    detach_tls(t);
 }
 
 static int fetch_json(const char *url, const char *headers, json_t **answer, char *err);
@@ -271,4 +303,5 @@ void topo_detach(struct topo *t)
 {
     mr_free(t->rundir);
     t->rundir = NULL;
+    detach_tls(t);
 }

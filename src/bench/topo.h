@@ -9,6 +9,8 @@
 
 #include "../common/auth.h"
 
+struct tls_ctx;
+
 #define TOPO_MAX_REGIONS 8
 #define TOPO_MAX_SITES 8
 
@@ -46,6 +48,11 @@ struct topo {
     struct topo_site sites[TOPO_MAX_SITES];
     size_t n_sites;            /* sites with a node url for every region */
     char auth[MR_AUTH_HEADER_MAX]; /* the same for every node: http_client_opts.headers */
+    /* A topology with TLS (topology.json "auth": {"ca_file", "cert_file",
+     * "key_file"}): a client context with the run's admin certificate, for
+     * every node and shop URL (https://); also set as http_fetch's.  NULL
+     * for a plain topology.  Owned; freed by topo_down and topo_detach. */
+    struct tls_ctx *tls;
 };
 
 /* Start <topology> (NULL: the default) in <dir> (NULL: a new temporary

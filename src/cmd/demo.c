@@ -367,7 +367,7 @@ static json_t *sql_rows(const struct topo_region *r, const char *sql, json_t **a
 
 /* Run one phase: every site's shoppers against targets[site]. */
 static void run_phase(struct demo *d, int phase, const char *title, const struct load_target *targets,
-                      int64_t duration_ms, struct load_result *res)
+                      struct tls_ctx *tls, int64_t duration_ms, struct load_result *res)
 {
     struct topo *t = d->topo;
     struct load_spec spec;
@@ -388,6 +388,7 @@ static void run_phase(struct demo *d, int phase, const char *title, const struct
     spec.duration_ms = (uint64_t)duration_ms;
     spec.warmup_ms = 500; /* not measured: the first connections over each link */
     spec.think_ms = THINK_MS;
+    spec.tls = tls;
     spec.gen = gen;
     spec.check_resp = check;
     spec.stop = &interrupted;
@@ -696,7 +697,10 @@ int cmd_demo(int argc, char **argv)
         targets[s].port = t.sites[s].shop_port[base];
     }
     snprintf(title, sizeof(title), "before: every site on %s's shop", t.regions[base].name);
-    run_phase(&d, PHASE_BEFORE, title, targets, duration_ms, &res[PHASE_BEFORE]);
+    /* With [topology] tls the shops want a certificate of the run's CA:
+     * the admin one (topology.json "auth"); the edges stay plain HTTP
+     * unless edge_tls. */
+    run_phase(&d, PHASE_BEFORE, title, targets, t.tls, duration_ms, &res[PHASE_BEFORE]);
     if (interrupted) {
         exit_code = 130;
         goto out;
@@ -705,7 +709,8 @@ int cmd_demo(int argc, char **argv)
         targets[s].host = t.sites[s].edge_host;
         targets[s].port = t.sites[s].edge_port;
     }
-    run_phase(&d, PHASE_AFTER, "after: every site through its edge", targets, duration_ms,
+    run_phase(&d, PHASE_AFTER, "after: every site through its edge", targets,
+              strncmp(t.sites[0].edge_url, "https:", 6) == 0 ? t.tls : NULL, duration_ms,
               &res[PHASE_AFTER]);
     if (interrupted) {
         exit_code = 130;
@@ -759,6 +764,9 @@ int cmd_demo(int argc, char **argv)
         failed * 100 > total)
         exit_code = 1;
     printf("\ndashboard: %s/dashboard\n", t.regions[0].url);
+    if (t.tls != NULL)
+        printf("   (https with a certificate of the run's throw-away CA, %s/tls/ca.crt: the browser\n"
+               "   warns about it; the dashboard needs no client certificate)\n", t.rundir);
 out:
     for (size_t i = 0; i < t.n_regions; i++)
         json_decref(status[i]);

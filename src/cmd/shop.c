@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../shop/shop.h"
+#include "../up/up.h"
 #include "cmd.h"
 
 static void usage(FILE *f)
@@ -34,7 +35,8 @@ static void usage(FILE *f)
             "seed: declare the global tables, create the schema, load N products (default 300);\n"
             "      idempotent: running it again changes nothing.  It needs an admin token when the\n"
             "      node has [auth] tokens: --auth-token, else $MERIDIAN_TOKEN, else the one in\n"
-            "      RUNDIR/topology.json (--dir).\n"
+            "      RUNDIR/topology.json (--dir).  An https:// node: the admin certificate of\n"
+            "      RUNDIR/topology.json, else $MERIDIAN_TLS_CA, $MERIDIAN_TLS_CERT, $MERIDIAN_TLS_KEY.\n"
             "On start it prints \"listening http[s]://HOST:PORT\" on stdout.  SIGHUP re-reads the\n"
             "[tls] certificate files (rotation); SIGTERM and SIGINT stop.\n");
 }
@@ -50,6 +52,7 @@ static int cmd_shop_seed(int argc, char **argv)
     const char *node = NULL, *dir = NULL, *given = NULL;
     int64_t n = 300;
     char err[MR_ERRMSG_LEN], *token;
+    struct tls_ctx *tls = NULL;
     int opt, rc;
 
     optind = 1;
@@ -74,7 +77,11 @@ static int cmd_shop_seed(int argc, char **argv)
     }
     mr_log_setup(NULL, "shop", MR_LOG_WARN);
     token = mr_auth_client_token(given, dir);
-    rc = shop_seed(node, token, (int)n, stdout, err);
+    /* An https:// node: the admin certificate of RUNDIR, or $MERIDIAN_TLS_*. */
+    rc = up_client_tls(dir, &tls, err);
+    if (rc == 0)
+        rc = shop_seed(node, token, (int)n, stdout, err);
+    up_client_tls_free(tls);
     mr_free(token);
     if (rc != 0) {
         fprintf(stderr, "meridian shop seed: %s\n", err);

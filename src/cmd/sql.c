@@ -10,6 +10,7 @@
 #include "../common/buf.h"
 #include "../common/err.h"
 #include "../http/http.h"
+#include "../up/up.h"
 #include "cmd.h"
 
 static void usage(FILE *f)
@@ -26,6 +27,8 @@ static void usage(FILE *f)
             "  -j, --json                print the JSON answer as it is\n"
             "  -A, --auth-token TOKEN    bearer token for a node with [auth] tokens (default:\n"
             "                            $MERIDIAN_TOKEN, else the one in RUNDIR/topology.json)\n"
+            "An https:// node is called with the admin certificate of RUNDIR/topology.json, else\n"
+            "with $MERIDIAN_TLS_CA, $MERIDIAN_TLS_CERT and $MERIDIAN_TLS_KEY.\n"
             "PARAMs are JSON values (42, 1.5, null, \"text\") or, if not JSON, strings.\n");
 }
 
@@ -192,9 +195,14 @@ int cmd_sql(int argc, char **argv)
     {
         char *full = mr_asprintf("%s/v1/sql", node ? node : url);
         char *auth = mr_auth_client_token(given, dir), headers[MR_AUTH_HEADER_MAX + 64];
+        struct tls_ctx *tls = NULL;
         mr_auth_header(auth, headers, sizeof(headers));
         strcat(headers, "Content-Type: application/json\r\n");
-        rc = http_fetch("POST", full, headers, body, strlen(body), 30000, &res, err);
+        /* https:// nodes: the admin certificate of RUNDIR, or $MERIDIAN_TLS_*. */
+        rc = up_client_tls(dir, &tls, err);
+        if (rc == 0)
+            rc = http_fetch("POST", full, headers, body, strlen(body), 30000, &res, err);
+        up_client_tls_free(tls);
         mr_free(auth);
         mr_free(full);
     }

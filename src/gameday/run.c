@@ -1042,6 +1042,11 @@ int gd_run(const struct gd_scenario *s, const struct gd_options *opt, char *err)
         struct http_client_opts co;
         http_client_opts_default(&co);
         co.max_idle_per_host = 256;
+        /* The shoppers go through the edges: plain HTTP unless the topology
+         * has edge_tls.  (Nodes and shops are called with http_fetch, which
+         * topo_attach gave the admin certificate.) */
+        if (topo.n_sites > 0 && strncmp(topo.sites[0].edge_url, "https:", 6) == 0)
+            co.tls = topo.tls;
         if ((rc = http_client_new(&r->loop, &co, &r->client)) != 0) {
             mr_seterr(err, rc, "cannot create the HTTP client");
             goto out;

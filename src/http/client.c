@@ -533,6 +533,18 @@ static void cconn_on_end(struct http__io *io, int uverr)
         call_finish(call, MR_ECONN, NULL);
         return;
     }
+    if (http__io_tls_handshaking(&conn->io)) {
+        /* Closed or reset before the handshake finished (a proxy in front
+         * of a dead server accepts, then closes: the wan's route to a
+         * killed region).  The request waits inside the engine until the
+         * handshake is done, so it never left on this connection: MR_ECONN,
+         * which lets callers such as the edge send even a POST elsewhere.
+         * Unless this is already the retry after a reused connection
+         * failed: the first copy may have arrived (http.h). */
+        cconn_close(conn);
+        call_finish(call, call->retried ? MR_ECLOSED : MR_ECONN, NULL);
+        return;
+    }
     if (uverr == UV_EOF && call->got_bytes) {
         /* A response without a length ends with the connection. */
         http_parser_execute(&conn->parser, &resp_settings, NULL, 0);

@@ -581,6 +581,11 @@ static void start_call(struct dashboard *d, struct dash_target *t, const char *p
     req.port = t->port;
     req.path = path;
     req.timeout_ms = DASH_FETCH_TIMEOUT_MS;
+    /* The wan's GET /links wants a read token once it has tokens: the
+     * node's own peer token (meridian up gives it the read scope there,
+     * docs/security.md).  Nodes and edges get none: /v1/status is open. */
+    if (t == d->wan && d->n->peer_headers[0])
+        req.headers = d->n->peer_headers;
     if (http_client_request(c, &req, cb, t, slot) != 0)
         *slot = NULL;
 }

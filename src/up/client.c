@@ -501,3 +501,62 @@ int up_down(const char *rundir, int64_t timeout_ms, char *err)
                          n + (size_t)up_pid_alive(sup), rundir, n ? pids[0] : sup);
     return 0;
 }
+
+/* ---- TLS for the clients of a topology ---- */
+
+int up_client_tls(const char *rundir, struct tls_ctx **out, char *err)
+{
+    const char *ca = NULL, *crt = NULL, *key = NULL;
+    struct tls_opts o;
+    json_t *state = NULL, *auth;
+    int rc;
+
+    *out = NULL;
+    if (rundir != NULL) {
+        char *path = mr_asprintf("%s/topology.json", rundir);
+        state = json_load_file(path, 0, NULL);
+        mr_free(path);
+        auth = json_object_get(state, "auth");
+        ca = json_string_value(json_object_get(auth, "ca_file"));
+        crt = json_string_value(json_object_get(auth, "cert_file"));
+        key = json_string_value(json_object_get(auth, "key_file"));
+    }
+    if (ca == NULL) {
+        /* Real hosts: the files of `meridian cert issue` (docs/operations.md). */
+        ca = getenv("MERIDIAN_TLS_CA");
+        crt = getenv("MERIDIAN_TLS_CERT");
+        key = getenv("MERIDIAN_TLS_KEY");
+        if (ca != NULL && *ca == '\0')
+            ca = NULL;
+    }
+    if (ca == NULL) {
+        json_decref(state);
+        return 0;
+    }
+    if ((crt == NULL || *crt == '\0') != (key == NULL || *key == '\0')) {
+        json_decref(state);
+        return mr_seterr(err, MR_ECONFIG, "client certificate: expected both a certificate and "
+                         "its key (topology.json \"auth\" or $MERIDIAN_TLS_CERT and "
+                         "$MERIDIAN_TLS_KEY), found only the %s", crt && *crt ? "certificate" : "key");
+    }
+    memset(&o, 0, sizeof(o));
+    o.ca_file = ca;
+    o.cert_file = crt && *crt ? crt : NULL;
+    o.key_file = key && *key ? key : NULL;
+    rc = tls_ctx_new(&o, 0, out, err);
+    json_decref(state);
+    if (rc != 0) {
+        *out = NULL;
+        return mr_wraperr(err, MR_ECONFIG, "client certificate");
+    }
+    http_fetch_set_tls(*out);
+    return 0;
+}
+
+void up_client_tls_free(struct tls_ctx *t)
+{
+    if (t == NULL)
+        return;
+    http_fetch_set_tls(NULL);
+    tls_ctx_free(t);
+}

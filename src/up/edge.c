@@ -32,7 +32,7 @@ char *up_path_edge_log(const char *rundir, const struct up_site *site)
 
 char *up_edge_url(const struct up_topology *t, size_t site)
 {
-    return mr_asprintf("http://127.0.0.1:%d", t->edge_port[site]);
+    return mr_asprintf("%s://127.0.0.1:%d", up_edge_scheme(t), t->edge_port[site]);
 }
 
 char **up_edge_argv(const struct up_topology *t, size_t site, const char *rundir, const char *exe)
@@ -83,7 +83,8 @@ long up_session_wait_ms(const struct up_topology *t)
     return wait;
 }
 
-int up_edge_ini(const struct up_topology *t, size_t site, struct mr_buf *out, char *err)
+int up_edge_ini(const struct up_topology *t, size_t site, const char *rundir, struct mr_buf *out,
+                char *err)
 {
     const struct up_site *st = &t->sites[site];
     double rtt = max_rtt_ms(t, site);
@@ -102,6 +103,24 @@ int up_edge_ini(const struct up_topology *t, size_t site, struct mr_buf *out, ch
         char *url = up_site_shop_url(t, site, r);
         mr_buf_printf(out, "\n[region %s]\norigin = %s\n", t->regions[r].name, url);
         mr_free(url);
+    }
+    if (t->tls) {
+        /* The origins (shops) ask for a certificate of the run's CA.  The
+         * edge's own listener stays plain HTTP unless edge_tls: local
+         * shoppers and browsers use http://127.0.0.1 (docs/topology.md);
+         * with edge_tls the same certificate serves it (issued for
+         * 127.0.0.1 and localhost by the run's CA, which browsers do not
+         * know: for scripts that trust RUNDIR/tls/ca.crt). */
+        char name[UP_SITE_NAME_MAX + 8], *ca = up_path_tls_ca(rundir), *crt, *key;
+        up_tls_name(t, UP_EDGE, site, name, sizeof(name));
+        crt = up_path_tls_cert(rundir, name);
+        key = up_path_tls_key(rundir, name);
+        mr_buf_printf(out, "\n[tls]\nca_file = %s\ncert_file = %s\nkey_file = %s\n", ca, crt, key);
+        if (t->edge_tls)
+            mr_buf_printf(out, "public_cert_file = %s\npublic_key_file = %s\n", crt, key);
+        mr_free(ca);
+        mr_free(crt);
+        mr_free(key);
     }
     /* Every line must read back: the first one names the source path. */
     for (const char *p = out->data + before, *nl; *p; p = nl + 1) {
@@ -123,7 +142,7 @@ int up_edges_write(const struct up_topology *t, const char *rundir, char *err)
         int rc;
 
         mr_buf_init(&b);
-        rc = up_edge_ini(t, s, &b, err);
+        rc = up_edge_ini(t, s, rundir, &b, err);
         if (rc == 0) {
             f = fopen(path, "we");
             if (f == NULL || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0)

@@ -131,7 +131,11 @@ struct sup {
     uv_signal_t sigs[3];
     int n_sigs;
     struct http_server *server;
-    struct http_client *client;
+    struct http_client *client;     /* plain: the wan, the edges (unless edge_tls) */
+    /* With [topology] tls: the probes of etcd, nodes and shops (and edges
+     * with edge_tls) show the admin certificate; NULL otherwise. */
+    struct http_client *tls_client;
+    struct tls_ctx *tls;
     char control_url[64];
     enum phase phase;
     int start_failed;
@@ -268,17 +272,20 @@ static json_t *proc_json(const struct proc *p)
         mr_free(url);
     } else if (p->kind == UP_ETCD) {
         json_object_set_new(o, "client_url",
-                            json_sprintf("http://127.0.0.1:%d", r->etcd_client_port));
-        json_object_set_new(o, "peer_url", json_sprintf("http://127.0.0.1:%d", r->etcd_peer_port));
+                            json_sprintf("%s://127.0.0.1:%d", up_scheme(s->t), r->etcd_client_port));
+        json_object_set_new(o, "peer_url",
+                            json_sprintf("%s://127.0.0.1:%d", up_scheme(s->t), r->etcd_peer_port));
         json_object_set_new(o, "data_dir", json_sprintf("%s/%s/etcd", s->rundir, r->name));
     } else if (p->kind == UP_SHOP) {
         char *url = up_shop_instance_url(s->t, p->region, p->shop);
-        json_object_set_new(o, "url", json_sprintf("http://127.0.0.1:%d", r->shop_port));
+        json_object_set_new(o, "url",
+                            json_sprintf("%s://127.0.0.1:%d", up_scheme(s->t), r->shop_port));
         json_object_set_new(o, "instance", json_integer((json_int_t)p->shop));
         json_object_set_new(o, "instance_url", json_string(url));
         mr_free(url);
     } else {
-        json_object_set_new(o, "url", json_sprintf("http://127.0.0.1:%d", r->node_port));
+        json_object_set_new(o, "url",
+                            json_sprintf("%s://127.0.0.1:%d", up_scheme(s->t), r->node_port));
         json_object_set_new(o, "config", json_sprintf("%s/%s/node.ini", s->rundir, r->name));
         json_object_set_new(o, "data_dir", json_sprintf("%s/%s/data", s->rundir, r->name));
     }
@@ -334,11 +341,21 @@ static json_t *state_json(const struct sup *s)
     json_object_set_new(control, "log", s->detached ? json_sprintf("%s/logs/up.log", s->rundir)
                                                     : json_null());
     json_object_set_new(root, "control", control);
-    if (s->t->auth) {
-        /* The admin token in clear, for local scripts and `meridian sql
-         * --dir` (the file is the owner's only: write_state's mode). */
+    if (s->t->auth || s->t->tls) {
+        /* The admin credentials, for local scripts, tests and `meridian sql
+         * --dir`: the token in clear (the file is the owner's only:
+         * save_state's mode) and the admin certificate's files (absolute
+         * paths; the key is 0600 in a 0700 directory). */
         json_t *auth = json_object();
-        json_object_set_new(auth, "token", json_string(s->t->auth_admin));
+        if (s->t->auth)
+            json_object_set_new(auth, "token", json_string(s->t->auth_admin));
+        if (s->t->tls) {
+            json_object_set_new(auth, "ca_file", json_sprintf("%s/tls/ca.crt", s->rundir));
+            json_object_set_new(auth, "cert_file",
+                                json_sprintf("%s/tls/%s.crt", s->rundir, UP_TLS_ADMIN));
+            json_object_set_new(auth, "key_file",
+                                json_sprintf("%s/tls/%s.key", s->rundir, UP_TLS_ADMIN));
+        }
         json_object_set_new(root, "auth", auth);
     }
     for (size_t i = 0; i < s->t->n_regions; i++) {
@@ -416,7 +433,8 @@ static void save_state(struct sup *s)
     char *tmp = mr_asprintf("%s/topology.json.tmp", s->rundir);
     char *path = mr_asprintf("%s/topology.json", s->rundir);
     /* With auth it holds the admin token: the owner's eyes only. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, s->t->auth ? 0600 : 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  s->t->auth || s->t->tls ? 0600 : 0644);
 
     if (fd == -1 || json_dumpfd(root, fd, JSON_INDENT(2)) != 0 || close(fd) != 0 ||
         (fd = -1, rename(tmp, path) != 0))
@@ -654,6 +672,17 @@ static void probe_cb(struct http_call *call, int rc, const struct http_response 
     p->next_probe_ms = now_ms() + PROBE_EVERY_MS;
 }
 
+static struct http_client *probe_client(const struct proc *p)
+{
+    const struct sup *s = p->s;
+
+    if (p->kind == UP_WAN || s->tls_client == NULL)
+        return s->client;
+    if (p->kind == UP_EDGE)
+        return s->t->edge_tls ? s->tls_client : s->client;
+    return s->tls_client;
+}
+
 static void probe_start(struct proc *p)
 {
     const struct up_region *r = &p->s->t->regions[p->region];
@@ -690,7 +719,9 @@ static void probe_start(struct proc *p)
         req.path = "/readyz";
     }
     p->probe_gen = p->gen;
-    rc = http_client_request(p->s->client, &req, probe_cb, p, &p->probe);
+    /* The wan's control API is plain; so are the edges' listeners unless
+     * edge_tls.  Everything else speaks TLS with [topology] tls. */
+    rc = http_client_request(probe_client(p), &req, probe_cb, p, &p->probe);
     if (rc != 0) {
         p->probe = NULL;
         snprintf(p->last_error, sizeof(p->last_error), "probe: %s", mr_strerror(rc));
@@ -1299,6 +1330,8 @@ static void finish(struct sup *s)
     s->server = NULL;
     http_client_free(s->client);
     s->client = NULL;
+    http_client_free(s->tls_client);
+    s->tls_client = NULL;
 }
 
 /* etcd members are stopped one after the other.  A leader that gets SIGTERM
@@ -1432,7 +1465,7 @@ static void seed_maybe_start(struct sup *s)
         if (!s->procs[i][UP_NODE].ready)
             return;
     s->seed_started = 1;
-    argv = up_shop_seed_argv(s->t, s->exe);
+    argv = up_shop_seed_argv(s->t, s->rundir, s->exe);
     log = mr_asprintf("%s/logs/seed.log", s->rundir);
     fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     memset(&o, 0, sizeof(o));
@@ -1664,6 +1697,33 @@ int up_run(const struct up_topology *t, const struct up_run_opts *o, char *err)
         mr_buf_printf(&s->report, "HTTP client: %s\n", mr_strerror(rc));
         goto err_after_server;
     }
+    if (t->tls) {
+        /* The admin certificate: what the run's etcd members, nodes and
+         * shops let in.  The files were made by up_rundir_prepare. */
+        struct tls_opts to;
+        char *ca = up_path_tls_ca(s->rundir), *crt = up_path_tls_cert(s->rundir, UP_TLS_ADMIN);
+        char *key = up_path_tls_key(s->rundir, UP_TLS_ADMIN);
+        memset(&to, 0, sizeof(to));
+        to.ca_file = ca;
+        to.cert_file = crt;
+        to.key_file = key;
+        rc = tls_ctx_new(&to, 0, &s->tls, s->err);
+        mr_free(ca);
+        mr_free(crt);
+        mr_free(key);
+        if (rc == 0) {
+            copts.tls = s->tls;
+            rc = http_client_new(&s->loop, &copts, &s->tls_client);
+            if (rc != 0)
+                snprintf(s->err, sizeof(s->err), "%s", mr_strerror(rc));
+        }
+        if (rc != 0) {
+            mr_buf_printf(&s->report, "HTTPS client of the probes: %s\n", s->err);
+            http_client_free(s->client);
+            s->client = NULL;
+            goto err_after_server;
+        }
+    }
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
@@ -1710,6 +1770,7 @@ out:
             mr_free(s->procs[i][k].log_path);
     mr_free(s->wan.log_path);
     edges_free(s);
+    tls_ctx_free(s->tls); /* after the clients: connections hold their own reference */
     mr_buf_close(&s->report);
     mr_free(s->rundir);
     mr_free(s->exe);
@@ -1794,6 +1855,10 @@ int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, 
     mr_free(path);
     path = mr_asprintf("%s/logs", real);
     rc = mkdir_p(path, err);
+    /* Certificates first: the configs name their files, and the nodes'
+     * --check-config reads them. */
+    if (rc == 0)
+        rc = up_tls_make(t, real, err);
     if (rc == 0 && up_topology_has_wan(t)) {
         struct mr_buf ini;
         mr_buf_init(&ini);
@@ -1817,7 +1882,7 @@ int up_rundir_prepare(const char *dir, const struct up_topology *t, char **abs, 
         if (rc == 0)
             rc = write_file(path, ini.data, ini.len, err);
         mr_buf_reset(&ini);
-        up_shop_ini(t, i, &ini);
+        up_shop_ini(t, i, real, &ini);
         mr_free(path);
         path = up_path_shop_ini(real, t->regions[i].name);
         if (rc == 0)

@@ -103,6 +103,10 @@ struct up_topology {
     int64_t ready_timeout_ms;
     char *log_level;            /* the nodes' log level */
     int auth;                   /* [topology] auth: bearer tokens on (decision 019) */
+    int tls;                    /* [topology] tls: mutual TLS between every process
+                                   (decision 021): certificates in RUNDIR/tls/ */
+    int edge_tls;               /* [topology] edge_tls: the edges' own listeners are
+                                   TLS too (a certificate for 127.0.0.1, localhost) */
     /* With auth, the tokens of this run (up_topology_make_tokens): admin
      * (topology.json, the control APIs, `meridian shop seed`), peer (node
      * to node) and shop (write scope, each shop.ini). */
@@ -142,6 +146,13 @@ struct up_topology {
  * up_node_ini, up_shop_ini and up_wan_ini then write (hashed, except the
  * ones a client sends).  0, or MR_EIO when the random generator fails. */
 int up_topology_make_tokens(struct up_topology *t, char *err) __attribute__((warn_unused_result));
+
+/* "https" with [topology] tls, else "http": the scheme of every node, shop
+ * and etcd URL the topology generates (the wan's and up's control APIs stay
+ * plain HTTP on 127.0.0.1, behind the admin token). */
+const char *up_scheme(const struct up_topology *t);
+/* The same for the edges' public listeners ([topology] edge_tls). */
+const char *up_edge_scheme(const struct up_topology *t);
 
 /* 1 when the topology runs a wan (two regions or more). */
 int up_topology_has_wan(const struct up_topology *t);
@@ -216,12 +227,15 @@ char **up_shop_argv(const struct up_topology *t, size_t i, size_t shop, const ch
  * with 2 shops or more, else the region's shop port).  The caller frees. */
 char *up_shop_instance_url(const struct up_topology *t, size_t i, size_t shop);
 /* Append region <i>'s shop.ini: listen on its shop port, its own region's
- * node (directly), the region's name. */
-void up_shop_ini(const struct up_topology *t, size_t i, struct mr_buf *out);
+ * node (directly), the region's name; with tls the [tls] files under
+ * <rundir>/tls. */
+void up_shop_ini(const struct up_topology *t, size_t i, const char *rundir, struct mr_buf *out);
 char *up_path_shop_ini(const char *rundir, const char *region);
 /* The argv that seeds the catalog once, through region 0's node:
- * <exe> shop seed --node URL (idempotent; docs/shop.md). */
-char **up_shop_seed_argv(const struct up_topology *t, const char *exe);
+ * <exe> shop seed --node URL --dir RUNDIR (idempotent; docs/shop.md).  The
+ * seed finds the admin token and, with tls, the admin certificate through
+ * RUNDIR/topology.json. */
+char **up_shop_seed_argv(const struct up_topology *t, const char *rundir, const char *exe);
 void up_argv_free(char **argv);
 
 /* Append region <i>'s node.ini to <out>.  Returns MR_ECONFIG when a line
@@ -234,6 +248,36 @@ char *up_path_log(const char *rundir, const char *region, enum up_proc_kind k);
 /* RUNDIR/logs/<region>-shop.log for shop 0, <region>-shop.<n>.log after. */
 char *up_path_shop_log(const char *rundir, const char *region, size_t shop);
 char *up_path_node_ini(const char *rundir, const char *region);
+
+/* ======================================================================
+ * Certificates (certs.c): with [topology] tls, RUNDIR/tls/ (mode 0700)
+ *
+ *   ca.crt, ca.key              a throw-away CA named after the cluster
+ *   node-<region>.crt/.key      one certificate per process, all for the
+ *   etcd-<region>.crt/.key      hosts 127.0.0.1 and localhost (processes
+ *   shop-<region>.crt/.key      dial each other through the wan's loopback
+ *   edge-<slug>.crt/.key        ports); the region's shops share one
+ *   admin.crt/.key              the client certificate of scripts and tests
+ *
+ * Made fresh at every up: a run directory never holds a previous run
+ * (up_rundir_prepare), so nothing is ever reused.  Keys are 0600.
+ * ====================================================================== */
+
+#define UP_TLS_HOSTS "127.0.0.1,localhost"
+#define UP_TLS_ADMIN "admin"
+
+/* RUNDIR/tls/<name>.crt and .key, and RUNDIR/tls/ca.crt (new strings). */
+char *up_path_tls_cert(const char *rundir, const char *name);
+char *up_path_tls_key(const char *rundir, const char *name);
+char *up_path_tls_ca(const char *rundir);
+/* The certificate name of region <i>'s <kind> (etcd, node, shop) or of
+ * site <i>'s edge (UP_EDGE): "node-us-east-1", "edge-New_York". */
+void up_tls_name(const struct up_topology *t, enum up_proc_kind kind, size_t i, char *buf,
+                 size_t n);
+/* Create RUNDIR/tls and every certificate above.  0, or MR_EIO / MR_ECONFIG
+ * with the file and the problem in <err>. */
+int up_tls_make(const struct up_topology *t, const char *rundir, char *err)
+    __attribute__((warn_unused_result));
 
 /* ======================================================================
  * Run directory and supervisor (supervisor.c)
@@ -305,6 +349,19 @@ int up_status(const char *rundir, struct mr_buf *out, char *err)
 int up_down(const char *rundir, int64_t timeout_ms, char *err)
     __attribute__((warn_unused_result));
 
+struct tls_ctx;
+/* For the clients of a topology (`meridian sql`, `shop seed`, demo, game
+ * day): a client-role TLS context from <rundir>/topology.json "auth":
+ * {"ca_file", "cert_file", "key_file"}, else from $MERIDIAN_TLS_CA,
+ * $MERIDIAN_TLS_CERT and $MERIDIAN_TLS_KEY (real hosts; <rundir> may be
+ * NULL).  It is also set as http_fetch's context (https:// URLs).  *out is
+ * NULL when neither names a CA (a plain topology); else the caller frees it
+ * with up_client_tls_free, which also forgets it in http_fetch.  Returns 0,
+ * or MR_ECONFIG when the files cannot be used (<err> names the file). */
+int up_client_tls(const char *rundir, struct tls_ctx **out, char *err)
+    __attribute__((warn_unused_result));
+void up_client_tls_free(struct tls_ctx *t);
+
 /* Append the endpoint table of a topology.json document (text) to <out>. */
 int up_format_endpoints(const char *state_json, struct mr_buf *out, char *err)
     __attribute__((warn_unused_result));
@@ -332,8 +389,8 @@ int up_pid_alive(int pid);
 /* The nodes' [limits] session_wait: 2 s, or less so that a node's 503
  * reaches every site's edge within its try_timeout (edge.c). */
 long up_session_wait_ms(const struct up_topology *t);
-int up_edge_ini(const struct up_topology *t, size_t site, struct mr_buf *out, char *err)
-    __attribute__((warn_unused_result));
+int up_edge_ini(const struct up_topology *t, size_t site, const char *rundir, struct mr_buf *out,
+                char *err) __attribute__((warn_unused_result));
 /* <exe> edge --config RUNDIR/edge-<slug>.ini; free with up_argv_free. */
 char **up_edge_argv(const struct up_topology *t, size_t site, const char *rundir, const char *exe);
 /* Write every site's edge config into <rundir>.  0, MR_ECONFIG or MR_EIO. */

@@ -15,12 +15,59 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tls/tls.h"
+
+/* This file is linked into unit tests of modules without src/tls and
+ * src/http too: weak references, NULL there (and no topology to talk to). */
+void http_fetch_set_tls(struct tls_ctx *t);
+#pragma weak tls_ctx_new
+#pragma weak tls_ctx_free
+#pragma weak http_fetch_set_tls
+
 #define UP_TIMEOUT_MS 90000      /* the launcher's own bound is 60 s */
 #define ACTION_TIMEOUT_MS 90000  /* restart waits for readiness */
 #define DOWN_TIMEOUT_MS 45000
 
 const char *cluster_latency_scale = "0";
 char cluster_auth_token[256];
+char cluster_tls_ca[PATH_MAX], cluster_tls_cert[PATH_MAX], cluster_tls_key[PATH_MAX];
+struct tls_ctx *cluster_tls;
+
+/* A topology with TLS (topology.json "auth": {"ca_file", ...}): make the
+ * process-wide client context with the run's admin certificate and hand it
+ * to http_fetch, so that every https:// call of api.h and of the tests
+ * shows it.  A new run (other files) replaces the context; connections
+ * made with the old one keep it. */
+static void tls_follow(json_t *auth)
+{
+    const char *ca = json_string_value(json_object_get(auth, "ca_file"));
+    const char *crt = json_string_value(json_object_get(auth, "cert_file"));
+    const char *key = json_string_value(json_object_get(auth, "key_file"));
+    struct tls_opts o;
+    struct tls_ctx *old = cluster_tls, *t = NULL;
+    char err[256];
+
+    if (ca == NULL || crt == NULL || key == NULL || tls_ctx_new == NULL || http_fetch_set_tls == NULL)
+        return;
+    if (cluster_tls != NULL && strcmp(ca, cluster_tls_ca) == 0 && strcmp(crt, cluster_tls_cert) == 0 &&
+        strcmp(key, cluster_tls_key) == 0)
+        return;
+    memset(&o, 0, sizeof(o));
+    o.ca_file = ca;
+    o.cert_file = crt;
+    o.key_file = key;
+    if (tls_ctx_new(&o, 0, &t, err) != 0) {
+        fprintf(stderr, "cluster: the admin certificate of topology.json: %s\n", err);
+        return;
+    }
+    snprintf(cluster_tls_ca, sizeof(cluster_tls_ca), "%s", ca);
+    snprintf(cluster_tls_cert, sizeof(cluster_tls_cert), "%s", crt);
+    snprintf(cluster_tls_key, sizeof(cluster_tls_key), "%s", key);
+    cluster_tls = t;
+    http_fetch_set_tls(t);
+    if (old != NULL && tls_ctx_free != NULL)
+        tls_ctx_free(old);
+}
 
 const char *cluster_bin(void)
 {
@@ -198,6 +245,7 @@ int cluster_refresh(struct cluster *c)
     copy_str(c->control_url, sizeof(c->control_url), json_object_get(control, "url"));
     copy_str(cluster_auth_token, sizeof(cluster_auth_token),
              json_object_get(json_object_get(root, "auth"), "token"));
+    tls_follow(json_object_get(root, "auth"));
     remember(c, c->control_pid);
     regions = json_object_get(root, "regions");
     c->n_regions = 0;

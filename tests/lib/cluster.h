@@ -68,6 +68,16 @@ extern const char *cluster_latency_scale;
 /* The admin bearer token of the last cluster refreshed (topology.json
  * "auth": {"token"}), "" when it has none; api.h sends it on every call. */
 extern char cluster_auth_token[256];
+
+/* With a TLS topology (topology.json "auth": {"ca_file", "cert_file",
+ * "key_file"}; decision 021): the admin certificate's files of the last
+ * cluster refreshed, and a client context made from them, which
+ * http_fetch (so api.h) already uses for https:// URLs.  Tests that run
+ * their own http_client set http_client_opts.tls to it.  "" and NULL with
+ * a plain topology (or in binaries without src/tls). */
+struct tls_ctx;
+extern char cluster_tls_ca[4096], cluster_tls_cert[4096], cluster_tls_key[4096];
+extern struct tls_ctx *cluster_tls;
 /* Run <argv> (argv[0] is a path), wait at most test_timeout_ms(<timeout_ms>),
  * kill it past that.  Returns its exit status, or -1 (could not run, killed,
  * timed out).  Its output goes to the test's stdout/stderr. */

@@ -37,6 +37,7 @@ struct writeload {
     int64_t acked_at[WL_CLIENTS][WL_MAX_SEQ]; /* mr_mono_us() of the ack, 0: none */
     struct load_result res;
     pthread_t thread;
+    char auth[320];                         /* the cluster's bearer token header, or "" */
 };
 
 static inline void wl_gen(size_t client, uint64_t seq, struct load_req *req, void *data)
@@ -78,6 +79,12 @@ static inline void *wl_main(void *arg)
     spec.n_clients = WL_CLIENTS;
     spec.duration_ms = w->duration_ms;
     spec.max_requests = w->max_requests;
+    /* The cluster's credentials: its admin token and, with TLS, its admin
+     * certificate (cluster.h). */
+    if (cluster_auth_token[0])
+        snprintf(w->auth, sizeof(w->auth), "Authorization: Bearer %.250s\r\n", cluster_auth_token);
+    spec.client_headers = w->auth[0] ? w->auth : NULL;
+    spec.tls = cluster_tls;
     spec.gen = wl_gen;
     spec.check = wl_check_answer;
     spec.data = w;

@@ -515,6 +515,52 @@ static void plain_client_on_tls_port_fails_cleanly(void **state)
     client_done(f, c, t);
 }
 
+/* A listener that accepts and closes at once: what the wan's route to a
+ * killed region does. */
+static void closer_free_cb(uv_handle_t *h)
+{
+    mr_free(h);
+}
+
+static void closer_on_conn(uv_stream_t *srv, int status)
+{
+    uv_tcp_t *c = mr_malloc(sizeof(*c));
+
+    uv_tcp_init(srv->loop, c);
+    if (status == 0)
+        (void)uv_accept(srv, (uv_stream_t *)c);
+    uv_close((uv_handle_t *)c, closer_free_cb);
+}
+
+static void connection_lost_during_handshake_is_never_sent(void **state)
+{
+    struct fx *f = *state;
+    struct sockaddr_in sa;
+    int len = sizeof(sa), saved = f->port;
+    uv_tcp_t srv;
+    struct tls_ctx *t;
+    struct http_client *c;
+    struct res r;
+
+    uv_tcp_init(&f->loop, &srv);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&srv, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&srv, 8, closer_on_conn), 0);
+    assert_int_equal(uv_tcp_getsockname(&srv, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    t = ctx(0, path_of("ca/ca.crt"), path_of("certs/alice.crt"), path_of("certs/alice.key"), 0);
+    c = client(f, t);
+    /* The request was held in the engine: "never left", so a caller may
+     * send even a POST elsewhere (the edge does). */
+    r = call(f, c, "127.0.0.1");
+    assert_int_equal(r.rc, MR_ECONN);
+    f->port = saved;
+    client_done(f, c, t);
+    uv_close((uv_handle_t *)&srv, NULL);
+    for (int i = 0; i < 5; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
 static void garbage_on_tls_port_is_closed(void **state)
 {
     struct fx *f = *state;
@@ -751,6 +797,7 @@ int main(void)
                                         fx_teardown),
         T(plain_client_on_tls_port_fails_cleanly),
         T(garbage_on_tls_port_is_closed),
+        T(connection_lost_during_handshake_is_never_sent),
         cmocka_unit_test(fetch_speaks_https_with_a_client_certificate),
         cmocka_unit_test(engine_without_sockets),
         cmocka_unit_test(cert_files_and_errors),

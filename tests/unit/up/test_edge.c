@@ -79,10 +79,12 @@ static void edge_ini_routes_each_region_through_the_sites_wan_link(void **state)
     t->wan_site_shop_port[0][0] = 42001;
     t->wan_site_shop_port[0][1] = 42002;
     mr_buf_init(&b);
-    assert_int_equal(up_edge_ini(t, 0, &b, err), 0);
+    assert_int_equal(up_edge_ini(t, 0, "/r", &b, err), 0);
     assert_non_null(strstr(b.data, "[edge]\nlisten = 127.0.0.1:42000\nname = New_York\n"));
-    assert_non_null(strstr(b.data, "[region us]\norigin = http://127.0.0.1:42001\n"));
-    assert_non_null(strstr(b.data, "[region eu]\norigin = http://127.0.0.1:42002\n"));
+    /* https: the default topology is TLS (the shops want the edge's certificate) */
+    assert_non_null(strstr(b.data, "[region us]\norigin = https://127.0.0.1:42001\n"));
+    assert_non_null(strstr(b.data, "[region eu]\norigin = https://127.0.0.1:42002\n"));
+    assert_non_null(strstr(b.data, "\n[tls]\nca_file = /r/tls/ca.crt\n"));
     /* the farthest round trip is 100 ms: 250 + 3 x 100, 1000 + 4 x 100 */
     assert_non_null(strstr(b.data, "probe_timeout = 550ms\n"));
     assert_non_null(strstr(b.data, "try_timeout = 1400ms\n"));

@@ -308,8 +308,10 @@ static struct up_topology *two_regions(void)
     struct up_topology *t;
     char err[MR_ERRMSG_LEN] = "";
 
+    /* The plain path (tls_topology_* covers the secure default). */
     assert_int_equal(parse("[topology]\ncluster = shop\nbase_port = 40000\netcd_heartbeat = 70\n"
-                           "etcd_election = 700ms\nlog_level = warn\n[limits]\nmax_rows = 7\n"
+                           "etcd_election = 700ms\nlog_level = warn\ntls = no\nauth = no\n"
+                           "[limits]\nmax_rows = 7\n"
                            "[region us]\nlog_level = debug\n[region eu]\n", &t, err), 0);
     assert_int_equal(up_topology_assign_ports(t, err), 0);
     /* The wan's ports come from the kernel: fix them for the expectations. */
@@ -380,8 +382,8 @@ static void shop_ini_enables_faults_with_a_fresh_token(void **state)
     (void)state;
     mr_buf_init(&a);
     mr_buf_init(&b);
-    up_shop_ini(t, 0, &a);
-    up_shop_ini(t, 0, &b);
+    up_shop_ini(t, 0, "/r", &a);
+    up_shop_ini(t, 0, "/r", &b);
     assert_non_null(strstr(a.data, "[shop]\nlisten = 127.0.0.1:"));
     assert_non_null(strstr(a.data, "region = us\n"));
     assert_non_null(strstr(a.data, "[faults]\nenabled = true\ntoken = "));
@@ -429,6 +431,98 @@ static void node_ini_lists_own_etcd_first_and_passes_limits(void **state)
     assert_non_null(strstr(b.data, "etcd = http://127.0.0.1:40000,http://127.0.0.1:41010\n"));
     mr_buf_close(&b);
     up_topology_free(t);
+}
+
+/* The secure default: https:// everywhere between processes, etcd's TLS
+ * flags, a [tls] section per config naming the process's own certificate,
+ * and the certificates themselves, made by up_tls_make. */
+static void tls_topology_gives_every_process_its_certificate(void **state)
+{
+    struct up_topology *t;
+    char err[MR_ERRMSG_LEN] = "", dir[] = "/tmp/mr-up-tls-XXXXXX", path[128];
+    struct mr_buf b;
+    char **argv;
+    int seen = 0;
+
+    (void)state;
+    assert_int_equal(parse("[topology]\nbase_port = 40000\n[region us]\n[region eu]\n"
+                           "[site New York]\nus = 1\neu = 2\n", &t, err), 0);
+    assert_int_equal(t->tls, 1);
+    assert_int_equal(t->auth, 1);
+    assert_int_equal(t->edge_tls, 0);
+    assert_int_equal(up_topology_assign_ports(t, err), 0);
+    argv = up_etcd_argv(t, 1, "/r", "etcd");
+    for (size_t i = 0; argv[i]; i++) {
+        if (strncmp(argv[i], "--", 2) == 0 && argv[i + 1] && strstr(argv[i], "-urls"))
+            assert_int_equal(strncmp(argv[i + 1], "https://", 8), 0);
+        if (strcmp(argv[i], "--cert-file") == 0 || strcmp(argv[i], "--peer-cert-file") == 0)
+            assert_string_equal(argv[i + 1], "/r/tls/etcd-eu.crt"), seen++;
+        if (strcmp(argv[i], "--key-file") == 0 || strcmp(argv[i], "--peer-key-file") == 0)
+            assert_string_equal(argv[i + 1], "/r/tls/etcd-eu.key"), seen++;
+        if (strcmp(argv[i], "--trusted-ca-file") == 0 ||
+            strcmp(argv[i], "--peer-trusted-ca-file") == 0)
+            assert_string_equal(argv[i + 1], "/r/tls/ca.crt"), seen++;
+        seen += strcmp(argv[i], "--client-cert-auth") == 0 ||
+                strcmp(argv[i], "--peer-client-cert-auth") == 0;
+    }
+    assert_int_equal(seen, 8);
+    up_argv_free(argv);
+
+    mr_buf_init(&b);
+    assert_int_equal(up_node_ini(t, 0, "/r", &b, err), 0);
+    assert_non_null(strstr(b.data, "\n[tls]\nca_file = /r/tls/ca.crt\ncert_file = "
+                                   "/r/tls/node-us.crt\nkey_file = /r/tls/node-us.key\n"));
+    assert_non_null(strstr(b.data, "etcd = https://127.0.0.1:40000,https://"));
+    assert_non_null(strstr(b.data, "peers = eu=https://"));
+    assert_non_null(strstr(b.data, "\n[auth]\nrequired = yes\n"));
+    assert_non_null(strstr(b.data, "wan = http://")); /* the wan's control API stays plain */
+    assert_non_null(strstr(b.data, "edges = New_York=http://"));
+    mr_buf_reset(&b);
+    up_wan_ini(t, &b);  /* the nodes' dashboards read the links with their peer token */
+    assert_non_null(strstr(b.data, "token = up-admin admin "));
+    assert_non_null(strstr(b.data, "token = up-peer read "));
+    mr_buf_reset(&b);
+    up_shop_ini(t, 1, "/r", &b);
+    assert_non_null(strstr(b.data, "node = https://127.0.0.1:"));
+    assert_non_null(strstr(b.data, "[tls]\nca_file = /r/tls/ca.crt\ncert_file = /r/tls/shop-eu.crt\n"
+                                   "key_file = /r/tls/shop-eu.key\n"));
+    mr_buf_reset(&b);
+    assert_int_equal(up_edge_ini(t, 0, "/r", &b, err), 0);
+    assert_non_null(strstr(b.data, "origin = https://127.0.0.1:"));
+    assert_non_null(strstr(b.data, "[tls]\nca_file = /r/tls/ca.crt\ncert_file = "
+                                   "/r/tls/edge-New_York.crt\nkey_file = /r/tls/edge-New_York.key\n"));
+    assert_null(strstr(b.data, "public_cert_file")); /* shoppers use plain http://127.0.0.1 */
+    mr_buf_close(&b);
+
+    /* The files: a CA and one certificate per process, keys 0600, dir 0700. */
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(up_tls_make(t, dir, err), 0);
+    {
+        static const char *const names[] = {"ca", "etcd-us", "node-us", "shop-us", "etcd-eu",
+                                            "node-eu", "shop-eu", "edge-New_York", "admin"};
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/tls", dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            snprintf(path, sizeof(path), "%s/tls/%s.crt", dir, names[i]);
+            assert_int_equal(stat(path, &st), 0);
+            assert_int_equal(unlink(path), 0);
+            snprintf(path, sizeof(path), "%s/tls/%s.key", dir, names[i]);
+            assert_int_equal(stat(path, &st), 0);
+            assert_int_equal(st.st_mode & 0777, 0600);
+            assert_int_equal(unlink(path), 0);
+        }
+        snprintf(path, sizeof(path), "%s/tls", dir);
+        assert_int_equal(rmdir(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+    }
+    up_topology_free(t);
+
+    /* edge_tls needs the run's CA. */
+    assert_int_equal(parse("[topology]\ntls = no\nedge_tls = yes\n[region us]\n", &t, err),
+                     MR_ECONFIG);
+    assert_non_null(strstr(err, "edge_tls"));
 }
 
 /* A node's 503 for a token it has not applied must reach each site's edge
@@ -693,7 +787,7 @@ static void sites_get_a_link_and_a_node_route_per_region(void **state)
     up_site_link_name(t, 0, 1, name, sizeof(name));
     assert_string_equal(name, "site.S__o_Paulo->eu");
     url = up_site_node_url(t, 0, 1);
-    assert_string_equal(url, "http://127.0.0.1:41021");
+    assert_string_equal(url, "https://127.0.0.1:41021"); /* tls = yes by default */
     mr_free(url);
     mr_buf_init(&b);
     up_wan_ini(t, &b);
@@ -709,7 +803,7 @@ static void sites_get_a_link_and_a_node_route_per_region(void **state)
                            &t, err), 0);
     assert_int_equal(up_topology_assign_ports(t, err), 0);
     url = up_site_node_url(t, 0, 0);
-    assert_string_equal(url, "http://127.0.0.1:40002");
+    assert_string_equal(url, "https://127.0.0.1:40002");
     mr_free(url);
     up_topology_free(t);
 }
@@ -725,6 +819,7 @@ static void wan_ini_has_a_link_per_pair_and_the_routes(void **state)
     t->latency_ms[1][0] = 30;
     t->latency_scale = 0.1;
     up_wan_ini(t, &b);
+    assert_null(strstr(b.data, "token = ")); /* auth = no */
     assert_non_null(strstr(b.data, "[link us->eu]\nlatency = 3.500ms\nreply_latency = 3.000ms\n"));
     assert_non_null(strstr(b.data, "[link eu->us]\nlatency = 3.000ms\nreply_latency = 3.500ms\n"));
     assert_non_null(strstr(b.data, "[route etcd-peer-eu]\nlisten = 127.0.0.1:41002\n"
@@ -773,6 +868,7 @@ int main(void)
         cmocka_unit_test(sites_get_a_link_and_a_node_route_per_region),
         cmocka_unit_test(shops_per_region_get_their_own_ports),
         cmocka_unit_test(session_wait_fits_in_the_edges_try_timeout),
+        cmocka_unit_test(tls_topology_gives_every_process_its_certificate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
