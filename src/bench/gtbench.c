@@ -351,20 +351,24 @@ static int redis_start(struct redis_set *r, const char *base, char *err)
             argv[n++] = master;
         }
         argv[n] = NULL;
+        int up = 0;
         if (posix_spawnp(&r->pid[i], "redis-server", NULL, NULL, argv, environ) != 0)
             return mr_seterr(err, MR_EUNAVAIL, "cannot start redis-server (apt-get install redis-server)");
-        for (int tries = 0; tries < 200; tries++) {
+        for (int tries = 0; tries < 200 && !up; tries++) {
             int fd = redis_connect(r->port[i]);
             char out[64] = "";
             const char *ping[] = {"PING"};
-            if (fd != -1 && redis_cmd(fd, 1, ping, out, sizeof(out)) == 0 && strcmp(out, "+PONG") == 0) {
-                close(fd);
-                break;
-            }
+            up = fd != -1 && redis_cmd(fd, 1, ping, out, sizeof(out)) == 0 && strcmp(out, "+PONG") == 0;
             if (fd != -1)
                 close(fd);
-            usleep(20000); /* process start-up: pacing, bounded */
+            if (!up)
+                usleep(20000); /* process start-up: pacing, bounded */
         }
+        /* A random port can be taken: redis-server then exits, and
+         * redis-benchmark would retry against nothing for ever. */
+        if (!up)
+            return mr_seterr(err, MR_EUNAVAIL, "redis-server on port %d does not answer (see %s/redis.log)",
+                             r->port[i], dir);
     }
     /* Replicas in sync before measuring. */
     for (int i = 1; i < 3; i++) {
@@ -456,8 +460,9 @@ static int redis_measure(const char *base, const struct gt_opts *o, double *rps,
     }
     c->r = &r;
     pthread_create(&th, NULL, redis_probe_run, c);
-    snprintf(cmd, sizeof(cmd), "redis-benchmark -p %d -t set -c %d -d %d -r 1000000 -n %ld --csv 2>/dev/null",
-             r.port[0], o->clients, VALUE_BYTES, n);
+    /* Bounded: redis-benchmark retries for ever when its server is gone. */
+    snprintf(cmd, sizeof(cmd), "timeout %lld redis-benchmark -p %d -t set -c %d -d %d -r 1000000 -n %ld --csv 2>/dev/null",
+             (long long)(o->duration_ms / 1000 * 10 + 30), r.port[0], o->clients, VALUE_BYTES, n);
     f = popen(cmd, "r");
     while (f && fgets(line, sizeof(line), f)) {
         /* "SET","rps","avg","min","p50","p95","p99","max" */
