@@ -31,6 +31,7 @@
 #include "../common/err.h"
 #include "../common/util.h"
 #include "../http/http.h"
+#include "../up/up.h"
 #include "load.h"
 #include "topo.h"
 
@@ -320,13 +321,37 @@ struct redis_set {
     char dir[128];
 };
 
+/* A port the kernel just handed out and nobody holds.  A random port is
+ * no good: the load before has filled much of the ephemeral range with
+ * connections (TIME_WAIT), and redis-server exits on "address in use".
+ * Another process may still take it between close and redis's bind. */
+static int free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+    if (fd == -1)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
 static int redis_start(struct redis_set *r, const char *base, char *err)
 {
     for (int i = 0; i < 3; i++) {
         char port[16], dir[192], master[32];
         char *argv[24];
         int n = 0;
-        r->port[i] = 20000 + (int)(mr_random64() % 20000);
+        r->port[i] = free_port();
+        if (r->port[i] <= 0)
+            return mr_seterr(err, MR_EIO, "no free port for redis-server: %s", strerror(errno));
         snprintf(port, sizeof(port), "%d", r->port[i]);
         snprintf(dir, sizeof(dir), "%s/redis%d", base, i);
         mkdir(dir, 0700);
@@ -521,7 +546,7 @@ enum { F_W_RATE, F_W_P50, F_W_P99, F_R_RATE, F_R_P50, F_R_P99, F_LAG50, F_LAG99,
 
 /* One run of ours on a fresh topology: writes, reads, then the lag under
  * the paced load.  Fills fig[F_W_RATE..F_PACED]; 0 or -1 (message printed). */
-static int tables_run(const char *exe, const struct gt_opts *o, double *fig)
+static int tables_run(const char *exe, const char *topology, const struct gt_opts *o, double *fig)
 {
     char err[MR_ERRMSG_LEN], url[256], hdr[MR_AUTH_HEADER_MAX + 64];
     struct load_result w, rd;
@@ -534,7 +559,7 @@ static int tables_run(const char *exe, const struct gt_opts *o, double *fig)
     int64_t end;
     int rc = 0;
 
-    if (topo_up(&t, exe, NULL, NULL, "0", 0, err) != 0) {
+    if (topo_up(&t, exe, topology, NULL, "0", 0, err) != 0) {
         fprintf(stderr, "meridian bench tables: %s\n", err);
         mr_free(lags);
         return -1;
@@ -606,6 +631,31 @@ static double median(double (*fig)[F_N], int runs, int f)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* The default topology with tls = no and auth = no, into <path>. */
+static int write_plain_topology(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    const char *p = up_default_topology;
+    int ok, replaced = 0;
+
+    if (f == NULL)
+        return -1;
+    for (const char *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+        size_t n;
+        nl = strchr(p, '\n');
+        n = nl ? (size_t)(nl - p) : strlen(p);
+        if ((n == 9 && strncmp(p, "tls = yes", 9) == 0) || (n == 10 && strncmp(p, "auth = yes", 10) == 0)) {
+            fprintf(f, "%.*s = no\n", p[0] == 't' ? 3 : 4, p);
+            replaced++;
+        } else {
+            fprintf(f, "%.*s\n", (int)n, p);
+        }
+    }
+    /* Both settings must have been found, or "plain" would measure TLS. */
+    ok = ferror(f) == 0 && replaced == 2;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 int gtbench_main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"duration", required_argument, NULL, 'd'},
@@ -613,12 +663,14 @@ int gtbench_main(int argc, char **argv)
                                              {"rate", required_argument, NULL, 'r'},
                                              {"runs", required_argument, NULL, 'n'},
                                              {"no-redis", no_argument, NULL, 'R'},
+                                             {"no-plain", no_argument, NULL, 'P'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     struct gt_opts o = {5000, 1000, 64, 5000, 1};
     char err[MR_ERRMSG_LEN], exe[4096], base[] = "/tmp/meridian-gtbench-XXXXXX";
-    double (*fig)[F_N], m[F_N];
-    int opt, status = 0, runs = 3;
+    char plain_topology[sizeof(base) + 16];
+    double (*fig)[F_N], (*figp)[F_N], m[F_N], mp[F_N];
+    int opt, status = 0, runs = 3, plain = 1;
     ssize_t len;
 
     optind = 1;
@@ -634,9 +686,12 @@ int gtbench_main(int argc, char **argv)
         case 'r': o.rate = atoi(optarg); break;
         case 'n': runs = atoi(optarg); break;
         case 'R': o.redis = 0; break;
+        case 'P': plain = 0; break;
         case 'h':
             printf("usage: meridian bench tables [--runs 3] [--duration 5s] [--clients 64] [--rate 5000] "
-                   "[--no-redis]\n");
+                   "[--no-redis] [--no-plain]\n"
+                   "Each run measures the default topology (TLS and tokens on), then the same\n"
+                   "with tls = no and auth = no (the cost of TLS; --no-plain skips it), then Redis.\n");
             return 0;
         default: return 2;
         }
@@ -652,6 +707,12 @@ int gtbench_main(int argc, char **argv)
     }
     exe[len] = '\0';
     fig = mr_calloc((size_t)runs, sizeof(*fig));
+    figp = mr_calloc((size_t)runs, sizeof(*figp));
+    snprintf(plain_topology, sizeof(plain_topology), "%s/plain.ini", base);
+    if (plain && write_plain_topology(plain_topology) != 0) {
+        fprintf(stderr, "meridian bench tables: cannot write %s\n", plain_topology);
+        return 1;
+    }
     printf("meridian bench tables: 3 regions, %d clients, %lld ms per figure, %d runs%s\n", o.clients,
            (long long)o.duration_ms, runs, o.redis ? ", each followed by a Redis 7 run" : "");
     fflush(stdout);
@@ -659,10 +720,15 @@ int gtbench_main(int argc, char **argv)
      * machine hits both (docs/benchmarks.md). */
     for (int i = 0; i < runs; i++) {
         for (int f = 0; f < F_N; f++)
-            fig[i][f] = -1;
+            fig[i][f] = figp[i][f] = -1;
         printf("run %d:\n", i + 1);
-        if (tables_run(exe, &o, fig[i]) != 0)
+        if (tables_run(exe, NULL, &o, fig[i]) != 0)
             status = 1;
+        if (plain) {
+            printf("  without TLS and tokens:\n");
+            if (tables_run(exe, plain_topology, &o, figp[i]) != 0)
+                status = 1;
+        }
         if (!o.redis)
             continue;
         if (redis_measure(base, &o, &fig[i][F_REDIS_RATE], &fig[i][F_REDIS_P50], &fig[i][F_REDIS_P99],
@@ -681,14 +747,28 @@ int gtbench_main(int argc, char **argv)
         char *rm[] = {"/bin/rm", "-rf", base, NULL};
         (void)topo_run(rm, 0);
     }
-    for (int f = 0; f < F_N; f++)
+    for (int f = 0; f < F_N; f++) {
         m[f] = median(fig, runs, f);
+        mp[f] = median(figp, runs, f);
+    }
     printf("medians over %d runs:\n", runs);
     printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms\n", "local writes (durable, 3 regions)", m[F_W_RATE],
            m[F_W_P50], m[F_W_P99]);
     printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms\n", "local reads", m[F_R_RATE], m[F_R_P50], m[F_R_P99]);
     printf("%-44s p50 %6.2f ms  p99 %6.2f ms  (at %.0f writes/s)\n", "replication lag under the steady load",
            m[F_LAG50], m[F_LAG99], m[F_PACED]);
+    if (plain && mp[F_W_RATE] > 0) {
+        printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms\n", "local writes without TLS and tokens",
+               mp[F_W_RATE], mp[F_W_P50], mp[F_W_P99]);
+        printf("%-44s p50 %6.2f ms  p99 %6.2f ms  (at %.0f writes/s)\n", "replication lag without TLS",
+               mp[F_LAG50], mp[F_LAG99], mp[F_PACED]);
+        /* Issue 8's target: TLS costs under 15 % of throughput. */
+        printf("TLS cost: writes %.2f of plain (target >= 0.85: %s), write p99 %.2fx, lag p99 %.2fx, "
+               "paced writes %.2f of plain\n", m[F_W_RATE] / mp[F_W_RATE],
+               m[F_W_RATE] / mp[F_W_RATE] >= 0.85 ? "met" : "MISSED",
+               m[F_W_P99] / (mp[F_W_P99] > 0 ? mp[F_W_P99] : 1), m[F_LAG99] / (mp[F_LAG99] > 0 ? mp[F_LAG99] : 1),
+               m[F_PACED] / (mp[F_PACED] > 0 ? mp[F_PACED] : 1));
+    }
     if (m[F_REDIS_RATE] > 0) {
         printf("%-44s %10.0f /s  p50 %6.2f ms  p99 %6.2f ms\n", "redis 7 SET (everysec, 2 replicas)",
                m[F_REDIS_RATE], m[F_REDIS_P50], m[F_REDIS_P99]);
@@ -705,5 +785,6 @@ int gtbench_main(int argc, char **argv)
                         m[F_LAG99] >= 20))
         status = 3;
     mr_free(fig);
+    mr_free(figp);
     return status;
 }
