@@ -188,7 +188,10 @@ static void *paced_run(void *arg)
 
     uv_loop_init(&p->loop);
     http_client_opts_default(&o);
-    o.max_idle_per_host = 64;
+    /* Keep every connection the paced load opens (at most 512 in flight):
+     * one dropped past the idle bound would cost a new TLS handshake, whose
+     * CPU the nodes would pay too, and the lag measured with it. */
+    o.max_idle_per_host = 512;
     o.headers = p->t->auth[0] ? p->t->auth : NULL;
     o.tls = p->t->tls;
     if (http_client_new(&p->loop, &o, &p->http) != 0)
@@ -221,30 +224,89 @@ static double quantile(double *v, size_t n, double q)
     return v[i < n ? i : n - 1];
 }
 
+/* Blocking calls over one keep-alive client: a lag probe polls every few
+ * milliseconds, and a new connection per poll (http_fetch) would add a TLS
+ * handshake to every poll, and so to the lag it measures. */
+struct prober {
+    uv_loop_t loop;
+    struct http_client *http;
+    int done, rc, status;
+};
+
+static void prober_done(struct http_call *call, int rc, const struct http_response *resp, void *data)
+{
+    struct prober *pr = data;
+
+    (void)call;
+    pr->done = 1;
+    pr->rc = rc;
+    pr->status = rc == 0 ? resp->status : 0;
+}
+
+static int prober_open(struct prober *pr, const struct topo *t)
+{
+    struct http_client_opts o;
+
+    memset(pr, 0, sizeof(*pr));
+    uv_loop_init(&pr->loop);
+    http_client_opts_default(&o);
+    o.headers = t->auth[0] ? t->auth : NULL;
+    o.tls = t->tls;
+    if (http_client_new(&pr->loop, &o, &pr->http) != 0) {
+        uv_loop_close(&pr->loop);
+        return -1;
+    }
+    return 0;
+}
+
+static void prober_close(struct prober *pr)
+{
+    http_client_free(pr->http);
+    uv_run(&pr->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&pr->loop);
+}
+
+/* The status of <method> <path> on <r>, or -1. */
+static int prober_call(struct prober *pr, const struct topo_region *r, const char *method,
+                       const char *path, const char *body)
+{
+    struct http_client_request req;
+
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.host = r->host;
+    req.port = r->port;
+    req.path = path;
+    req.headers = body ? "Content-Type: application/json\r\n" : NULL;
+    req.body = body;
+    req.body_len = body ? strlen(body) : 0;
+    req.timeout_ms = 5000;
+    pr->done = 0;
+    if (http_client_request(pr->http, &req, prober_done, pr, NULL) != 0)
+        return -1;
+    /* ONCE, not DEFAULT: pooled idle connections keep the loop alive. */
+    while (!pr->done)
+        uv_run(&pr->loop, UV_RUN_ONCE);
+    return pr->rc == 0 ? pr->status : -1;
+}
+
 /* Write probe <i> in region i%n, poll region (i+1)%n until it is there. */
-static int table_probe(const struct topo *t, int i, double *lag_ms)
+static int table_probe(const struct topo *t, struct prober *pr, int i, double *lag_ms)
 {
     size_t n = t->n_regions < 3 ? t->n_regions : 3, a = (size_t)i % n, b = (size_t)(i + 1) % n;
-    char url[256], err[MR_ERRMSG_LEN];
-    struct http_result res;
+    char path[128];
     int64_t t0, deadline;
-    const char *body = "{\"ops\":[{\"op\":\"set\",\"field\":\"v\",\"value\":1}]}";
-    char hdr[MR_AUTH_HEADER_MAX + 64];
 
-    snprintf(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n", t->auth);
-    snprintf(url, sizeof(url), "%s/v1/tables/bench/items/probe-%d/ops", t->regions[a].url, i);
-    if (http_fetch("POST", url, hdr, body, strlen(body), 5000, &res, err) != 0)
+    snprintf(path, sizeof(path), "/v1/tables/bench/items/probe-%d/ops", i);
+    if (prober_call(pr, &t->regions[a], "POST", path, "{\"ops\":[{\"op\":\"set\",\"field\":\"v\",\"value\":1}]}") != 200)
         return -1;
-    http_result_close(&res);
     t0 = mr_mono_us();
     deadline = t0 + 5000000;
-    snprintf(url, sizeof(url), "%s/v1/tables/bench/items/probe-%d", t->regions[b].url, i);
+    snprintf(path, sizeof(path), "/v1/tables/bench/items/probe-%d", i);
     while (mr_mono_us() < deadline) {
-        int status;
-        if (http_fetch("GET", url, t->auth[0] ? t->auth : NULL, NULL, 0, 5000, &res, err) != 0)
+        int status = prober_call(pr, &t->regions[b], "GET", path, NULL);
+        if (status < 0)
             return -1;
-        status = res.status;
-        http_result_close(&res);
         if (status == 200) {
             *lag_ms = (double)(mr_mono_us() - t0) / 1000.0;
             return 0;
@@ -553,6 +615,7 @@ static int tables_run(const char *exe, const char *topology, const struct gt_opt
     struct http_result res;
     struct topo t;
     struct paced *p;
+    struct prober pr;
     pthread_t th;
     double *lags = mr_calloc(MAX_PROBES, sizeof(double));
     size_t n_lags = 0;
@@ -586,13 +649,17 @@ static int tables_run(const char *exe, const char *topology, const struct gt_opt
     p->seed = 42;
     pthread_create(&th, NULL, paced_run, p);
     end = mr_mono_us() + o->duration_ms * 1000;
+    if (prober_open(&pr, &t) != 0)
+        end = 0;
     for (int i = 0; mr_mono_us() < end && n_lags < MAX_PROBES; i++) {
         int64_t next = mr_mono_us() + PROBE_EVERY_MS * 1000;
-        if (table_probe(&t, i, &lags[n_lags]) == 0)
+        if (table_probe(&t, &pr, i, &lags[n_lags]) == 0)
             n_lags++;
         while (mr_mono_us() < next)
             usleep(1000);
     }
+    if (end != 0)
+        prober_close(&pr);
     p->stop = 1;
     pthread_join(th, NULL);
     fig[F_W_RATE] = w.all.rate;
