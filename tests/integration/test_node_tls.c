@@ -39,6 +39,7 @@
 #include "common/auth.h"
 #include "common/err.h"
 #include "lib/cluster.h"
+#include "lib/net.h"
 #include "lib/wait.h"
 #include "tls/tls.h"
 
@@ -56,22 +57,6 @@ static char *path_of(const char *rel)
 
     snprintf(b, 256, "%s/%s", dir, rel);
     return b;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
 }
 
 static int tcp_connect(int port)
@@ -318,7 +303,7 @@ static int stop(pid_t pid)
 static int setup(void **state)
 {
     char err[MR_ERRMSG_LEN], curls[64], purls[64], cluster[96], log[256];
-    int peer = free_port();
+    int peer = net_free_port();
 
     (void)state;
     snprintf(dir, sizeof(dir), "/tmp/mr-test-nodetls-XXXXXX");
@@ -337,9 +322,9 @@ static int setup(void **state)
         fprintf(stderr, "certificates: %s\n", err);
         return -1;
     }
-    etcd_port = free_port();
-    port_a = free_port();
-    port_b = free_port();
+    etcd_port = net_free_port();
+    port_a = net_free_port();
+    port_b = net_free_port();
     snprintf(curls, sizeof(curls), "https://127.0.0.1:%d", etcd_port);
     snprintf(purls, sizeof(purls), "http://127.0.0.1:%d", peer);
     snprintf(cluster, sizeof(cluster), "t=%s", purls);

@@ -26,28 +26,13 @@
 #include "common/err.h"
 #include "etcd/etcd.h"
 #include "etcd/etcd_int.h"
+#include "lib/net.h"
 #include "lib/wait.h"
 
 static pid_t etcd_pid;
 static char dir[64];
 static char endpoint[64];
 static char dead_endpoint[64];
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
 
 /* The transport the online tests run with: main() runs them once per
  * transport, since both must behave the same behind etcd.h. */
@@ -165,7 +150,7 @@ static int etcd_healthy(void *arg)
 
 static int setup(void **state)
 {
-    int client = free_port(), peer = free_port();
+    int client = net_free_port(), peer = net_free_port();
     char curls[64], purls[64], cluster[96];
 
     (void)state;
@@ -173,7 +158,7 @@ static int setup(void **state)
     if (mkdtemp(dir) == NULL)
         return -1;
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", client);
-    snprintf(dead_endpoint, sizeof(dead_endpoint), "http://127.0.0.1:%d", free_port());
+    snprintf(dead_endpoint, sizeof(dead_endpoint), "http://127.0.0.1:%d", net_free_port());
     snprintf(curls, sizeof(curls), "http://127.0.0.1:%d", client);
     snprintf(purls, sizeof(purls), "http://127.0.0.1:%d", peer);
     snprintf(cluster, sizeof(cluster), "t=%s", purls);

@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "etcd/etcd.h"
+#include "lib/net.h"
 #include "lib/wait.h"
 #include "tls/tls.h"
 
@@ -39,22 +40,6 @@ static char *path_of(const char *rel)
 
     snprintf(b, 256, "%s/%s", dir, rel);
     return b;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
 }
 
 static struct tls_ctx *client_ctx(const char *ca, const char *name_dir, const char *name)
@@ -164,7 +149,7 @@ static int etcd_healthy(void *arg)
 
 static int setup(void **state)
 {
-    int client = free_port(), peer = free_port();
+    int client = net_free_port(), peer = net_free_port();
     char curls[64], purls[64], cluster[96], err[MR_ERRMSG_LEN];
     struct tls_ctx *t;
     int ok;
