@@ -18,6 +18,7 @@
 #include "../common/cfg.h"
 #include "../common/err.h"
 #include "../common/util.h"
+#include "../tls/tls.h"
 #include "edge.h"
 
 #define OFF(f) offsetof(struct edge_config, f)
@@ -266,36 +267,24 @@ static int handler(void *user, const char *section, const char *key, const char 
     return c->rc == 0;
 }
 
-static int set(const char *s)
-{
-    return s != NULL && s[0] != '\0';
-}
-
 /* [tls]: the keys of one side go together, every file is readable now (a
  * typo shows at --check-config, not as refused handshakes later), and an
  * https:// origin has a certificate to present. */
 static int check_tls(struct ctx *c)
 {
     struct edge_config *cfg = c->cfg;
-    const char *keys[5] = {"ca_file", "cert_file", "key_file", "public_cert_file",
-                           "public_key_file"};
+    static const char *const keys[5] = {"ca_file", "cert_file", "key_file", "public_cert_file",
+                                        "public_key_file"};
     const char *vals[5] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
                            cfg->tls_public_cert_file, cfg->tls_public_key_file};
-    int origin_side = set(vals[0]) + set(vals[1]) + set(vals[2]);
-    int public_side = set(vals[3]) + set(vals[4]);
+    int origin_side, public_side;
 
-    for (int i = 0; i < 5; i++) {
-        int group = i < 3 ? origin_side : public_side;
-        if (group > 0 && !set(vals[i]))
-            return mr_seterr(c->err, MR_ECONFIG, "%s: key '%s' in [tls] is missing: %s go together",
-                             c->path, keys[i], i < 3 ? "ca_file, cert_file and key_file"
-                                                     : "public_cert_file and public_key_file");
-        if (set(vals[i]) && access(vals[i], R_OK) != 0)
-            return mr_seterr(c->err, MR_ECONFIG, "%s: key '%s' in [tls]: cannot read '%s': %s",
-                             c->path, keys[i], vals[i], strerror(errno));
-    }
+    if (tls_config_check(keys, vals, 3, "ca_file, cert_file and key_file", 1, &origin_side, c->err) != 0 ||
+        tls_config_check(keys + 3, vals + 3, 2, "public_cert_file and public_key_file", 1, &public_side,
+                         c->err) != 0)
+        return mr_wraperr(c->err, MR_ECONFIG, "%s", c->path);
     for (size_t i = 0; i < cfg->n_regions; i++)
-        if (cfg->regions[i].tls && origin_side == 0)
+        if (cfg->regions[i].tls && !origin_side)
             return mr_seterr(c->err, MR_ECONFIG, "%s:%d: [region %s]: origin '%s' is https:// but "
                              "[tls] has no ca_file, cert_file and key_file to call it with",
                              c->path, cfg->regions[i].line, cfg->regions[i].name,

@@ -31,14 +31,11 @@
 #include "node_int.h"
 #include "tables_int.h"
 
-static int set(const char *v)
-{
-    return v != NULL && v[0] != '\0' && strcmp(v, "none") != 0;
-}
 
 int node__tls_configured(const struct node_cfg *cfg)
 {
-    return set(cfg->tls_ca_file) && set(cfg->tls_cert_file) && set(cfg->tls_key_file);
+    return tls_config_is_set(cfg->tls_ca_file) && tls_config_is_set(cfg->tls_cert_file) &&
+           tls_config_is_set(cfg->tls_key_file);
 }
 
 static void fill_opts(const struct node_cfg *cfg, struct tls_opts *o)
@@ -121,19 +118,10 @@ int node__tls_check_config(const struct node_cfg *cfg, int load_files, char *err
 {
     static const char *const keys[] = {"ca_file", "cert_file", "key_file"};
     const char *vals[3] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file};
-    int n_set = 0, rc;
+    int all, rc = tls_config_check(keys, vals, 3, "ca_file, cert_file and key_file", 0, &all, err);
 
-    for (int i = 0; i < 3; i++)
-        n_set += set(vals[i]);
-    if (n_set != 0 && n_set != 3) {
-        for (int i = 0; i < 3; i++)
-            if (!set(vals[i]))
-                return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls] is missing: [tls] needs "
-                                 "ca_file, cert_file and key_file together (or none of them)",
-                                 keys[i]);
-    }
-    rc = check_urls(cfg, n_set == 3, err);
-    if (rc != 0 || n_set == 0 || !load_files)
+    rc = rc ? rc : check_urls(cfg, all, err);
+    if (rc != 0 || !all || !load_files)
         return rc;
     {
         /* Read them now, so that --check-config finds a missing file or a

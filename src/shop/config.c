@@ -10,6 +10,7 @@
 #include "../common/err.h"
 #include "../common/log.h"
 #include "../http/http.h"
+#include "../tls/tls.h"
 #include "shop_int.h"
 
 #define F(f) offsetof(struct shop_config, f)
@@ -75,34 +76,18 @@ static int cookie_name_valid(const char *s)
     return 1;
 }
 
-static int set(const char *s)
-{
-    return s != NULL && s[0] != '\0';
-}
-
 /* [tls]: all three keys or none; each file readable now, so that a typo shows
  * at --check-config rather than as a refused handshake later. */
 static int check_tls(const struct shop_config *cfg, char *err)
 {
-    const char *keys[3] = {"ca_file", "cert_file", "key_file"};
+    static const char *const keys[3] = {"ca_file", "cert_file", "key_file"};
     const char *vals[3] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file};
-    int n = set(vals[0]) + set(vals[1]) + set(vals[2]);
+    int all, rc = tls_config_check(keys, vals, 3, "ca_file, cert_file and key_file", 1, &all, err);
 
-    if (n == 0) {
-        if (cfg->node && http_url_is_https(cfg->node))
-            return mr_seterr(err, MR_ECONFIG, "key 'node' in [shop] is https:// ('%s'): [tls] ca_file, "
-                             "cert_file and key_file are required to call it", cfg->node);
-        return 0;
-    }
-    for (int i = 0; i < 3; i++) {
-        if (!set(vals[i]))
-            return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls] is missing: ca_file, cert_file and "
-                             "key_file go together", keys[i]);
-        if (access(vals[i], R_OK) != 0)
-            return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls]: cannot read '%s': %s", keys[i],
-                             vals[i], strerror(errno));
-    }
-    return 0;
+    if (rc == 0 && !all && cfg->node && http_url_is_https(cfg->node))
+        rc = mr_seterr(err, MR_ECONFIG, "key 'node' in [shop] is https:// ('%s'): [tls] ca_file, "
+                       "cert_file and key_file are required to call it", cfg->node);
+    return rc;
 }
 
 int shop_config_check(const struct shop_config *cfg, char *err)

@@ -483,3 +483,29 @@ const char *tls_conn_error(const struct tls_conn *c)
 {
     return c->err;
 }
+
+int tls_config_is_set(const char *v)
+{
+    return v != NULL && v[0] != '\0' && strcmp(v, "none") != 0;
+}
+
+int tls_config_check(const char *const *keys, const char *const *vals, size_t n,
+                     const char *together, int check_files, int *all, char *err)
+{
+    size_t n_set = 0;
+
+    for (size_t i = 0; i < n; i++)
+        n_set += (size_t)tls_config_is_set(vals[i]);
+    *all = n_set == n;
+    if (n_set == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!tls_config_is_set(vals[i]))
+            return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls] is missing: %s go together "
+                             "(or none of them)", keys[i], together);
+    for (size_t i = 0; check_files && i < n; i++)
+        if (access(vals[i], R_OK) != 0)
+            return mr_seterr(err, MR_ECONFIG, "key '%s' in [tls]: cannot read '%s': %s", keys[i],
+                             vals[i], strerror(errno));
+    return 0;
+}

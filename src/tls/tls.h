@@ -73,6 +73,17 @@ void tls_ctx_free(struct tls_ctx *t);
  * is also logged (WARN, module "tls") with the peer and OpenSSL's reason. */
 uint64_t tls_ctx_refused(const struct tls_ctx *t);
 
+/* The [tls] keys of a daemon's config that go together: <keys> named
+ * <together> in messages ("ca_file, cert_file and key_file"), their <vals>
+ * (NULL, "" and "none" mean unset).  0 when none is set (*all = 0) or every
+ * one is set (*all = 1) and, with <check_files>, its file readable now (so
+ * that a typo shows at --check-config rather than as refused handshakes
+ * later); else MR_ECONFIG naming the missing key or the unreadable file. */
+int tls_config_check(const char *const *keys, const char *const *vals, size_t n,
+                     const char *together, int check_files, int *all, char *err);
+/* A config value that names a file: not NULL, "" or "none". */
+int tls_config_is_set(const char *v);
+
 int tls_ctx_is_server(const struct tls_ctx *t);
 
 /* ======================================================================
