@@ -426,11 +426,32 @@ static void call_failed(struct dash_target *t, int rc, const struct http_respons
         snprintf(t->error, sizeof(t->error), "HTTP %d", resp->status);
 }
 
-static json_t *answer_json(int rc, const struct http_response *resp)
+/* The end of a poll of <t>: its JSON answer becomes t->doc (returned,
+ * borrowed), or the target is marked unreachable and NULL returned (also
+ * when the dashboard stopped meanwhile). */
+static json_t *target_answer(struct dash_target *t, int rc, const struct http_response *resp,
+                             int64_t now)
 {
-    if (rc != 0 || resp->status != 200)
+    json_t *doc = NULL;
+
+    t->call = NULL;
+    if (!t->d->running)
         return NULL;
-    return json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+    if (rc == 0 && resp->status == 200)
+        doc = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+    if (doc == NULL) {
+        call_failed(t, rc, resp);
+        if (rc == 0 && resp->status == 200)
+            snprintf(t->error, sizeof(t->error), "answer is not JSON");
+        return NULL;
+    }
+    json_decref(t->doc);
+    t->doc = doc;
+    t->ok_ms = now;
+    t->reachable = 1;
+    t->seen = 1;
+    t->error[0] = '\0';
+    return doc;
 }
 
 static void on_peer_status(struct http_call *call, int rc, const struct http_response *resp,
@@ -441,22 +462,9 @@ static void on_peer_status(struct http_call *call, int rc, const struct http_res
     int64_t now = mr_now_ms();
 
     (void)call;
-    t->call = NULL;
-    if (!t->d->running)
+    doc = target_answer(t, rc, resp, now);
+    if (doc == NULL)
         return;
-    doc = answer_json(rc, resp);
-    if (doc == NULL) {
-        call_failed(t, rc, resp);
-        if (rc == 0 && resp->status == 200)
-            snprintf(t->error, sizeof(t->error), "answer is not JSON");
-        return;
-    }
-    json_decref(t->doc);
-    t->doc = doc;
-    t->ok_ms = now;
-    t->reachable = 1;
-    t->seen = 1;
-    t->error[0] = '\0';
     http = json_object_get(doc, "http");
     if (json_is_object(http))
         rate_update((uint64_t)json_integer_value(json_object_get(http, "requests")),
@@ -468,24 +476,8 @@ static void on_peer_status(struct http_call *call, int rc, const struct http_res
 static void on_wan_links(struct http_call *call, int rc, const struct http_response *resp,
                          void *data)
 {
-    struct dash_target *t = data;
-    json_t *doc;
-
     (void)call;
-    t->call = NULL;
-    if (!t->d->running)
-        return;
-    doc = answer_json(rc, resp);
-    if (doc == NULL) {
-        call_failed(t, rc, resp);
-        return;
-    }
-    json_decref(t->doc);
-    t->doc = doc;
-    t->ok_ms = mr_now_ms();
-    t->reachable = 1;
-    t->seen = 1;
-    t->error[0] = '\0';
+    (void)target_answer(data, rc, resp, mr_now_ms());
 }
 
 static void on_edge_status(struct http_call *call, int rc, const struct http_response *resp,
@@ -497,20 +489,9 @@ static void on_edge_status(struct http_call *call, int rc, const struct http_res
     size_t i, k;
 
     (void)call;
-    t->call = NULL;
-    if (!d->running)
+    doc = target_answer(t, rc, resp, mr_now_ms());
+    if (doc == NULL)
         return;
-    doc = answer_json(rc, resp);
-    if (doc == NULL) {
-        call_failed(t, rc, resp);
-        return;
-    }
-    json_decref(t->doc);
-    t->doc = doc;
-    t->ok_ms = mr_now_ms();
-    t->reachable = 1;
-    t->seen = 1;
-    t->error[0] = '\0';
     json_array_foreach(json_object_get(doc, "regions"), i, g) {
         const char *region = json_string_value(json_object_get(g, "name"));
         if (region == NULL)
