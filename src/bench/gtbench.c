@@ -383,35 +383,16 @@ struct redis_set {
     char dir[128];
 };
 
-/* A port the kernel just handed out and nobody holds.  A random port is
- * no good: the load before has filled much of the ephemeral range with
- * connections (TIME_WAIT), and redis-server exits on "address in use".
- * Another process may still take it between close and redis's bind. */
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-    if (fd == -1)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 static int redis_start(struct redis_set *r, const char *base, char *err)
 {
     for (int i = 0; i < 3; i++) {
         char port[16], dir[192], master[32];
         char *argv[24];
         int n = 0;
-        r->port[i] = free_port();
+        /* Not a random port: the load before has filled much of the
+         * ephemeral range with TIME_WAIT connections, and redis-server
+         * exits on "address in use". */
+        r->port[i] = mr_free_port();
         if (r->port[i] <= 0)
             return mr_seterr(err, MR_EIO, "no free port for redis-server: %s", strerror(errno));
         snprintf(port, sizeof(port), "%d", r->port[i]);

@@ -35,6 +35,12 @@ int mr_hexval(char c);
  * a sloppy client. */
 size_t mr_percent_decode(char *out, const char *s, size_t n, int plus_is_space);
 
+/* A port on 127.0.0.1 that the kernel just handed out and nobody holds
+ * (bind to port 0, read it, close), for a child process that cannot bind
+ * port 0 itself (redis-server, etcd).  Another process may take it before
+ * the child binds it.  -1 when no socket can be made. */
+int mr_free_port(void);
+
 /* 64 random bits from the kernel (getrandom). */
 uint64_t mr_random64(void);
 

@@ -38,8 +38,8 @@
 
 #include "common/auth.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "lib/cluster.h"
-#include "lib/net.h"
 #include "lib/wait.h"
 #include "tls/tls.h"
 
@@ -303,7 +303,7 @@ static int stop(pid_t pid)
 static int setup(void **state)
 {
     char err[MR_ERRMSG_LEN], curls[64], purls[64], cluster[96], log[256];
-    int peer = net_free_port();
+    int peer = mr_free_port();
 
     (void)state;
     snprintf(dir, sizeof(dir), "/tmp/mr-test-nodetls-XXXXXX");
@@ -322,9 +322,9 @@ static int setup(void **state)
         fprintf(stderr, "certificates: %s\n", err);
         return -1;
     }
-    etcd_port = net_free_port();
-    port_a = net_free_port();
-    port_b = net_free_port();
+    etcd_port = mr_free_port();
+    port_a = mr_free_port();
+    port_b = mr_free_port();
     snprintf(curls, sizeof(curls), "https://127.0.0.1:%d", etcd_port);
     snprintf(purls, sizeof(purls), "http://127.0.0.1:%d", peer);
     snprintf(cluster, sizeof(cluster), "t=%s", purls);

@@ -24,9 +24,9 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "etcd/etcd.h"
 #include "etcd/etcd_int.h"
-#include "lib/net.h"
 #include "lib/wait.h"
 
 static pid_t etcd_pid;
@@ -150,7 +150,7 @@ static int etcd_healthy(void *arg)
 
 static int setup(void **state)
 {
-    int client = net_free_port(), peer = net_free_port();
+    int client = mr_free_port(), peer = mr_free_port();
     char curls[64], purls[64], cluster[96];
 
     (void)state;
@@ -158,7 +158,7 @@ static int setup(void **state)
     if (mkdtemp(dir) == NULL)
         return -1;
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", client);
-    snprintf(dead_endpoint, sizeof(dead_endpoint), "http://127.0.0.1:%d", net_free_port());
+    snprintf(dead_endpoint, sizeof(dead_endpoint), "http://127.0.0.1:%d", mr_free_port());
     snprintf(curls, sizeof(curls), "http://127.0.0.1:%d", client);
     snprintf(purls, sizeof(purls), "http://127.0.0.1:%d", peer);
     snprintf(cluster, sizeof(cluster), "t=%s", purls);

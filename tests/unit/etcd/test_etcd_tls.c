@@ -23,8 +23,8 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "etcd/etcd.h"
-#include "lib/net.h"
 #include "lib/wait.h"
 #include "tls/tls.h"
 
@@ -149,7 +149,7 @@ static int etcd_healthy(void *arg)
 
 static int setup(void **state)
 {
-    int client = net_free_port(), peer = net_free_port();
+    int client = mr_free_port(), peer = mr_free_port();
     char curls[64], purls[64], cluster[96], err[MR_ERRMSG_LEN];
     struct tls_ctx *t;
     int ok;
