@@ -9,10 +9,10 @@
 
 struct verdict {
     json_t *failures;
-    int64_t listed[5];
+    int64_t listed[6];
 };
 
-enum { V_LOST, V_DUP, V_OVERSOLD, V_CARTS, V_RYW };
+enum { V_LOST, V_DUP, V_OVERSOLD, V_CARTS, V_RYW, V_UNREAD };
 
 static void fail(struct verdict *v, int check, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -233,7 +233,7 @@ json_t *gd_check(const json_t *history, const json_t *state)
     const json_t *regions = json_object_get(state, "regions");
     size_t n = json_array_size(regions), i;
     json_t **by_ref, **per_session, *ryw, *x, *out;
-    int64_t lost = 0, dup = 0, stored_twice = 0, oversold = 0, carts = 0;
+    int64_t lost = 0, dup = 0, stored_twice = 0, oversold = 0, carts = 0, unread = 0;
 
     if (!json_is_object(history) || !json_is_object(state) || n == 0) {
         json_array_append_new(v.failures, json_string("no history or no region state to check"));
@@ -241,6 +241,23 @@ json_t *gd_check(const json_t *history, const json_t *state)
                          "oversold", -1, "carts_unconverged", -1, "ryw_violations", -1, "failures",
                          v.failures);
     }
+    /* A region whose state could not be read proves nothing either way:
+     * the checks that need it say -1 (not verified), never "lost". */
+    json_array_foreach(regions, i, x) {
+        size_t k;
+        json_t *line;
+        json_array_foreach(json_object_get(x, "unread"), k, line) {
+            unread++;
+            fail(&v, V_UNREAD, "region %s: could not read its %s", str(x, "name"), json_string_value(line));
+        }
+    }
+    ryw = json_object_get(history, "ryw_violations");
+    json_array_foreach(ryw, i, x)
+        fail(&v, V_RYW, "stale read: %s", json_string_value(x) ? json_string_value(x) : "?");
+    if (unread > 0)
+        return json_pack("{s:i,s:i,s:i,s:i,s:I,s:o}", "lost_orders", -1, "duplicate_orders", -1, "oversold",
+                         -1, "carts_unconverged", -1, "ryw_violations", (json_int_t)json_array_size(ryw),
+                         "failures", v.failures);
     by_ref = calloc(n, sizeof(*by_ref));
     per_session = calloc(n, sizeof(*per_session));
     for (i = 0; i < n; i++)
@@ -249,9 +266,6 @@ json_t *gd_check(const json_t *history, const json_t *state)
     dup = check_duplicates(history, per_session, regions, &v) + stored_twice;
     oversold = check_stock(state, by_ref, regions, &v);
     carts = check_carts(history, regions, &v);
-    ryw = json_object_get(history, "ryw_violations");
-    json_array_foreach(ryw, i, x)
-        fail(&v, V_RYW, "stale read: %s", json_string_value(x) ? json_string_value(x) : "?");
     for (i = 0; i < n; i++) {
         json_decref(by_ref[i]);
         json_decref(per_session[i]);

@@ -94,13 +94,16 @@ void gd_scenario_free(struct gd_scenario *s);
  *   {"initial_stock": {"<sku>": N},
  *    "regions": [{"name", "orders": [{"ref", "session", "lines": [...]}],
  *                 "stock": {"<sku>": N}, "carts_digest": "...",
- *                 "carts": {"<session>": ["sku", ...]}}]}
+ *                 "carts": {"<session>": ["sku", ...]},
+ *                 "unread": ["what could not be read: why", ...]}]}
  *
  * Returns a new object (the caller json_decrefs it):
  *   {"lost_orders", "duplicate_orders", "oversold", "carts_unconverged",
  *    "ryw_violations": counts, "failures": ["one line per problem", ...]}
  * (at most GD_MAX_LISTED lines are listed per check; the counts are exact).
- * A malformed history or state is itself a failure, listed. */
+ * A malformed history or state is itself a failure, listed.  So is a region
+ * with "unread" entries: the checks that need its state are then -1 (not
+ * verified), never counted as lost. */
 #define GD_MAX_LISTED 20
 json_t *gd_check(const json_t *history, const json_t *state);
 

@@ -887,12 +887,16 @@ static void wait_carts_converged(struct gd_run *r, int64_t limit_ms)
     }
 }
 
-static json_t *region_state(struct gd_run *r, size_t i, json_t *history, char *err)
+/* One read of region <i>'s state.  The first read that fails is named in
+ * the state's "unread" list, and the rest is not tried (each could take the
+ * whole request timeout): a region which could not be read is reported as
+ * such, not as one that lost everything. */
+static json_t *region_state_once(struct gd_run *r, size_t i, json_t *history)
 {
     json_t *st = json_object(), *orders = json_object(), *list = json_array(), *ans, *row, *stock = NULL;
-    json_t *carts = json_object(), *d = NULL, *skus;
+    json_t *carts = json_object(), *unread = json_array(), *d = NULL, *skus, *o;
     const char *ref, *session;
-    char sql[256];
+    char sql[256], err[MR_ERRMSG_LEN];
     size_t k;
 
     json_object_set_new(st, "name", json_string(r->o->regions[i]));
@@ -904,28 +908,36 @@ static json_t *region_state(struct gd_run *r, size_t i, json_t *history, char *e
                                 json_pack("{s:O,s:O,s:[]}", "ref", json_array_get(row, 0), "session",
                                           json_array_get(row, 1), "lines"));
         json_decref(ans);
+    } else {
+        json_array_append_new(unread, json_sprintf("orders: %s", err));
+        goto out;
     }
     snprintf(sql, sizeof(sql), "SELECT l.order_ref, l.sku, l.qty FROM order_lines l JOIN orders o ON "
              "o.ref = l.order_ref WHERE o.id > %lld", (long long)r->orders_before);
     if (node_sql(r, i, sql, &ans, err) == 0) {
         json_array_foreach(rows_of(ans), k, row) {
-            json_t *o = json_object_get(orders, json_string_value(json_array_get(row, 0)) ?: "");
+            o = json_object_get(orders, json_string_value(json_array_get(row, 0)) ?: "");
             if (o)
                 json_array_append_new(json_object_get(o, "lines"),
                                       json_pack("{s:O,s:O}", "sku", json_array_get(row, 1), "qty",
                                                 json_array_get(row, 2)));
         }
         json_decref(ans);
+    } else {
+        json_array_append_new(unread, json_sprintf("order lines: %s", err));
+        goto out;
     }
-    json_t *o;
-    json_object_foreach(orders, ref, o)
-        json_array_append(list, o);
-    json_decref(orders);
-    json_object_set_new(st, "orders", list);
-    if (read_stock(r, i, &stock, err) == 0)
+    if (read_stock(r, i, &stock, err) == 0) {
         json_object_set_new(st, "stock", stock);
-    if (table_get(r, i, "/v1/tables/carts/digest", &d, err) == 0)
-        json_object_set(st, "carts_digest", json_object_get(d, "digest"));
+    } else {
+        json_array_append_new(unread, json_sprintf("stock: %s", err));
+        goto out;
+    }
+    if (table_get(r, i, "/v1/tables/carts/digest", &d, err) != 0) {
+        json_array_append_new(unread, json_sprintf("carts digest: %s", err));
+        goto out;
+    }
+    json_object_set(st, "carts_digest", json_object_get(d, "digest"));
     json_decref(d);
     json_object_foreach(json_object_get(history, "cart_adds"), session, skus) {
         char path[256];
@@ -934,10 +946,38 @@ static json_t *region_state(struct gd_run *r, size_t i, json_t *history, char *e
         if (table_get(r, i, path, &item, err) == 0) {
             json_t *have = json_object_get(json_object_get(item, "item"), "skus");
             json_object_set(carts, session, json_is_array(have) ? have : json_array());
+        } else {
+            json_array_append_new(unread, json_sprintf("cart %.12s: %s", session, err));
+            break;
         }
         json_decref(item);
     }
+out:
+    json_object_foreach(orders, ref, o)
+        json_array_append(list, o);
+    json_decref(orders);
+    json_object_set_new(st, "orders", list);
     json_object_set_new(st, "carts", carts);
+    json_object_set_new(st, "unread", unread);
+    return st;
+}
+
+/* Region <i>'s state, read again (up to STATE_READS times, a second apart)
+ * while some of it cannot be read: a node that is busy catching up after
+ * the faults may time out a read or two. */
+#define STATE_READS 5
+static json_t *region_state(struct gd_run *r, size_t i, json_t *history)
+{
+    json_t *st = region_state_once(r, i, history);
+
+    for (int attempt = 1; attempt < STATE_READS && json_array_size(json_object_get(st, "unread")) > 0;
+         attempt++) {
+        fprintf(stderr, "gameday: region %s: reading its final state failed (%s); reading again\n",
+                r->o->regions[i], json_string_value(json_array_get(json_object_get(st, "unread"), 0)));
+        json_decref(st);
+        uv_sleep(1000);
+        st = region_state_once(r, i, history);
+    }
     return st;
 }
 
@@ -1085,7 +1125,7 @@ int gd_run(const struct gd_scenario *s, const struct gd_options *opt, char *err)
     history = history_json(r);
     regions = json_array();
     for (size_t i = 0; i < o->n_regions; i++)
-        json_array_append_new(regions, region_state(r, i, history, err));
+        json_array_append_new(regions, region_state(r, i, history));
     state = json_pack("{s:O,s:o}", "initial_stock", initial, "regions", regions);
     o->checks = gd_check(history, state);
     report = gd__report_json(o, &passed);

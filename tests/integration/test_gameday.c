@@ -61,6 +61,8 @@ static void ci_short_passes_every_check(void **state)
             fprintf(stderr, "gameday check failure: %s\n", json_string_value(line));
         fprintf(stderr, "gameday exit status %d, fault error '%s'\n", rc,
                 json_string_value(json_object_get(json_array_get(faults, 0), "error")));
+        if (json_array_size(json_object_get(checks, "failures")) > 0)
+            cluster_print_log_tails(c, "-node.log", 40);
     }
     /* The verdict, and what it rests on. */
     assert_int_equal(json_integer_value(json_object_get(checks, "lost_orders")), 0);

@@ -428,6 +428,41 @@ static int scan_logs(const char *rundir)
     return bad;
 }
 
+void cluster_print_log_tails(const struct cluster *c, const char *suffix, int lines)
+{
+    char dir[PATH_MAX], path[PATH_MAX * 2], line[1024];
+    char **ring = calloc((size_t)lines, sizeof(*ring));
+    struct dirent *e;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%s/logs", c->rundir);
+    d = opendir(dir);
+    while (d != NULL && ring != NULL && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name), m = strlen(suffix);
+        long seen = 0;
+        FILE *f;
+        if (n < m || strcmp(e->d_name + n - m, suffix) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL) {
+            free(ring[seen % lines]);
+            ring[seen++ % lines] = strdup(line);
+        }
+        fclose(f);
+        fprintf(stderr, "---- the last %d lines of %s\n", lines, path);
+        for (long i = seen > lines ? seen - lines : 0; i < seen; i++) {
+            fputs(ring[i % lines] ? ring[i % lines] : "", stderr);
+            free(ring[i % lines]);
+            ring[i % lines] = NULL;
+        }
+    }
+    if (d)
+        closedir(d);
+    free(ring);
+}
+
 /* A node that was stopped must have exited 0: anything else (a sanitizer's
  * exit code, a crash on the way out) is a bug worth failing for. */
 static int check_exits(struct cluster *c)

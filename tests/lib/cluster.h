@@ -111,6 +111,11 @@ int cluster_region_action(struct cluster *c, const char *region, const char *act
  * failed, or when MR_TEST_KEEP is set).  Frees <c>; NULL is a no-op. */
 int cluster_stop(struct cluster *c);
 
+/* Print to stderr the last <lines> lines of every log in RUNDIR/logs whose
+ * name ends with <suffix> ("-node.log"): what a failed test on CI shows of
+ * the daemons, since their run directory is gone with the machine. */
+void cluster_print_log_tails(const struct cluster *c, const char *suffix, int lines);
+
 /* 1 when <pid> exists and is not a zombie. */
 int cluster_pid_alive(int pid);
 

@@ -216,6 +216,29 @@ static void missing_state_is_a_failure(void **state)
     json_decref(h);
 }
 
+/* A region that did not answer looks as if it held nothing: that must read
+ * "not verified", with the reason, never "lost". */
+static void an_unreadable_region_is_unverified_not_lost(void **state)
+{
+    json_t *h = load(HISTORY), *eu = region("eu"), *s, *v;
+
+    (void)state;
+    json_array_clear(json_object_get(eu, "orders"));
+    json_object_del(eu, "stock");
+    json_object_set_new(eu, "unread", json_pack("[s,s]", "orders: eu: timed out", "stock: eu: timed out"));
+    s = state_of(region("us"), eu);
+    v = gd_check(h, s);
+    assert_int_equal(count(v, "lost_orders"), -1);
+    assert_int_equal(count(v, "oversold"), -1);
+    assert_int_equal(count(v, "carts_unconverged"), -1);
+    assert_int_equal(count(v, "ryw_violations"), 0);
+    assert_true(listed(v, "region eu: could not read its orders: eu: timed out"));
+    assert_false(listed(v, "missing in eu"));
+    json_decref(v);
+    json_decref(h);
+    json_decref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +250,7 @@ int main(void)
         cmocka_unit_test(unconverged_carts_are_found),
         cmocka_unit_test(an_add_taken_by_an_unacknowledged_checkout_is_not_lost),
         cmocka_unit_test(missing_state_is_a_failure),
+        cmocka_unit_test(an_unreadable_region_is_unverified_not_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
