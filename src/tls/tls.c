@@ -107,6 +107,14 @@ static int ctx_build(const struct tls_ctx *t, SSL_CTX **out, char *err)
         SSL_CTX_free(s);
         return mr_seterr(err, MR_ECONFIG, "tls: TLS 1.3 is not available");
     }
+    /* AES-128-GCM first: both ends are ours, it is a mandatory TLS 1.3
+     * suite, and with AES-NI it is the cheapest per record (OpenSSL's own
+     * order puts AES-256 first). */
+    if (SSL_CTX_set_ciphersuites(s, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                    "TLS_CHACHA20_POLY1305_SHA256") != 1) {
+        SSL_CTX_free(s);
+        return mr_seterr(err, MR_ECONFIG, "tls: the TLS 1.3 cipher suites are not available");
+    }
     if (t->ca_file != NULL && SSL_CTX_load_verify_locations(s, t->ca_file, NULL) != 1)
         goto err_ca;
     if (t->is_server && !t->anonymous_clients) {
@@ -389,6 +397,11 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t cap)
         return MR_EPROTO;
     if (c->eof)
         return TLS_EOF;
+    /* The caller's loop ends each feed with a read that finds nothing:
+     * answer it here, without the engine, when no ciphertext is waiting and
+     * no record is half read (an SSL_read per request saved). */
+    if (c->done && BIO_ctrl_pending(c->rbio) == 0 && !SSL_has_pending(c->ssl))
+        return TLS_AGAIN;
     ERR_clear_error();
     if (!c->done) {
         r = SSL_do_handshake(c->ssl);
