@@ -199,21 +199,42 @@ int tls_ctx_new(const struct tls_opts *o, int is_server, struct tls_ctx **out, c
     return 0;
 }
 
+int tls_ctx_reload_all(struct tls_ctx *const *ts, size_t n, char *err)
+{
+    SSL_CTX *built[TLS_RELOAD_MAX], *old;
+    size_t i, k = 0;
+    int rc = 0;
+
+    if (n > TLS_RELOAD_MAX)
+        return mr_seterr(err, MR_EINVAL, "tls: at most %d contexts reload together", TLS_RELOAD_MAX);
+    /* Build every context before swapping any: a process never serves with
+     * the new certificate while it calls out with the old one. */
+    for (i = 0; i < n && rc == 0; i++)
+        if (ts[i] != NULL && (rc = ctx_build(ts[i], &built[i], err)) == 0)
+            k = i + 1;
+    if (rc != 0) {
+        for (i = 0; i < k; i++)
+            if (ts[i] != NULL)
+                SSL_CTX_free(built[i]);
+        return rc;
+    }
+    for (i = 0; i < n; i++) {
+        if (ts[i] == NULL)
+            continue;
+        pthread_mutex_lock(&ts[i]->mu);
+        old = ts[i]->ssl;
+        ts[i]->ssl = built[i];
+        pthread_mutex_unlock(&ts[i]->mu);
+        /* Connections made from <old> hold references: it lives on with them. */
+        SSL_CTX_free(old);
+        mr_log(MR_LOG_INFO, "tls", "reloaded %s", ts[i]->cert_file != NULL ? ts[i]->cert_file : ts[i]->ca_file);
+    }
+    return 0;
+}
+
 int tls_ctx_reload(struct tls_ctx *t, char *err)
 {
-    SSL_CTX *s, *old;
-    int rc = ctx_build(t, &s, err);
-
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(&t->mu);
-    old = t->ssl;
-    t->ssl = s;
-    pthread_mutex_unlock(&t->mu);
-    /* Connections made from <old> hold references: it lives on with them. */
-    SSL_CTX_free(old);
-    mr_log(MR_LOG_INFO, "tls", "reloaded %s", t->cert_file != NULL ? t->cert_file : t->ca_file);
-    return 0;
+    return tls_ctx_reload_all(&t, 1, err);
 }
 
 static void ctx_unref(struct tls_ctx *t)

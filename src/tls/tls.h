@@ -64,6 +64,12 @@ int tls_ctx_new(const struct tls_opts *o, int is_server, struct tls_ctx **out, c
  * problem (e.g. the key does not match the certificate). */
 int tls_ctx_reload(struct tls_ctx *t, char *err) __attribute__((warn_unused_result));
 
+/* tls_ctx_reload of <n> contexts (at most TLS_RELOAD_MAX; NULL entries are
+ * skipped) as one step: every one is rebuilt from its files first, and the
+ * new ones replace the old only when all of them could be built. */
+#define TLS_RELOAD_MAX 4
+int tls_ctx_reload_all(struct tls_ctx *const *ts, size_t n, char *err) __attribute__((warn_unused_result));
+
 /* Free; connections made from <t> stay valid (they hold their own
  * reference).  NULL is allowed. */
 void tls_ctx_free(struct tls_ctx *t);

@@ -495,6 +495,51 @@ static void reload_failure_keeps_the_old_files(void **state)
     client_done(f, c, t);
 }
 
+/* A server and a client context reloaded together (a node's listener and
+ * its calls out): when one cannot be rebuilt, neither changes. */
+static void reload_all_changes_nothing_when_one_fails(void **state)
+{
+    struct fx *f = *state;
+    struct tls_ctx *ca1 = ctx(0, path_of("ca/ca.crt"), path_of("certs/alice.crt"), path_of("certs/alice.key"), 0);
+    struct tls_ctx *ca2 = ctx(0, path_of("ca2/ca.crt"), path_of("certs/alice.crt"), path_of("certs/alice.key"), 0);
+    struct tls_ctx *out, *both[2];
+    char err[MR_ERRMSG_LEN];
+    FILE *fp;
+    struct res r;
+
+    assert_int_equal(tls_cert_issue(path_of("ca"), "bob", NULL, -60, 86400, path_of("live-out"), err), 0);
+    out = ctx(0, path_of("ca/ca.crt"), path_of("live-out/bob.crt"), path_of("live-out/bob.key"), 0);
+    both[0] = f->srv_tls;
+    both[1] = out;
+    /* The server's files move to ca2, the client's key breaks. */
+    assert_int_equal(tls_cert_issue(path_of("ca2"), "srv", "127.0.0.1", -60, 86400, path_of("live"), err), 0);
+    fp = fopen(path_of("live-out/bob.key"), "w");
+    assert_non_null(fp);
+    fputs("-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n", fp);
+    fclose(fp);
+    assert_int_not_equal(tls_ctx_reload_all(both, 2, err), 0);
+    assert_non_null(strstr(err, "live-out/bob.key"));
+    {
+        struct http_client *c1 = client(f, ca1), *c2 = client(f, ca2);
+        r = call(f, c1, "127.0.0.1");
+        assert_int_equal(r.rc, 0);    /* still the old server certificate */
+        r = call(f, c2, "127.0.0.1");
+        assert_int_equal(r.rc, MR_ECONN);
+        client_done(f, c1, ca1);
+        client_done(f, c2, NULL);
+    }
+    /* Mended: both move. */
+    assert_int_equal(tls_cert_issue(path_of("ca"), "bob", NULL, -60, 86400, path_of("live-out"), err), 0);
+    assert_int_equal(tls_ctx_reload_all(both, 2, err), 0);
+    {
+        struct http_client *c2 = client(f, ca2);
+        r = call(f, c2, "127.0.0.1");
+        assert_int_equal(r.rc, 0);
+        client_done(f, c2, ca2);
+    }
+    tls_ctx_free(out);
+}
+
 static void plain_client_on_tls_port_fails_cleanly(void **state)
 {
     struct fx *f = *state;
@@ -792,6 +837,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(reload_serves_new_certificate_and_keeps_live_connections,
                                         fx_setup_live, fx_teardown),
         cmocka_unit_test_setup_teardown(reload_failure_keeps_the_old_files, fx_setup_live,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(reload_all_changes_nothing_when_one_fails, fx_setup_live,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(public_server_takes_anonymous_clients, fx_setup_public,
                                         fx_teardown),
