@@ -150,9 +150,14 @@ static int ctx_build(const struct tls_ctx *t, SSL_CTX **out, char *err)
     else if (t->is_server && t->require_peer_cert)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(s, mode, NULL);
-    /* Idle keep-alive connections are many; their 2 x 16 KiB record buffers
-     * go back to the allocator between records. */
-    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+    /* A server's idle keep-alive connections are many (browsers behind an
+     * edge): their 2 x 16 KiB record buffers go back to the allocator
+     * between records.  A client's are few, pooled and busy (an edge's
+     * calls to its origins, streams to peers): they keep theirs, which
+     * saves an allocation and a free per record (about 10% of the engine's
+     * time per request, docs/security.md). */
+    if (t->is_server)
+        SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
     /* Send our chain as the file has it: peers hold the CA already, and
      * OpenSSL would otherwise append it from the trust store. */
     SSL_CTX_set_mode(s, SSL_MODE_NO_AUTO_CHAIN);
