@@ -182,6 +182,14 @@ int gtab_log_read(struct gtab *g, uint64_t after, uint64_t upto, size_t max_n, s
  * kept: the caller rolls back by failing the commit... see store.c). */
 int gtab_apply_batch(struct gtab *g, const char *origin, uint64_t from, const json_t *entries,
                      size_t *n_applied, char *err);
+/* Move this region's head up to <head> (nothing when it is there already)
+ * and drop its log entries at or below it: after a loss of this store, the
+ * peers have applied positions this store no longer has, and a new entry
+ * must not reuse one (they would skip it).  In the open transaction. */
+int gtab_skip_head(struct gtab *g, uint64_t head, char *err) __attribute__((warn_unused_result));
+/* 1 when the store holds nothing: no table, no position of any region
+ * (a new region, or one whose disk was lost). */
+int gtab_is_empty(const struct gtab *g);
 /* Drop own log entries at or below <upto>. */
 int gtab_log_trim(struct gtab *g, uint64_t upto, char *err);
 /* Remove items whose TTL passed before <now_ms> (local, not logged). */

@@ -885,6 +885,32 @@ int gtab_apply_batch(struct gtab *g, const char *origin, uint64_t from, const js
     return 0;
 }
 
+int gtab_skip_head(struct gtab *g, uint64_t head, char *err)
+{
+    int rc;
+
+    if (head <= g->head)
+        return 0;
+    if ((rc = begin(g, err)) != 0)
+        return rc;
+    /* Entries of this store at those positions are not the ones the peers
+     * applied there: they must never be sent. */
+    if ((rc = gtab_log_trim(g, head, err)) != 0)
+        return rc;
+    g->head = head;
+    return vec_set(g, g->region, head, err);
+}
+
+int gtab_is_empty(const struct gtab *g)
+{
+    if (g->head != 0 || g->n_tables != 0)
+        return 0;
+    for (size_t i = 0; i < g->n_vec; i++)
+        if (g->vec[i].seq != 0)
+            return 0;
+    return 1;
+}
+
 int gtab_log_trim(struct gtab *g, uint64_t upto, char *err)
 {
     char sql[96];

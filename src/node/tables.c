@@ -504,6 +504,14 @@ int node__tables_start(struct node *n, char *err)
         goto err_after_alloc;
     if (skew)
         mr_log(MR_LOG_WARN, "tables", "table clock skewed by %lld ms (testing setting)", (long long)skew);
+    /* Empty: a new region, or one whose disk was lost.  The peers may hold
+     * entries of this region's log that this store never had (tstream.c,
+     * recovery_step); until they have said so, no local write. */
+    if (gtab_is_empty(n->tables->g)) {
+        n->tables->recovering = 1;
+        snprintf(n->tables->recover_why, sizeof(n->tables->recover_why), "the global-table store was "
+                 "empty at start: waiting for the peers to say how much of this region's log they hold");
+    }
     for (size_t i = 0; i < n_specs && rc == 0; i++)
         rc = gtab_table_put(n->tables->g, &specs[i], &created, err);
     if (rc == 0)
@@ -641,15 +649,33 @@ static json_t *parse_body(const struct http_request *hr, char *err)
     return doc;
 }
 
+/* 503 while this region recovers its own log (tables_int.h, recovering):
+ * a write now could take a position the peers have applied already. */
+static int refuse_while_recovering(struct node *n, struct http_exchange *ex, const struct http_request *hr)
+{
+    const char *why = tables__recovering(n);
+    char msg[256];
+
+    if (why == NULL)
+        return 0;
+    snprintf(msg, sizeof(msg), "this region takes no global-table write yet: %s", why);
+    node__respond_error(n, ex, ROUTE_TABLE_WRITE, hr->received_us, 503, "recovering", msg, "Retry-After: 1\r\n");
+    return 1;
+}
+
 static void put_table(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                       const char *name, const struct mr_token *tok)
 {
     char err[MR_ERRMSG_LEN];
     struct gtab_spec spec;
     struct gtab_wres w;
-    json_t *body = parse_body(hr, err);
-    int rc = body ? 0 : MR_EINVAL, created = 0;
+    json_t *body;
+    int rc, created = 0;
 
+    if (refuse_while_recovering(n, ex, hr))
+        return;
+    body = parse_body(hr, err);
+    rc = body ? 0 : MR_EINVAL;
     if (rc == 0)
         rc = gtab_spec_parse(name, body, &spec, err);
     if (rc == 0)
@@ -690,6 +716,8 @@ static void item_write(struct node *n, struct http_exchange *ex, const struct ht
     json_t *body = NULL;
     int rc = 0;
 
+    if (refuse_while_recovering(n, ex, hr))
+        return;
     memset(&w, 0, sizeof(w));
     if (strcmp(hr->method, "DELETE") == 0) {
         rc = gtab_delete(n->tables->g, tbl, key, match, &w, err);
@@ -904,6 +932,8 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
     TCOUNTER("tombstones_collected_total", collected, "global tables: tombstones collected here");
     TCOUNTER("seeds_total", seeds, "global tables: times this region was seeded from a peer's snapshot");
     TCOUNTER("snapshots_served_total", snapshots_served, "global tables: snapshots served to seeding peers");
+    TCOUNTER("recoveries_total", recoveries, "global tables: times this region recovered its own log from a "
+             "peer (its store was empty or behind the peers)");
     TCOUNTER("stream_gaps_total", gaps, "global tables: batches a peer refused as a gap (the stream restarted)");
 #undef TCOUNTER
     mr_metric_header(b, "meridian_tables_conflicts_total", "counter",
@@ -934,8 +964,13 @@ void node__tables_status(struct node *n, struct mr_buf *b)
                   ",\"applied\":", gtab_n_tables(t->g), gtab_head(t->g), gtab_log_first(t->g));
     gtab_vector_json(t->g, b);
     mr_buf_printf(b, ",\"writes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"waiting_reads\":%zu,\"seeding\":%s,"
-                  "\"seeds\":%" PRIu64 ",\"peers\":", t->writes, t->reads, t->n_waits, t->seeding ? "true" : "false",
-                  t->seeds);
+                  "\"seeds\":%" PRIu64 ",\"recoveries\":%" PRIu64 ",\"recovering\":", t->writes, t->reads,
+                  t->n_waits, t->seeding ? "true" : "false", t->seeds, t->recoveries);
+    if (t->recovering)
+        mr_json_cstr(b, t->recover_why);
+    else
+        mr_buf_puts(b, "null");
+    mr_buf_puts(b, ",\"peers\":");
     tables__peer_status(n, b);
     mr_buf_putc(b, '}');
 }

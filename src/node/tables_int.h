@@ -120,6 +120,20 @@ struct tables {
     char seed_origin[64];
     struct http_call *seed_call;
     uint64_t seeds, snapshots_served;
+    /* Recovering this region's own log (tstream.c, recovery_step): a store
+     * empty at start (a new region, or one that lost its disk), or one a
+     * peer is ahead of (restored from an old copy), takes no local write
+     * until every peer has said how much of this region's log it holds;
+     * if one holds more, its snapshot is joined and the head moved past
+     * that position, so that no new entry reuses a position the peers have
+     * applied already (they would skip it: a write lost). */
+    int recovering;
+    int discovered;           /* the peer list was read from etcd once */
+    int recover_seeded;       /* the snapshot of recover_from is joined */
+    char recover_from[64];
+    uint64_t recover_head, recoveries;
+    int64_t recover_next_ms;
+    char recover_why[256];
     /* Stats. */
     uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
     uint64_t commits, swept, collected, gaps;
@@ -133,6 +147,8 @@ void tables__reply_add(struct node *n, struct tables_reply *r);
 void tables__flush(struct node *n);
 
 /* tstream.c */
+/* Why local writes are refused now (recovery), or NULL. */
+const char *tables__recovering(const struct node *n);
 void tables__stream_tick(struct node *n);
 /* New entries were committed: start sending where idle. */
 void tables__stream_kick(struct node *n);

@@ -38,6 +38,7 @@
 
 static void peer_send(struct tables_peer *p);
 static void seed_start(struct node *n, const char *origin, uint64_t log_first);
+static void recovery_begin(struct node *n, const char *why);
 
 /* ---- peers ------------------------------------------------------------------- */
 
@@ -100,6 +101,7 @@ static void on_listed(int rc, const struct etcd_kv *kvs, size_t count, const cha
     if (rc != 0 || n->stopping)
         return;
     (void)errmsg;
+    t->discovered = 1;
     for (size_t i = 0; i < count; i++) {
         const char *region = kvs[i].key + plen;
         char url[256];
@@ -210,6 +212,14 @@ static void on_sent(struct http_call *call, int rc, const struct http_response *
         n->tables->gaps++;
     p->acked = gtab_json_u64(vec, n->cfg->region);
     p->known = 1;
+    if (p->acked > n->tables->committed_head && !n->tables->recovering) {
+        mr_log(MR_LOG_ERROR, "tables", "%s has applied this region's log up to position %" PRIu64 " but this "
+               "store's head is %" PRIu64 ": it lost writes it had acknowledged (a disk restored from an "
+               "older copy?); local writes are refused until it has recovered them from the peers. Writes "
+               "acknowledged here since the start at positions up to %" PRIu64 " are not replicated "
+               "(docs/tables.md)", p->region, p->acked, n->tables->committed_head, p->acked);
+        recovery_begin(n, "a peer holds more of this region's log than this store");
+    }
     if (p->fails)
         mr_log(MR_LOG_INFO, "tables", "stream to %s resumed at position %" PRIu64, p->region, p->acked + 1);
     p->fails = 0;
@@ -388,6 +398,81 @@ static void gc_step(struct node *n)
     t->gc_active = 0;
 }
 
+/* ---- recovering this region's own log ------------------------------------------- */
+
+static void recovery_begin(struct node *n, const char *why)
+{
+    struct tables *t = n->tables;
+
+    t->recovering = 1;
+    t->recover_seeded = 0;
+    t->recover_from[0] = '\0';
+    t->recover_head = 0;
+    snprintf(t->recover_why, sizeof(t->recover_why), "%s", why);
+}
+
+const char *tables__recovering(const struct node *n)
+{
+    return n->tables && n->tables->recovering ? n->tables->recover_why : NULL;
+}
+
+/* Every peer has told how much of this region's log it applied: when one
+ * holds more than this store, join its snapshot (which holds the items of
+ * those entries) and move the head past that position; then take writes. */
+static void recovery_step(struct node *n)
+{
+    struct tables *t = n->tables;
+    struct tables_peer *best = NULL;
+    char err[MR_ERRMSG_LEN];
+    int rc;
+
+    if (!t->recovering || !t->discovered || t->seeding)
+        return;
+    for (size_t i = 0; i < t->n_peers; i++) {
+        struct tables_peer *p = t->peers[i];
+        if (!p->known) {
+            snprintf(t->recover_why, sizeof(t->recover_why), "waiting for %s to say how much of this "
+                     "region's global-table log it holds", p->region);
+            return;
+        }
+        if (best == NULL || p->acked > best->acked)
+            best = p;
+    }
+    if (best == NULL || best->acked <= t->committed_head) {
+        t->recovering = 0;
+        mr_log(MR_LOG_INFO, "tables", "no peer holds more of this region's log than position %" PRIu64
+               ": local writes accepted", t->committed_head);
+        return;
+    }
+    if (!t->recover_seeded || strcmp(t->recover_from, best->region) != 0) {
+        if (mr_now_ms() < t->recover_next_ms)
+            return;   /* the last download failed a moment ago */
+        snprintf(t->recover_from, sizeof(t->recover_from), "%s", best->region);
+        t->recover_seeded = 0;
+        snprintf(t->recover_why, sizeof(t->recover_why), "recovering this region's global-table items "
+                 "from %s's snapshot (it holds this region's log up to %" PRIu64 ", this store %" PRIu64 ")",
+                 best->region, best->acked, t->committed_head);
+        mr_log(MR_LOG_WARN, "tables", "%s", t->recover_why);
+        t->recover_next_ms = mr_now_ms() + TABLES_RETRY_MAX_MS;   /* a failed download is retried then */
+        seed_start(n, best->region, 0);
+        return;
+    }
+    t->recover_head = best->acked;
+    rc = gtab_skip_head(t->g, best->acked, err);
+    if (rc == 0)
+        rc = gtab_commit(t->g, err);
+    if (rc != 0) {
+        node__fail(n, "global tables: recovering the head: %s", err);
+        return;
+    }
+    t->committed_head = t->trimmed_upto = gtab_head(t->g);
+    t->recovering = 0;
+    t->recoveries++;
+    mr_log(MR_LOG_WARN, "tables", "recovered: %s's snapshot joined, this region's log continues after "
+           "position %" PRIu64 "; local writes accepted", best->region, t->committed_head);
+    tables__stream_kick(n);
+}
+
 void tables__stream_tick(struct node *n)
 {
     struct tables *t = n->tables;
@@ -403,6 +488,7 @@ void tables__stream_tick(struct node *n)
         }
     }
     discover(n);
+    recovery_step(n);
     tables__stream_kick(n);
     if (now - t->last_sweep_ms < TABLES_TICK_MS) {
         /* Same cadence as the TTL sweep (tables.c just ran it). */
@@ -467,6 +553,8 @@ static void seed_done(struct http_call *call, int rc, const struct http_response
         mr_log(MR_LOG_INFO, "tables", "seeded from %s's snapshot (%zu bytes, %" PRIu64 " items): its "
                "position here is now %" PRIu64, t->seed_origin, resp->body_len, items,
                gtab_applied(t->g, t->seed_origin));
+        if (t->recovering && strcmp(t->seed_origin, t->recover_from) == 0)
+            t->recover_seeded = 1;
     }
     unlink(path);
     mr_free(path);
@@ -481,8 +569,9 @@ static void seed_start(struct node *n, const char *origin, uint64_t log_first)
 
     if (t->seeding || p == NULL || p->port == 0 || t->http == NULL)
         return;
-    mr_log(MR_LOG_WARN, "tables", "%s's log now starts at %" PRIu64 " and this region applied it up to %"
-           PRIu64 ": seeding from its snapshot", origin, log_first, gtab_applied(t->g, origin));
+    if (log_first > 0)   /* 0: recovering this region's own items (recovery_step) */
+        mr_log(MR_LOG_WARN, "tables", "%s's log now starts at %" PRIu64 " and this region applied it up to %"
+               PRIu64 ": seeding from its snapshot", origin, log_first, gtab_applied(t->g, origin));
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.host = p->host;

@@ -201,11 +201,67 @@ static void replication_is_idempotent_refuses_gaps_and_converges(void **state)
     json_decref(ops), json_decref(d), json_decref(e);
 }
 
+/* A store that lost its disk starts empty; once it knows how far the peers
+ * applied its log, it moves its head past that, and its next write takes a
+ * position they have not seen (so they apply it, not skip it). */
+static void skip_head_makes_new_writes_reach_the_peers(void **state)
+{
+    struct fx *f = *state;
+    char err[MR_ERRMSG_LEN], path[128];
+    struct gtab_wres w;
+    struct gtab *fresh;
+    size_t n;
+    json_t *d = J("{\"v\":1}");
+
+    assert_false(gtab_is_empty(f->a));
+    assert_true(gtab_is_empty(f->b));
+    assert_int_equal(gtab_put(f->a, "docs", "k", d, NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    assert_int_equal(ship(f->a, "us-east-1", f->b, 0, &n), 0);
+    assert_false(gtab_is_empty(f->b));
+    /* us-east-1's disk is gone: a new, empty store for the same region. */
+    snprintf(path, sizeof(path), "%s/a2.db", f->dir);
+    assert_int_equal(gtab_open(path, "us-east-1", 0, &fresh, err), 0);
+    assert_true(gtab_is_empty(fresh));
+    assert_int_equal(gtab_skip_head(fresh, gtab_applied(f->b, "us-east-1"), err), 0);
+    assert_int_equal(gtab_commit(fresh, err), 0);
+    assert_int_equal(gtab_head(fresh), gtab_applied(f->b, "us-east-1"));
+    assert_int_equal(gtab_log_first(fresh), gtab_head(fresh) + 1);
+    /* Lower is a no-op. */
+    assert_int_equal(gtab_skip_head(fresh, 1, err), 0);
+    assert_int_equal(gtab_head(fresh), gtab_applied(f->b, "us-east-1"));
+    {
+        struct gtab_spec s;
+        int created;
+        json_t *j = J("{\"kind\":\"lww\"}");
+        assert_int_equal(gtab_spec_parse("docs", j, &s, err), 0);
+        assert_int_equal(gtab_table_put(fresh, &s, &created, err), 0);
+        json_decref(j);
+    }
+    assert_int_equal(gtab_put(fresh, "docs", "after", d, NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(fresh, err), 0);
+    assert_int_equal(ship(fresh, "us-east-1", f->b, gtab_applied(f->b, "us-east-1"), &n), 0);
+    assert_int_equal(n, 2);   /* the table and the item: none skipped */
+    {
+        char ver[GTAB_VERSION_LEN];
+        json_t *doc;
+        assert_int_equal(gtab_get(f->b, "docs", "after", mr_now_ms(), &doc, ver, err), 0);
+        json_decref(doc);
+    }
+    /* The head survives a reopen. */
+    gtab_close(fresh);
+    assert_int_equal(gtab_open(path, "us-east-1", 0, &fresh, err), 0);
+    assert_int_equal(gtab_head(fresh), gtab_applied(f->b, "us-east-1"));
+    gtab_close(fresh);
+    json_decref(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(writes_read_back_list_in_order_and_honour_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(replication_is_idempotent_refuses_gaps_and_converges, setup, teardown),
+        cmocka_unit_test_setup_teardown(skip_head_makes_new_writes_reach_the_peers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
