@@ -120,13 +120,58 @@ static void expect(const char *token, const char *method, const char *base, cons
 
 #define SQL(s) "{\"statements\":[{\"sql\":\"" s "\"}]}"
 
-static void open_endpoints_need_no_token(void **state)
+/* The probes answer anyone (ok or not); counters and status want the read
+ * scope (/v1/status also peer: the other regions' dashboards poll it with
+ * their node's peer token). */
+static void probes_are_open_and_observability_needs_read(void **state)
 {
     (void)state;
     expect(NULL, "GET", URL, "/healthz", NULL, 200, NULL);
     expect(NULL, "GET", URL, "/readyz", NULL, 200, NULL);
-    expect(NULL, "GET", URL, "/metrics", NULL, 200, NULL);
-    expect(NULL, "GET", URL, "/v1/status", NULL, 200, NULL);
+    expect(NULL, "GET", URL, "/metrics", NULL, 401, "unauthorized");
+    expect(NULL, "GET", URL, "/v1/status", NULL, 401, "unauthorized");
+    expect("mrt_not-a-token-of-this-cluster", "GET", URL, "/metrics", NULL, 401, "unauthorized");
+    expect(SHOP, "GET", URL, "/metrics", NULL, 200, NULL);     /* write implies read */
+    expect(SHOP, "GET", URL, "/v1/status", NULL, 200, NULL);
+    expect(PEER, "GET", URL, "/v1/status", NULL, 200, NULL);
+    expect(PEER, "GET", URL, "/metrics", NULL, 403, "forbidden");
+    expect(ADMIN, "GET", URL, "/metrics", NULL, 200, NULL);
+}
+
+/* The shop of <region> (topology.json "shops"[0].instance_url) into <out>. */
+static void shop_url(const char *region, char *out, size_t size)
+{
+    char path[512];
+    json_t *doc, *r;
+    size_t i;
+
+    snprintf(path, sizeof(path), "%s/topology.json", C->rundir);
+    doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    out[0] = '\0';
+    json_array_foreach(json_object_get(doc, "regions"), i, r)
+        if (strcmp(json_string_value(json_object_get(r, "name")), region) == 0)
+            snprintf(out, size, "%s", json_string_value(json_object_get(
+                                          json_array_get(json_object_get(r, "shops"), 0), "instance_url")));
+    json_decref(doc);
+    assert_true(out[0] != '\0');
+}
+
+/* `meridian up` gives the shops the nodes' [auth] lines: fault injection
+ * takes the cluster's admin token, nothing less (decision 030). */
+static void shop_fault_injection_needs_the_admin_scope(void **state)
+{
+    char shop[256];
+
+    (void)state;
+    shop_url("us-east-1", shop, sizeof(shop));
+    expect(NULL, "POST", shop, "/admin/faults", "{\"mode\":\"5xx\"}", 401, "unauthorized");
+    expect("mrt_not-a-token-of-this-cluster", "POST", shop, "/admin/faults", "{\"mode\":\"5xx\"}", 401,
+           "unauthorized");
+    expect(SHOP, "POST", shop, "/admin/faults", "{\"mode\":\"5xx\"}", 403, "forbidden");
+    expect(PEER, "GET", shop, "/admin/faults", NULL, 403, "forbidden");
+    expect(ADMIN, "GET", shop, "/admin/faults", NULL, 200, NULL);
+    expect(ADMIN, "POST", shop, "/admin/faults", "{\"mode\":\"off\"}", 200, NULL);
 }
 
 static void missing_and_wrong_tokens_get_401(void **state)
@@ -253,7 +298,7 @@ static void refusals_are_counted(void **state)
     (void)state;
     expect(NULL, "POST", URL, "/v1/sql", SQL("SELECT 1"), 401, "unauthorized");
     expect(SHOP, "POST", URL, "/v1/sql", SQL("DROP TABLE sec"), 403, "forbidden");
-    assert_int_equal(api_call_as(NULL, "GET", URL, "/metrics", NULL, &r), 0);
+    assert_int_equal(api_call_as(ADMIN, "GET", URL, "/metrics", NULL, &r), 0);
     assert_non_null(strstr(r.text, "meridian_auth_refused_total{reason=\"missing\"} "));
     assert_null(strstr(r.text, "meridian_auth_refused_total{reason=\"missing\"} 0\n"));
     assert_null(strstr(r.text, "meridian_auth_refused_total{reason=\"forbidden\"} 0\n"));
@@ -484,7 +529,8 @@ static void edge_rate_limit_answers_429(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(open_endpoints_need_no_token),
+        cmocka_unit_test(probes_are_open_and_observability_needs_read),
+        cmocka_unit_test(shop_fault_injection_needs_the_admin_scope),
         cmocka_unit_test(missing_and_wrong_tokens_get_401),
         cmocka_unit_test(scopes_decide_what_a_token_may_do),
         cmocka_unit_test(nodes_replicate_with_their_peer_token),
