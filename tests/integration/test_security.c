@@ -1,6 +1,8 @@
 /* Hostile requests against real processes (docs/security.md): a two-region
  * topology started with [topology] auth = yes.  Missing and wrong tokens get
- * 401, tokens without the scope 403, the control APIs of the wan and of
+ * 401, tokens without the scope 403 (the node's APIs, its /metrics and
+ * /v1/status, the shops' /admin/faults), the probes stay open, the
+ * dashboards reach the other node with their peer token, the control APIs of the wan and of
  * `meridian up` want the admin token, oversize and slow requests are refused
  * or timed out, the edge's per-client rate answers 429.  After each refusal
  * the daemon must still answer. */
@@ -136,6 +138,32 @@ static void probes_are_open_and_observability_needs_read(void **state)
     expect(PEER, "GET", URL, "/v1/status", NULL, 200, NULL);
     expect(PEER, "GET", URL, "/metrics", NULL, 403, "forbidden");
     expect(ADMIN, "GET", URL, "/metrics", NULL, 200, NULL);
+}
+
+/* us-east-1's dashboard shows eu-west-1 reachable: its polls of the other
+ * node's /v1/status carry the node's peer token (no certificates here). */
+static int dashboard_sees_peer(void *arg)
+{
+    struct api_reply r;
+    json_t *x;
+    size_t i;
+    int up = 0;
+
+    (void)arg;
+    if (api_call_as(NULL, "GET", URL, "/v1/dashboard", NULL, &r) != 0)
+        return 0;
+    if (r.status == 200)
+        json_array_foreach(json_object_get(r.body, "regions"), i, x)
+            if (strcmp(json_string_value(json_object_get(x, "name")), "eu-west-1") == 0)
+                up = json_is_true(json_object_get(x, "reachable"));
+    api_reply_close(&r);
+    return up;
+}
+
+static void dashboard_polls_peers_with_the_peer_token(void **state)
+{
+    (void)state;
+    assert_int_equal(wait_for(dashboard_sees_peer, NULL, 15000), 0);
 }
 
 /* The shop of <region> (topology.json "shops"[0].instance_url) into <out>. */
@@ -531,6 +559,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(probes_are_open_and_observability_needs_read),
         cmocka_unit_test(shop_fault_injection_needs_the_admin_scope),
+        cmocka_unit_test(dashboard_polls_peers_with_the_peer_token),
         cmocka_unit_test(missing_and_wrong_tokens_get_401),
         cmocka_unit_test(scopes_decide_what_a_token_may_do),
         cmocka_unit_test(nodes_replicate_with_their_peer_token),
