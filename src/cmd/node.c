@@ -20,7 +20,7 @@ static void usage(FILE *f)
             "       meridian node --sample-config\n"
             "       meridian node --check-config --config FILE\n\n"
             "Runs one region's node of the global SQL database (SIGTERM, SIGINT: stop;\n"
-            "SIGHUP: reload the [tls] certificate).  Options:\n"
+            "SIGHUP: reload the [tls] certificate and the [auth] tokens).  Options:\n"
             "  -c, --config FILE       INI configuration (see docs/config.md)\n"
             "  -s, --set S.K=V         override one setting, e.g. --set node.listen=127.0.0.1:0\n"
             "      --check-config      validate the configuration and exit\n"
@@ -30,6 +30,7 @@ static void usage(FILE *f)
 /* The handles that keep the process's loop alive besides the node's own. */
 struct runner {
     struct node *n;
+    const char *config;   /* --config, re-read on SIGHUP */
     uv_check_t check;
     uv_signal_t sigs[2];
     uv_signal_t hup;      /* reload, not stop */
@@ -57,14 +58,15 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* SIGHUP's default action would end the process: an operator rotating a
- * certificate must not stop the node by it.  Reload [tls]'s files instead. */
+ * certificate or a token must not stop the node by it.  Reload [tls]'s
+ * files and [auth]'s tokens instead. */
 static void on_hup(uv_signal_t *h, int signum)
 {
     struct runner *r = h->data;
 
     (void)signum;
-    mr_log(MR_LOG_INFO, "node", "SIGHUP: reloading the certificates");
-    node_reload(r->n);
+    mr_log(MR_LOG_INFO, "node", "SIGHUP: reloading the certificates and the tokens");
+    node_reload(r->n, r->config);
 }
 
 /* The node stops itself after a fatal error; then let the loop end. */
@@ -174,6 +176,7 @@ int cmd_node(int argc, char **argv)
     }
     memset(&r, 0, sizeof(r));
     r.n = n;
+    r.config = config;
     uv_signal_init(&loop, &r.sigs[0]);
     uv_signal_init(&loop, &r.sigs[1]);
     r.sigs[0].data = r.sigs[1].data = r.check.data = &r;

@@ -38,7 +38,7 @@ static void usage(FILE *f)
             "      RUNDIR/topology.json (--dir).  An https:// node: the admin certificate of\n"
             "      RUNDIR/topology.json, else $MERIDIAN_TLS_CA, $MERIDIAN_TLS_CERT, $MERIDIAN_TLS_KEY.\n"
             "On start it prints \"listening http[s]://HOST:PORT\" on stdout.  SIGHUP re-reads the\n"
-            "[tls] certificate files (rotation); SIGTERM and SIGINT stop.\n");
+            "[tls] certificate files and the [auth] tokens (rotation); SIGTERM and SIGINT stop.\n");
 }
 
 static int cmd_shop_seed(int argc, char **argv)
@@ -94,6 +94,7 @@ static int cmd_shop_seed(int argc, char **argv)
 struct runner {
     struct shop *s;
     int has_tls;               /* [tls] is set: SIGHUP reloads its files */
+    const char *config;        /* --config: SIGHUP re-reads its [auth] tokens */
     uv_signal_t sigs[3];
 };
 
@@ -103,16 +104,19 @@ static void on_signal(uv_signal_t *h, int signum)
     char err[MR_ERRMSG_LEN];
 
     if (signum == SIGHUP) {
-        if (!r->has_tls) {
+        /* Certificate and token rotation: a bad file must not take the shop
+         * down, so what was loaded before stays and the operator reads why.
+         * Each independently: a bad token line holds back no certificate. */
+        if (!r->has_tls)
             mr_log(MR_LOG_INFO, "shop", "SIGHUP: no [tls] certificates to reload");
-            return;
-        }
-        /* Certificate rotation: a bad file must not take the shop down, so
-         * the old certificate stays and the operator reads why. */
-        if (shop_reload_tls(r->s, err) != 0)
+        else if (shop_reload_tls(r->s, err) != 0)
             mr_log(MR_LOG_ERROR, "shop", "SIGHUP: certificates not reloaded, the old ones stay: %s", err);
         else
             mr_log(MR_LOG_INFO, "shop", "SIGHUP: certificates reloaded");
+        if (r->config == NULL)
+            mr_log(MR_LOG_INFO, "shop", "SIGHUP: no --config file, the [auth] tokens stay as they are");
+        else if (shop_reload_auth(r->s, r->config, err) != 0)
+            mr_log(MR_LOG_ERROR, "auth", "reload failed, the tokens loaded before stay in use: %s", err);
         return;
     }
     mr_log(MR_LOG_INFO, "shop", "signal %d: stopping", signum);
@@ -207,6 +211,7 @@ int cmd_shop(int argc, char **argv)
     uv_loop_init(&loop);
     memset(&r, 0, sizeof(r));
     r.has_tls = cfg.tls_ca_file != NULL;
+    r.config = config;
     if (shop_start(&loop, &cfg, &r.s, err) != 0) {
         fprintf(stderr, "meridian shop: %s\n", err);
         uv_run(&loop, UV_RUN_DEFAULT);

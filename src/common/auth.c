@@ -179,6 +179,17 @@ int mr_auth_add(struct mr_auth *a, const char *line, const char *where, char *er
     return 0;
 }
 
+int mr_auth_build(struct mr_auth *a, const struct mr_cfg_list *tokens, char *err)
+{
+    memset(a, 0, sizeof(*a));
+    for (size_t i = 0; i < tokens->n; i++) {
+        int rc = mr_auth_add(a, tokens->values[i], tokens->where[i], err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* The token of "Bearer <token>" (scheme case-insensitive, RFC 7235), with
  * its length; NULL when the header has another form. */
 static const char *bearer(const char *h, size_t *len)

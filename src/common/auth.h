@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfg.h"
+
 #define MR_AUTH_MAX_TOKENS 64
 #define MR_AUTH_NAME_MAX 63
 #define MR_AUTH_TOKEN_MAX 256
@@ -79,6 +81,15 @@ void mr_auth_format_scopes(unsigned scopes, char *out, size_t size);
  * prefixes messages.  MR_ECONFIG with a message when the line is malformed,
  * the name repeats, the hash repeats or the set is full. */
 int mr_auth_add(struct mr_auth *a, const char *line, const char *where, char *err)
+    __attribute__((warn_unused_result));
+
+/* Fill <a> (reset first) from the values of a repeated "token" key, each
+ * with the file:line it came from (MR_CFG_LIST): the one way a server turns
+ * its config's [auth] lines into a set, at start and on SIGHUP.  MR_ECONFIG
+ * with the first bad line's file:line and problem in <err>; <a> is then
+ * incomplete and must not be used (build into a scratch set and copy it
+ * over the live one only on success: that is how a reload stays atomic). */
+int mr_auth_build(struct mr_auth *a, const struct mr_cfg_list *tokens, char *err)
     __attribute__((warn_unused_result));
 
 /* SHA-256 of <token> as 64 lower-case hex digits and a NUL. */

@@ -89,7 +89,7 @@ struct gd_run {
     struct http_client *client;
     struct site_rt sites[GD_MAX_SITES];
     char node_urls[GD_MAX_REGIONS][128];
-    char auth[MR_AUTH_HEADER_MAX];    /* topology.json "auth": for the nodes and the wan */
+    char auth[MR_AUTH_HEADER_MAX];    /* topology.json "auth": for the nodes, the wan and the shops */
     /* Each shop's own URL (regions[].shops[].instance_url); "" ends a list */
     char shop_urls[GD_MAX_REGIONS][UP_MAX_SHOPS][128];
     char wan_url[128];
@@ -464,53 +464,22 @@ static int all_caught_up(struct gd_run *r)
     return 1;
 }
 
-/* The [faults] token of <region>'s shop: `meridian up` writes a fresh one
- * into RUNDIR/<region>/shop.ini (src/up/topology.c up_shop_ini). */
-static int shop_fault_token(struct gd_run *r, const char *region, char *out, size_t size, char *err)
-{
-    char path[1200], line[256], *k, *v, *end;
-    int in_faults = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s/shop.ini", r->rundir, region);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return mr_seterr(err, MR_ENOTFOUND, "%s: %s", path, strerror(errno));
-    out[0] = '\0';
-    while (fgets(line, sizeof(line), f)) {
-        for (k = line; *k == ' ' || *k == '\t'; k++)
-            ;
-        if (*k == '[') {
-            in_faults = strncmp(k, "[faults]", 8) == 0;
-            continue;
-        }
-        if (!in_faults || strncmp(k, "token", 5) != 0 || (v = strchr(k, '=')) == NULL)
-            continue;
-        for (v++; *v == ' ' || *v == '\t'; v++)
-            ;
-        for (end = v + strlen(v); end > v && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '); end--)
-            ;
-        *end = '\0';
-        snprintf(out, size, "%s", v);
-    }
-    fclose(f);
-    return out[0] ? 0 : mr_seterr(err, MR_ENOTFOUND, "%s: no token in [faults] (fault injection off?)", path);
-}
-
 /* POST /admin/faults on every shop of <region>: <body> is the fault, or
  * {"mode":"off"} to heal it. */
 static int shop_fault(struct gd_run *r, const char *region, const char *body, char *err)
 {
-    char token[160], url[256], headers[256];
+    char url[256], headers[MR_AUTH_HEADER_MAX + 64];
     struct http_result res;
-    int i = region_index(r->o, region), rc;
+    int i = region_index(r->o, region), rc = 0;
 
     if (i < 0 || !r->shop_urls[i][0][0])
         return mr_seterr(err, MR_ENOTFOUND, "region %s has no shop in topology.json", region);
-    rc = shop_fault_token(r, region, token, sizeof(token), err);
-    if (rc != 0)
-        return rc;
-    snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\nContent-Type: application/json\r\n", token);
+    /* The shops take the cluster's admin token (decision 030), the one this
+     * run sends the nodes and the wan. */
+    if (!r->auth[0])
+        return mr_seterr(err, MR_EDENIED, "topology.json has no admin token (auth = no?): shop fault "
+                         "injection needs one ([faults] is off without [auth] tokens)");
+    snprintf(headers, sizeof(headers), "%sContent-Type: application/json\r\n", r->auth);
     for (size_t k = 0; rc == 0 && k < UP_MAX_SHOPS && r->shop_urls[i][k][0]; k++) {
         snprintf(url, sizeof(url), "%s/admin/faults", r->shop_urls[i][k]);
         rc = http_fetch("POST", url, headers, body, strlen(body), 10000, &res, err);

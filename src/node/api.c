@@ -468,6 +468,10 @@ static void write_metrics(struct node *n, struct mr_buf *b)
         snprintf(labels, sizeof(labels), "reason=\"%s\"", mr_auth_result_name((enum mr_auth_result)r));
         mr_metric_u64(b, "meridian_auth_refused_total", labels, s->auth_refused[r]);
     }
+    mr_metric_header(b, "meridian_auth_reloads_total", "counter",
+                     "[auth] token reloads on SIGHUP, by result (failed: the old tokens stay)");
+    mr_metric_u64(b, "meridian_auth_reloads_total", "result=\"ok\"", s->auth_reloads);
+    mr_metric_u64(b, "meridian_auth_reloads_total", "result=\"failed\"", s->auth_reload_failures);
     node__tables_metrics(n, b);
 }
 

@@ -15,13 +15,22 @@
  *   /v1/snapshot            peer (the other regions' nodes)
  *   /v1/tables other        write
  *   /v1/digest              read
- *   anything else           open: /healthz, /readyz, /metrics, /v1/status,
- *                           /dashboard, /v1/dashboard (a known gap)
+ *   /metrics                read (scrapers get a read token)
+ *   /v1/status              read or peer (the other regions' dashboards
+ *                           poll it with their node's peer token)
+ *   anything else           open: /healthz and /readyz (probes: they answer
+ *                           ok or not and a reason), /dashboard and
+ *                           /v1/dashboard (a browser sends no bearer token;
+ *                           decision 031)
+ *
+ * The token table is read at start and again on SIGHUP (node__auth_reload),
+ * which replaces it whole.
  */
 #include <string.h>
 #include <strings.h>
 
 #include "../common/alloc.h"
+#include "../common/cfg.h"
 #include "../common/log.h"
 #include "../common/util.h"
 #include "node_int.h"
@@ -49,8 +58,8 @@ int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce
     else
         return mr_seterr(err, MR_ECONFIG, "key 'required' in [auth]: expected auto, yes or no, "
                          "found '%s'", cfg->auth_required);
-    for (size_t i = 0; i < cfg->auth_tokens.n; i++) {
-        int rc = mr_auth_add(a, cfg->auth_tokens.values[i], cfg->auth_tokens.where[i], err);
+    {
+        int rc = mr_auth_build(a, &cfg->auth_tokens, err);
         if (rc != 0)
             return rc;
     }
@@ -103,6 +112,12 @@ unsigned node__auth_need(const struct http_request *hr)
         return MR_AUTH_PEER;
     if (strcmp(hr->path, "/v1/digest") == 0)
         return MR_AUTH_READ;
+    /* Counters, lag, etcd endpoints and region names: not rows, but a map
+     * of the cluster for whoever can connect (docs/security.md). */
+    if (strcmp(hr->path, "/metrics") == 0)
+        return MR_AUTH_READ;
+    if (strcmp(hr->path, "/v1/status") == 0)
+        return NODE_AUTH_READ_OR_PEER;
     return 0;
 }
 
@@ -119,6 +134,8 @@ static const char *peer_cn(struct http_exchange *ex)
 
 static const char *scope_name(unsigned need)
 {
+    if (need == NODE_AUTH_READ_OR_PEER)
+        return "read (or peer)";
     if (need & MR_AUTH_ADMIN)
         return "admin";
     if (need & MR_AUTH_PEER)
@@ -176,12 +193,62 @@ int node__authorize(struct node *n, struct http_exchange *ex, const struct http_
         *granted = MR_AUTH_ALL;
         return 0;
     }
-    r = mr_auth_check(&n->auth, http_request_header(hr, "Authorization"), peer_cn(ex), need,
-                      granted, who);
+    if (need == NODE_AUTH_READ_OR_PEER) {
+        /* Any known token passes mr_auth_check with need 0; then one of
+         * the two scopes must be among those it grants. */
+        r = mr_auth_check(&n->auth, http_request_header(hr, "Authorization"), peer_cn(ex), 0,
+                          granted, who);
+        if (r == MR_AUTH_OK && !(*granted & (MR_AUTH_READ | MR_AUTH_PEER)))
+            r = MR_AUTH_FORBIDDEN;
+    } else {
+        r = mr_auth_check(&n->auth, http_request_header(hr, "Authorization"), peer_cn(ex), need,
+                          granted, who);
+    }
     if (r == MR_AUTH_OK)
         return 0;
     node__auth_refuse(n, ex, hr, r, need, *who);
     return MR_EDENIED;
+}
+
+void node__auth_reload(struct node *n, const char *path)
+{
+    char err[MR_ERRMSG_LEN];
+    struct node_cfg fresh;
+    struct mr_auth *a;
+    int rc;
+
+    memset(&fresh, 0, sizeof(fresh));
+    /* The whole file through the node's own table, as at start: the same
+     * parser, so a line accepted at start is accepted now and the errors
+     * read alike (file:line, key, what was expected). */
+    rc = mr_cfg_load(path, node_cfg_opts, node_cfg_n_opts, &fresh, err);
+    a = mr_malloc(sizeof(*a));
+    if (rc == 0)
+        rc = mr_auth_build(a, &fresh.auth_tokens, err);
+    /* With required = auto, a table that had tokens and now has none would
+     * turn checking off: a SIGHUP must not open the API.  (required = yes
+     * refuses an empty table at start already; the same holds here.) */
+    if (rc == 0 && a->n == 0 && (n->auth_enforce || strcmp(n->cfg->auth_required, "yes") == 0))
+        rc = mr_seterr(err, MR_ECONFIG, "%s: [auth] has no token left: this node checks tokens, and "
+                       "an empty table would %s (set required = no and restart to open the API)",
+                       path, strcmp(n->cfg->auth_required, "yes") == 0 ? "refuse every request"
+                                                                      : "turn checking off");
+    if (rc != 0) {
+        n->stats.auth_reload_failures++;
+        mr_log(MR_LOG_ERROR, "auth", "reload failed, the tokens loaded before stay in use: %s", err);
+    } else {
+        int was = n->auth_enforce;
+        /* One copy between two callbacks of the loop: every check sees the
+         * old table or the new one, never a mix. */
+        n->auth = *a;
+        if (strcmp(n->cfg->auth_required, "auto") == 0)
+            n->auth_enforce = a->n > 0;
+        n->stats.auth_reloads++;
+        mr_log(MR_LOG_INFO, "auth", "reload done: %zu token%s from %s%s", a->n, a->n == 1 ? "" : "s",
+               path, !was && n->auth_enforce ? "; tokens are now checked (required = auto)" : "");
+    }
+    mr_free(a);
+    mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &fresh);
 }
 
 /* Skip blanks and SQL comments. */

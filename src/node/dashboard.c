@@ -542,7 +542,7 @@ static void on_edge_metrics(struct http_call *call, int rc, const struct http_re
 }
 
 static void start_call(struct dashboard *d, struct dash_target *t, const char *path,
-                       http_response_cb cb, struct http_call **slot)
+                       int peer_token, http_response_cb cb, struct http_call **slot)
 {
     struct http_client_request req = {0};
     struct http_client *c = t->https ? d->https : d->http;
@@ -564,8 +564,10 @@ static void start_call(struct dashboard *d, struct dash_target *t, const char *p
     req.timeout_ms = DASH_FETCH_TIMEOUT_MS;
     /* The wan's GET /links wants a read token once it has tokens: the
      * node's own peer token (meridian up gives it the read scope there,
-     * docs/security.md).  Nodes and edges get none: /v1/status is open. */
-    if (t == d->wan && d->n->peer_headers[0])
+     * docs/security.md).  The other nodes' /v1/status wants read or peer
+     * once they check tokens (with [tls] the node's certificate already
+     * suffices).  Edges get none: they are not ours to trust with it. */
+    if (peer_token && d->n->peer_headers[0])
         req.headers = d->n->peer_headers;
     if (http_client_request(c, &req, cb, t, slot) != 0)
         *slot = NULL;
@@ -717,13 +719,13 @@ static void on_tick(uv_timer_t *timer)
 
     /* The next round: answers arrive before the next tick samples them. */
     for (size_t i = 0; i < d->n_peers; i++)
-        start_call(d, d->peers[i], "/v1/status", on_peer_status, &d->peers[i]->call);
+        start_call(d, d->peers[i], "/v1/status", 1, on_peer_status, &d->peers[i]->call);
     for (size_t i = 0; i < d->n_edges; i++) {
-        start_call(d, d->edges[i], "/v1/status", on_edge_status, &d->edges[i]->call);
-        start_call(d, d->edges[i], "/metrics", on_edge_metrics, &d->edges[i]->call2);
+        start_call(d, d->edges[i], "/v1/status", 0, on_edge_status, &d->edges[i]->call);
+        start_call(d, d->edges[i], "/metrics", 0, on_edge_metrics, &d->edges[i]->call2);
     }
     if (d->wan)
-        start_call(d, d->wan, "/links", on_wan_links, &d->wan->call);
+        start_call(d, d->wan, "/links", 1, on_wan_links, &d->wan->call);
 }
 
 void node__dashboard_start(struct node *n)
@@ -745,7 +747,7 @@ void node__dashboard_start(struct node *n)
                "this region only");
         d->http = NULL;
     }
-    o.tls = n->tls_client;   /* no peer_token: /v1/status is open */
+    o.tls = n->tls_client;   /* the peer token goes per call (start_call), not to edges */
     if (d->http != NULL && o.tls != NULL && http_client_new(n->loop, &o, &d->https) != 0) {
         mr_log(MR_LOG_WARN, "dashboard", "cannot create the HTTPS client: the dashboard shows "
                "this region only");

@@ -45,10 +45,13 @@ void node_free(struct node *n);
 int node_failed(const struct node *n, const char **why);
 
 /* SIGHUP: re-read [tls]'s files into the listener's and the client's
- * contexts.  New connections use them, live ones keep what they have; a
- * failure is logged (naming the file) and the old certificate stays.
- * Nothing else is reloaded (tokens are read at start). */
-void node_reload(struct node *n);
+ * contexts (new connections use them, live ones keep what they have), and
+ * the [auth] token lines of <config_path> (NULL: the node was configured
+ * without a file; tokens are then left as they are) into a new token table
+ * that replaces the old one at once (node__auth_reload).  Each failure is
+ * logged, naming the file (and line), and leaves what was loaded before in
+ * use.  [auth] required and peer_token are read at start only. */
+void node_reload(struct node *n, const char *config_path);
 
 /* The port the HTTP API is bound to. */
 int node_port(const struct node *n);

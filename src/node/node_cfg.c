@@ -67,11 +67,12 @@ const struct mr_cfg_opt node_cfg_opts[] = {
      "testing: milliseconds added to this node's clock for table timestamps (also env "
      "MERIDIAN_CLOCK_SKEW_MS, for the region in MERIDIAN_CLOCK_SKEW_REGION or every region)"},
     {"auth", "required", MR_CFG_STR, F(auth_required), 0, 0, "auto",
-     "whether the SQL and table APIs need a bearer token: auto (yes when a token is configured), "
+     "whether the SQL and table APIs, /metrics and /v1/status need a bearer token: auto (yes when "
+     "a token is configured), "
      "yes (and refuse to start without one) or no (tokens ignored, for a rollout)"},
     {"auth", "token", MR_CFG_LIST, F(auth_tokens), 0, 0, NULL,
      "a token accepted here: NAME SCOPES SHA256HEX, scopes read,write,admin,peer (repeat the key, "
-     "at most 64; `meridian token new` prints the line)"},
+     "at most 64; `meridian token new` prints the line); re-read on SIGHUP"},
     {"auth", "peer_token", MR_CFG_STR, F(auth_peer_token), 0, 0, "none",
      "the token (in clear) this node sends to the other regions' nodes: needs the peer scope there "
      "(none: send no token)"},

@@ -128,6 +128,7 @@ struct node_stats {
     uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds;
     uint64_t auth_refused[MR_AUTH_RESULT_COUNT];   /* by enum mr_auth_result */
     uint64_t tls_reloads, tls_reload_failures;      /* SIGHUP (node_tls.c) */
+    uint64_t auth_reloads, auth_reload_failures;    /* SIGHUP, [auth] tokens (auth.c) */
 };
 
 struct node {
@@ -255,7 +256,17 @@ void node__format_token(char *out, size_t size, int64_t rev);
 /* auth.c (rules at the top of the file) */
 /* Fill <a> from [auth]; *enforce (may be NULL) says whether to check. */
 int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce, char *err);
-/* Scope bits <hr> needs before its body is looked at; 0: open. */
+/* SIGHUP: the [auth] token lines of <path> into a scratch table, then over
+ * n->auth in one step between two requests (the loop runs one callback at
+ * a time, so no check sees a half-built table).  On any error the old table
+ * stays and the error (file:line) is logged; counted either way. */
+void node__auth_reload(struct node *n, const char *path);
+/* A need that is not a scope: the read scope or the peer scope, either
+ * suffices (/v1/status, which other regions' dashboards poll with their
+ * peer token).  Never combined with scope bits. */
+#define NODE_AUTH_READ_OR_PEER (1u << 16)
+/* Scope bits <hr> needs before its body is looked at (or
+ * NODE_AUTH_READ_OR_PEER); 0: open. */
 unsigned node__auth_need(const struct http_request *hr);
 /* 0 with *granted and *who (the token's name, "" when unchecked) set when
  * the caller has <need> (or checks are off), else answers 401 or 403 itself

@@ -21,7 +21,8 @@
  * dashboard polls are not nodes: their URLs say what they speak.
  *
  * SIGHUP (node_reload) re-reads the three files into both contexts: new
- * connections take the new certificate, live ones keep theirs.
+ * connections take the new certificate, live ones keep theirs.  It also
+ * re-reads the [auth] tokens (auth.c, node__auth_reload).
  */
 #include <string.h>
 
@@ -161,7 +162,7 @@ void node__tls_free(struct node *n)
     n->tls_server = n->tls_client = NULL;
 }
 
-void node_reload(struct node *n)
+static void reload_tls(struct node *n)
 {
     char err[MR_ERRMSG_LEN];
     int rc;
@@ -184,4 +185,15 @@ void node_reload(struct node *n)
     n->stats.tls_reloads++;
     mr_log(MR_LOG_INFO, "tls", "reload done: the listener and the calls to other nodes and etcd "
            "use %s for new connections, open ones keep theirs", n->cfg->tls_cert_file);
+}
+
+void node_reload(struct node *n, const char *config_path)
+{
+    /* Independent: a bad token line does not hold back a new certificate,
+     * nor the reverse. */
+    reload_tls(n);
+    if (config_path != NULL)
+        node__auth_reload(n, config_path);
+    else
+        mr_log(MR_LOG_INFO, "auth", "reload: no config file, the tokens stay as they are");
 }

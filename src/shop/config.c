@@ -51,10 +51,13 @@ const struct mr_cfg_opt shop_cfg_opts[] = {
     {"faults", "enabled", MR_CFG_BOOL, F(faults_enabled), 0, 0, "false",
      "serve the fault-injection endpoint /admin/faults (5xx or hang on chosen paths; docs/shop.md)"},
     {"faults", "token", MR_CFG_STR, F(faults_token), 0, 0, "none",
-     "bearer token /admin/faults requires: 16 to 128 of A-Za-z0-9-_.~ (required when enabled; "
-     "'none': no token)"},
+     "removed (decision 030): /admin/faults takes a token of [auth] with the admin scope; "
+     "any value but none is refused"},
     {"faults", "hold", MR_CFG_DURATION, F(faults_hold_ms), 100, 3600000, "60s",
      "mode hang: a request held longer than this is answered 503 (the connection's own bound)"},
+    {"auth", "token", MR_CFG_LIST, F(auth_tokens), 0, 0, NULL,
+     "NAME SCOPES SHA256HEX, one line per token, as in node.ini (meridian token new): "
+     "/admin/faults needs a token with the admin scope; re-read on SIGHUP (docs/security.md)"},
     {"tls", "ca_file", MR_CFG_STR, F(tls_ca_file), 0, 0, "",
      "PEM: the cluster CA; clients must present a certificate it signed ('': plain HTTP; "
      "ca_file, cert_file and key_file go together)"},
@@ -121,9 +124,25 @@ int shop_config_check(const struct shop_config *cfg, char *err)
     if (strcmp(cfg->node_token, "none") != 0 && !mr_auth_token_valid(cfg->node_token))
         return mr_seterr(err, MR_ECONFIG, "key 'node_token' in [shop]: expected none or a token of 1 to "
                          "%d visible ASCII characters", MR_AUTH_TOKEN_MAX);
-    if (cfg->faults_enabled && !shop__fault_token_valid(cfg->faults_token))
-        return mr_seterr(err, MR_ECONFIG, "key 'token' in [faults]: expected 16 to 128 of A-Za-z0-9-_.~ "
-                         "when enabled = true, found '%s'",
-                         cfg->faults_token && strcmp(cfg->faults_token, "none") ? "(a value outside that)" : "none");
+    if (cfg->faults_token && strcmp(cfg->faults_token, "none") != 0)
+        return mr_seterr(err, MR_ECONFIG, "key 'token' in [faults] was removed: /admin/faults takes "
+                         "the cluster's tokens now, an [auth] 'token = NAME admin SHA256HEX' line "
+                         "(meridian token new --scopes admin; docs/security.md, decision 030)");
+    {
+        /* Every line parses now, so that --check-config names a bad one;
+         * the shop builds its own table at start. */
+        struct mr_auth *a = mr_malloc(sizeof(*a));
+        int rc2 = mr_auth_build(a, &cfg->auth_tokens, err);
+        size_t n = a->n;
+        mr_free(a);
+        if (rc2 != 0)
+            return rc2;
+        /* Fault injection with nobody allowed in would be either useless or,
+         * were a default to open it, a hole: refuse to start instead. */
+        if (cfg->faults_enabled && n == 0)
+            return mr_seterr(err, MR_ECONFIG, "[faults] enabled = true but [auth] has no token: "
+                             "/admin/faults needs a token with the admin scope ('token = NAME admin "
+                             "SHA256HEX', meridian token new)");
+    }
     return check_tls(cfg, err);
 }

@@ -5,14 +5,16 @@
  * faults a process kill cannot show (src/gameday, kinds shop_5xx and
  * shop_hang).
  *
- * Off unless [faults] enabled = true; then every call needs
- * "Authorization: Bearer <[faults] token>".  The state lives in the shop
+ * Off unless [faults] enabled = true; then every call needs a bearer token
+ * of [auth] with the admin scope: the cluster's own tokens, checked by
+ * src/common/auth like a node's (decision 030).  A client certificate, even
+ * one of the cluster's CA, grants nothing here: the edges hold such a
+ * certificate and relay what shoppers send.  The state lives in the shop
  * (struct shop_faults), on the shop's loop; a shop that restarts comes back
- * with the fault off.  Depends on src/http, jansson and OpenSSL
- * (CRYPTO_memcmp). */
+ * with the fault off.  Depends on src/http, src/common/auth and jansson. */
 #include <inttypes.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,19 +30,6 @@ static const char *const mode_names[SHOP_FAULT_MODE_COUNT] = {"off", "5xx", "han
 const char *shop__fault_mode_name(enum shop_fault_mode m)
 {
     return (unsigned)m < SHOP_FAULT_MODE_COUNT ? mode_names[m] : "?";
-}
-
-int shop__fault_token_valid(const char *t)
-{
-    size_t n = t ? strlen(t) : 0;
-
-    if (n < 16 || n > 128)
-        return 0;
-    for (; *t; t++)
-        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
-              *t == '-' || *t == '_' || *t == '.' || *t == '~'))
-            return 0;
-    return 1;
 }
 
 static int is_exempt(const char *path)
@@ -265,18 +254,50 @@ void shop__faults_stop(struct shop *s)
 
 /* ---- the endpoint ---- */
 
-static int authorized(const struct shop *s, const char *authorization)
+/* 0 when <authorization> carries a token of [auth] with the admin scope;
+ * else answers 401 (none, or not one of ours) or 403 (no admin scope)
+ * itself, counts and logs it (one line a second at most), and returns
+ * MR_EDENIED.  Same answers as a node's (src/node/auth.c). */
+static int authorize(struct shop_req *r, const char *authorization)
 {
-    const char *tok = s->cfg->faults_token;
-    size_t n = strlen(tok);
+    struct shop *s = r->s;
+    const char *who;
+    enum mr_auth_result res = mr_auth_check(&s->auth, authorization, NULL, MR_AUTH_ADMIN, NULL, &who);
+    int64_t now = mr_now_ms();
+    char msg[160];
 
-    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+    if (res == MR_AUTH_OK)
         return 0;
-    authorization += 7;
-    while (*authorization == ' ')
-        authorization++;
-    return shop__fault_token_valid(tok) && strlen(authorization) == n &&
-           CRYPTO_memcmp(authorization, tok, n) == 0;
+    s->faults.denied++;
+    s->auth_refused[res]++;
+    if (now - s->auth_logged_ms >= 1000) {
+        s->auth_logged_ms = now;
+        mr_log(MR_LOG_WARN, "auth", "fault injection: %s /admin/faults refused: %s%s%s (needs admin; "
+               "%llu refused so far)", r->method, mr_auth_result_name(res), *who ? " token " : "", who,
+               (unsigned long long)s->faults.denied);
+    }
+    if (res == MR_AUTH_FORBIDDEN) {
+        snprintf(msg, sizeof(msg), "token '%s' does not have the admin scope /admin/faults needs", who);
+        shop__respond_error(r, 403, "forbidden", msg);
+        return MR_EDENIED;
+    }
+    {
+        /* RFC 6750 3: the bare challenge without credentials,
+         * error="invalid_token" with a token we do not know. */
+        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized", "message",
+                              res == MR_AUTH_MISSING
+                                  ? "/admin/faults needs 'Authorization: Bearer <token>' with the "
+                                    "admin scope (docs/security.md)"
+                                  : "the bearer token is not one this shop accepts");
+        char *body = json_dumps(j, JSON_COMPACT);
+        shop__respond(r, 401, "application/json", body, strlen(body), NULL,
+                      res == MR_AUTH_MISSING
+                          ? "WWW-Authenticate: Bearer realm=\"meridian\"\r\n"
+                          : "WWW-Authenticate: Bearer realm=\"meridian\", error=\"invalid_token\"\r\n");
+        free(body);
+        json_decref(j);
+    }
+    return MR_EDENIED;
 }
 
 static void describe(const struct shop_fault_spec *sp, char *out, size_t size)
@@ -311,18 +332,8 @@ static void endpoint(struct shop_req *r, const char *authorization)
                             "([faults] enabled = false)");
         return;
     }
-    if (!authorized(s, authorization)) {
-        f->denied++;
-        mr_log(MR_LOG_WARN, "shop", "fault injection: %s /admin/faults refused: %s", r->method,
-               authorization ? "wrong token" : "no Authorization header");
-        shop__respond(r, 401, "application/json",
-                      "{\"error\":{\"code\":\"unauthorized\",\"message\":\"Authorization: Bearer <[faults] "
-                      "token> required\"}}",
-                      strlen("{\"error\":{\"code\":\"unauthorized\",\"message\":\"Authorization: Bearer "
-                             "<[faults] token> required\"}}"),
-                      NULL, "WWW-Authenticate: Bearer realm=\"meridian-shop-faults\"\r\n");
+    if (authorize(r, authorization) != 0)
         return;
-    }
     if (strcmp(r->method, "GET") == 0 || r->head) {
         shop__respond_json(r, 200, state_json(s), NULL);
         return;
@@ -386,8 +397,19 @@ void shop__faults_metrics(const struct shop *s, struct mr_buf *b)
     mr_metric_header(b, "meridian_shop_fault_changes_total", "counter", "fault injection: accepted changes");
     mr_metric_u64(b, "meridian_shop_fault_changes_total", NULL, f->changes);
     mr_metric_header(b, "meridian_shop_fault_denied_total", "counter",
-                     "fault injection: calls refused for a missing or wrong token");
+                     "fault injection: calls refused for a missing or unknown token or no admin scope");
     mr_metric_u64(b, "meridian_shop_fault_denied_total", NULL, f->denied);
+    /* Named like the node's, so one alert rule covers both. */
+    mr_metric_header(b, "meridian_shop_auth_refused_total", "counter",
+                     "requests refused for want of a valid bearer token or scope, by reason");
+    for (int r = MR_AUTH_MISSING; r < MR_AUTH_RESULT_COUNT; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", mr_auth_result_name((enum mr_auth_result)r));
+        mr_metric_u64(b, "meridian_shop_auth_refused_total", labels, s->auth_refused[r]);
+    }
+    mr_metric_header(b, "meridian_shop_auth_reloads_total", "counter",
+                     "[auth] token reloads on SIGHUP, by result (failed: the old tokens stay)");
+    mr_metric_u64(b, "meridian_shop_auth_reloads_total", "result=\"ok\"", s->auth_reloads);
+    mr_metric_u64(b, "meridian_shop_auth_reloads_total", "result=\"failed\"", s->auth_reload_failures);
     mr_metric_header(b, "meridian_shop_fault_injected_total", "counter",
                      "fault injection: requests answered 5xx or held");
     for (int m = SHOP_FAULT_5XX; m < SHOP_FAULT_MODE_COUNT; m++) {

@@ -291,6 +291,8 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
     mr_hist_init(&s->stats.node_latency, mr_hist_latency_bounds, mr_hist_latency_n);
     rc = http_parse_url(cfg->node, &s->node_host, &s->node_port, &path, err);
     mr_free(path);
+    if (rc == 0)
+        rc = mr_auth_build(&s->auth, &cfg->auth_tokens, err);   /* checked by shop_config_check */
     if (rc != 0)
         goto err_after_alloc;
     if (cfg->tls_ca_file && cfg->tls_ca_file[0]) {
@@ -339,7 +341,8 @@ int shop_start(uv_loop_t *loop, const struct shop_config *cfg, struct shop **out
            http_server_port(s->server), s->tls_server ? "TLS, client certificates required" : "plain HTTP",
            cfg->node, cfg->region);
     if (cfg->faults_enabled)
-        mr_log(MR_LOG_WARN, "shop", "fault injection enabled: /admin/faults answers with the [faults] token");
+        mr_log(MR_LOG_WARN, "shop", "fault injection enabled: /admin/faults answers a token of [auth] "
+               "with the admin scope (%zu token%s configured)", s->auth.n, s->auth.n == 1 ? "" : "s");
     *out = s;
     return 0;
 
@@ -364,6 +367,34 @@ int shop_reload_tls(struct shop *s, char *err)
     if (s->tls_client && (rc = tls_ctx_reload(s->tls_client, err)) != 0)
         return rc;
     return 0;
+}
+
+int shop_reload_auth(struct shop *s, const char *path, char *err)
+{
+    struct shop_config fresh;
+    struct mr_auth *a = mr_malloc(sizeof(*a));
+    int rc;
+
+    memset(&fresh, 0, sizeof(fresh));
+    /* The whole file through the shop's own table, as at start: the same
+     * parser and the same messages (file:line). */
+    rc = mr_cfg_load(path, shop_cfg_opts, shop_cfg_n_opts, &fresh, err);
+    if (rc == 0)
+        rc = mr_auth_build(a, &fresh.auth_tokens, err);
+    if (rc == 0 && a->n == 0 && s->cfg->faults_enabled)
+        rc = mr_seterr(err, MR_ECONFIG, "%s: [auth] has no token left while [faults] is enabled", path);
+    if (rc == 0) {
+        /* One copy on the loop, between two requests: a check sees the old
+         * table or the new one, never a mix. */
+        s->auth = *a;
+        s->auth_reloads++;
+        mr_log(MR_LOG_INFO, "auth", "reload done: %zu token%s from %s", a->n, a->n == 1 ? "" : "s", path);
+    } else {
+        s->auth_reload_failures++;
+    }
+    mr_free(a);
+    mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &fresh);
+    return rc;
 }
 
 int shop_port(const struct shop *s)

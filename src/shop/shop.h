@@ -45,7 +45,7 @@ struct shop_config {
     int64_t retry_after;     /* Retry-After seconds when the region is unavailable */
     /* [faults]: the fault-injection endpoint POST/GET /admin/faults (faults.c) */
     int faults_enabled;      /* off by default: the endpoint answers 404 */
-    char *faults_token;      /* bearer token it requires ("none" only when disabled) */
+    char *faults_token;      /* removed (decision 030): anything but "none" is refused */
     char *node_token;        /* bearer token sent to the node ("none": no token) */
     int64_t faults_hold_ms;  /* mode hang: a held request is answered 503 after this */
     /* [tls]: all three or none ("").  With them the listeners speak TLS and
@@ -55,6 +55,9 @@ struct shop_config {
     char *tls_ca_file;
     char *tls_cert_file;
     char *tls_key_file;
+    /* [auth] token = NAME SCOPES SHA256HEX, as on the nodes (src/common/auth.h):
+     * /admin/faults needs one with the admin scope.  Re-read on SIGHUP. */
+    struct mr_cfg_list auth_tokens;
 };
 
 extern const struct mr_cfg_opt shop_cfg_opts[];
@@ -83,6 +86,12 @@ void shop_stop(struct shop *s);
  * keep theirs.  On failure the old certificate stays in use and <err> names
  * the file and the problem. */
 int shop_reload_tls(struct shop *s, char *err) __attribute__((warn_unused_result));
+
+/* SIGHUP: re-read the [auth] token lines of <path> (the shop's --config)
+ * into a new table that replaces the old one at once.  On failure the old
+ * tokens stay and <err> names the file and line.  Counted in
+ * meridian_shop_auth_reloads_total either way. */
+int shop_reload_auth(struct shop *s, const char *path, char *err) __attribute__((warn_unused_result));
 
 /* ---- seed (seed.c): blocking, for `meridian shop seed` and `meridian up` ----
  * Declare the global tables, create the schema and insert <n_products>

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/auth.h"
 #include "../common/buf.h"
 #include "../common/err.h"
 #include "../common/metrics.h"
@@ -69,7 +70,7 @@ struct shop_faults {
     struct shop_fault_spec spec;
     int64_t since_ms;                    /* wall clock of the last change */
     uint64_t changes;                    /* accepted POSTs */
-    uint64_t denied;                     /* 401s */
+    uint64_t denied;                     /* 401s and 403s */
     uint64_t injected[SHOP_FAULT_MODE_COUNT];   /* requests answered 5xx / held */
     struct shop_req *held, **held_tail;  /* held requests, oldest first */
     size_t n_held;
@@ -90,6 +91,12 @@ struct shop {
     size_t n_pending;         /* requests waiting for the node */
     int stopping;
     struct shop_faults faults;
+    /* [auth] (faults.c): the tokens /admin/faults checks, replaced whole on
+     * SIGHUP (shop_reload_auth), and what was refused, by reason. */
+    struct mr_auth auth;
+    uint64_t auth_refused[MR_AUTH_RESULT_COUNT];
+    uint64_t auth_reloads, auth_reload_failures;
+    int64_t auth_logged_ms;              /* last refusal logged */
 };
 
 /* One cart line as the shop sees it. */
@@ -220,7 +227,6 @@ void shop__faults_stop(struct shop *s);
 /* Lines of /metrics. */
 void shop__faults_metrics(const struct shop *s, struct mr_buf *b);
 /* Pure (unit-tested): a usable bearer token (16..128 of A-Za-z0-9-_.~). */
-int shop__fault_token_valid(const char *t);
 /* Parse a POST /admin/faults body into <out>: 0, or -1 with the problem in
  * <msg> (<size> bytes). */
 int shop__fault_parse(const char *body, size_t len, struct shop_fault_spec *out, char *msg, size_t size);

@@ -1190,12 +1190,20 @@ void up_shop_ini(const struct up_topology *t, size_t i, const char *rundir, stru
         mr_buf_puts(out, "; the region's shops share <listen>; each has its own instance_listen\n"
                          "reuse_port = true\n");
     /* Local topologies are for game days: the fault-injection endpoint is
-     * on, behind a fresh random token that only readers of RUNDIR see
-     * (`meridian gameday` reads it from this file; docs/shop.md). */
-    mr_buf_printf(out, "[faults]\nenabled = true\ntoken = %016" PRIx64 "%016" PRIx64 "\n", mr_random64(),
-                  mr_random64());
-    if (t->auth)
+     * on, behind the cluster's tokens, the same [auth] lines as the nodes'
+     * (decision 030): the game day sends the admin token of topology.json.
+     * Without tokens (auth = no) it stays off: a shop refuses fault
+     * injection that nobody could be refused. */
+    if (t->auth) {
+        mr_buf_puts(out, "[faults]\nenabled = true\n[auth]\n");
+        token_line(out, "up-admin", "admin", t->auth_admin);
+        token_line(out, "up-peer", "peer", t->auth_peer);
+        token_line(out, "up-shop", "write", t->auth_shop);
         mr_buf_printf(out, "[shop]\nnode_token = %s\n", t->auth_shop);
+    } else {
+        mr_buf_puts(out, "; auth = no: no tokens, so no fault injection (decision 030)\n"
+                         "[faults]\nenabled = false\n");
+    }
     if (t->tls) {
         /* The region's shops share one certificate: the listener asks
          * clients (the edges, tools) for one of the run's CA, and the shop

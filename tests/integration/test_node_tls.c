@@ -249,6 +249,9 @@ static int node_ready(void *arg)
     return request(ops, *(int *)arg, "GET", "/readyz", NULL, NULL, NULL, 0) == 200;
 }
 
+/* More [auth] lines for write_config (SIGHUP test): "" or "token = ...\n". */
+static const char *auth_extra = "";
+
 static void write_config(const char *region, int port, const char *peer, int peer_port)
 {
     char hash[65], file[256];
@@ -261,10 +264,10 @@ static void write_config(const char *region, int port, const char *peer, int pee
     fprintf(f, "[node]\nregion = %s\ndata_dir = %s/%s-data\nlisten = 127.0.0.1:%d\n"
                "etcd = https://127.0.0.1:%d\nlog_level = info\n"
                "[tables]\ndeclare = carts:lww\npeers = %s=https://127.0.0.1:%d\n"
-               "[auth]\nrequired = yes\ntoken = admin admin %s\n"
+               "[auth]\nrequired = yes\ntoken = admin admin %s\n%s"
                "[tls]\nca_file = %s/ca/ca.crt\ncert_file = %s/%s/%s.crt\nkey_file = %s/%s/%s.key\n",
-            region, dir, region, port, etcd_port, peer, peer_port, hash, dir, dir, region, region,
-            dir, region, region);
+            region, dir, region, port, etcd_port, peer, peer_port, hash, auth_extra, dir, dir, region,
+            region, dir, region, region);
     fclose(f);
 }
 
@@ -395,8 +398,21 @@ static void no_certificate_no_token_gets_401(void **state)
                              body, sizeof(body)), 401);
     assert_int_equal(request(anon, port_a, "GET", "/v1/digest",
                              "Authorization: Bearer " TOKEN "\r\n", NULL, body, sizeof(body)), 200);
-    /* Open routes stay open over TLS. */
+    /* The observability endpoints want the read scope when the node
+     * checks tokens (a cluster certificate has every scope). */
+    assert_int_equal(request(anon, port_a, "GET", "/metrics", NULL, NULL, body, sizeof(body)), 401);
+    assert_int_equal(request(anon, port_a, "GET", "/v1/status", NULL, NULL, body, sizeof(body)), 401);
+    assert_int_equal(request(anon, port_a, "GET", "/metrics", "Authorization: Bearer " TOKEN "\r\n", NULL,
+                             body, sizeof(body)), 200);
+    assert_int_equal(request(anon, port_a, "GET", "/v1/status", "Authorization: Bearer " TOKEN "\r\n",
+                             NULL, body, sizeof(body)), 200);
+    assert_int_equal(request(ops, port_a, "GET", "/metrics", NULL, NULL, body, sizeof(body)), 200);
+    assert_int_equal(request(ops, port_a, "GET", "/v1/status", NULL, NULL, body, sizeof(body)), 200);
+    /* Open routes stay open over TLS: the probes, and the dashboard a
+     * browser opens without a token (decision 031). */
     assert_int_equal(request(anon, port_a, "GET", "/healthz", NULL, NULL, body, sizeof(body)), 200);
+    assert_int_equal(request(anon, port_a, "GET", "/readyz", NULL, NULL, body, sizeof(body)), 200);
+    assert_int_equal(request(anon, port_a, "GET", "/dashboard", NULL, NULL, body, sizeof(body)), 200);
     SSL_CTX_free(anon);
 }
 
@@ -580,6 +596,92 @@ static void sighup_rotates_the_certificate_without_dropping_connections(void **s
     tconn_close(&keep);
 }
 
+#define ROTATED "mrt_node-tls-test-rotated-token"
+
+struct token_wait {
+    const char *token;
+    int status;
+};
+
+/* GET /v1/digest (read) without a certificate, with the token: the status wanted. */
+static int digest_answers(void *arg)
+{
+    const struct token_wait *w = arg;
+    SSL_CTX *anon = ssl_ctx(NULL, NULL);
+    char hdr[128], body[4096];
+    int st;
+
+    snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", w->token);
+    st = request(anon, port_a, "GET", "/v1/digest", hdr, NULL, body, sizeof(body));
+    SSL_CTX_free(anon);
+    return st == w->status;
+}
+
+struct metric_wait {
+    const char *name;
+    long above;
+};
+
+static int metric_above(void *arg)
+{
+    const struct metric_wait *w = arg;
+    return metric(port_a, w->name) > w->above;
+}
+
+/* Token rotation without a restart (docs/security.md, "Rotating a token"):
+ * a token added to node.ini works after SIGHUP, and stops working once
+ * removed and SIGHUPed again; a broken [auth] line keeps the tokens loaded
+ * before, the node stays up, and the log names the file and line. */
+static void sighup_reloads_the_tokens_and_a_broken_line_keeps_the_old_ones(void **state)
+{
+    struct token_wait w;
+    struct metric_wait ok = {"meridian_auth_reloads_total{result=\"ok\"}", 0};
+    struct metric_wait failed = {"meridian_auth_reloads_total{result=\"failed\"}", 0};
+    char line[160], hash[65], cmd[600], body[4096];
+
+    (void)state;
+    w = (struct token_wait){ROTATED, 401};
+    assert_true(digest_answers(&w));
+    ok.above = metric(port_a, ok.name);
+    assert_true(ok.above >= 0);
+    mr_auth_hash_hex(ROTATED, hash);
+    snprintf(line, sizeof(line), "token = rotated read %s\n", hash);
+    auth_extra = line;
+    write_config("us-east-1", port_a, "eu-west-1", port_b);
+    assert_int_equal(kill(pid_a, SIGHUP), 0);
+    w = (struct token_wait){ROTATED, 200};
+    assert_int_equal(wait_for(digest_answers, &w, 10000), 0);
+    assert_int_equal(wait_for(metric_above, &ok, 5000), 0);
+    w = (struct token_wait){TOKEN, 200};   /* the old one too, meanwhile */
+    assert_true(digest_answers(&w));
+
+    /* Removed again. */
+    auth_extra = "";
+    write_config("us-east-1", port_a, "eu-west-1", port_b);
+    assert_int_equal(kill(pid_a, SIGHUP), 0);
+    w = (struct token_wait){ROTATED, 401};
+    assert_int_equal(wait_for(digest_answers, &w, 10000), 0);
+
+    /* A broken line (a hash too short): the old table stays. */
+    failed.above = metric(port_a, failed.name);
+    assert_true(failed.above >= 0);
+    snprintf(line, sizeof(line), "token = rotated read 0123\n");
+    auth_extra = line;
+    write_config("us-east-1", port_a, "eu-west-1", port_b);
+    assert_int_equal(kill(pid_a, SIGHUP), 0);
+    assert_int_equal(wait_for(metric_above, &failed, 10000), 0);
+    w = (struct token_wait){TOKEN, 200};
+    assert_true(digest_answers(&w));
+    w = (struct token_wait){ROTATED, 401};
+    assert_true(digest_answers(&w));
+    assert_int_equal(request(ops, port_a, "GET", "/healthz", NULL, NULL, body, sizeof(body)), 200);
+    snprintf(cmd, sizeof(cmd), "grep -q 'reload failed, the tokens loaded before stay in use: %s/us-east-1.ini:[0-9]*: token' %s/us-east-1.log",
+             dir, dir);
+    assert_int_equal(system(cmd), 0);
+    auth_extra = "";
+    write_config("us-east-1", port_a, "eu-west-1", port_b);
+}
+
 /* `meridian node --check-config` on <ini>; its exit status, and its
  * output in <out>. */
 static int check_config(const char *ini, char *out, size_t cap)
@@ -649,6 +751,7 @@ int main(void)
         cmocka_unit_test(nodes_replicate_a_global_table_over_tls),
         cmocka_unit_test(dashboard_polls_peers_over_tls),
         cmocka_unit_test(sighup_rotates_the_certificate_without_dropping_connections),
+        cmocka_unit_test(sighup_reloads_the_tokens_and_a_broken_line_keeps_the_old_ones),
         cmocka_unit_test(config_errors_name_what_is_wrong),
     };
 

@@ -1,6 +1,8 @@
 /* Hostile requests against real processes (docs/security.md): a two-region
  * topology started with [topology] auth = yes.  Missing and wrong tokens get
- * 401, tokens without the scope 403, the control APIs of the wan and of
+ * 401, tokens without the scope 403 (the node's APIs, its /metrics and
+ * /v1/status, the shops' /admin/faults), the probes stay open, the
+ * dashboards reach the other node with their peer token, the control APIs of the wan and of
  * `meridian up` want the admin token, oversize and slow requests are refused
  * or timed out, the edge's per-client rate answers 429.  After each refusal
  * the daemon must still answer. */
@@ -120,13 +122,84 @@ static void expect(const char *token, const char *method, const char *base, cons
 
 #define SQL(s) "{\"statements\":[{\"sql\":\"" s "\"}]}"
 
-static void open_endpoints_need_no_token(void **state)
+/* The probes answer anyone (ok or not); counters and status want the read
+ * scope (/v1/status also peer: the other regions' dashboards poll it with
+ * their node's peer token). */
+static void probes_are_open_and_observability_needs_read(void **state)
 {
     (void)state;
     expect(NULL, "GET", URL, "/healthz", NULL, 200, NULL);
     expect(NULL, "GET", URL, "/readyz", NULL, 200, NULL);
-    expect(NULL, "GET", URL, "/metrics", NULL, 200, NULL);
-    expect(NULL, "GET", URL, "/v1/status", NULL, 200, NULL);
+    expect(NULL, "GET", URL, "/metrics", NULL, 401, "unauthorized");
+    expect(NULL, "GET", URL, "/v1/status", NULL, 401, "unauthorized");
+    expect("mrt_not-a-token-of-this-cluster", "GET", URL, "/metrics", NULL, 401, "unauthorized");
+    expect(SHOP, "GET", URL, "/metrics", NULL, 200, NULL);     /* write implies read */
+    expect(SHOP, "GET", URL, "/v1/status", NULL, 200, NULL);
+    expect(PEER, "GET", URL, "/v1/status", NULL, 200, NULL);
+    expect(PEER, "GET", URL, "/metrics", NULL, 403, "forbidden");
+    expect(ADMIN, "GET", URL, "/metrics", NULL, 200, NULL);
+}
+
+/* us-east-1's dashboard shows eu-west-1 reachable: its polls of the other
+ * node's /v1/status carry the node's peer token (no certificates here). */
+static int dashboard_sees_peer(void *arg)
+{
+    struct api_reply r;
+    json_t *x;
+    size_t i;
+    int up = 0;
+
+    (void)arg;
+    if (api_call_as(NULL, "GET", URL, "/v1/dashboard", NULL, &r) != 0)
+        return 0;
+    if (r.status == 200)
+        json_array_foreach(json_object_get(r.body, "regions"), i, x)
+            if (strcmp(json_string_value(json_object_get(x, "name")), "eu-west-1") == 0)
+                up = json_is_true(json_object_get(x, "reachable"));
+    api_reply_close(&r);
+    return up;
+}
+
+static void dashboard_polls_peers_with_the_peer_token(void **state)
+{
+    (void)state;
+    assert_int_equal(wait_for(dashboard_sees_peer, NULL, 15000), 0);
+}
+
+/* The shop of <region> (topology.json "shops"[0].instance_url) into <out>. */
+static void shop_url(const char *region, char *out, size_t size)
+{
+    char path[512];
+    json_t *doc, *r;
+    size_t i;
+
+    snprintf(path, sizeof(path), "%s/topology.json", C->rundir);
+    doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    out[0] = '\0';
+    json_array_foreach(json_object_get(doc, "regions"), i, r)
+        if (strcmp(json_string_value(json_object_get(r, "name")), region) == 0)
+            snprintf(out, size, "%s", json_string_value(json_object_get(
+                                          json_array_get(json_object_get(r, "shops"), 0), "instance_url")));
+    json_decref(doc);
+    assert_true(out[0] != '\0');
+}
+
+/* `meridian up` gives the shops the nodes' [auth] lines: fault injection
+ * takes the cluster's admin token, nothing less (decision 030). */
+static void shop_fault_injection_needs_the_admin_scope(void **state)
+{
+    char shop[256];
+
+    (void)state;
+    shop_url("us-east-1", shop, sizeof(shop));
+    expect(NULL, "POST", shop, "/admin/faults", "{\"mode\":\"5xx\"}", 401, "unauthorized");
+    expect("mrt_not-a-token-of-this-cluster", "POST", shop, "/admin/faults", "{\"mode\":\"5xx\"}", 401,
+           "unauthorized");
+    expect(SHOP, "POST", shop, "/admin/faults", "{\"mode\":\"5xx\"}", 403, "forbidden");
+    expect(PEER, "GET", shop, "/admin/faults", NULL, 403, "forbidden");
+    expect(ADMIN, "GET", shop, "/admin/faults", NULL, 200, NULL);
+    expect(ADMIN, "POST", shop, "/admin/faults", "{\"mode\":\"off\"}", 200, NULL);
 }
 
 static void missing_and_wrong_tokens_get_401(void **state)
@@ -253,7 +326,7 @@ static void refusals_are_counted(void **state)
     (void)state;
     expect(NULL, "POST", URL, "/v1/sql", SQL("SELECT 1"), 401, "unauthorized");
     expect(SHOP, "POST", URL, "/v1/sql", SQL("DROP TABLE sec"), 403, "forbidden");
-    assert_int_equal(api_call_as(NULL, "GET", URL, "/metrics", NULL, &r), 0);
+    assert_int_equal(api_call_as(ADMIN, "GET", URL, "/metrics", NULL, &r), 0);
     assert_non_null(strstr(r.text, "meridian_auth_refused_total{reason=\"missing\"} "));
     assert_null(strstr(r.text, "meridian_auth_refused_total{reason=\"missing\"} 0\n"));
     assert_null(strstr(r.text, "meridian_auth_refused_total{reason=\"forbidden\"} 0\n"));
@@ -484,7 +557,9 @@ static void edge_rate_limit_answers_429(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(open_endpoints_need_no_token),
+        cmocka_unit_test(probes_are_open_and_observability_needs_read),
+        cmocka_unit_test(shop_fault_injection_needs_the_admin_scope),
+        cmocka_unit_test(dashboard_polls_peers_with_the_peer_token),
         cmocka_unit_test(missing_and_wrong_tokens_get_401),
         cmocka_unit_test(scopes_decide_what_a_token_may_do),
         cmocka_unit_test(nodes_replicate_with_their_peer_token),

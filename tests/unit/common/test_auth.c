@@ -208,6 +208,40 @@ static void cfg_list_keeps_every_value_and_its_line(void **state)
     unlink(path);
 }
 
+/* mr_auth_build: what the node and the shop run at start and on SIGHUP. */
+static void build_takes_every_line_or_names_the_bad_one(void **state)
+{
+    char l1[160], l2[160], bad[] = "c admin 12";
+    char *values[3] = {l1, l2, bad}, *where[3] = {"n.ini:3", "n.ini:4", "n.ini:9"};
+    struct mr_cfg_list list = {2, values, where};
+    struct mr_auth live, scratch;
+    char err[MR_ERRMSG_LEN];
+    unsigned granted;
+    (void)state;
+
+    line_for(l1, sizeof(l1), "a", "read", "tok-a");
+    line_for(l2, sizeof(l2), "b", "admin", "tok-b");
+    assert_int_equal(mr_auth_build(&live, &list, err), 0);
+    assert_int_equal(live.n, 2);
+    assert_int_equal(mr_auth_check(&live, "Bearer tok-b", NULL, MR_AUTH_ADMIN, &granted, NULL), MR_AUTH_OK);
+    /* A third line that does not parse: an error naming its file:line, and
+     * the live set (built before) unchanged, since only a successful build
+     * is copied over it. */
+    list.n = 3;
+    assert_int_equal(mr_auth_build(&scratch, &list, err), MR_ECONFIG);
+    assert_non_null(strstr(err, "n.ini:9"));
+    assert_int_equal(live.n, 2);
+    /* A rebuild resets: nothing of the previous set survives. */
+    list.n = 1;
+    assert_int_equal(mr_auth_build(&live, &list, err), 0);
+    assert_int_equal(live.n, 1);
+    assert_int_equal(mr_auth_check(&live, "Bearer tok-b", NULL, MR_AUTH_READ, NULL, NULL), MR_AUTH_UNKNOWN);
+    list.n = 0;
+    assert_int_equal(mr_auth_build(&live, &list, err), 0);
+    assert_int_equal(live.n, 0);
+    assert_int_equal(mr_auth_check(&live, "Bearer tok-a", NULL, MR_AUTH_READ, NULL, NULL), MR_AUTH_UNKNOWN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +251,7 @@ int main(void)
         cmocka_unit_test(config_line_errors_name_the_line),
         cmocka_unit_test(new_tokens_are_random_and_accepted),
         cmocka_unit_test(cfg_list_keeps_every_value_and_its_line),
+        cmocka_unit_test(build_takes_every_line_or_names_the_bad_one),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

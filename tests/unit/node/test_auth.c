@@ -49,8 +49,9 @@ static void routes_need_their_scope(void **state)
     assert_int_equal(need("GET", "/v1/tablesx"), 0);
     assert_int_equal(need("GET", "/healthz"), 0);
     assert_int_equal(need("GET", "/readyz"), 0);
-    assert_int_equal(need("GET", "/metrics"), 0);
-    assert_int_equal(need("GET", "/v1/status"), 0);
+    assert_int_equal(need("GET", "/metrics"), MR_AUTH_READ);
+    assert_int_equal(need("GET", "/v1/status"), NODE_AUTH_READ_OR_PEER);
+    assert_int_equal(need("GET", "/v1/dashboard"), 0);
     assert_int_equal(need("GET", "/dashboard"), 0);
 }
 

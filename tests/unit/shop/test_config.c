@@ -64,11 +64,18 @@ static void bad_values_are_refused_with_the_key_named(void **state)
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[session]\ncookie = same\ntoken_cookie = same\n", "cookie"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\nlog_level = loud\n", "log_level"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\nlisten = nowhere\n", "listen"},
-        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\n", "'token' in [faults]"},
+        /* fault injection needs the cluster's tokens; [faults] token is gone (decision 030) */
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\n",
+         "[faults] enabled = true but [auth] has no token"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\ntoken = none\n",
-         "'token' in [faults]"},
-        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\ntoken = short\n",
-         "'token' in [faults]"},
+         "[faults] enabled = true but [auth] has no token"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = true\n"
+         "token = 0123456789abcdef0123456789abcdef\n[auth]\ntoken = ops admin 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+         "key 'token' in [faults] was removed"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[auth]\ntoken = ops admin 0123\n",
+         "token 'ops': expected the SHA-256"},
+        {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[auth]\ntoken = ops wizard 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+         "unknown scope 'wizard'"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nenabled = maybe\n", "enabled"},
         {"[shop]\nnode = http://127.0.0.1:1\nregion = r\n[faults]\nhold = 5ms\n", "hold"},
         /* [tls]: all three or none, readable, and an https:// node needs them */
@@ -94,18 +101,19 @@ static void bad_values_are_refused_with_the_key_named(void **state)
     }
 }
 
-static void faults_enabled_with_a_token_loads(void **state)
+static void faults_enabled_with_an_auth_token_loads(void **state)
 {
     struct shop_config cfg;
     char err[MR_ERRMSG_LEN];
 
     (void)state;
     assert_int_equal(load("[shop]\nnode = http://127.0.0.1:7001\nregion = r\n[faults]\nenabled = true\n"
-                          "token = 0123456789abcdef0123456789abcdef\nhold = 5s\n",
+                          "hold = 5s\n[auth]\ntoken = ops admin 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
                           &cfg, err),
                      0);
     assert_int_equal(cfg.faults_enabled, 1);
-    assert_string_equal(cfg.faults_token, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(cfg.auth_tokens.n, 1);
+    assert_non_null(strstr(cfg.auth_tokens.where[0], ":8"));   /* file:line, for messages */
     assert_int_equal(cfg.faults_hold_ms, 5000);
     mr_cfg_free(shop_cfg_opts, shop_cfg_n_opts, &cfg);
 }
@@ -131,7 +139,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_minimal_file_gets_the_documented_defaults),
-        cmocka_unit_test(faults_enabled_with_a_token_loads),
+        cmocka_unit_test(faults_enabled_with_an_auth_token_loads),
         cmocka_unit_test(tls_with_an_https_node_loads),
         cmocka_unit_test(bad_values_are_refused_with_the_key_named),
     };

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/auth.h"
 #include "common/buf.h"
 #include "common/cfg.h"
 #include "common/err.h"
@@ -373,27 +374,34 @@ static void node_argv_runs_the_same_binary(void **state)
     up_topology_free(t);
 }
 
-static void shop_ini_enables_faults_with_a_fresh_token(void **state)
+static void shop_ini_enables_faults_behind_the_cluster_tokens(void **state)
 {
     struct up_topology *t = two_regions();
-    struct mr_buf a, b;
-    const char *tok;
+    struct mr_buf a;
+    char hash[65], line[128];
+    char err[MR_ERRMSG_LEN];
 
     (void)state;
+    t->auth = 1;
+    assert_int_equal(up_topology_make_tokens(t, err), 0);
     mr_buf_init(&a);
-    mr_buf_init(&b);
     up_shop_ini(t, 0, "/r", &a);
-    up_shop_ini(t, 0, "/r", &b);
     assert_non_null(strstr(a.data, "[shop]\nlisten = 127.0.0.1:"));
     assert_non_null(strstr(a.data, "region = us\n"));
-    assert_non_null(strstr(a.data, "[faults]\nenabled = true\ntoken = "));
-    tok = strstr(a.data, "token = ") + strlen("token = ");
-    assert_int_equal(strspn(tok, "0123456789abcdef"), 32);
-    assert_int_equal(tok[32], '\n');
-    /* A new token every time (every up). */
-    assert_string_not_equal(a.data, b.data);
+    /* The nodes' [auth] lines: the game day sends the admin token. */
+    assert_non_null(strstr(a.data, "[faults]\nenabled = true\n[auth]\n"));
+    mr_auth_hash_hex(t->auth_admin, hash);
+    snprintf(line, sizeof(line), "token = up-admin admin %s\n", hash);
+    assert_non_null(strstr(a.data, line));
+    assert_null(strstr(a.data, "[faults]\nenabled = true\ntoken"));
     mr_buf_close(&a);
-    mr_buf_close(&b);
+    /* auth = no: no tokens, so fault injection is off. */
+    t->auth = 0;
+    mr_buf_init(&a);
+    up_shop_ini(t, 0, "/r", &a);
+    assert_non_null(strstr(a.data, "[faults]\nenabled = false\n"));
+    assert_null(strstr(a.data, "[auth]"));
+    mr_buf_close(&a);
     up_topology_free(t);
 }
 
@@ -853,7 +861,7 @@ int main(void)
         cmocka_unit_test(kernel_ports_are_distinct),
         cmocka_unit_test(etcd_argv_has_every_flag),
         cmocka_unit_test(node_argv_runs_the_same_binary),
-        cmocka_unit_test(shop_ini_enables_faults_with_a_fresh_token),
+        cmocka_unit_test(shop_ini_enables_faults_behind_the_cluster_tokens),
         cmocka_unit_test(node_ini_lists_own_etcd_first_and_passes_limits),
         cmocka_unit_test(node_ini_names_the_wan_and_edges_for_the_dashboard),
         cmocka_unit_test(node_ini_refuses_lines_the_node_cannot_read),
