@@ -171,11 +171,12 @@ static void reload_tls(struct node *n)
         mr_log(MR_LOG_INFO, "tls", "reload: no [tls] configured, nothing to reload");
         return;
     }
-    /* The server first: if its files are bad the client's are too (the
-     * same three), and both keep what they had. */
-    rc = tls_ctx_reload(n->tls_server, err);
-    if (rc == 0)
-        rc = tls_ctx_reload(n->tls_client, err);
+    /* Both or neither: the listener never presents a certificate the
+     * calls out do not (the files may change again while they are read). */
+    {
+        struct tls_ctx *both[2] = {n->tls_server, n->tls_client};
+        rc = tls_ctx_reload_all(both, 2, err);
+    }
     if (rc != 0) {
         n->stats.tls_reload_failures++;
         mr_log(MR_LOG_ERROR, "tls", "reload failed, the certificate loaded before stays in use: %s",

@@ -358,15 +358,11 @@ err_after_alloc:
 
 int shop_reload_tls(struct shop *s, char *err)
 {
-    int rc;
+    struct tls_ctx *both[2] = {s->tls_server, s->tls_client};
 
-    /* The server first: if its files are bad the client's are the same
-     * files, and neither changes. */
-    if (s->tls_server && (rc = tls_ctx_reload(s->tls_server, err)) != 0)
-        return rc;
-    if (s->tls_client && (rc = tls_ctx_reload(s->tls_client, err)) != 0)
-        return rc;
-    return 0;
+    /* Both or neither (NULL ones are skipped): the listener and the calls
+     * to the node move together. */
+    return tls_ctx_reload_all(both, 2, err);
 }
 
 int shop_reload_auth(struct shop *s, const char *path, char *err)
