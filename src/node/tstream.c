@@ -430,6 +430,11 @@ static void recovery_step(struct node *n)
         return;
     for (size_t i = 0; i < t->n_peers; i++) {
         struct tables_peer *p = t->peers[i];
+        /* A region in [tables] peers that never published itself in etcd
+         * never ran, so holds nothing of ours: not worth waiting for (and
+         * nodes started one after the other would wait for each other). */
+        if (!p->known && !p->listed)
+            continue;
         if (!p->known) {
             snprintf(t->recover_why, sizeof(t->recover_why), "waiting for %s to say how much of this "
                      "region's global-table log it holds", p->region);
