@@ -86,7 +86,11 @@ void gd_scenario_free(struct gd_scenario *s);
  * history (what clients saw; gd_run records it, tests plant faults in it):
  *   {"acked_orders": [{"ref", "session", "lines": [{"sku", "qty"}]}],
  *    "attempts": {"<session>": N},     checkouts that may have reached the
- *                                      database (acknowledged or unknown)
+ *                                      database (acknowledged or unknown),
+ *                                      once per cart the client may have
+ *                                      had: a cart changes with every add
+ *                                      acknowledged or left unanswered, and
+ *                                      every order acknowledged
  *    "cart_adds": {"<session>": ["sku", ...]},  acknowledged adds still
  *                                      expected in the cart at the end
  *    "ryw_violations": ["what the client saw", ...]}

@@ -232,6 +232,11 @@ static void on_answer(struct http_call *hc, int rc, const struct http_response *
     if (c->sh) {
         if (rc == 0)
             learn(r, c, resp);
+        /* An add whose answer was lost may have reached the cart: the next
+         * checkout is of another cart, a new attempt (a double click of
+         * the same cart still counts once). */
+        if (c->action == A_CART && (rc != 0 || status >= 500))
+            c->sh->gen++;
         c->sh->busy = 0;
     }
     /* A cached answer carries the Meridian-Region of whoever served it
