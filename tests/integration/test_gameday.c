@@ -82,7 +82,9 @@ static void ci_short_passes_every_check(void **state)
      * is a figure (docs/gamedays.md), not something a test on a shared
      * machine can assert.  The exit status must agree with the verdict. */
     assert_true(json_is_number(json_object_get(f, "detect_s")));
-    assert_true(json_is_number(json_object_get(f, "reroute_s")));
+    /* null when requests kept failing to the end of the fault (an
+     * overloaded machine): a missed target, reported, not a broken run. */
+    assert_true(json_is_number(json_object_get(f, "reroute_s")) || json_is_null(json_object_get(f, "reroute_s")));
     fprintf(stderr, "ci-short: detect %.3f s, reroute %.3f s, errors %lld/%lld, verdict %s\n",
             json_number_value(json_object_get(f, "detect_s")), json_number_value(json_object_get(f, "reroute_s")),
             (long long)json_integer_value(json_object_get(f, "errors")),
