@@ -44,6 +44,9 @@
 
 /* Integer member <k> of <o> as uint64 (0 when absent). */
 uint64_t gtab__u64(const json_t *o, const char *k);
+/* Whether gtab_state_render(s) would return a document (the item is not
+ * deleted), without building it: the write paths only need to know. */
+int gtab__state_live(const json_t *s);
 /* Expiry in unix ms of a rendered document for <ttl_field> (0: none). */
 int64_t gtab__expiry(const json_t *rendered, const char *ttl_field);
 

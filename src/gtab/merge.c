@@ -311,6 +311,15 @@ json_t *gtab_state_render(const json_t *s)
     return out;
 }
 
+int gtab__state_live(const json_t *s)
+{
+    if (s == NULL)
+        return 0;
+    if (kind_of(s) == 'l')
+        return json_object_get(s, "x") == NULL && json_object_get(s, "d") != NULL;
+    return gtab__u64(s, "u") > gtab__u64(s, "dl");
+}
+
 void gtab_state_version(const json_t *s, char *out, size_t size)
 {
     snprintf(out, size, "%" PRIu64 "@%s", gtab__u64(s, "h"), str(s, "o"));
