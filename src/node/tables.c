@@ -468,6 +468,7 @@ static void synced(struct node *n, struct tables_reply *r, uint64_t upto, int64_
 }
 
 static void sync_start(struct node *n);
+static void flush_turn(struct node *n, int force);
 
 /* On a pool thread: gtab_sync is the one store call safe there. */
 static void sync_work(uv_work_t *req)
@@ -495,7 +496,10 @@ static void sync_after(uv_work_t *req, int status)
         return;
     }
     synced(n, r, t->syncing_upto, t->sync_start_us);
-    if (t->unsynced && !n->failed)
+    if (n->failed)
+        return;
+    flush_turn(n, 0); /* what the turns during the sync wrote */
+    if (t->unsynced && !t->sync_busy)
         sync_start(n);
 }
 
@@ -531,31 +535,39 @@ static void sync_start(struct node *n)
     }
 }
 
-/* Commit what this turn wrote, then answer once it is durable.  The commit
- * only writes the WAL (synchronous=NORMAL); gtab_sync, on the libuv pool,
- * fsyncs it while the loop goes on serving the next turn (decision 022).
- * Answers of a turn that committed nothing (an identical table declaration)
- * still wait for any sync in flight or due: their tokens may name positions
- * committed by an earlier turn that are not durable yet. */
-void tables__flush(struct node *n)
+/* Commit what the turns since the last commit wrote, then answer once it
+ * is durable.  The commit only writes the WAL (synchronous=NORMAL);
+ * gtab_sync, on the libuv pool, fsyncs it while the loop goes on serving
+ * (decision 022).  While a sync runs, the transaction stays open across
+ * turns (unless <force>) and commits when the sync returns: the answers
+ * would wait for the next sync anyway, and one commit per sync instead of
+ * one per turn writes the pages every commit dirties (the log's last page,
+ * the B-tree interior pages, the vector) once.  Answers of a turn that
+ * committed nothing (an identical table declaration) still wait for any
+ * sync in flight or due: their tokens may name positions committed by an
+ * earlier turn that are not durable yet. */
+static void flush_turn(struct node *n, int force)
 {
     struct tables *t = n->tables;
     char err[MR_ERRMSG_LEN];
     int committed = gtab_in_txn(t->g);
 
+    /* Reads waiting for a peer's positions may go as soon as they are
+     * applied (reads see what the open transaction holds): those entries
+     * are durable in their own region already (only durable entries are
+     * streamed), so a crash here loses nothing a reader saw for good. */
+    if (committed && t->waits)
+        tables_wake(n, 0);
+    if (t->sync_busy && !force)
+        return;
     if (committed && gtab_commit(t->g, err) != 0) {
         node__fail(n, "global tables: commit: %s", err);
         send_replies(n, take_replies(n), 1, "the write could not be made durable; its outcome is unknown");
         refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
         return;
     }
-    if (committed) {
+    if (committed)
         t->commits++;
-        /* Reads waiting for a peer's positions may go: those entries are
-         * durable in their own region already (only durable entries are
-         * streamed), so a crash here loses nothing a reader saw for good. */
-        tables_wake(n, 0);
-    }
     if (!committed && t->replies_head == NULL)
         return;
     if (!committed && !t->unsynced && !t->sync_busy) {
@@ -569,6 +581,11 @@ void tables__flush(struct node *n)
         sync_start(n);
 }
 
+void tables__flush(struct node *n)
+{
+    flush_turn(n, 0);
+}
+
 /* Commit and make durable at once, on the loop (stopping, snapshots): every
  * answer waiting for durability is sent.  A sync still running on the pool
  * is harmless: it syncs the same file again, and its callback finds nothing
@@ -580,7 +597,7 @@ int tables__flush_durable(struct node *n, char *err)
     int64_t t0 = mr_mono_us();
     uint64_t upto;
 
-    tables__flush(n);
+    flush_turn(n, 1);
     if (n->failed)
         return mr_seterr(err, MR_EIO, "%s", n->fail_reason);
     if (gtab_sync(t->g, err) != 0) {
