@@ -257,8 +257,9 @@ int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struc
     g->wal_fd = -1;
     g->wal_path = mr_asprintf("%s-wal", path);
 
+    /* The WAL-gathering VFS when it can wrap the default one (walbuf.c). */
     if (sqlite3_open_v2(path, &g->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+                        gtab__walbuf_register() == 0 ? GTAB_WALBUF_VFS : NULL) != SQLITE_OK) {
         rc = mr_seterr(err, MR_EIO, "open %s: %s", path, g->db ? sqlite3_errmsg(g->db) : "no memory");
         goto err_after_open;
     }
@@ -379,6 +380,11 @@ int gtab_commit(struct gtab *g, char *err)
         (void)exec(g, "ROLLBACK", NULL);
         return MR_EIO;
     }
+    /* The commit's frames may still be in walbuf's buffer: write them
+     * before anyone syncs the WAL.  Failing here, the commit is in SQLite's
+     * memory and not in the file: the caller stops. */
+    if (gtab__walbuf_flush(g->db) != SQLITE_OK)
+        return mr_seterr(err, MR_EIO, "tables.db: write the WAL: %s", sqlite3_errmsg(g->db));
     if (g->wal_fd < 0)
         return wal_open(g, err);
     return 0;
