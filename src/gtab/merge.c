@@ -530,8 +530,7 @@ int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, con
                          json_t **out, char *err)
 {
     json_t *s, *fields;
-    size_t i, n;
-    char *text;
+    size_t i, n, size;
     int rc;
 
     *out = NULL;
@@ -562,13 +561,12 @@ int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, con
     set_u64(s, "h", hlc);
     json_object_set_new(s, "o", json_string(origin));
     set_u64(s, "u", hlc);
-    text = json_dumps(s, JSON_COMPACT);
-    if (text == NULL || strlen(text) > GTAB_MAX_DOC) {
-        free(text);
+    /* The size only: json_dumpb without a buffer counts, allocates nothing. */
+    size = json_dumpb(s, NULL, 0, JSON_COMPACT);
+    if (size == 0 || size > GTAB_MAX_DOC) {
         json_decref(s);
         return mr_seterr(err, MR_ETOOBIG, "the item's state would exceed %d bytes", GTAB_MAX_DOC);
     }
-    free(text);
     *out = s;
     return 0;
 }
