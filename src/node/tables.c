@@ -521,17 +521,16 @@ static void sync_start(struct node *n)
     rc = uv_queue_work(n->loop, &t->sync_req, sync_work, sync_after);
     if (rc != 0) {
         /* No pool: sync here, on the loop, as synchronous=FULL would. */
+        struct tables_reply *r = t->syncing;
         t->sync_busy = 0;
         t->sync_rc = gtab_sync(t->g, t->sync_err);
         if (t->sync_rc != 0) {
             node__fail(n, "global tables: sync: %s", t->sync_err);
             refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
-            send_replies(n, t->syncing, 1, "the write could not be made durable; its outcome is unknown");
-            t->syncing = NULL;
             return;
         }
-        synced(n, t->syncing, t->syncing_upto, t->sync_start_us);
         t->syncing = NULL;
+        synced(n, r, t->syncing_upto, t->sync_start_us);
     }
 }
 
@@ -1062,7 +1061,7 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
 
     mr_metric_header(b, "meridian_tables_log_head", "gauge", "global tables: this region's change-log position");
     mr_metric_u64(b, "meridian_tables_log_head", NULL, gtab_head(g));
-    mr_metric_header(b, "meridian_tables_commit_seconds", "histogram", "global tables: group commit (WAL write and fsync) time");
+    mr_metric_header(b, "meridian_tables_commit_seconds", "histogram", "global tables: group commit sync (fdatasync of the WAL, on the pool) time");
     mr_metric_hist(b, "meridian_tables_commit_seconds", NULL, &t->commit_seconds);
     mr_metric_header(b, "meridian_tables_write_seconds", "histogram", "global tables: local write request to durable answer");
     mr_metric_hist(b, "meridian_tables_write_seconds", NULL, &t->write_seconds);
