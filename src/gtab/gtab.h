@@ -14,9 +14,11 @@
  * the highest seq applied per origin (the applied vector), in the same SQLite
  * transaction as the item change.  Formats: gtab_int.h; API: docs/tables.md.
  *
- * Transactions: the first write opens one; gtab_commit ends it.  The node
- * commits once per loop turn (group commit) and only then acknowledges.
- * Nothing here is thread-safe; depends on SQLite, jansson, OpenSSL, common.
+ * Transactions: the first write opens one; gtab_commit ends it and
+ * gtab_sync makes it durable.  The node commits once per loop turn (group
+ * commit), syncs on the libuv pool, and only then acknowledges.  Nothing
+ * here is thread-safe but gtab_sync; depends on SQLite, jansson, OpenSSL,
+ * common.
  */
 #ifndef MR_GTAB_H
 #define MR_GTAB_H
@@ -155,9 +157,16 @@ int gtab_digest(struct gtab *g, const char *tbl, int64_t now_ms, char hex[65], u
 
 /* ---- transactions ---- */
 int gtab_in_txn(const struct gtab *g);
-/* Commit the open transaction (if any) durably.  On failure the database
- * rolled back and the in-memory positions are stale: the caller stops. */
+/* Commit the open transaction (if any): visible, written to the WAL, not
+ * yet durable (gtab_sync).  On failure the database rolled back and the
+ * in-memory positions are stale: the caller stops. */
 int gtab_commit(struct gtab *g, char *err) __attribute__((warn_unused_result));
+/* Make every transaction committed before the call durable (fdatasync of
+ * the WAL; decision 022).  The one function here that may run on another
+ * thread, concurrently with any other call but gtab_open/gtab_close: it
+ * touches only a file descriptor set by an earlier gtab_commit.  MR_EIO on
+ * failure: what was committed may be lost, the caller stops. */
+int gtab_sync(struct gtab *g, char *err) __attribute__((warn_unused_result));
 
 /* ---- replication ---- */
 /* This region's last log position. */

@@ -44,6 +44,18 @@
 
 /* Integer member <k> of <o> as uint64 (0 when absent). */
 uint64_t gtab__u64(const json_t *o, const char *k);
+/* walbuf.c: the VFS tables.db is opened with, which gathers each commit's
+ * WAL writes into few write(2) calls (64 KiB each).  Register once before opening (0, or -1
+ * when the default VFS is too old to wrap); flush after each COMMIT (an
+ * SQLite code; SQLITE_OK when nothing is buffered). */
+#define GTAB_WALBUF_VFS "meridian-walbuf"
+struct sqlite3;
+int gtab__walbuf_register(void);
+int gtab__walbuf_flush(struct sqlite3 *db);
+
+/* Whether gtab_state_render(s) would return a document (the item is not
+ * deleted), without building it: the write paths only need to know. */
+int gtab__state_live(const json_t *s);
 /* Expiry in unix ms of a rendered document for <ttl_field> (0: none). */
 int64_t gtab__expiry(const json_t *rendered, const char *ttl_field);
 

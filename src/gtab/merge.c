@@ -311,6 +311,15 @@ json_t *gtab_state_render(const json_t *s)
     return out;
 }
 
+int gtab__state_live(const json_t *s)
+{
+    if (s == NULL)
+        return 0;
+    if (kind_of(s) == 'l')
+        return json_object_get(s, "x") == NULL && json_object_get(s, "d") != NULL;
+    return gtab__u64(s, "u") > gtab__u64(s, "dl");
+}
+
 void gtab_state_version(const json_t *s, char *out, size_t size)
 {
     snprintf(out, size, "%" PRIu64 "@%s", gtab__u64(s, "h"), str(s, "o"));
@@ -521,8 +530,7 @@ int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, con
                          json_t **out, char *err)
 {
     json_t *s, *fields;
-    size_t i, n;
-    char *text;
+    size_t i, n, size;
     int rc;
 
     *out = NULL;
@@ -553,13 +561,12 @@ int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, con
     set_u64(s, "h", hlc);
     json_object_set_new(s, "o", json_string(origin));
     set_u64(s, "u", hlc);
-    text = json_dumps(s, JSON_COMPACT);
-    if (text == NULL || strlen(text) > GTAB_MAX_DOC) {
-        free(text);
+    /* The size only: json_dumpb without a buffer counts, allocates nothing. */
+    size = json_dumpb(s, NULL, 0, JSON_COMPACT);
+    if (size == 0 || size > GTAB_MAX_DOC) {
         json_decref(s);
         return mr_seterr(err, MR_ETOOBIG, "the item's state would exceed %d bytes", GTAB_MAX_DOC);
     }
-    free(text);
     *out = s;
     return 0;
 }

@@ -5,11 +5,12 @@
  *
  * Group commit: a write (or a replicated batch) runs in the transaction the
  * first one of the loop turn opened; its answer waits in a list.  After the
- * turn (a uv_check handle) the transaction commits (WAL, synchronous=FULL:
- * fsynced) and only then are the answers sent.  So an acknowledged write
- * survives SIGKILL and power loss, and one fsync serves every write of a
- * turn.  Reads are served at once; they may see a write of the same turn
- * before its commit (the node stops if a commit ever fails). */
+ * turn (a uv_check handle) the transaction commits (to the WAL), a thread
+ * of the libuv pool fdatasyncs the WAL, and only then are the answers sent
+ * (decision 022: the loop serves the next turn during the fsync; turns that
+ * commit meanwhile share the next one).  So an acknowledged write survives
+ * SIGKILL and power loss.  Reads are served at once; they may see a write
+ * before it is durable (the node stops if a commit or sync ever fails). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,7 +248,9 @@ static void read_token(struct node *n, const struct mr_token *req, struct mr_tok
     *out = *req;
     if (n->pos.rev > out->rev)
         out->rev = n->pos.rev;
-    (void)mr_token_set(out, n->cfg->region, gtab_head(t->g));
+    /* The durable head: a token must not name a position a crash could
+     * lose and the log then reuse for another write. */
+    (void)mr_token_set(out, n->cfg->region, t->committed_head);
 }
 
 static void serve_read(struct node *n, struct http_exchange *ex, int64_t start,
@@ -422,29 +425,195 @@ static struct tables_reply *take_replies(struct node *n)
     return head;
 }
 
-/* Commit what this turn wrote (durable: synchronous=FULL), then answer. */
-void tables__flush(struct node *n)
+/* Append a list of answers to those the next sync releases. */
+static void unsynced_add(struct tables *t, struct tables_reply *head)
+{
+    struct tables_reply *tail = head;
+
+    if (head == NULL)
+        return;
+    while (tail->next)
+        tail = tail->next;
+    if (t->unsynced_tail)
+        t->unsynced_tail->next = head;
+    else
+        t->unsynced_head = head;
+    t->unsynced_tail = tail;
+}
+
+/* Refuse every answer still waiting for durability (a commit or sync
+ * failed, or the node stops after one did). */
+static void refuse_unsynced(struct node *n, const char *why)
+{
+    struct tables *t = n->tables;
+    struct tables_reply *a = t->syncing, *b = t->unsynced_head;
+
+    t->syncing = t->unsynced_head = t->unsynced_tail = NULL;
+    t->unsynced = 0;
+    send_replies(n, a, 1, why);
+    send_replies(n, b, 1, why);
+}
+
+/* The durable point moved to <upto>: send the answers it covers, and let
+ * the streams send what is now durable. */
+static void synced(struct node *n, struct tables_reply *r, uint64_t upto, int64_t start_us)
+{
+    struct tables *t = n->tables;
+
+    if (upto > t->committed_head)
+        t->committed_head = upto;
+    mr_hist_observe(&t->commit_seconds, (double)(mr_mono_us() - start_us) / 1e6);
+    send_replies(n, r, 0, NULL);
+    tables__stream_kick(n);
+}
+
+static void sync_start(struct node *n);
+static void flush_turn(struct node *n, int force);
+
+/* On a pool thread: gtab_sync is the one store call safe there. */
+static void sync_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    struct tables *t = n->tables;
+
+    t->sync_rc = gtab_sync(t->g, t->sync_err);
+}
+
+static void sync_after(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    struct tables *t = n->tables;
+    struct tables_reply *r = t->syncing;
+
+    t->sync_busy = 0;
+    t->syncing = NULL;
+    if (!t->running)
+        return; /* node__tables_close synced and answered everything itself */
+    if (status != 0 || t->sync_rc != 0) {
+        node__fail(n, "global tables: sync: %s", status != 0 ? uv_strerror(status) : t->sync_err);
+        send_replies(n, r, 1, "the write could not be made durable; its outcome is unknown");
+        refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
+        return;
+    }
+    synced(n, r, t->syncing_upto, t->sync_start_us);
+    if (n->failed)
+        return;
+    flush_turn(n, 0); /* what the turns during the sync wrote */
+    if (t->unsynced && !t->sync_busy)
+        sync_start(n);
+}
+
+/* Start a sync for everything committed so far; the answers waiting for it
+ * go out when it returns.  One sync at a time: commits made meanwhile wait
+ * for the next one, which then covers all of them (group commit again). */
+static void sync_start(struct node *n)
+{
+    struct tables *t = n->tables;
+    int rc;
+
+    t->syncing = t->unsynced_head;
+    t->syncing_upto = t->unsynced_upto;
+    t->unsynced_head = t->unsynced_tail = NULL;
+    t->unsynced = 0;
+    t->sync_start_us = mr_mono_us();
+    t->sync_req.data = n;
+    t->sync_busy = 1;
+    rc = uv_queue_work(n->loop, &t->sync_req, sync_work, sync_after);
+    if (rc != 0) {
+        /* No pool: sync here, on the loop, as synchronous=FULL would. */
+        struct tables_reply *r = t->syncing;
+        t->sync_busy = 0;
+        t->sync_rc = gtab_sync(t->g, t->sync_err);
+        if (t->sync_rc != 0) {
+            node__fail(n, "global tables: sync: %s", t->sync_err);
+            refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
+            return;
+        }
+        t->syncing = NULL;
+        synced(n, r, t->syncing_upto, t->sync_start_us);
+    }
+}
+
+/* Commit what the turns since the last commit wrote, then answer once it
+ * is durable.  The commit only writes the WAL (synchronous=NORMAL);
+ * gtab_sync, on the libuv pool, fsyncs it while the loop goes on serving
+ * (decision 022).  While a sync runs, the transaction stays open across
+ * turns (unless <force>) and commits when the sync returns: the answers
+ * would wait for the next sync anyway, and one commit per sync instead of
+ * one per turn writes the pages every commit dirties (the log's last page,
+ * the B-tree interior pages, the vector) once.  Answers of a turn that
+ * committed nothing (an identical table declaration) still wait for any
+ * sync in flight or due: their tokens may name positions committed by an
+ * earlier turn that are not durable yet. */
+static void flush_turn(struct node *n, int force)
 {
     struct tables *t = n->tables;
     char err[MR_ERRMSG_LEN];
     int committed = gtab_in_txn(t->g);
-    int64_t t0 = mr_mono_us();
 
+    /* Reads waiting for a peer's positions may go as soon as they are
+     * applied (reads see what the open transaction holds): those entries
+     * are durable in their own region already (only durable entries are
+     * streamed), so a crash here loses nothing a reader saw for good. */
+    if (committed && t->waits)
+        tables_wake(n, 0);
+    if (t->sync_busy && !force)
+        return;
     if (committed && gtab_commit(t->g, err) != 0) {
         node__fail(n, "global tables: commit: %s", err);
         send_replies(n, take_replies(n), 1, "the write could not be made durable; its outcome is unknown");
+        refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
         return;
     }
-    t->committed_head = gtab_head(t->g);
-    if (committed) {
+    if (committed)
         t->commits++;
-        mr_hist_observe(&t->commit_seconds, (double)(mr_mono_us() - t0) / 1e6);
+    if (!committed && t->replies_head == NULL)
+        return;
+    if (!committed && !t->unsynced && !t->sync_busy) {
+        send_replies(n, take_replies(n), 0, NULL); /* all committed is durable */
+        return;
     }
-    send_replies(n, take_replies(n), 0, NULL);
-    if (committed) {
-        tables_wake(n, 0);
-        tables__stream_kick(n);
+    unsynced_add(t, take_replies(n));
+    t->unsynced = 1;
+    t->unsynced_upto = gtab_head(t->g);
+    if (!t->sync_busy)
+        sync_start(n);
+}
+
+void tables__flush(struct node *n)
+{
+    flush_turn(n, 0);
+}
+
+/* Commit and make durable at once, on the loop (stopping, snapshots): every
+ * answer waiting for durability is sent.  A sync still running on the pool
+ * is harmless: it syncs the same file again, and its callback finds nothing
+ * left to answer (t->syncing is taken here). */
+int tables__flush_durable(struct node *n, char *err)
+{
+    struct tables *t = n->tables;
+    struct tables_reply *a, *b;
+    int64_t t0 = mr_mono_us();
+    uint64_t upto;
+
+    flush_turn(n, 1);
+    if (n->failed)
+        return mr_seterr(err, MR_EIO, "%s", n->fail_reason);
+    if (gtab_sync(t->g, err) != 0) {
+        node__fail(n, "global tables: sync: %s", err);
+        refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
+        return MR_EIO;
     }
+    a = t->syncing;
+    b = t->unsynced_head;
+    upto = gtab_head(t->g);
+    t->syncing = t->unsynced_head = t->unsynced_tail = NULL;
+    t->unsynced = 0;
+    if (upto > t->committed_head)
+        t->committed_head = upto; /* before any answer: tokens and streams */
+    send_replies(n, a, 0, NULL);
+    synced(n, b, upto, t0);
+    return 0;
 }
 
 static void on_check(uv_check_t *h)
@@ -516,6 +685,8 @@ int node__tables_start(struct node *n, char *err)
         rc = gtab_table_put(n->tables->g, &specs[i], &created, err);
     if (rc == 0)
         rc = gtab_commit(n->tables->g, err);
+    if (rc == 0)
+        rc = gtab_sync(n->tables->g, err);
     n->tables->committed_head = gtab_head(n->tables->g);
     if (rc != 0) {
         mr_wraperr(err, rc, "[tables] declare");
@@ -552,12 +723,16 @@ void node__tables_close(struct node *n)
 
     if (t == NULL || !t->running)
         return;
-    t->running = 0;
-    /* Writes already made this turn are committed and answered. */
-    if (!n->failed)
-        tables__flush(n);
-    else
+    /* Writes already made are committed, made durable and answered. */
+    if (!n->failed) {
+        char err[MR_ERRMSG_LEN];
+        (void)tables__flush_durable(n, err);
+    }
+    if (n->failed) {
         send_replies(n, take_replies(n), 1, "the node failed");
+        refuse_unsynced(n, "the node failed");
+    }
+    t->running = 0;
     tables_wake(n, 1);
     tables__stream_close(n);
     uv_check_stop(&t->check);
@@ -914,7 +1089,7 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
 
     mr_metric_header(b, "meridian_tables_log_head", "gauge", "global tables: this region's change-log position");
     mr_metric_u64(b, "meridian_tables_log_head", NULL, gtab_head(g));
-    mr_metric_header(b, "meridian_tables_commit_seconds", "histogram", "global tables: group commit (WAL write and fsync) time");
+    mr_metric_header(b, "meridian_tables_commit_seconds", "histogram", "global tables: group commit sync (fdatasync of the WAL, on the pool) time");
     mr_metric_hist(b, "meridian_tables_commit_seconds", NULL, &t->commit_seconds);
     mr_metric_header(b, "meridian_tables_write_seconds", "histogram", "global tables: local write request to durable answer");
     mr_metric_hist(b, "meridian_tables_write_seconds", NULL, &t->write_seconds);

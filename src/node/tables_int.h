@@ -95,8 +95,20 @@ struct tables {
     struct gtab *g;
     uint64_t committed_head;  /* own log entries durable: only these are sent */
     uint64_t trimmed_upto;
-    struct tables_reply *replies_head, *replies_tail;
+    struct tables_reply *replies_head, *replies_tail;   /* this turn's */
     size_t n_replies;
+    /* The durability pipeline (tables.c, decision 022): answers of
+     * committed turns wait for a gtab_sync on the libuv pool. */
+    struct tables_reply *unsynced_head, *unsynced_tail; /* for the next sync */
+    uint64_t unsynced_upto;   /* own head at the last commit not yet syncing */
+    int unsynced;             /* a commit (or answer) waits for the next sync */
+    struct tables_reply *syncing;                        /* for the sync in flight */
+    uint64_t syncing_upto;
+    int sync_busy;
+    int sync_rc;
+    char sync_err[MR_ERRMSG_LEN];
+    int64_t sync_start_us;
+    uv_work_t sync_req;
     struct tables_wait *waits;
     size_t n_waits;
     struct tables_peer *peers[TABLES_MAX_PEERS];
@@ -137,14 +149,17 @@ struct tables {
     /* Stats. */
     uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
     uint64_t commits, swept, collected, gaps;
-    struct mr_hist commit_seconds;
+    struct mr_hist commit_seconds;  /* commit to durable (the sync included) */
     struct mr_hist write_seconds;
 };
 
 /* tables.c */
 void tables__reply_add(struct node *n, struct tables_reply *r);
-/* Commit what this turn wrote and send the answers waiting for it. */
+/* Commit what this turn wrote; its answers go once a sync made it durable. */
 void tables__flush(struct node *n);
+/* Commit and sync on the loop, then send every answer waiting (rare paths:
+ * stopping, snapshots).  MR_EIO when the node failed. */
+int tables__flush_durable(struct node *n, char *err);
 
 /* tstream.c */
 /* Why local writes are refused now (recovery), or NULL. */

@@ -463,14 +463,15 @@ static void recovery_step(struct node *n)
         return;
     }
     t->recover_head = best->acked;
+    /* Durable before any write takes a position after it. */
     rc = gtab_skip_head(t->g, best->acked, err);
     if (rc == 0)
-        rc = gtab_commit(t->g, err);
+        rc = tables__flush_durable(n, err);
     if (rc != 0) {
         node__fail(n, "global tables: recovering the head: %s", err);
         return;
     }
-    t->committed_head = t->trimmed_upto = gtab_head(t->g);
+    t->trimmed_upto = gtab_head(t->g);
     t->recovering = 0;
     t->recoveries++;
     mr_log(MR_LOG_WARN, "tables", "recovered: %s's snapshot joined, this region's log continues after "
@@ -596,11 +597,13 @@ void tables__snapshot_serve(struct node *n, struct http_exchange *ex, const stru
     FILE *f;
     int rc;
 
-    /* The copy holds committed state only: commit (and answer) this turn's writes first. */
-    tables__flush(n);
+    /* The copy holds durable state only: a peer seeded from it raises its
+     * vector to our head, which must never be lost (and reused) here. */
+    rc = tables__flush_durable(n, err);
     path = mr_asprintf("%s/tables-snap-%016" PRIx64 ".db", n->cfg->data_dir, mr_random64());
     mr_buf_init(&b);
-    rc = gtab_backup(t->g, path, err);
+    if (rc == 0)
+        rc = gtab_backup(t->g, path, err);
     if (rc == 0 && (f = fopen(path, "rb")) != NULL) {
         char chunk[65536];
         size_t got;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -256,12 +257,56 @@ static void skip_head_makes_new_writes_reach_the_peers(void **state)
     json_decref(d);
 }
 
+/* A commit leaves its frames in the WAL file (walbuf flushed them, for
+ * gtab_sync to make durable), and what was committed and synced is all
+ * there after a reopen: items, the log head (saved once per transaction),
+ * also for a transaction larger than walbuf's buffer. */
+static void commit_writes_the_wal_and_reopen_finds_everything(void **state)
+{
+    struct fx *f = *state;
+    char err[MR_ERRMSG_LEN], path[128], ver[GTAB_VERSION_LEN], key[32], *big = malloc(4001);
+    struct gtab_wres w;
+    struct stat st;
+    json_t *doc, *got;
+    uint64_t head;
+
+    memset(big, 'x', 4000);
+    big[4000] = '\0';
+    doc = json_pack("{s:s}", "v", big);
+    assert_int_equal(gtab_put(f->a, "docs", "one", doc, NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    snprintf(path, sizeof(path), "%s/a.db-wal", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 4000);
+    assert_int_equal(gtab_sync(f->a, err), 0);
+    for (int i = 0; i < 400; i++) { /* ~1.6 MiB of frames: more than one buffer */
+        snprintf(key, sizeof(key), "k%03d", i);
+        assert_int_equal(gtab_put(f->a, "docs", key, doc, NULL, &w, err), 0);
+    }
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    assert_int_equal(gtab_sync(f->a, err), 0);
+    head = gtab_head(f->a);
+    gtab_close(f->a);
+    snprintf(path, sizeof(path), "%s/a.db", f->dir);
+    assert_int_equal(gtab_open(path, "us-east-1", 0, &f->a, err), 0);
+    assert_int_equal(gtab_head(f->a), head);
+    assert_int_equal(gtab_applied(f->a, "us-east-1"), head);
+    assert_int_equal(gtab_get(f->a, "docs", "one", mr_now_ms(), &got, ver, err), 0);
+    assert_int_equal(strlen(json_string_value(json_object_get(got, "v"))), 4000);
+    json_decref(got);
+    assert_int_equal(gtab_get(f->a, "docs", "k399", mr_now_ms(), &got, ver, err), 0);
+    json_decref(got);
+    json_decref(doc);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(writes_read_back_list_in_order_and_honour_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(replication_is_idempotent_refuses_gaps_and_converges, setup, teardown),
         cmocka_unit_test_setup_teardown(skip_head_makes_new_writes_reach_the_peers, setup, teardown),
+        cmocka_unit_test_setup_teardown(commit_writes_the_wal_and_reopen_finds_everything, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
