@@ -2,7 +2,7 @@
 # run.sh -- what `make bench` runs (after ./scripts/deps.sh --bench has
 # installed PostgreSQL, HAProxy and Redis): the global SQL database against
 # PostgreSQL (results also in build/bench-results.json), the edge against
-# HAProxy, the global tables against Redis.
+# HAProxy, the global tables against Redis, the TLS engine alone.
 #
 #   ./bench/run.sh [meridian bench options]     e.g. --quick, --runs 5, --no-pg
 #   make bench BENCH_ARGS=--quick
@@ -17,3 +17,4 @@ cd "$(dirname "$0")/.."
 ./build/meridian bench --pg-script ./bench/pg.sh --json build/bench-results.json ${BENCH_ARGS:-} "$@"
 ./build/meridian bench edge
 ./build/meridian bench tables
+./build/meridian bench tls

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../bench/edgebench.h"
+#include "../bench/tlsbench.h"
 #include "../bench/gtbench.h"
 #include "../bench/pgrun.h"
 #include "../bench/report.h"
@@ -60,9 +61,12 @@ static void usage(FILE *f)
             "usage: meridian bench [--runs N] [--quick] [--duration 10s] [--warmup 1s]\n"
             "                      [--visibility-writes 300] [--only FIGURES] [--json FILE]\n"
             "                      [--no-pg] [--pg-script PATH] [--topology FILE] [--dir RUNDIR]\n"
-            "                      [--fail-on-miss]\n\n"
+            "                      [--fail-on-miss]\n"
+            "       meridian bench edge|tables|tls [--help]\n\n"
             "Measure the global SQL database on three local regions and PostgreSQL with one\n"
-            "synchronous standby, and print the median of every figure over the runs.\n\n"
+            "synchronous standby, and print the median of every figure over the runs.  The\n"
+            "edge against HAProxy, the global tables against Redis and the TLS engine alone\n"
+            "have their own subcommands.\n\n"
             "  --runs N            runs of every figure (default 3; 1 with --quick)\n"
             "  --quick             2 s per figure, 100 visibility writes, 1 run\n"
             "  --duration D        measured time of each load (default 10s)\n"
@@ -418,6 +422,9 @@ int cmd_bench(int argc, char **argv)
     /* `meridian bench edge ...`: the edge proxy's benchmark (edgebench.h). */
     if (argc > 1 && strcmp(argv[1], "edge") == 0)
         return edgebench_main(argc - 1, argv + 1);
+    /* `meridian bench tls ...`: the TLS engine alone (tlsbench.h). */
+    if (argc > 1 && strcmp(argv[1], "tls") == 0)
+        return tlsbench_main(argc - 1, argv + 1);
     /* `meridian bench tables ...`: the global tables' benchmark (gtbench.h). */
     if (argc > 1 && strcmp(argv[1], "tables") == 0)
         return gtbench_main(argc - 1, argv + 1);
