@@ -30,26 +30,26 @@ static const char topology[] = "[topology]\nname = tables-disk-loss\n\n"
 #define OLD_ITEMS 40
 #define NEW_ITEMS 30
 
-static int put(const char *base, const char *path, const char *body)
+/* <method> <base><path> with the cluster's token: the status, or -1. */
+static int call(const char *method, const char *base, const char *path, const char *body)
 {
     struct api_reply r;
     int status = -1;
 
-    if (api_call("PUT", base, path, body, &r) == 0)
+    if (api_call(method, base, path, body, &r) == 0)
         status = r.status;
     api_reply_close(&r);
     return status;
 }
 
+static int put(const char *base, const char *path, const char *body)
+{
+    return call("PUT", base, path, body);
+}
+
 static int post(const char *base, const char *path, const char *body)
 {
-    struct api_reply r;
-    int status = -1;
-
-    if (api_call("POST", base, path, body, &r) == 0)
-        status = r.status;
-    api_reply_close(&r);
-    return status;
+    return call("POST", base, path, body);
 }
 
 static char *digest(const char *base, const char *table)
