@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -94,6 +95,16 @@ static void origin_handler(struct http_exchange *ex, const struct http_request *
         http_respond(ex, 200, "application/json", body, sizeof(body) - 1, NULL);
 }
 
+/* In a child of the bench: go when the bench goes, however it ends (a
+ * SIGTERM or SIGKILL of the bench alone would otherwise leave its origins
+ * and edges running). */
+static void die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+}
+
 /* <tls_dir>: NULL for plain HTTP, else the directory of ca.crt and
  * origin.crt/.key: the origin then requires a client certificate, as a shop. */
 static void origin_child(int port, int fd, const char *tls_dir)
@@ -135,6 +146,7 @@ static void origin_child(int port, int fd, const char *tls_dir)
 static int origin_start_tls(struct proc *p, int port, const char *tls_dir)
 {
     int fds[2], bound = 0;
+    pid_t parent = getpid();
 
     if (pipe(fds) != 0)
         return MR_EIO;
@@ -146,6 +158,7 @@ static int origin_start_tls(struct proc *p, int port, const char *tls_dir)
         return MR_EIO;
     }
     if (p->pid == 0) {
+        die_with_parent(parent);
         close(fds[0]);
         origin_child(port, fds[1], tls_dir);
     }
@@ -234,12 +247,15 @@ static int wait_ready(int port, const char *path, int64_t ms)
 
 static int spawn(struct proc *p, char *const argv[], const char *log)
 {
+    pid_t parent = getpid();
+
     fflush(NULL);
     p->pid = fork();
     if (p->pid < 0)
         return MR_EIO;
     if (p->pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        die_with_parent(parent);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
