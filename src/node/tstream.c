@@ -534,6 +534,7 @@ static void seed_done(struct http_call *call, int rc, const struct http_response
     struct tables *t = n->tables;
     char err[MR_ERRMSG_LEN] = "", *path;
     uint64_t items = 0;
+    int written = 0;
     FILE *f;
 
     (void)call;
@@ -548,10 +549,13 @@ static void seed_done(struct http_call *call, int rc, const struct http_response
     }
     path = mr_asprintf("%s/tables-seed.db.part", n->cfg->data_dir);
     f = fopen(path, "wb");
-    if (f == NULL || fwrite(resp->body, 1, resp->body_len, f) != resp->body_len || fclose(f) != 0) {
+    if (f != NULL) {
+        /* fclose releases the stream even when it fails: exactly once. */
+        written = fwrite(resp->body, 1, resp->body_len, f) == resp->body_len;
+        written &= fclose(f) == 0;
+    }
+    if (!written) {
         mr_log(MR_LOG_WARN, "tables", "snapshot from %s: cannot write %s", t->seed_origin, path);
-        if (f)
-            fclose(f);
     } else if (gtab_merge_snapshot(t->g, path, &items, err) != 0) {
         mr_log(MR_LOG_WARN, "tables", "snapshot from %s not merged: %s", t->seed_origin, err);
     } else {
