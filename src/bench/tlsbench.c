@@ -17,6 +17,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../tls/tls.h"
+#include "topo.h"
 
 static double cpu_seconds(void)
 {
@@ -134,7 +135,7 @@ int tlsbench_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int64_t runs = 5, n = 100000, req = 120, ans = 260;
-    char dir[] = "/tmp/meridian-tlsbench-XXXXXX", err[MR_ERRMSG_LEN], cmd[64];
+    char dir[] = "/tmp/meridian-tlsbench-XXXXXX", err[MR_ERRMSG_LEN];
     struct tls_ctx *srv = NULL, *cli = NULL;
     double ns[64];
     int c, rc = 0;
@@ -182,8 +183,10 @@ int tlsbench_main(int argc, char **argv)
 out:
     tls_ctx_free(srv);
     tls_ctx_free(cli);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "meridian bench tls: could not remove %s\n", dir);
+    {
+        char *rm[] = {"/bin/rm", "-rf", dir, NULL};
+        if (topo_run(rm, 0) != 0)
+            fprintf(stderr, "meridian bench tls: could not remove %s\n", dir);
+    }
     return rc;
 }
