@@ -112,6 +112,14 @@ build/tests/integration/%: tests/integration/%.c $(call ASAN_OBJ,$(LIB_SRC)) $(T
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(SAN) -Isrc -Itests -o $@ $< $(call ASAN_OBJ,$(LIB_SRC)) $(TESTLIB_SRC) $(LIBS) -lcmocka
 
+# LD_PRELOAD libraries that tests put in front of the daemons (fault injection).
+build/tests/preload/%.so: tests/preload/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) -shared -fPIC -o $@ $< -ldl
+
+build/tests/integration/test_sql_failures: build/tests/preload/failwrite.so
+
 build/tests/fuzz/obj/%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"

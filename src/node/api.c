@@ -461,6 +461,7 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     COUNTER("watch_restarts_total", watch_restarts, "etcd watch restarts");
     COUNTER("compactions_total", compactions, "log compactions this node ran");
     COUNTER("seeds_total", seeds, "times this replica was seeded from another region's snapshot");
+    COUNTER("store_reopens_total", store_reopens, "times the replica's database was reopened after an I/O error while applying");
 #undef COUNTER
     mr_metric_header(b, "meridian_auth_refused_total", "counter",
                      "requests refused for want of a valid bearer token or scope, by reason");

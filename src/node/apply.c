@@ -165,6 +165,59 @@ static void note_lag(struct node *n, const char *origin, int64_t ms)
     st->by_origin[i].last_ms = ms;
 }
 
+/* A database that keeps failing is not fixed by reopening it: at most
+ * STORE_REOPENS_MAX reopens per STORE_REOPEN_WINDOW_MS, then the node stops. */
+#define STORE_REOPENS_MAX 3
+#define STORE_REOPEN_WINDOW_MS 60000
+
+static int reopen_allowed(struct node *n)
+{
+    int64_t now = mr_now_ms();
+
+    if (now - n->reopen_window_ms > STORE_REOPEN_WINDOW_MS) {
+        n->reopen_window_ms = now;
+        n->reopens_recent = 0;
+    }
+    return n->reopens_recent < STORE_REOPENS_MAX;
+}
+
+int node__store_open(struct node *n, const char *path, struct store **out, char *err)
+{
+    struct store_opts o;
+
+    store_opts_default(&o);
+    o.idempotency_window_ms = n->cfg->idempotency_window_ms;
+    o.max_rows = n->cfg->max_rows;
+    return store_open(path, &o, out, err);
+}
+
+void node__store_reopen(struct node *n)
+{
+    char err[MR_ERRMSG_LEN], *path = mr_asprintf("%s/meridian.db", n->cfg->data_dir);
+    int rc;
+
+    n->reopen_due = 0;
+    n->reopens_recent++;
+    n->stats.store_reopens++;
+    store_close(n->store);
+    n->store = NULL;
+    rc = node__store_open(n, path, &n->store, err);
+    mr_free(path);
+    if (rc != 0) {
+        node__fail(n, "cannot reopen the database: %s", err);
+        return;
+    }
+    store_position(n->store, &n->pos);
+    mr_log(MR_LOG_WARN, "apply", "database reopened at revision %lld (reopen %d in this minute)",
+           (long long)n->pos.rev, n->reopens_recent);
+    /* The watch has moved past what failed: start it again from the
+     * reopened position (on_watch_end does, with MR_ECLOSED). */
+    if (n->watch)
+        etcd_watch_cancel(n->watch);
+    else if (!n->seeding)
+        node__watch_start(n);
+}
+
 static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *data)
 {
     struct node *n = data;
@@ -174,8 +227,8 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
     int rc;
 
     (void)watch;
-    if (n->failed || kv->mod_revision <= n->pos.rev)
-        return; /* delivered again after a watch restart */
+    if (n->failed || n->apply_paused || kv->mod_revision <= n->pos.rev)
+        return; /* delivered again after a watch restart, or before a reopen */
     rc = node__decode_batch(kv->value, kv->value_len, &d, err);
     if (rc != 0) {
         /* Every replica reads the same bytes and skips them the same way. */
@@ -193,6 +246,15 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
         return;
     }
     rc = store_apply(n->store, &d.batch, kv->mod_revision, kv->version, on_txn, &ctx, err);
+    if (rc == MR_EIO && reopen_allowed(n)) {
+        /* The batch is rolled back and etcd still holds it: a database
+         * opened afresh applies it again (node__store_reopen). */
+        node__decoded_free(&d);
+        mr_log(MR_LOG_ERROR, "apply", "cannot apply revision %lld: %s; reopening the database to apply it "
+               "again", (long long)kv->mod_revision, err);
+        n->reopen_due = n->apply_paused = 1;
+        return;
+    }
     if (rc != 0) {
         node__decoded_free(&d);
         node__fail(n, "cannot apply revision %lld: %s", (long long)kv->mod_revision, err);
@@ -249,6 +311,8 @@ static void on_watch_end(struct etcd_watch *watch, int rc, int64_t compact_revis
 void node__watch_start(struct node *n)
 {
     int rc = etcd_watch(n->etcd, n->log_key, n->pos.rev + 1, on_event, on_watch_end, n, &n->watch);
+
+    n->apply_paused = 0;   /* this watch starts right after the position */
 
     if (rc != 0) {
         n->watch = NULL;

@@ -265,6 +265,8 @@ static void on_tick(uv_timer_t *t)
         node_stop(n);
         return;
     }
+    if (n->reopen_due)
+        node__store_reopen(n);
     node__commit_expire(n, now);
     node__waits_expire(n, now);
 }
@@ -298,7 +300,6 @@ static void init_stats(struct node_stats *s)
 int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, char *err)
 {
     struct http_server_opts hopts;
-    struct store_opts sopts;
     struct node *n;
     char host[256], *dbpath;
     int port = 0, rc;
@@ -340,11 +341,8 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
         mr_log(MR_LOG_WARN, "auth", "the SQL and table APIs are open to anyone who can reach %s "
                "([auth] has no token, or required = no; docs/security.md)", cfg->listen);
 
-    store_opts_default(&sopts);
-    sopts.idempotency_window_ms = cfg->idempotency_window_ms;
-    sopts.max_rows = cfg->max_rows;
     dbpath = mr_asprintf("%s/meridian.db", cfg->data_dir);
-    rc = store_open(dbpath, &sopts, &n->store, err);
+    rc = node__store_open(n, dbpath, &n->store, err);
     mr_free(dbpath);
     if (rc != 0)
         goto err_after_alloc;

@@ -125,7 +125,7 @@ struct node_stats {
     size_t n_origins;
     uint64_t writes, reads, forwarded_writes, idempotent_replays, commit_unknown;
     uint64_t batches_applied, txns_applied, batches_put, put_failures;
-    uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds;
+    uint64_t read_waits, read_wait_timeouts, watch_restarts, compactions, seeds, store_reopens;
     uint64_t auth_refused[MR_AUTH_RESULT_COUNT];   /* by enum mr_auth_result */
     uint64_t tls_reloads, tls_reload_failures;      /* SIGHUP (node_tls.c) */
     uint64_t auth_reloads, auth_reload_failures;    /* SIGHUP, [auth] tokens (auth.c) */
@@ -167,6 +167,12 @@ struct node {
     int strong_get_inflight;
     struct store_position pos;        /* cached store_position */
     int64_t applied_at_ms;            /* wall time of the last apply */
+    /* An I/O error while applying: the tick reopens the database
+     * (reopen_due), events are ignored until the watch starts again from
+     * the reopened position (apply_paused).  See node__store_reopen. */
+    int reopen_due, apply_paused;
+    int reopens_recent;               /* in the window starting at reopen_window_ms */
+    int64_t reopen_window_ms;
 
     /* node.c: what etcd told us about the log's head */
     uv_timer_t probe_timer;
@@ -321,6 +327,11 @@ void node__waits_expire(struct node *n, int64_t now_us);
 void node__fail(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void node__watch_start(struct node *n);
+/* Open <path> as a replica with the node's store options. */
+int node__store_open(struct node *n, const char *path, struct store **out, char *err);
+/* Close and reopen the replica after an I/O error, then restart the watch
+ * from the reopened position (on the tick, outside any etcd callback). */
+void node__store_reopen(struct node *n);
 
 /* seed.c */
 void node__seed_init(struct node *n);

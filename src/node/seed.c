@@ -170,16 +170,12 @@ static void seed_free_peers(struct node *n)
 /* Check the downloaded copy and put it in place of the replica. */
 static int seed_install(struct node *n, char *err)
 {
-    struct store_opts sopts;
     struct store_position pos;
     struct store *copy;
     char *db, *wal, *shm;
     int rc;
 
-    store_opts_default(&sopts);
-    sopts.idempotency_window_ms = n->cfg->idempotency_window_ms;
-    sopts.max_rows = n->cfg->max_rows;
-    rc = store_open(n->seed_path, &sopts, &copy, err);
+    rc = node__store_open(n, n->seed_path, &copy, err);
     if (rc != 0)
         return rc;
     store_position(copy, &pos);
@@ -199,7 +195,7 @@ static int seed_install(struct node *n, char *err)
         rc = mr_seterr(err, MR_EIO, "rename %s: %s", n->seed_path, strerror(errno));
     unlink(wal);
     unlink(shm);
-    if (store_open(db, &sopts, &n->store, err) != 0 && rc == 0)
+    if (node__store_open(n, db, &n->store, err) != 0 && rc == 0)
         rc = MR_EIO;
     mr_free(db);
     mr_free(wal);

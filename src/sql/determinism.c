@@ -1,6 +1,9 @@
 /* determinism.c -- the values SQLite would otherwise take from the machine:
  * the current time and random numbers.
  *
+ * Files go through the shim too, only so that an I/O error can name the
+ * file, the call and the errno (shim_file).
+ *
  * Time: SQLite asks the connection's VFS for 'now' (xCurrentTimeInt64),
  * once per statement.  Each store registers a VFS shim that forwards every
  * method to the default VFS, except that while a transaction is applied its
@@ -29,11 +32,177 @@ static sqlite3_vfs *real_vfs(sqlite3_vfs *v)
     return ((struct store *)v->pAppData)->det.real;
 }
 
-static int shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *oflags)
+/* Files: every method goes to the real file, which follows this struct.
+ * The wrapper exists to say which file failed, and why: "disk I/O error"
+ * alone names neither, and sqlite3_system_errno() reports the errno of
+ * whatever ran last, not of the failed call.  The file's own last errno is
+ * read at once (SQLITE_FCNTL_LAST_ERRNO) and kept in the store for the
+ * error message of the statement that hit it. */
+struct shim_file {
+    sqlite3_file base;
+    sqlite3_file *real;
+    struct store *s;
+    const char *name;   /* valid until xClose (SQLite's promise); NULL: temporary */
+    int flags;
+};
+
+#define REAL(p) (((struct shim_file *)(p))->real)
+
+static const char *file_kind(int flags)
+{
+    if (flags & SQLITE_OPEN_MAIN_DB)
+        return "database";
+    if (flags & SQLITE_OPEN_WAL)
+        return "WAL";
+    if (flags & SQLITE_OPEN_MAIN_JOURNAL)
+        return "journal";
+    if (flags & SQLITE_OPEN_SUBJOURNAL)
+        return "statement journal";
+    if (flags & (SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_TRANSIENT_DB))
+        return "temporary file";
+    return "file";
+}
+
+static int io_failed(sqlite3_file *p, int rc, const char *op, long long n, long long off)
+{
+    struct shim_file *f = (struct shim_file *)p;
+    const char *base = f->name;
+    int e = 0;
+
+    if (rc == SQLITE_OK || rc == SQLITE_IOERR_SHORT_READ)
+        return rc;
+    if (f->real->pMethods->xFileControl(f->real, SQLITE_FCNTL_LAST_ERRNO, &e) != SQLITE_OK)
+        e = 0;
+    /* The base name: error messages are short, and the data directory is
+     * the node's. */
+    if (base == NULL)
+        base = "(unnamed)";
+    else if (strrchr(base, '/'))
+        base = strrchr(base, '/') + 1;
+    snprintf(f->s->det.io_error, sizeof(f->s->det.io_error), "%s of %lld bytes at %lld in %s (%s): %s", op, n,
+             off, base, file_kind(f->flags), e ? strerror(e) : "no errno");
+    return rc;
+}
+
+static int file_close(sqlite3_file *p)
+{
+    return io_failed(p, REAL(p)->pMethods->xClose(REAL(p)), "close", 0, 0);
+}
+
+static int file_read(sqlite3_file *p, void *out, int n, sqlite3_int64 off)
+{
+    return io_failed(p, REAL(p)->pMethods->xRead(REAL(p), out, n, off), "read", n, off);
+}
+
+static int file_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off)
+{
+    return io_failed(p, REAL(p)->pMethods->xWrite(REAL(p), data, n, off), "write", n, off);
+}
+
+static int file_truncate(sqlite3_file *p, sqlite3_int64 size)
+{
+    return io_failed(p, REAL(p)->pMethods->xTruncate(REAL(p), size), "truncate", 0, size);
+}
+
+static int file_sync(sqlite3_file *p, int flags)
+{
+    return io_failed(p, REAL(p)->pMethods->xSync(REAL(p), flags), "sync", 0, 0);
+}
+
+static int file_size(sqlite3_file *p, sqlite3_int64 *size)
+{
+    return REAL(p)->pMethods->xFileSize(REAL(p), size);
+}
+
+static int file_lock(sqlite3_file *p, int level)
+{
+    return REAL(p)->pMethods->xLock(REAL(p), level);
+}
+
+static int file_unlock(sqlite3_file *p, int level)
+{
+    return REAL(p)->pMethods->xUnlock(REAL(p), level);
+}
+
+static int file_check_reserved(sqlite3_file *p, int *out)
+{
+    return REAL(p)->pMethods->xCheckReservedLock(REAL(p), out);
+}
+
+static int file_control(sqlite3_file *p, int op, void *arg)
+{
+    return REAL(p)->pMethods->xFileControl(REAL(p), op, arg);
+}
+
+static int file_sector_size(sqlite3_file *p)
+{
+    return REAL(p)->pMethods->xSectorSize(REAL(p));
+}
+
+static int file_device(sqlite3_file *p)
+{
+    return REAL(p)->pMethods->xDeviceCharacteristics(REAL(p));
+}
+
+static int file_shm_map(sqlite3_file *p, int pg, int pgsz, int extend, void volatile **out)
+{
+    return REAL(p)->pMethods->xShmMap(REAL(p), pg, pgsz, extend, out);
+}
+
+static int file_shm_lock(sqlite3_file *p, int offset, int n, int flags)
+{
+    return REAL(p)->pMethods->xShmLock(REAL(p), offset, n, flags);
+}
+
+static void file_shm_barrier(sqlite3_file *p)
+{
+    REAL(p)->pMethods->xShmBarrier(REAL(p));
+}
+
+static int file_shm_unmap(sqlite3_file *p, int del)
+{
+    return REAL(p)->pMethods->xShmUnmap(REAL(p), del);
+}
+
+static int file_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
+{
+    return REAL(p)->pMethods->xFetch(REAL(p), off, n, out);
+}
+
+static int file_unfetch(sqlite3_file *p, sqlite3_int64 off, void *page)
+{
+    return REAL(p)->pMethods->xUnfetch(REAL(p), off, page);
+}
+
+/* One table per version of the real file's methods: SQLite calls only what
+ * the version it sees has, so the shim must not claim more. */
+#define FILE_METHODS_V1 file_close, file_read, file_write, file_truncate, file_sync, file_size, file_lock, \
+        file_unlock, file_check_reserved, file_control, file_sector_size, file_device
+#define FILE_METHODS_V2 FILE_METHODS_V1, file_shm_map, file_shm_lock, file_shm_barrier, file_shm_unmap
+static const sqlite3_io_methods shim_file_methods[3] = {
+    {1, FILE_METHODS_V1, NULL, NULL, NULL, NULL, NULL, NULL},
+    {2, FILE_METHODS_V2, NULL, NULL},
+    {3, FILE_METHODS_V2, file_fetch, file_unfetch},
+};
+
+static int shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *p, int flags, int *oflags)
 {
     sqlite3_vfs *r = real_vfs(v);
-    /* The file object is the real VFS's own (szOsFile is copied). */
-    return r->xOpen(r, name, f, flags, oflags);
+    struct shim_file *f = (struct shim_file *)p;
+    int rc;
+
+    memset(f, 0, sizeof(*f));
+    f->real = (sqlite3_file *)(f + 1);
+    f->s = v->pAppData;
+    f->name = name;
+    f->flags = flags;
+    rc = r->xOpen(r, name, f->real, flags, oflags);
+    /* On failure SQLite calls xClose only if pMethods is set. */
+    if (f->real->pMethods == NULL || f->real->pMethods->iVersion < 1)
+        p->pMethods = NULL;
+    else
+        p->pMethods = &shim_file_methods[(f->real->pMethods->iVersion < 3 ? f->real->pMethods->iVersion : 3) - 1];
+    return rc;
 }
 
 static int shim_delete(sqlite3_vfs *v, const char *name, int sync_dir)
@@ -157,7 +326,8 @@ int store__det_init(struct store *s, char *err)
     snprintf(d->name, sizeof(d->name), "meridian-%p", (void *)s);
     memset(v, 0, sizeof(*v));
     v->iVersion = r->iVersion < 3 ? r->iVersion : 3;
-    v->szOsFile = r->szOsFile;
+    /* Our file header, then the real file (sqlite3_file is pointer-aligned). */
+    v->szOsFile = (int)sizeof(struct shim_file) + r->szOsFile;
     v->mxPathname = r->mxPathname;
     v->zName = d->name;
     v->pAppData = s;

@@ -323,11 +323,10 @@ static int step_error(struct store_conn *c, size_t idx, int rc, char *err)
         return mr_seterr(err, MR_ETIMEDOUT, "statement %zu: the read took too long (limit "
                          "read_timeout_ms)", idx);
     if (store__is_fatal(store__map_rc(rc))) {
-        /* "disk I/O error" alone does not say which call failed, nor why. */
-        int sys = sqlite3_system_errno(c->db);
-        return mr_seterr(err, store__map_rc(rc), "statement %zu: %s (SQLite extended code %d, errno %d: %s)",
-                         idx, sqlite3_errmsg(c->db), sqlite3_extended_errcode(c->db), sys,
-                         sys ? strerror(sys) : "none");
+        char detail[STORE_IO_DETAIL_LEN];
+        return mr_seterr(err, store__map_rc(rc), "statement %zu: %s (SQLite extended code %d; %s)", idx,
+                         sqlite3_errmsg(c->db), sqlite3_extended_errcode(c->db),
+                         store__io_detail(c, detail, sizeof(detail)));
     }
     return mr_seterr(err, store__map_rc(rc), "statement %zu: %s", idx, sqlite3_errmsg(c->db));
 }

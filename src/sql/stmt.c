@@ -559,13 +559,35 @@ int store__istep(struct store_conn *c, sqlite3_stmt *st)
     return rc;
 }
 
+const char *store__io_detail(struct store_conn *c, char *buf, size_t size)
+{
+    char *io = c->s->det.io_error;
+    int sys;
+
+    /* The apply connection's files name themselves (determinism.c). */
+    if (c->role == STORE_CONN_APPLY && io[0]) {
+        snprintf(buf, size, "%s", io);
+        io[0] = '\0';
+        return buf;
+    }
+    sys = sqlite3_system_errno(c->db);
+    snprintf(buf, size, "last errno %d: %s", sys, sys ? strerror(sys) : "none");
+    return buf;
+}
+
 int store__ierror(struct store_conn *c, sqlite3_stmt *st, int sqlite_rc, const char *what,
                   char *err)
 {
     int mrc = store__map_rc(sqlite_rc) == MR_ECORRUPT ? MR_ECORRUPT : MR_EIO;
 
+    char detail[STORE_IO_DETAIL_LEN];
+
     /* The message first: reset may replace it. */
-    mr_seterr(err, mrc, "%s: %s", what, sqlite3_errmsg(c->db));
+    if (store__is_fatal(store__map_rc(sqlite_rc)))
+        mr_seterr(err, mrc, "%s: %s (SQLite extended code %d; %s)", what, sqlite3_errmsg(c->db),
+                  sqlite3_extended_errcode(c->db), store__io_detail(c, detail, sizeof(detail)));
+    else
+        mr_seterr(err, mrc, "%s: %s", what, sqlite3_errmsg(c->db));
     sqlite3_reset(st);
     return mrc;
 }

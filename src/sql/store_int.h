@@ -118,6 +118,7 @@ struct store_det {
     int clock_fixed;       /* inside a transaction being applied */
     int64_t time_ms;
     uint64_t rng[4];       /* xoshiro256** state */
+    char io_error[320];    /* the last failed file call of the apply connection */
 };
 
 struct store {
@@ -186,6 +187,12 @@ int store__iexec(struct store_conn *c, sqlite3_stmt *st, const char *what, char 
     __attribute__((warn_unused_result));
 /* After an internal statement failed with <sqlite_rc>: the message in
  * <err> ("<what>: ..."), reset <st>, return MR_ECORRUPT or MR_EIO. */
+/* Room for store__io_detail's text. */
+#define STORE_IO_DETAIL_LEN 360
+/* What is known of the I/O failure behind the connection's last error: the
+ * file, the call and its errno when the apply connection's shim saw it
+ * (then forgotten), else SQLite's last errno.  Writes <buf>, returns it. */
+const char *store__io_detail(struct store_conn *c, char *buf, size_t size);
 int store__ierror(struct store_conn *c, sqlite3_stmt *st, int sqlite_rc, const char *what,
                   char *err);
 /* Prepare an internal statement (persistent, authorizer bypassed). */

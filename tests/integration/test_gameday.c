@@ -19,6 +19,7 @@
 #include "lib/cluster.h"
 
 static struct cluster *c;
+static json_t *report;   /* freed in teardown: a failed assertion leaves the test at once */
 
 /* The cluster lives in the group's setup and teardown, so that a failed
  * assertion still stops every process. */
@@ -31,13 +32,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    json_decref(report);
+    report = NULL;
     return cluster_stop(c);
 }
 
 static void ci_short_passes_every_check(void **state)
 {
     char report_dir[1100], path[1200];
-    json_t *report, *faults, *checks, *f;
+    json_t *faults, *checks, *f;
     json_error_t jerr;
     int rc;
 
@@ -93,7 +96,6 @@ static void ci_short_passes_every_check(void **state)
     assert_int_equal(rc, json_is_true(json_object_get(report, "passed")) ? 0 : 1);
     snprintf(path, sizeof(path), "%s/report.html", report_dir);
     assert_int_equal(access(path, R_OK), 0);
-    json_decref(report);
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* Unit tests of src/sql/store: deterministic apply on two replicas,
  * failing and runaway transactions, idempotency, positions, digests, the
  * statement cache, and I/O failures.  Reads and checks: test_store.c. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -537,6 +538,9 @@ static void io_failure_aborts_the_whole_batch(void **state)
     fail_writes = 0;
     assert_int_equal(g.n, 0);
     assert_non_null(strstr(f->err, "I/O error"));
+    /* The message names the call and the file that failed. */
+    assert_non_null(strstr(f->err, "write of "));
+    assert_non_null(strstr(f->err, "in c.db-wal (WAL)"));
     store_position(s, &pos);
     assert_int_equal(pos.rev, 1);
     assert_int_equal(read1(f, s, "SELECT count(*) FROM t", NULL), 0);
@@ -552,6 +556,57 @@ static void io_failure_aborts_the_whole_batch(void **state)
     store_close(s);
     sqlite3_vfs_unregister(&fv);
     sqlite3_vfs_register(unix_vfs, 1);
+}
+
+/* The descriptor of <suffix> (a file of the store) in this process, or -1. */
+static int fd_of(const char *dir, const char *suffix)
+{
+    char link[64], target[512], want[256];
+    int found = -1;
+
+    snprintf(want, sizeof(want), "%s/%s", dir, suffix);
+    for (int fd = 3; fd < 1024 && found < 0; fd++) {
+        ssize_t n;
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            if (strcmp(target, want) == 0)
+                found = fd;
+        }
+    }
+    return found;
+}
+
+/* What the node saw under load: the WAL's descriptor no longer writable
+ * (EBADF).  The error must say so, by file and errno, and the same file
+ * opened again must take the same batch. */
+static void broken_descriptor_is_named_and_reopen_recovers(void **state)
+{
+    struct fix *f = *state;
+    struct store *s;
+    struct got g;
+    char path[160];
+    int wal, ro;
+
+    snprintf(path, sizeof(path), "%s/c.db", f->dir);
+    assert_int_equal(store_open(path, NULL, &s, f->err), 0);
+    assert_int_equal(apply_sql(f, s, "b1", 1, "CREATE TABLE t(a)", &g), 0);
+    wal = fd_of(f->dir, "c.db-wal");
+    assert_true(wal >= 0);
+    ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    assert_int_equal(dup2(ro, wal), wal);   /* same number, now read-only */
+    close(ro);
+    assert_int_equal(apply_sql(f, s, "b2", 2, "INSERT INTO t VALUES(1)", &g), MR_EIO);
+    assert_non_null(strstr(f->err, "in c.db-wal (WAL): Bad file descriptor"));
+    store_close(s);
+    assert_int_equal(store_open(path, NULL, &s, f->err), 0);
+    assert_int_equal(apply_sql(f, s, "b2", 2, "INSERT INTO t VALUES(1)", &g), 0);
+    assert_int_equal(read1(f, s, "SELECT count(*) FROM t", NULL), 0);
+    assert_non_null(strstr(f->out.data, "[[1]]"));
+    assert_int_equal(store_integrity_check(s, f->err), 0);
+    store_close(s);
 }
 
 int main(void)
@@ -574,6 +629,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(small_statement_cache_evicts_and_rechecks, setup, teardown),
         cmocka_unit_test_setup_teardown(runaway_statements_are_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(io_failure_aborts_the_whole_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(broken_descriptor_is_named_and_reopen_recovers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
