@@ -158,6 +158,8 @@ int topo_attach(struct topo *t, const char *rundir, char *err)
         mr_auth_header(json_string_value(json_object_get(json_object_get(doc, "auth"), "token")),
                        tr->auth, sizeof(tr->auth));
         memcpy(t->auth, tr->auth, sizeof(t->auth));
+        snprintf(t->token, sizeof(t->token), "%s",
+                 json_string_value(json_object_get(json_object_get(doc, "auth"), "token")) ?: "");
         {
             const char *shop = json_string_value(json_object_get(json_object_get(r, "shop"), "url"));
             snprintf(tr->shop_url, sizeof(tr->shop_url), "%s", shop ? shop : "");

@@ -48,6 +48,7 @@ struct topo {
     struct topo_site sites[TOPO_MAX_SITES];
     size_t n_sites;            /* sites with a node url for every region */
     char auth[MR_AUTH_HEADER_MAX]; /* the same for every node: http_client_opts.headers */
+    char token[MR_AUTH_TOKEN_MAX + 1]; /* the admin token itself ("" without one): the dashboard link */
     /* A topology with TLS (topology.json "auth": {"ca_file", "cert_file",
      * "key_file"}): a client context with the run's admin certificate, for
      * every node and shop URL (https://); also set as http_fetch's.  NULL

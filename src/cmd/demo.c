@@ -600,6 +600,14 @@ static int print_orders(const struct demo *d, const struct topo *t)
     return found == acked;
 }
 
+/* The first region's dashboard, with the run's admin token when it has
+ * one (the node sets its cookie and drops the token from the address). */
+static const char *dashboard_link(const struct topo *t, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/dashboard%s%s", t->regions[0].url, t->token[0] ? "?token=" : "", t->token);
+    return buf;
+}
+
 int cmd_demo(int argc, char **argv)
 {
     static const struct option longopts[] = {{"duration", required_argument, NULL, 'd'},
@@ -611,7 +619,7 @@ int cmd_demo(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     int64_t duration_ms = 28000, per_site = 10;
     const char *topology = NULL, *leader;
-    char err[MR_ERRMSG_LEN], title[128];
+    char err[MR_ERRMSG_LEN], title[128], link[512];
     struct load_result res[N_PHASES];
     struct load_target targets[TOPO_MAX_SITES];
     struct topo t;
@@ -763,10 +771,11 @@ int cmd_demo(int argc, char **argv)
     if (!identical || !carts_ok || !sessions_ok || !orders_ok || d.ryw_violations ||
         failed * 100 > total)
         exit_code = 1;
-    printf("\ndashboard: %s/dashboard\n", t.regions[0].url);
+    printf("\ndashboard: %s\n", dashboard_link(&t, link, sizeof(link)));
     if (t.tls != NULL)
         printf("   (https with a certificate of the run's throw-away CA, %s/tls/ca.crt: the browser\n"
-               "   warns about it; the dashboard needs no client certificate)\n", t.rundir);
+               "   warns about it; the link carries the run's admin token, which the node keeps in\n"
+               "   a cookie; no client certificate needed)\n", t.rundir);
 out:
     for (size_t i = 0; i < t.n_regions; i++)
         json_decref(status[i]);
@@ -776,7 +785,7 @@ out:
         printf("\n== left running (--keep).  The shop as each site sees it, through its edge:\n");
         for (size_t s = 0; s < t.n_sites; s++)
             printf("   %-12s %s/\n", t.sites[s].name, t.sites[s].edge_url);
-        printf("   dashboard: %s/dashboard\n", t.regions[0].url);
+        printf("   dashboard: %s\n", dashboard_link(&t, link, sizeof(link)));
         printf("   stop it with: meridian down %s   (then remove the directory: it keeps the logs)\n",
                t.rundir);
         fflush(stdout);

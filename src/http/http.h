@@ -116,6 +116,11 @@ void http_server_close(struct http_server *s);
  * as the request. */
 const char *http_request_header(const struct http_request *req, const char *name);
 
+/* Value of cookie <name> in a Cookie header's value <header> into <out>
+ * (<size> bytes, NUL-terminated, quotes removed); 1 found, 0 absent or too
+ * long. */
+int http_cookie_get(const char *header, const char *name, char *out, size_t size);
+
 /* Query parameter lookup (percent-decoding applied) into <out>; returns 1 when
  * found, 0 when absent. */
 int http_request_query(const struct http_request *req, const char *name, struct mr_buf *out);

@@ -184,6 +184,35 @@ static void query_decode(struct mr_buf *out, const char *s, size_t n)
     out->data[out->len] = '\0';
 }
 
+/* RFC 6265 section 5.4: "name=value" pairs separated by "; ". */
+int http_cookie_get(const char *header, const char *name, char *out, size_t size)
+{
+    size_t nlen = strlen(name);
+    const char *p = header;
+
+    while (p && *p) {
+        const char *end = strchr(p, ';'), *v;
+        size_t len;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            v = p + nlen + 1;
+            len = end ? (size_t)(end - v) : strlen(v);
+            while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+                len--;
+            if (len >= 2 && v[0] == '"' && v[len - 1] == '"')
+                v++, len -= 2;
+            if (len + 1 > size)
+                return 0;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
 int http_request_query(const struct http_request *req, const char *name, struct mr_buf *out)
 {
     const char *q = req->query;

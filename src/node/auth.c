@@ -18,10 +18,13 @@
  *   /metrics                read (scrapers get a read token)
  *   /v1/status              read or peer (the other regions' dashboards
  *                           poll it with their node's peer token)
+ *   /dashboard,
+ *   /v1/dashboard           read, from the Authorization header or the
+ *                           meridian_auth cookie that /dashboard?token=T
+ *                           sets (a browser sends no bearer token; decision
+ *                           043)
  *   anything else           open: /healthz and /readyz (probes: they answer
- *                           ok or not and a reason), /dashboard and
- *                           /v1/dashboard (a browser sends no bearer token;
- *                           decision 031)
+ *                           ok or not and a reason)
  *
  * The token table is read at start and again on SIGHUP (node__auth_reload),
  * which replaces it whole.
@@ -118,6 +121,8 @@ unsigned node__auth_need(const struct http_request *hr)
         return MR_AUTH_READ;
     if (strcmp(hr->path, "/v1/status") == 0)
         return NODE_AUTH_READ_OR_PEER;
+    if (strcmp(hr->path, "/dashboard") == 0 || strcmp(hr->path, "/v1/dashboard") == 0)
+        return NODE_AUTH_DASHBOARD;
     return 0;
 }
 
@@ -134,6 +139,8 @@ static const char *peer_cn(struct http_exchange *ex)
 
 static const char *scope_name(unsigned need)
 {
+    if (need == NODE_AUTH_DASHBOARD)
+        return "read";
     if (need == NODE_AUTH_READ_OR_PEER)
         return "read (or peer)";
     if (need & MR_AUTH_ADMIN)
@@ -183,6 +190,76 @@ void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct ht
                             : "WWW-Authenticate: Bearer realm=\"meridian\", error=\"invalid_token\"\r\n");
 }
 
+/* How long a browser keeps the dashboard's cookie: a working day. */
+#define NODE_DASHBOARD_COOKIE_AGE_S (12 * 3600)
+
+/* The dashboard page when the browser has no credential: what to do, in
+ * HTML rather than JSON. */
+static void dashboard_refuse(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                             enum mr_auth_result r, const char *who)
+{
+    static const char page[] =
+        "<!doctype html><meta charset=utf-8><title>Meridian dashboard: sign in</title>"
+        "<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">"
+        "<h1>This dashboard needs a token</h1>"
+        "<p>Open <code>/dashboard?token=TOKEN</code> once with a token of the <b>read</b> scope "
+        "(<code>meridian token new --name ops --scopes read</code>, then its hash in the node's "
+        "<code>[auth]</code>; a local topology prints a ready link). The browser keeps it in an "
+        "HttpOnly cookie for this node only.</p><p>docs/dashboard.md, docs/security.md</p>";
+
+    if (strcmp(hr->path, "/dashboard") != 0) {   /* the page's polls: JSON, as every API */
+        node__auth_refuse(n, ex, hr, r, NODE_AUTH_DASHBOARD, who);
+        return;
+    }
+    n->stats.auth_refused[r]++;
+    n->stats.requests[ROUTE_REFUSED][4]++;
+    http_respond(ex, r == MR_AUTH_FORBIDDEN ? 403 : 401, "text/html; charset=utf-8", page, sizeof(page) - 1,
+                 "Cache-Control: no-store\r\n");
+}
+
+/* /dashboard and /v1/dashboard: the header, else the cookie, else (page
+ * only) ?token=, which on success sets the cookie and redirects to the
+ * bare URL so that the token leaves the address bar and the history. */
+static int dashboard_authorize(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                               unsigned *granted, const char **who)
+{
+    const char *authz = http_request_header(hr, "Authorization"), *cookies = http_request_header(hr, "Cookie");
+    char tok[MR_AUTH_TOKEN_MAX + 1], bearer[MR_AUTH_TOKEN_MAX + 16];
+    struct mr_buf q;
+    int from_query = 0;
+    enum mr_auth_result r;
+
+    mr_buf_init(&q);
+    if (authz == NULL && cookies && http_cookie_get(cookies, NODE_DASHBOARD_COOKIE, tok, sizeof(tok))) {
+        snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
+        authz = bearer;
+    } else if (authz == NULL && strcmp(hr->path, "/dashboard") == 0 && http_request_query(hr, "token", &q) &&
+               q.len > 0 && q.len < sizeof(tok) && mr_auth_token_valid(q.data)) {
+        snprintf(tok, sizeof(tok), "%s", q.data);
+        snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
+        authz = bearer;
+        from_query = 1;
+    }
+    mr_buf_close(&q);
+    r = mr_auth_check(&n->auth, authz, peer_cn(ex), MR_AUTH_READ, granted, who);
+    if (r != MR_AUTH_OK) {
+        dashboard_refuse(n, ex, hr, r, *who);
+        return MR_EDENIED;
+    }
+    if (from_query) {
+        char hdr[MR_AUTH_TOKEN_MAX + 200];
+        /* HttpOnly: no script reads it; SameSite=Strict: no other site's
+         * page sends it; Path=/: the page and its /v1/dashboard polls. */
+        snprintf(hdr, sizeof(hdr), "Location: /dashboard\r\nSet-Cookie: %s=%s; Path=/; HttpOnly; "
+                 "SameSite=Strict; Max-Age=%d%s\r\nCache-Control: no-store\r\n", NODE_DASHBOARD_COOKIE, tok,
+                 NODE_DASHBOARD_COOKIE_AGE_S, n->tls_server ? "; Secure" : "");
+        n->stats.requests[ROUTE_DASHBOARD][3]++;
+        http_respond(ex, 303, "text/plain", "", 0, hdr);
+        return MR_EDENIED;   /* answered */
+    }
+    return 0;
+}
+
 int node__authorize(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                     unsigned need, unsigned *granted, const char **who)
 {
@@ -193,6 +270,8 @@ int node__authorize(struct node *n, struct http_exchange *ex, const struct http_
         *granted = MR_AUTH_ALL;
         return 0;
     }
+    if (need == NODE_AUTH_DASHBOARD)
+        return dashboard_authorize(n, ex, hr, granted, who);
     if (need == NODE_AUTH_READ_OR_PEER) {
         /* Any known token passes mr_auth_check with need 0; then one of
          * the two scopes must be among those it grants. */

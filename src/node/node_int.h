@@ -271,6 +271,11 @@ void node__auth_reload(struct node *n, const char *path);
  * suffices (/v1/status, which other regions' dashboards poll with their
  * peer token).  Never combined with scope bits. */
 #define NODE_AUTH_READ_OR_PEER (1u << 16)
+/* The dashboard (/dashboard, /v1/dashboard): the read scope, from the
+ * Authorization header or, since a browser sends none, from the
+ * NODE_DASHBOARD_COOKIE that GET /dashboard?token=T sets (decision 043). */
+#define NODE_AUTH_DASHBOARD (1u << 17)
+#define NODE_DASHBOARD_COOKIE "meridian_auth"
 /* Scope bits <hr> needs before its body is looked at (or
  * NODE_AUTH_READ_OR_PEER); 0: open. */
 unsigned node__auth_need(const struct http_request *hr);

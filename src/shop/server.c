@@ -209,11 +209,11 @@ static void on_request(struct http_exchange *ex, const struct http_request *hr, 
     r->body_len = hr->body_len;
     r->referer = ref ? mr_strndup(ref, 256) : NULL;
     r->html = strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/api") != 0;
-    if (cookie && shop__cookie(cookie, s->cfg->session_cookie, buf, sizeof(buf)) && shop__sid_valid(buf))
+    if (cookie && http_cookie_get(cookie, s->cfg->session_cookie, buf, sizeof(buf)) && shop__sid_valid(buf))
         snprintf(r->sid, sizeof(r->sid), "%.*s", SHOP_SID_HEX, buf);
     /* A bad token cookie is dropped (it may come from an older cluster); a
      * bad header is the client's mistake and gets a 400. */
-    if (cookie && shop__cookie(cookie, s->cfg->token_cookie, buf, sizeof(buf)) &&
+    if (cookie && http_cookie_get(cookie, s->cfg->token_cookie, buf, sizeof(buf)) &&
         mr_token_parse(buf, &t, NULL) == 0) {
         r->tok = t;
         r->have_tok = 1;

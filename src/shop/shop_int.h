@@ -237,9 +237,6 @@ const char *shop__fault_mode_name(enum shop_fault_mode m);
 /* ---- util.c: pure helpers (unit-tested) ---- */
 /* Append <s> HTML-escaped (& < > " '). */
 void shop__html(struct mr_buf *b, const char *s);
-/* Value of cookie <name> in a Cookie header into <out> (<size> bytes);
- * 1 found, 0 absent or too long. */
-int shop__cookie(const char *header, const char *name, char *out, size_t size);
 /* Field <name> of an application/x-www-form-urlencoded <body> (or query),
  * percent- and '+'-decoded into <out>; 1 found, 0 absent.  Fields longer
  * than <size>-1 are absent. */

@@ -24,35 +24,6 @@ void shop__html(struct mr_buf *b, const char *s)
     }
 }
 
-/* RFC 6265 section 5.4: "name=value" pairs separated by "; ". */
-int shop__cookie(const char *header, const char *name, char *out, size_t size)
-{
-    size_t nlen = strlen(name);
-    const char *p = header;
-
-    while (p && *p) {
-        const char *end = strchr(p, ';'), *v;
-        size_t len;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            v = p + nlen + 1;
-            len = end ? (size_t)(end - v) : strlen(v);
-            while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-                len--;
-            if (len >= 2 && v[0] == '"' && v[len - 1] == '"')
-                v++, len -= 2;
-            if (len + 1 > size)
-                return 0;
-            memcpy(out, v, len);
-            out[len] = '\0';
-            return 1;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
-}
-
 int shop__form(const char *body, const char *name, char *out, size_t size)
 {
     size_t nlen = strlen(name);

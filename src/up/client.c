@@ -382,6 +382,12 @@ int up_format_endpoints(const char *state_json, struct mr_buf *out, char *err)
         mr_buf_printf(out, "%-16s %-24s %-8lld\n", jstr(r, "name"), jstr(e, "url"),
                       (long long)json_integer_value(json_object_get(e, "pid")));
     }
+    r = json_array_get(json_object_get(state, "regions"), 0);
+    if (r != NULL) {
+        const char *token = json_string_value(json_object_get(json_object_get(state, "auth"), "token"));
+        mr_buf_printf(out, "dashboard %s/dashboard%s%s\n", jstr(json_object_get(r, "node"), "url"),
+                      token ? "?token=" : "", token ? token : "");
+    }
     mr_buf_printf(out, "control %s (supervisor pid %lld)\nrundir  %s (state in topology.json, "
                   "logs in logs/)\nstop with: meridian down %s\n",
                   jstr(control, "url"), (long long)json_integer_value(json_object_get(control, "pid")),

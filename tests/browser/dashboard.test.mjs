@@ -1,7 +1,9 @@
 // dashboard.test.mjs -- the operations dashboard in headless chromium
 // (docs/dashboard.md; docs/shop.md, "Browser tests").
 //
-// Starts the default topology and opens GET /dashboard on every region's node
+// Starts the default topology, checks that the dashboard refuses a browser
+// without the token and keeps it in a cookie after /dashboard?token=, then
+// opens GET /dashboard on every region's node
 // (topology.json regions[].node.url): each page must render, from its own
 // node only, every region (table and diagram, healthy, with the etcd leader
 // named), the edges and the charts; then, while shoppers' requests go through
@@ -33,7 +35,9 @@ test('the dashboard renders every region and updates its charts', async (t) => {
         browser = await launchBrowser();
         /* The nodes are https:// with a certificate of the run's throw-away CA
          * (docs/topology.md "TLS"), which chromium's store does not hold; the
-         * dashboard is open to clients without a certificate. */
+         * dashboard needs no client certificate, but a read token, which
+         * /dashboard?token= keeps in a cookie (one for every port of the
+         * host: cookies ignore ports, so every node's page gets it). */
         const context = await browser.newContext({ ignoreHTTPSErrors: true });
         page = await context.newPage();
         page.setDefaultTimeout(ms(15000));
@@ -43,6 +47,21 @@ test('the dashboard renders every region and updates its charts', async (t) => {
             if (!r.isNavigationRequest() && !r.url().startsWith('data:') &&
                 new URL(r.url()).origin !== new URL(r.frame().url()).origin)
                 foreign.push(`${r.frame().url()} loaded ${r.url()}`);
+        });
+
+        await step('the dashboard needs a read token; ?token= leaves it in a cookie only', async () => {
+            const first = regions[0].node.url;
+            const bare = await page.goto(`${first}/dashboard`);
+            assert.equal(bare.status(), 401);
+            assert.match(await page.locator('h1').textContent(), /needs a token/);
+            const wrong = await page.goto(`${first}/dashboard?token=mrt_not-a-token-of-this-cluster`);
+            assert.equal(wrong.status(), 401);
+            /* The run's admin token (topology.json "auth"), as `meridian up` prints the link. */
+            const ok = await page.goto(`${first}/dashboard?token=${topo.json.auth.token}`);
+            assert.equal(ok.status(), 200);
+            assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+            const cookie = (await page.context().cookies(first)).find((c) => c.name === 'meridian_auth');
+            assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', 'an HttpOnly, SameSite=Strict cookie');
         });
 
         for (const r of regions) {

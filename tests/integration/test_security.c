@@ -138,6 +138,67 @@ static void probes_are_open_and_observability_needs_read(void **state)
     expect(PEER, "GET", URL, "/v1/status", NULL, 200, NULL);
     expect(PEER, "GET", URL, "/metrics", NULL, 403, "forbidden");
     expect(ADMIN, "GET", URL, "/metrics", NULL, 200, NULL);
+    expect(NULL, "GET", URL, "/v1/dashboard", NULL, 401, "unauthorized");
+    expect(PEER, "GET", URL, "/v1/dashboard", NULL, 403, "forbidden");
+    expect(SHOP, "GET", URL, "/v1/dashboard", NULL, 200, NULL);
+}
+
+/* GET <path> on us-east-1's node with the raw <headers> (or NULL). */
+static void fetch(const char *path, const char *headers, struct http_result *res)
+{
+    char url[512], err[MR_ERRMSG_LEN];
+
+    snprintf(url, sizeof(url), "%s%s", URL, path);
+    assert_int_equal(http_fetch("GET", url, headers, NULL, 0, (uint64_t)test_timeout_ms(10000), res, err), 0);
+}
+
+/* A browser sends no bearer token: /dashboard?token= checks it, answers
+ * 303 to the bare URL and sets an HttpOnly, SameSite=Strict cookie, which
+ * the page and its /v1/dashboard polls then carry.  Without it, the page
+ * explains in HTML what to do. */
+static void dashboard_takes_a_token_once_then_a_cookie(void **state)
+{
+    struct http_result res;
+    char path[400], cookie[400];
+
+    (void)state;
+    fetch("/dashboard", NULL, &res);
+    assert_int_equal(res.status, 401);
+    assert_non_null(strcasestr(res.headers.data, "Content-Type: text/html"));
+    assert_non_null(strstr(res.body.data, "/dashboard?token="));
+    http_result_close(&res);
+    fetch("/dashboard?token=mrt_not-a-token-of-this-cluster", NULL, &res);
+    assert_int_equal(res.status, 401);
+    assert_null(strcasestr(res.headers.data, "Set-Cookie"));
+    http_result_close(&res);
+
+    snprintf(path, sizeof(path), "/dashboard?token=%s", SHOP);
+    fetch(path, NULL, &res);
+    assert_int_equal(res.status, 303);
+    assert_non_null(strcasestr(res.headers.data, "Location: /dashboard\r\n"));
+    snprintf(cookie, sizeof(cookie), "Set-Cookie: meridian_auth=%s; Path=/; HttpOnly; SameSite=Strict", SHOP);
+    assert_non_null(strcasestr(res.headers.data, cookie));
+    http_result_close(&res);
+    /* A peer token has no read scope: no cookie for it. */
+    snprintf(path, sizeof(path), "/dashboard?token=%s", PEER);
+    fetch(path, NULL, &res);
+    assert_int_equal(res.status, 403);
+    http_result_close(&res);
+
+    snprintf(cookie, sizeof(cookie), "Cookie: theme=dark; meridian_auth=%s\r\n", SHOP);
+    fetch("/dashboard", cookie, &res);
+    assert_int_equal(res.status, 200);
+    http_result_close(&res);
+    fetch("/v1/dashboard", cookie, &res);
+    assert_int_equal(res.status, 200);
+    http_result_close(&res);
+    /* The cookie counts for the dashboard only. */
+    fetch("/metrics", cookie, &res);
+    assert_int_equal(res.status, 401);
+    http_result_close(&res);
+    fetch("/v1/dashboard", "Cookie: meridian_auth=mrt_stale\r\n", &res);
+    assert_int_equal(res.status, 401);
+    http_result_close(&res);
 }
 
 /* us-east-1's dashboard shows eu-west-1 reachable: its polls of the other
@@ -150,7 +211,7 @@ static int dashboard_sees_peer(void *arg)
     int up = 0;
 
     (void)arg;
-    if (api_call_as(NULL, "GET", URL, "/v1/dashboard", NULL, &r) != 0)
+    if (api_call_as(READER[0] ? READER : SHOP, "GET", URL, "/v1/dashboard", NULL, &r) != 0)
         return 0;
     if (r.status == 200)
         json_array_foreach(json_object_get(r.body, "regions"), i, x)
@@ -560,6 +621,7 @@ int main(void)
         cmocka_unit_test(probes_are_open_and_observability_needs_read),
         cmocka_unit_test(shop_fault_injection_needs_the_admin_scope),
         cmocka_unit_test(dashboard_polls_peers_with_the_peer_token),
+        cmocka_unit_test(dashboard_takes_a_token_once_then_a_cookie),
         cmocka_unit_test(missing_and_wrong_tokens_get_401),
         cmocka_unit_test(scopes_decide_what_a_token_may_do),
         cmocka_unit_test(nodes_replicate_with_their_peer_token),

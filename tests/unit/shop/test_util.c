@@ -30,16 +30,16 @@ static void cookie_finds_exact_names_only(void **state)
     char v[40];
 
     (void)state;
-    assert_true(shop__cookie("a=1; mr_sid=abc; mr_token=1.5", "mr_sid", v, sizeof(v)));
+    assert_true(http_cookie_get("a=1; mr_sid=abc; mr_token=1.5", "mr_sid", v, sizeof(v)));
     assert_string_equal(v, "abc");
-    assert_true(shop__cookie("xmr_sid=no;mr_sid=\"q\"", "mr_sid", v, sizeof(v)));
+    assert_true(http_cookie_get("xmr_sid=no;mr_sid=\"q\"", "mr_sid", v, sizeof(v)));
     assert_string_equal(v, "q");
-    assert_true(shop__cookie("mr_token=1.5.eu-west-1=3", "mr_token", v, sizeof(v)));
+    assert_true(http_cookie_get("mr_token=1.5.eu-west-1=3", "mr_token", v, sizeof(v)));
     assert_string_equal(v, "1.5.eu-west-1=3");
-    assert_false(shop__cookie("xmr_sid=no", "mr_sid", v, sizeof(v)));
-    assert_false(shop__cookie("", "mr_sid", v, sizeof(v)));
+    assert_false(http_cookie_get("xmr_sid=no", "mr_sid", v, sizeof(v)));
+    assert_false(http_cookie_get("", "mr_sid", v, sizeof(v)));
     /* too long for the buffer: absent, never truncated */
-    assert_false(shop__cookie("mr_sid=0123456789", "mr_sid", v, 5));
+    assert_false(http_cookie_get("mr_sid=0123456789", "mr_sid", v, 5));
 }
 
 static void form_decodes_percent_and_plus(void **state)
