@@ -49,6 +49,7 @@ static void wan_usage(FILE *f)
 struct runner {
     uv_loop_t loop;
     struct wan *w;
+    const char *config;
     uv_signal_t sigs[3];
 };
 
@@ -56,6 +57,15 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct runner *r = h->data;
 
+    if (signum == SIGHUP) {
+        char err[MR_ERRMSG_LEN];
+        /* Token rotation without cutting every emulated link. */
+        if (r->w && wan_config_reload_tokens(r->w, r->config, err) != 0)
+            mr_log(MR_LOG_ERROR, "wan", "SIGHUP: reload failed, the tokens loaded before stay in use: %s", err);
+        else if (r->w)
+            mr_log(MR_LOG_INFO, "wan", "SIGHUP: the [wan] token lines of %s reloaded", r->config);
+        return;
+    }
     mr_log(MR_LOG_INFO, "wan", "SIG%s: stopping", sigabbrev_np(signum));
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&r->sigs[i], NULL);
@@ -81,6 +91,7 @@ static int wan_run(const char *config)
     struct mr_buf links;
 
     memset(&r, 0, sizeof(r));
+    r.config = config;
     signal(SIGPIPE, SIG_IGN);
     if (uv_loop_init(&r.loop) != 0) {
         fprintf(stderr, "meridian wan: cannot create the event loop\n");

@@ -367,6 +367,10 @@ void wan_metrics(const struct wan *w, struct mr_buf *b)
     mr_metric_header(b, "meridian_wan_auth_refused_total", "counter",
                      "control API requests refused for want of a valid token or scope");
     mr_metric_u64(b, "meridian_wan_auth_refused_total", NULL, w->auth_refused);
+    mr_metric_header(b, "meridian_wan_auth_reloads_total", "counter",
+                     "re-reads of the [wan] token lines on SIGHUP, by result");
+    mr_metric_u64(b, "meridian_wan_auth_reloads_total", "result=\"done\"", w->auth_reloads[0]);
+    mr_metric_u64(b, "meridian_wan_auth_reloads_total", "result=\"failed\"", w->auth_reloads[1]);
 }
 
 /* ---- HTTP ---- */

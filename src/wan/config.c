@@ -58,7 +58,8 @@ struct ctx {
     struct sec secs[MAX_SECTIONS];
     size_t n;
     char *control;
-    struct wan *w;             /* receives [wan] token lines */
+    struct wan *w;             /* receives the links and routes; NULL: tokens only */
+    struct mr_auth *tokens;    /* receives [wan] token lines */
 };
 
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -203,7 +204,7 @@ static int handler(void *user, const char *secname, const char *key, const char 
         } else if (strcmp(key, "token") == 0) {
             char where[MR_ERRMSG_LEN], msg[MR_ERRMSG_LEN];
             snprintf(where, sizeof(where), "%s:%d", c->path, c->line);
-            if (mr_auth_add(&c->w->auth, value, where, msg) != 0 && c->rc == 0)
+            if (mr_auth_add(c->tokens, value, where, msg) != 0 && c->rc == 0)
                 c->rc = mr_seterr(c->err, MR_ECONFIG, "%s", msg);
         } else {
             fail(c, "unknown key '%s' in [wan]: expected control or token", key);
@@ -272,8 +273,10 @@ static int split_addr(const char *s, char **host, int *port)
     return 0;
 }
 
-int wan_config_load(struct wan *w, const char *path, char **control_host, int *control_port,
-                    char *err)
+/* Parse <path>: token lines into <tokens>; with <w>, the links and routes
+ * into it and [wan] control into *control_host/port too. */
+static int config_parse(struct wan *w, struct mr_auth *tokens, const char *path, char **control_host,
+                        int *control_port, char *err)
 {
     struct ctx *c = mr_calloc(1, sizeof(*c));
     int rc;
@@ -281,6 +284,7 @@ int wan_config_load(struct wan *w, const char *path, char **control_host, int *c
     c->path = path;
     c->err = err;
     c->w = w;
+    c->tokens = tokens;
     c->f = fopen(path, "re");
     if (c->f == NULL) {
         rc = mr_seterr(err, MR_ECONFIG, "%s: cannot open: %s", path, strerror(errno));
@@ -294,7 +298,7 @@ int wan_config_load(struct wan *w, const char *path, char **control_host, int *c
         fail(c, "syntax error (expected [section] or key = value)");
     }
     /* links first, then routes (which name links) */
-    for (size_t i = 0; c->rc == 0 && i < c->n; i++) {
+    for (size_t i = 0; w != NULL && c->rc == 0 && i < c->n; i++) {
         struct sec *s = &c->secs[i];
         if (s->kind != 'l')
             continue;
@@ -304,7 +308,7 @@ int wan_config_load(struct wan *w, const char *path, char **control_host, int *c
         else if (wan_link_add(w, s->name, NULL, NULL, &s->s, err) != 0)
             mr_wraperr(err, c->rc = MR_ECONFIG, "%s:%d", path, s->line);
     }
-    for (size_t i = 0; c->rc == 0 && i < c->n; i++) {
+    for (size_t i = 0; w != NULL && c->rc == 0 && i < c->n; i++) {
         struct sec *s = &c->secs[i];
         char *lh = NULL, *th = NULL;
         int lp = 0, tp = 0, bound;
@@ -324,7 +328,7 @@ int wan_config_load(struct wan *w, const char *path, char **control_host, int *c
         mr_free(lh);
         mr_free(th);
     }
-    if (c->rc == 0) {
+    if (w != NULL && c->rc == 0) {
         if (c->control == NULL) {
             *control_host = mr_strdup("127.0.0.1");
             *control_port = 0;
@@ -342,5 +346,28 @@ int wan_config_load(struct wan *w, const char *path, char **control_host, int *c
     }
     mr_free(c->control);
     mr_free(c);
+    return rc;
+}
+
+int wan_config_load(struct wan *w, const char *path, char **control_host, int *control_port,
+                    char *err)
+{
+    return config_parse(w, &w->auth, path, control_host, control_port, err);
+}
+
+int wan_config_reload_tokens(struct wan *w, const char *path, char *err)
+{
+    struct mr_auth *fresh = mr_calloc(1, sizeof(*fresh));
+    int rc = config_parse(NULL, fresh, path, NULL, NULL, err);
+
+    /* A wan whose control API checks tokens must not be opened by a
+     * SIGHUP that finds none (a half-written file, a wrong path). */
+    if (rc == 0 && fresh->n == 0 && w->auth.n > 0)
+        rc = mr_seterr(err, MR_ECONFIG, "%s: [wan] has no token left: the control API would be open "
+                       "to anyone (restart the wan to open it on purpose)", path);
+    if (rc == 0)
+        w->auth = *fresh;   /* whole, between two callbacks of the loop */
+    w->auth_reloads[rc == 0 ? 0 : 1]++;
+    mr_free(fresh);
     return rc;
 }

@@ -154,6 +154,13 @@ void wan_metrics(const struct wan *w, struct mr_buf *out);
 int wan_config_load(struct wan *w, const char *path, char **control_host, int *control_port,
                     char *err) __attribute__((warn_unused_result));
 
+/* Read <path> again and replace <w>'s [wan] token lines with its own
+ * (SIGHUP): links, routes and control are not touched.  On an error (named
+ * file:line), or when the file has no token left while <w> checks tokens,
+ * the old tokens stay.  Counted in meridian_wan_auth_reloads_total. */
+int wan_config_reload_tokens(struct wan *w, const char *path, char *err)
+    __attribute__((warn_unused_result));
+
 /* ---- Stats (for tests and benchmarks) ---- */
 
 struct wan_link_stats {

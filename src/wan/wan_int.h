@@ -130,6 +130,7 @@ struct wan {
     struct mr_auth auth;        /* [wan] token lines: when any, the control API
                                    needs read (GET) or admin (changes) */
     uint64_t auth_refused;
+    uint64_t auth_reloads[2];   /* SIGHUP token reloads: [0] done, [1] failed */
     int64_t auth_logged_ms;     /* last refusal logged */
     int closing;
     int n_closing;              /* handles still closing at shutdown */

@@ -380,6 +380,89 @@ static void read_token_cannot_write(void **state)
     }
 }
 
+static int wan_status_is(void *arg)
+{
+    const char **want = arg;   /* {base, token, "200"} */
+    struct api_reply r;
+    int ok;
+
+    if (api_call_as(want[1], "GET", want[0], "/links", NULL, &r) != 0)
+        return 0;
+    ok = r.status == atoi(want[2]);
+    api_reply_close(&r);
+    return ok;
+}
+
+/* SIGHUP re-reads the wan's [wan] token lines (and nothing else): a new
+ * token works, a broken line keeps the tokens loaded before, and an
+ * emptied table is refused rather than opening the control API. */
+static void wan_reloads_its_tokens_on_sighup(void **state)
+{
+    char cmd[1024], path[512], tok[256], line[512], wan[128], saved[65536];
+    const char *want[3];
+    json_t *doc;
+    size_t saved_len;
+    FILE *p, *f;
+    int pid;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/topology.json", C->rundir);
+    doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    snprintf(wan, sizeof(wan), "%s", json_string_value(json_object_get(json_object_get(doc, "wan"), "control_url")));
+    pid = (int)json_integer_value(json_object_get(json_object_get(doc, "wan"), "pid"));
+    json_decref(doc);
+    assert_true(pid > 0);
+    snprintf(cmd, sizeof(cmd), "%s token new --name ops2 --scopes admin --quiet", cluster_bin());
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(tok, sizeof(tok), p));
+    tok[strcspn(tok, "\n")] = '\0';
+    assert_non_null(fgets(line, sizeof(line), p));
+    assert_int_equal(pclose(p), 0);
+    expect(tok, "GET", wan, "/links", NULL, 401, "unauthorized");
+
+    snprintf(path, sizeof(path), "%s/wan.ini", C->rundir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    saved_len = fread(saved, 1, sizeof(saved), f);
+    fclose(f);
+    assert_true(saved_len > 0 && saved_len < sizeof(saved));
+
+    /* A broken line: refused, the old tokens stay. */
+    f = fopen(path, "a");
+    fprintf(f, "\n[wan]\ntoken = ops3 admin nothex\n");
+    fclose(f);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    want[0] = wan, want[1] = ADMIN, want[2] = "200";
+    assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
+    expect(tok, "GET", wan, "/links", NULL, 401, "unauthorized");
+
+    /* The new token, beside the old ones. */
+    f = fopen(path, "w");
+    fwrite(saved, 1, saved_len, f);
+    fprintf(f, "\n[wan]\n%s", line);
+    fclose(f);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    want[1] = tok;
+    assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
+    expect(ADMIN, "GET", wan, "/links", NULL, 200, NULL);
+    {
+        struct api_reply r;
+        assert_int_equal(api_call_as(ADMIN, "GET", wan, "/metrics", NULL, &r), 0);
+        assert_non_null(strstr(r.text, "meridian_wan_auth_reloads_total{result=\"done\"} 1\n"));
+        assert_non_null(strstr(r.text, "meridian_wan_auth_reloads_total{result=\"failed\"} 1\n"));
+        api_reply_close(&r);
+    }
+    /* Put the file back as it was (the other tests use the run's tokens). */
+    f = fopen(path, "w");
+    fwrite(saved, 1, saved_len, f);
+    fclose(f);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    want[1] = tok, want[2] = "401";
+    assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
+}
+
 static void refusals_are_counted(void **state)
 {
     struct api_reply r;
@@ -622,6 +705,7 @@ int main(void)
         cmocka_unit_test(shop_fault_injection_needs_the_admin_scope),
         cmocka_unit_test(dashboard_polls_peers_with_the_peer_token),
         cmocka_unit_test(dashboard_takes_a_token_once_then_a_cookie),
+        cmocka_unit_test(wan_reloads_its_tokens_on_sighup),
         cmocka_unit_test(missing_and_wrong_tokens_get_401),
         cmocka_unit_test(scopes_decide_what_a_token_may_do),
         cmocka_unit_test(nodes_replicate_with_their_peer_token),
