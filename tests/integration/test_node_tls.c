@@ -420,11 +420,12 @@ static void no_certificate_no_token_gets_401(void **state)
                              NULL, body, sizeof(body)), 200);
     assert_int_equal(request(ops, port_a, "GET", "/metrics", NULL, NULL, body, sizeof(body)), 200);
     assert_int_equal(request(ops, port_a, "GET", "/v1/status", NULL, NULL, body, sizeof(body)), 200);
-    /* Open routes stay open over TLS: the probes, and the dashboard a
-     * browser opens without a token (decision 031). */
+    /* The probes stay open over TLS; the dashboard wants the read scope
+     * (decision 043), from a token or, here, a client certificate. */
     assert_int_equal(request(anon, port_a, "GET", "/healthz", NULL, NULL, body, sizeof(body)), 200);
     assert_int_equal(request(anon, port_a, "GET", "/readyz", NULL, NULL, body, sizeof(body)), 200);
-    assert_int_equal(request(anon, port_a, "GET", "/dashboard", NULL, NULL, body, sizeof(body)), 200);
+    assert_int_equal(request(anon, port_a, "GET", "/dashboard", NULL, NULL, body, sizeof(body)), 401);
+    assert_int_equal(request(ops, port_a, "GET", "/dashboard", NULL, NULL, body, sizeof(body)), 200);
     SSL_CTX_free(anon);
 }
 

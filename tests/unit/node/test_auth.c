@@ -51,8 +51,8 @@ static void routes_need_their_scope(void **state)
     assert_int_equal(need("GET", "/readyz"), 0);
     assert_int_equal(need("GET", "/metrics"), MR_AUTH_READ);
     assert_int_equal(need("GET", "/v1/status"), NODE_AUTH_READ_OR_PEER);
-    assert_int_equal(need("GET", "/v1/dashboard"), 0);
-    assert_int_equal(need("GET", "/dashboard"), 0);
+    assert_int_equal(need("GET", "/v1/dashboard"), NODE_AUTH_DASHBOARD);
+    assert_int_equal(need("GET", "/dashboard"), NODE_AUTH_DASHBOARD);
 }
 
 static void ddl_is_found_by_its_first_keyword(void **state)
