@@ -344,6 +344,12 @@ void node__seed_close(struct node *n);
 void node__seed_free(struct node *n);
 /* GET /v1/snapshot: a consistent copy of the replica, streamed. */
 void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t start_us);
+/* Answer <ex> 200 with the file <path> (a copy made for this answer),
+ * streamed in chunks as the socket drains, then removed.  On failure
+ * (cannot open it: removed too) returns MR_EIO with <err> and <ex> is
+ * still the caller's to answer. */
+int node__serve_file(struct node *n, struct http_exchange *ex, const char *path, const char *content_type,
+                     const char *headers, char *err);
 /* Put this node's address under /meridian/<cluster>/nodes/<region> (once). */
 void node__publish_url(struct node *n);
 /* The log below <compact_revision> is gone: seed from a peer (-1: retry). */

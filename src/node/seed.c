@@ -80,35 +80,22 @@ static void send_pump(uv_timer_t *t)
     mr_free(buf);
 }
 
-void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t start_us)
+int node__serve_file(struct node *n, struct http_exchange *ex, const char *path, const char *content_type,
+                     const char *headers, char *err)
 {
-    char err[MR_ERRMSG_LEN] = "", hdr[160];
     struct snap_send *ss = mr_calloc(1, sizeof(*ss));
-    struct store_position pos;
 
     ss->n = n;
     ss->ex = ex;
-    snprintf(ss->path, sizeof(ss->path), "%s/snapshot-%016" PRIx64 ".db", n->cfg->data_dir,
-             mr_random64());
-    store_position(n->store, &pos);
-    ss->fd = -1;
-    if (store_read_unpin(n->store) != 0)
-        snprintf(err, sizeof(err), "cannot end the read snapshot");
-    else if (store_backup(n->store, ss->path, err) == 0)
-        ss->fd = open(ss->path, O_RDONLY | O_CLOEXEC);
+    snprintf(ss->path, sizeof(ss->path), "%s", path);
+    ss->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (ss->fd == -1) {
-        if (err[0] == '\0')
-            snprintf(err, sizeof(err), "open %.180s: %s", ss->path, strerror(errno));
-        unlink(ss->path);
+        int rc = mr_seterr(err, MR_EIO, "open %.180s: %s", path, strerror(errno));
+        unlink(path);
         mr_free(ss);
-        node__respond_error(n, ex, ROUTE_OTHER, start_us, 500, "internal", err, NULL);
-        return;
+        return rc;
     }
-    /* The copy is taken under one read transaction at the applied position
-     * read just before: nothing is applied in between (one loop). */
-    snprintf(hdr, sizeof(hdr), "Meridian-Snapshot-Rev: %lld\r\n", (long long)pos.rev);
-    http_respond_start(ex, 200, "application/vnd.sqlite3", hdr);
-    mr_log(MR_LOG_INFO, "seed", "serving a snapshot at revision %lld", (long long)pos.rev);
+    http_respond_start(ex, 200, content_type, headers);
     ss->next = n->snap_sends;
     if (n->snap_sends)
         n->snap_sends->prev = ss;
@@ -116,6 +103,31 @@ void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t star
     uv_timer_init(n->loop, &ss->timer);
     ss->timer.data = ss;
     uv_timer_start(&ss->timer, send_pump, 0, 1);
+    return 0;
+}
+
+void node__snapshot_serve(struct node *n, struct http_exchange *ex, int64_t start_us)
+{
+    char err[MR_ERRMSG_LEN] = "", hdr[160], path[512];
+    struct store_position pos;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/snapshot-%016" PRIx64 ".db", n->cfg->data_dir, mr_random64());
+    store_position(n->store, &pos);
+    rc = store_read_unpin(n->store) != 0 ? mr_seterr(err, MR_EIO, "cannot end the read snapshot")
+                                         : store_backup(n->store, path, err);
+    /* The copy is taken under one read transaction at the applied position
+     * read just before: nothing is applied in between (one loop). */
+    snprintf(hdr, sizeof(hdr), "Meridian-Snapshot-Rev: %lld\r\n", (long long)pos.rev);
+    if (rc == 0)
+        rc = node__serve_file(n, ex, path, "application/vnd.sqlite3", hdr, err);
+    else
+        unlink(path);
+    if (rc != 0) {
+        node__respond_error(n, ex, ROUTE_OTHER, start_us, 500, "internal", err, NULL);
+        return;
+    }
+    mr_log(MR_LOG_INFO, "seed", "serving a snapshot at revision %lld", (long long)pos.rev);
 }
 
 /* ---- publishing this node's address -------------------------------------- */

@@ -664,6 +664,7 @@ int node__tables_start(struct node *n, char *err)
         return mr_seterr(err, MR_ECONFIG, "MERIDIAN_CLOCK_SKEW_MS: expected milliseconds between "
                          "-3600000 and 3600000, found '%s'", env);
     n->tables = mr_calloc(1, sizeof(*n->tables));
+    n->tables->seed_fd = -1;
     mr_hist_init(&n->tables->commit_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
     mr_hist_init(&n->tables->write_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
     path = mr_asprintf("%s/tables.db", n->cfg->data_dir);

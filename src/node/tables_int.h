@@ -131,6 +131,10 @@ struct tables {
     int seeding;
     char seed_origin[64];
     struct http_call *seed_call;
+    int seed_fd;              /* the download's file, -1 when none */
+    int seed_failed;          /* a write to it failed */
+    uint64_t seed_bytes;
+    char seed_path[512];
     uint64_t seeds, snapshots_served;
     /* Recovering this region's own log (tstream.c, recovery_step): a store
      * empty at start (a new region, or one that lost its disk), or one a
@@ -173,6 +177,8 @@ void tables__replicate_serve(struct node *n, struct http_exchange *ex, const str
 void tables__peer_admin(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                         const char *rest);
 void tables__stream_close(struct node *n);
+/* Close and remove a snapshot download's file, if one is open. */
+void tables__seed_abort(struct tables *t);
 /* GET /v1/tables/_snapshot: a consistent copy of tables.db. */
 void tables__snapshot_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr);
 void tables__peers_free(struct node *n);

@@ -24,10 +24,13 @@
  * the item.  Two phases (an epoch): snapshot the reports, then wait until
  * the heads are applied here, then collect.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/alloc.h"
@@ -512,6 +515,7 @@ void tables__stream_close(struct node *n)
         http_client_free(t->http);
         t->http = NULL;
     }
+    tables__seed_abort(t);
 }
 
 void tables__peers_free(struct node *n)
@@ -528,46 +532,79 @@ void tables__peers_free(struct node *n)
 
 /* ---- seeding ----------------------------------------------------------------------- */
 
+/* The snapshot's bytes go to the file as they arrive (never whole in
+ * memory); a failed write closes it, and the download then counts as failed. */
+static void seed_body(struct http_call *call, const char *p, size_t len, void *data)
+{
+    struct tables *t = ((struct node *)data)->tables;
+
+    (void)call;
+    while (len > 0 && t->seed_fd != -1) {
+        ssize_t w = write(t->seed_fd, p, len);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            mr_log(MR_LOG_WARN, "tables", "snapshot from %s: write %s: %s", t->seed_origin, t->seed_path,
+                   w == 0 ? "nothing written" : strerror(errno));
+            close(t->seed_fd);
+            t->seed_fd = -1;
+            t->seed_failed = 1;
+            break;
+        }
+        p += w;
+        len -= (size_t)w;
+        t->seed_bytes += (uint64_t)w;
+    }
+}
+
+void tables__seed_abort(struct tables *t)
+{
+    if (t->seed_fd != -1) {
+        close(t->seed_fd);
+        t->seed_fd = -1;
+        unlink(t->seed_path);
+    }
+}
+
 static void seed_done(struct http_call *call, int rc, const struct http_response *resp, void *data)
 {
     struct node *n = data;
     struct tables *t = n->tables;
-    char err[MR_ERRMSG_LEN] = "", *path;
+    char err[MR_ERRMSG_LEN] = "";
     uint64_t items = 0;
-    int written = 0;
-    FILE *f;
+    int written;
 
     (void)call;
-    if (t == NULL || n->stopping)
+    if (t == NULL || n->stopping) {
+        if (t)
+            tables__seed_abort(t);
         return;
+    }
     t->seed_call = NULL;
     t->seeding = 0;
-    if (rc != 0 || resp->status != 200 || resp->body_len == 0) {
+    written = t->seed_fd != -1 && !t->seed_failed;
+    if (t->seed_fd != -1 && close(t->seed_fd) != 0)
+        written = 0;
+    t->seed_fd = -1;
+    if (rc != 0 || resp->status != 200 || t->seed_bytes == 0) {
         mr_log(MR_LOG_WARN, "tables", "snapshot from %s failed: %s (retried on its next batch)", t->seed_origin,
                rc ? mr_strerror(rc) : "bad answer");
+        unlink(t->seed_path);
         return;
     }
-    path = mr_asprintf("%s/tables-seed.db.part", n->cfg->data_dir);
-    f = fopen(path, "wb");
-    if (f != NULL) {
-        /* fclose releases the stream even when it fails: exactly once. */
-        written = fwrite(resp->body, 1, resp->body_len, f) == resp->body_len;
-        written &= fclose(f) == 0;
-    }
     if (!written) {
-        mr_log(MR_LOG_WARN, "tables", "snapshot from %s: cannot write %s", t->seed_origin, path);
-    } else if (gtab_merge_snapshot(t->g, path, &items, err) != 0) {
+        mr_log(MR_LOG_WARN, "tables", "snapshot from %s: cannot write %s", t->seed_origin, t->seed_path);
+    } else if (gtab_merge_snapshot(t->g, t->seed_path, &items, err) != 0) {
         mr_log(MR_LOG_WARN, "tables", "snapshot from %s not merged: %s", t->seed_origin, err);
     } else {
         t->seeds++;
-        mr_log(MR_LOG_INFO, "tables", "seeded from %s's snapshot (%zu bytes, %" PRIu64 " items): its "
-               "position here is now %" PRIu64, t->seed_origin, resp->body_len, items,
+        mr_log(MR_LOG_INFO, "tables", "seeded from %s's snapshot (%" PRIu64 " bytes, %" PRIu64 " items): its "
+               "position here is now %" PRIu64, t->seed_origin, t->seed_bytes, items,
                gtab_applied(t->g, t->seed_origin));
         if (t->recovering && strcmp(t->seed_origin, t->recover_from) == 0)
             t->recover_seeded = 1;
     }
-    unlink(path);
-    mr_free(path);
+    unlink(t->seed_path);
 }
 
 /* Download <origin>'s snapshot and join it into the store (once at a time). */
@@ -588,48 +625,53 @@ static void seed_start(struct node *n, const char *origin, uint64_t log_first)
     req.port = p->port;
     req.path = "/v1/tables/_snapshot";
     req.timeout_ms = 60000;
+    req.on_body = seed_body;
     snprintf(t->seed_origin, sizeof(t->seed_origin), "%s", origin);
+    snprintf(t->seed_path, sizeof(t->seed_path), "%s/tables-seed.db.part", n->cfg->data_dir);
+    t->seed_fd = open(t->seed_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (t->seed_fd == -1) {
+        mr_log(MR_LOG_WARN, "tables", "cannot download %s's snapshot: open %s: %s", origin, t->seed_path,
+               strerror(errno));
+        return;
+    }
+    t->seed_bytes = 0;
+    t->seed_failed = 0;
     if (http_client_request(t->http, &req, seed_done, n, &t->seed_call) == 0)
         t->seeding = 1;
+    else
+        tables__seed_abort(t);
 }
 
 void tables__snapshot_serve(struct node *n, struct http_exchange *ex, const struct http_request *hr)
 {
     struct tables *t = n->tables;
     char err[MR_ERRMSG_LEN] = "", *path, hdr[96];
-    struct mr_buf b;
-    FILE *f;
+    struct stat st;
     int rc;
 
     /* The copy holds durable state only: a peer seeded from it raises its
      * vector to our head, which must never be lost (and reused) here. */
     rc = tables__flush_durable(n, err);
     path = mr_asprintf("%s/tables-snap-%016" PRIx64 ".db", n->cfg->data_dir, mr_random64());
-    mr_buf_init(&b);
     if (rc == 0)
         rc = gtab_backup(t->g, path, err);
-    if (rc == 0 && (f = fopen(path, "rb")) != NULL) {
-        char chunk[65536];
-        size_t got;
-        while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            mr_buf_append(&b, chunk, got);
-        fclose(f);
-    } else if (rc == 0) {
-        rc = mr_seterr(err, MR_EIO, "cannot read %s", path);
-    }
-    unlink(path);
+    snprintf(hdr, sizeof(hdr), "Meridian-Tables-Head: %" PRIu64 "\r\n", gtab_head(t->g));
+    if (rc == 0 && stat(path, &st) != 0)
+        rc = mr_seterr(err, MR_EIO, "stat %s: %s", path, strerror(errno));
+    /* Streamed from the file as the peer reads: never whole in memory. */
+    if (rc == 0)
+        rc = node__serve_file(n, ex, path, "application/vnd.sqlite3", hdr, err);
+    else
+        unlink(path);
     mr_free(path);
     if (rc != 0) {
         node__respond_error(n, ex, ROUTE_OTHER, hr->received_us, 500, "internal", err, NULL);
-    } else {
-        t->snapshots_served++;
-        snprintf(hdr, sizeof(hdr), "Meridian-Tables-Head: %" PRIu64 "\r\n", gtab_head(t->g));
-        mr_log(MR_LOG_INFO, "tables", "serving a tables snapshot (%zu bytes, head %" PRIu64 ")", b.len,
-               gtab_head(t->g));
-        n->stats.requests[ROUTE_OTHER][2]++;
-        http_respond(ex, 200, "application/vnd.sqlite3", b.data, b.len, hdr);
+        return;
     }
-    mr_buf_close(&b);
+    t->snapshots_served++;
+    n->stats.requests[ROUTE_OTHER][2]++;
+    mr_log(MR_LOG_INFO, "tables", "serving a tables snapshot (%lld bytes, head %" PRIu64 ")", (long long)st.st_size,
+           gtab_head(t->g));
 }
 
 /* ---- receiving ------------------------------------------------------------------- */
