@@ -772,6 +772,12 @@ int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts,
     return 0;
 }
 
+void http_client_set_headers(struct http_client *c, const char *headers)
+{
+    mr_free((char *)c->opts.headers);
+    c->opts.headers = headers ? mr_strdup(headers) : NULL;
+}
+
 void http_client_free(struct http_client *c)
 {
     struct cconn *conn;

@@ -225,6 +225,10 @@ int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts,
  * every connection, free the client once closed.  Must not be used after. */
 void http_client_free(struct http_client *c);
 
+/* Replace the headers every later request carries (opts.headers; copied,
+ * NULL for none): a rotated credential.  Requests already sent keep theirs. */
+void http_client_set_headers(struct http_client *c, const char *headers);
+
 struct http_client_request {
     const char *method;
     const char *host;        /* IPv4/IPv6 literal or name resolved with uv_getaddrinfo */

@@ -36,7 +36,7 @@
 #include "../common/cfg.h"
 #include "../common/log.h"
 #include "../common/util.h"
-#include "node_int.h"
+#include "tables_int.h"
 
 int node_check_auth_config(const struct node_cfg *cfg, char *err)
 {
@@ -294,7 +294,7 @@ void node__auth_reload(struct node *n, const char *path)
     char err[MR_ERRMSG_LEN];
     struct node_cfg fresh;
     struct mr_auth *a;
-    int rc;
+    int rc, enforce = 0;
 
     memset(&fresh, 0, sizeof(fresh));
     /* The whole file through the node's own table, as at start: the same
@@ -302,29 +302,33 @@ void node__auth_reload(struct node *n, const char *path)
      * read alike (file:line, key, what was expected). */
     rc = mr_cfg_load(path, node_cfg_opts, node_cfg_n_opts, &fresh, err);
     a = mr_malloc(sizeof(*a));
+    /* required, the token lines and peer_token, checked as at start
+     * (required = yes with no token is refused there already). */
     if (rc == 0)
-        rc = mr_auth_build(a, &fresh.auth_tokens, err);
+        rc = node__auth_build(&fresh, a, &enforce, err);
     /* With required = auto, a table that had tokens and now has none would
-     * turn checking off: a SIGHUP must not open the API.  (required = yes
-     * refuses an empty table at start already; the same holds here.) */
-    if (rc == 0 && a->n == 0 && (n->auth_enforce || strcmp(n->cfg->auth_required, "yes") == 0))
+     * turn checking off: a SIGHUP must not open the API by accident;
+     * required = no says it on purpose. */
+    if (rc == 0 && n->auth_enforce && !enforce && strcmp(fresh.auth_required, "no") != 0)
         rc = mr_seterr(err, MR_ECONFIG, "%s: [auth] has no token left: this node checks tokens, and "
-                       "an empty table would %s (set required = no and restart to open the API)",
-                       path, strcmp(n->cfg->auth_required, "yes") == 0 ? "refuse every request"
-                                                                      : "turn checking off");
+                       "an empty table would turn checking off (set required = no to open the API on "
+                       "purpose)", path);
     if (rc != 0) {
         n->stats.auth_reload_failures++;
         mr_log(MR_LOG_ERROR, "auth", "reload failed, the tokens loaded before stay in use: %s", err);
     } else {
-        int was = n->auth_enforce;
+        int was = n->auth_enforce, peer_changed;
         /* One copy between two callbacks of the loop: every check sees the
          * old table or the new one, never a mix. */
         n->auth = *a;
-        if (strcmp(n->cfg->auth_required, "auto") == 0)
-            n->auth_enforce = a->n > 0;
+        n->auth_enforce = enforce;
+        peer_changed = node__peer_token_set(n, fresh.auth_peer_token);
         n->stats.auth_reloads++;
-        mr_log(MR_LOG_INFO, "auth", "reload done: %zu token%s from %s%s", a->n, a->n == 1 ? "" : "s",
-               path, !was && n->auth_enforce ? "; tokens are now checked (required = auto)" : "");
+        mr_log(was && !enforce ? MR_LOG_WARN : MR_LOG_INFO, "auth", "reload done: %zu token%s from %s%s%s",
+               a->n, a->n == 1 ? "" : "s", path,
+               was == enforce ? "" : enforce ? "; tokens are now checked" : "; tokens are NO LONGER checked "
+                                                                          "(required = no)",
+               peer_changed ? "; the peer token sent to other nodes changed" : "");
     }
     mr_free(a);
     mr_cfg_free(node_cfg_opts, node_cfg_n_opts, &fresh);
@@ -362,6 +366,24 @@ int node__sql_is_ddl(const char *sql)
         if ((size_t)(e - p) == strlen(ddl[i]) && strncasecmp(p, ddl[i], (size_t)(e - p)) == 0)
             return 1;
     return 0;
+}
+
+int node__peer_token_set(struct node *n, const char *token)
+{
+    char h[sizeof(n->peer_headers)] = "";
+
+    if (strcmp(token, "none") != 0)
+        mr_auth_header(token, h, sizeof(h));
+    if (strcmp(h, n->peer_headers) == 0)
+        return 0;
+    memcpy(n->peer_headers, h, sizeof(h));
+    /* The clients made with node__client_opts copied the old header; the
+     * dashboard's polls read n->peer_headers at each request. */
+    if (n->tables && n->tables->http)
+        http_client_set_headers(n->tables->http, h[0] ? h : NULL);
+    if (n->peer_http)
+        http_client_set_headers(n->peer_http, h[0] ? h : NULL);
+    return 1;
 }
 
 void node__client_opts(const struct node *n, struct http_client_opts *o)

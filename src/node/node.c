@@ -335,8 +335,7 @@ int node_start(uv_loop_t *loop, const struct node_cfg *cfg, struct node **out, c
         rc = node__tls_start(n, err);
     if (rc != 0)
         goto err_after_alloc;
-    if (strcmp(cfg->auth_peer_token, "none") != 0)
-        mr_auth_header(cfg->auth_peer_token, n->peer_headers, sizeof(n->peer_headers));
+    (void)node__peer_token_set(n, cfg->auth_peer_token);
     if (!n->auth_enforce)
         mr_log(MR_LOG_WARN, "auth", "the SQL and table APIs are open to anyone who can reach %s "
                "([auth] has no token, or required = no; docs/security.md)", cfg->listen);

@@ -267,6 +267,9 @@ int node__auth_build(const struct node_cfg *cfg, struct mr_auth *a, int *enforce
  * a time, so no check sees a half-built table).  On any error the old table
  * stays and the error (file:line) is logged; counted either way. */
 void node__auth_reload(struct node *n, const char *path);
+/* Send <token> ("none": nothing) to the other nodes from now on: the
+ * header every peer client carries.  1 when it changed. */
+int node__peer_token_set(struct node *n, const char *token);
 /* A need that is not a scope: the read scope or the peer scope, either
  * suffices (/v1/status, which other regions' dashboards poll with their
  * peer token).  Never combined with scope bits. */

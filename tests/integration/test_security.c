@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/auth.h"
 #include "common/buf.h"
 #include "http/http.h"
 #include "lib/api.h"
@@ -332,6 +333,128 @@ static void nodes_replicate_with_their_peer_token(void **state)
 {
     (void)state;
     assert_int_equal(wait_for(item_replicated, NULL, 15000), 0);
+}
+
+/* Whole file <path> into <buf> (NUL-terminated); its length. */
+static size_t slurp(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    assert_true(n > 0 && n < size - 1);
+    buf[n] = '\0';
+    return n;
+}
+
+static void spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int node_pid(const char *region)
+{
+    assert_int_equal(cluster_refresh(C), 0);
+    return cluster_region(C, region)->node.pid;
+}
+
+struct item_wait {
+    const char *key;
+};
+
+static int rotated_item_replicated(void *arg)
+{
+    struct item_wait *w = arg;
+    char path[128];
+    struct api_reply r;
+    int ok;
+
+    snprintf(path, sizeof(path), "/v1/tables/secdocs/items/%s", w->key);
+    if (api_call_as(ADMIN, "GET", URL2, path, NULL, &r) != 0)
+        return 0;
+    ok = r.status == 200;
+    api_reply_close(&r);
+    return ok;
+}
+
+/* The peer token rotated without a restart (docs/security.md, "Rotating a
+ * token"): eu-west-1 accepts a second peer token, us-east-1 switches its
+ * peer_token to it, eu-west-1 drops the first: the stream from us-east-1
+ * goes on, so us-east-1 sends the new one. */
+/* eu-west-1's /v1/status answers the old peer token with <arg> (an int *). */
+static int old_peer_token_gets(void *arg)
+{
+    struct api_reply r;
+    int ok;
+
+    if (api_call_as(PEER, "GET", URL2, "/v1/status", NULL, &r) != 0)
+        return 0;
+    ok = r.status == *(int *)arg;
+    api_reply_close(&r);
+    return ok;
+}
+
+static void peer_token_rotates_on_sighup(void **state)
+{
+    static char east[65536], west[65536];
+    char east_path[512], west_path[512], cmd[1024], tok[256], line[512], hash[65], *text, *at;
+    struct item_wait w;
+    int want;
+    FILE *p;
+
+    (void)state;
+    snprintf(east_path, sizeof(east_path), "%s/us-east-1/node.ini", C->rundir);
+    snprintf(west_path, sizeof(west_path), "%s/eu-west-1/node.ini", C->rundir);
+    slurp(east_path, east, sizeof(east));
+    slurp(west_path, west, sizeof(west));
+    snprintf(cmd, sizeof(cmd), "%s token new --name peer2 --scopes peer --quiet", cluster_bin());
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(tok, sizeof(tok), p));
+    tok[strcspn(tok, "\n")] = '\0';
+    assert_non_null(fgets(line, sizeof(line), p));
+    assert_int_equal(pclose(p), 0);
+
+    /* 1. eu-west-1 takes both peer tokens. */
+    text = mr_asprintf("%s\n[auth]\n%s", west, line);
+    spit(west_path, text);
+    mr_free(text);
+    assert_int_equal(kill(node_pid("eu-west-1"), SIGHUP), 0);
+    /* 2. us-east-1 sends the new one (the last peer_token line wins). */
+    text = mr_asprintf("%s\n[auth]\npeer_token = %s\n", east, tok);
+    spit(east_path, text);
+    mr_free(text);
+    assert_int_equal(kill(node_pid("us-east-1"), SIGHUP), 0);
+    /* 3. eu-west-1 forgets the old one: its line goes. */
+    mr_auth_hash_hex(PEER, hash);
+    text = mr_asprintf("%s\n[auth]\n%s", west, line);
+    at = strstr(text, hash);
+    assert_non_null(at);
+    memset(at, '0', 64);   /* a hash nobody's token has */
+    spit(west_path, text);
+    mr_free(text);
+    assert_int_equal(kill(node_pid("eu-west-1"), SIGHUP), 0);
+    want = 401;
+    assert_int_equal(wait_for(old_peer_token_gets, &want, 10000), 0);
+
+    /* The stream from us-east-1 still delivers. */
+    expect(ADMIN, "PUT", URL, "/v1/tables/secdocs/items/rotated", "{\"v\":3}", 200, NULL);
+    w.key = "rotated";
+    assert_int_equal(wait_for(rotated_item_replicated, &w, 15000), 0);
+
+    /* Back as it was, for the tests after this one. */
+    spit(east_path, east);
+    spit(west_path, west);
+    assert_int_equal(kill(node_pid("us-east-1"), SIGHUP), 0);
+    assert_int_equal(kill(node_pid("eu-west-1"), SIGHUP), 0);
+    want = 200;
+    assert_int_equal(wait_for(old_peer_token_gets, &want, 10000), 0);
 }
 
 /* A read-only token added to node.ini: the node reads it at restart. */
@@ -709,6 +832,7 @@ int main(void)
         cmocka_unit_test(missing_and_wrong_tokens_get_401),
         cmocka_unit_test(scopes_decide_what_a_token_may_do),
         cmocka_unit_test(nodes_replicate_with_their_peer_token),
+        cmocka_unit_test(peer_token_rotates_on_sighup),
         cmocka_unit_test(read_token_cannot_write),
         cmocka_unit_test(refusals_are_counted),
         cmocka_unit_test(control_apis_need_the_admin_token),
