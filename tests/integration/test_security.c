@@ -335,6 +335,23 @@ static void nodes_replicate_with_their_peer_token(void **state)
     assert_int_equal(wait_for(item_replicated, NULL, 15000), 0);
 }
 
+/* `meridian token new --name NAME --scopes SCOPES`: the token into <tok>,
+ * the config line ("token = NAME SCOPES HASH\n") into <line>. */
+static void new_token(const char *name, const char *scopes, char *tok, size_t tok_size, char *line,
+                      size_t line_size)
+{
+    char cmd[1024];
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "%s token new --name %s --scopes %s --quiet", cluster_bin(), name, scopes);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(tok, (int)tok_size, p));
+    tok[strcspn(tok, "\n")] = '\0';
+    assert_non_null(fgets(line, (int)line_size, p));
+    assert_int_equal(pclose(p), 0);
+}
+
 /* Whole file <path> into <buf> (NUL-terminated); its length. */
 static size_t slurp(const char *path, char *buf, size_t size)
 {
@@ -403,23 +420,16 @@ static int old_peer_token_gets(void *arg)
 static void peer_token_rotates_on_sighup(void **state)
 {
     static char east[65536], west[65536];
-    char east_path[512], west_path[512], cmd[1024], tok[256], line[512], hash[65], *text, *at;
+    char east_path[512], west_path[512], tok[256], line[512], hash[65], *text, *at;
     struct item_wait w;
     int want;
-    FILE *p;
 
     (void)state;
     snprintf(east_path, sizeof(east_path), "%s/us-east-1/node.ini", C->rundir);
     snprintf(west_path, sizeof(west_path), "%s/eu-west-1/node.ini", C->rundir);
     slurp(east_path, east, sizeof(east));
     slurp(west_path, west, sizeof(west));
-    snprintf(cmd, sizeof(cmd), "%s token new --name peer2 --scopes peer --quiet", cluster_bin());
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(tok, sizeof(tok), p));
-    tok[strcspn(tok, "\n")] = '\0';
-    assert_non_null(fgets(line, sizeof(line), p));
-    assert_int_equal(pclose(p), 0);
+    new_token("peer2", "peer", tok, sizeof(tok), line, sizeof(line));
 
     /* 1. eu-west-1 takes both peer tokens. */
     text = mr_asprintf("%s\n[auth]\n%s", west, line);
@@ -460,17 +470,11 @@ static void peer_token_rotates_on_sighup(void **state)
 /* A read-only token added to node.ini: the node reads it at restart. */
 static void read_token_cannot_write(void **state)
 {
-    char cmd[1024], path[512], line[512];
-    FILE *p, *f;
+    char path[512], line[512];
+    FILE *f;
 
     (void)state;
-    snprintf(cmd, sizeof(cmd), "%s token new --name reader --scopes read --quiet", cluster_bin());
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(READER, sizeof(READER), p));
-    READER[strcspn(READER, "\n")] = '\0';
-    assert_non_null(fgets(line, sizeof(line), p));
-    assert_int_equal(pclose(p), 0);
+    new_token("reader", "read", READER, sizeof(READER), line, sizeof(line));
     assert_int_equal(strncmp(line, "token = reader read ", 20), 0);
     snprintf(path, sizeof(path), "%s/us-east-1/node.ini", C->rundir);
     f = fopen(path, "a");
@@ -521,11 +525,10 @@ static int wan_status_is(void *arg)
  * emptied table is refused rather than opening the control API. */
 static void wan_reloads_its_tokens_on_sighup(void **state)
 {
-    char cmd[1024], path[512], tok[256], line[512], wan[128], saved[65536];
+    static char saved[65536];
+    char path[512], tok[256], line[512], wan[128], *text;
     const char *want[3];
     json_t *doc;
-    size_t saved_len;
-    FILE *p, *f;
     int pid;
 
     (void)state;
@@ -536,36 +539,25 @@ static void wan_reloads_its_tokens_on_sighup(void **state)
     pid = (int)json_integer_value(json_object_get(json_object_get(doc, "wan"), "pid"));
     json_decref(doc);
     assert_true(pid > 0);
-    snprintf(cmd, sizeof(cmd), "%s token new --name ops2 --scopes admin --quiet", cluster_bin());
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(tok, sizeof(tok), p));
-    tok[strcspn(tok, "\n")] = '\0';
-    assert_non_null(fgets(line, sizeof(line), p));
-    assert_int_equal(pclose(p), 0);
+    new_token("ops2", "admin", tok, sizeof(tok), line, sizeof(line));
     expect(tok, "GET", wan, "/links", NULL, 401, "unauthorized");
 
     snprintf(path, sizeof(path), "%s/wan.ini", C->rundir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    saved_len = fread(saved, 1, sizeof(saved), f);
-    fclose(f);
-    assert_true(saved_len > 0 && saved_len < sizeof(saved));
+    slurp(path, saved, sizeof(saved));
 
     /* A broken line: refused, the old tokens stay. */
-    f = fopen(path, "a");
-    fprintf(f, "\n[wan]\ntoken = ops3 admin nothex\n");
-    fclose(f);
+    text = mr_asprintf("%s\n[wan]\ntoken = ops3 admin nothex\n", saved);
+    spit(path, text);
+    mr_free(text);
     assert_int_equal(kill(pid, SIGHUP), 0);
     want[0] = wan, want[1] = ADMIN, want[2] = "200";
     assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
     expect(tok, "GET", wan, "/links", NULL, 401, "unauthorized");
 
     /* The new token, beside the old ones. */
-    f = fopen(path, "w");
-    fwrite(saved, 1, saved_len, f);
-    fprintf(f, "\n[wan]\n%s", line);
-    fclose(f);
+    text = mr_asprintf("%s\n[wan]\n%s", saved, line);
+    spit(path, text);
+    mr_free(text);
     assert_int_equal(kill(pid, SIGHUP), 0);
     want[1] = tok;
     assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
@@ -578,9 +570,7 @@ static void wan_reloads_its_tokens_on_sighup(void **state)
         api_reply_close(&r);
     }
     /* Put the file back as it was (the other tests use the run's tokens). */
-    f = fopen(path, "w");
-    fwrite(saved, 1, saved_len, f);
-    fclose(f);
+    spit(path, saved);
     assert_int_equal(kill(pid, SIGHUP), 0);
     want[1] = tok, want[2] = "401";
     assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
