@@ -20,14 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/vfswrap.h"
 #include "gtab_int.h"
 
 #define WALBUF_CAP (1024 * 1024)
 #define WALBUF_CHUNK (64 * 1024)  /* bytes per write(2) of a flush */
 
 struct wb_file {
-    sqlite3_file base;        /* pMethods = &wb_methods */
-    sqlite3_file *real;       /* the default VFS's file, right after this struct */
+    struct vfswrap_file w;    /* base (pMethods = &wb_methods); real: the default VFS's file, right after this struct */
     int wal;                  /* a WAL: writes are gathered */
     unsigned char *buf;       /* WALBUF_CAP bytes, allocated at the first write */
     size_t len;
@@ -44,13 +44,13 @@ static int wb_flush(struct wb_file *f)
      * masks the length with 0x1ffff and reports SQLITE_FULL beyond). */
     for (size_t done = 0; done < f->len && rc == SQLITE_OK; done += WALBUF_CHUNK) {
         size_t n = f->len - done < WALBUF_CHUNK ? f->len - done : WALBUF_CHUNK;
-        rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n, f->off + (sqlite3_int64)done);
+        rc = f->w.real->pMethods->xWrite(f->w.real, f->buf + done, (int)n, f->off + (sqlite3_int64)done);
     }
     f->len = 0;
     return rc;
 }
 
-#define REAL(p) (((struct wb_file *)(p))->real)
+#define REAL(p) VFSWRAP_REAL(p)
 #define FLUSH_OR_RETURN(p)                              \
     do {                                                \
         int frc_ = wb_flush((struct wb_file *)(p));     \
@@ -61,7 +61,7 @@ static int wb_flush(struct wb_file *f)
 static int wb_close(sqlite3_file *p)
 {
     struct wb_file *f = (struct wb_file *)p;
-    int rc = wb_flush(f), rc2 = f->real->pMethods->xClose(f->real);
+    int rc = wb_flush(f), rc2 = f->w.real->pMethods->xClose(f->w.real);
 
     free(f->buf);
     f->buf = NULL;
@@ -92,7 +92,7 @@ static int wb_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off)
 
 direct:
     FLUSH_OR_RETURN(p);
-    return f->real->pMethods->xWrite(f->real, data, n, off);
+    return f->w.real->pMethods->xWrite(f->w.real, data, n, off);
 }
 
 static int wb_truncate(sqlite3_file *p, sqlite3_int64 size)
@@ -113,73 +113,18 @@ static int wb_file_size(sqlite3_file *p, sqlite3_int64 *size)
     return REAL(p)->pMethods->xFileSize(REAL(p), size);
 }
 
-static int wb_lock(sqlite3_file *p, int level)
-{
-    return REAL(p)->pMethods->xLock(REAL(p), level);
-}
-
-static int wb_unlock(sqlite3_file *p, int level)
-{
-    return REAL(p)->pMethods->xUnlock(REAL(p), level);
-}
-
-static int wb_check_reserved(sqlite3_file *p, int *out)
-{
-    return REAL(p)->pMethods->xCheckReservedLock(REAL(p), out);
-}
-
-static int wb_file_control(sqlite3_file *p, int op, void *arg)
-{
-    return REAL(p)->pMethods->xFileControl(REAL(p), op, arg);
-}
-
-static int wb_sector_size(sqlite3_file *p)
-{
-    return REAL(p)->pMethods->xSectorSize(REAL(p));
-}
-
-static int wb_device(sqlite3_file *p)
-{
-    return REAL(p)->pMethods->xDeviceCharacteristics(REAL(p));
-}
-
-static int wb_shm_map(sqlite3_file *p, int pg, int pgsz, int extend, void volatile **out)
-{
-    return REAL(p)->pMethods->xShmMap(REAL(p), pg, pgsz, extend, out);
-}
-
-static int wb_shm_lock(sqlite3_file *p, int offset, int n, int flags)
-{
-    return REAL(p)->pMethods->xShmLock(REAL(p), offset, n, flags);
-}
-
-static void wb_shm_barrier(sqlite3_file *p)
-{
-    REAL(p)->pMethods->xShmBarrier(REAL(p));
-}
-
-static int wb_shm_unmap(sqlite3_file *p, int del)
-{
-    return REAL(p)->pMethods->xShmUnmap(REAL(p), del);
-}
-
 static int wb_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
 {
     FLUSH_OR_RETURN(p);
     return REAL(p)->pMethods->xFetch(REAL(p), off, n, out);
 }
 
-static int wb_unfetch(sqlite3_file *p, sqlite3_int64 off, void *page)
-{
-    return REAL(p)->pMethods->xUnfetch(REAL(p), off, page);
-}
-
 /* Version 3, like the unix VFS's; gtab__walbuf_register refuses a default
  * VFS whose files are older (we would call methods they lack). */
 static const sqlite3_io_methods wb_methods = {
-    3, wb_close, wb_read, wb_write, wb_truncate, wb_sync, wb_file_size, wb_lock, wb_unlock,
-    wb_check_reserved, wb_file_control, wb_sector_size, wb_device, wb_shm_map, wb_shm_lock,
-    wb_shm_barrier, wb_shm_unmap, wb_fetch, wb_unfetch,
+    3, wb_close, wb_read, wb_write, wb_truncate, wb_sync, wb_file_size, vfswrap_lock, vfswrap_unlock,
+    vfswrap_check_reserved, vfswrap_file_control, vfswrap_sector_size, vfswrap_device, vfswrap_shm_map,
+    vfswrap_shm_lock, vfswrap_shm_barrier, vfswrap_shm_unmap, wb_fetch, vfswrap_unfetch,
 };
 
 static int wb_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *p, int flags, int *out_flags)
@@ -189,12 +134,12 @@ static int wb_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *p, int
 
     (void)vfs;
     memset(f, 0, sizeof(*f));
-    f->real = (sqlite3_file *)(f + 1);
+    f->w.real = (sqlite3_file *)(f + 1);
     f->wal = (flags & SQLITE_OPEN_WAL) != 0;
-    rc = wb_orig->xOpen(wb_orig, name, f->real, flags, out_flags);
-    if (rc != SQLITE_OK || f->real->pMethods == NULL || f->real->pMethods->iVersion < 3) {
-        if (f->real->pMethods)
-            f->real->pMethods->xClose(f->real);
+    rc = wb_orig->xOpen(wb_orig, name, f->w.real, flags, out_flags);
+    if (rc != SQLITE_OK || f->w.real->pMethods == NULL || f->w.real->pMethods->iVersion < 3) {
+        if (f->w.real->pMethods)
+            f->w.real->pMethods->xClose(f->w.real);
         p->pMethods = NULL;
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/vfswrap.h"
 #include "store_int.h"
 
 /* Julian day number of 1970-01-01T00:00Z, in milliseconds. */
@@ -39,14 +40,13 @@ static sqlite3_vfs *real_vfs(sqlite3_vfs *v)
  * read at once (SQLITE_FCNTL_LAST_ERRNO) and kept in the store for the
  * error message of the statement that hit it. */
 struct shim_file {
-    sqlite3_file base;
-    sqlite3_file *real;
+    struct vfswrap_file w;   /* base, real */
     struct store *s;
     const char *name;   /* valid until xClose (SQLite's promise); NULL: temporary */
     int flags;
 };
 
-#define REAL(p) (((struct shim_file *)(p))->real)
+#define REAL(p) VFSWRAP_REAL(p)
 
 static const char *file_kind(int flags)
 {
@@ -71,7 +71,7 @@ static int io_failed(sqlite3_file *p, int rc, const char *op, long long n, long 
 
     if (rc == SQLITE_OK || rc == SQLITE_IOERR_SHORT_READ)
         return rc;
-    if (f->real->pMethods->xFileControl(f->real, SQLITE_FCNTL_LAST_ERRNO, &e) != SQLITE_OK)
+    if (REAL(p)->pMethods->xFileControl(REAL(p), SQLITE_FCNTL_LAST_ERRNO, &e) != SQLITE_OK)
         e = 0;
     /* The base name: error messages are short, and the data directory is
      * the node's. */
@@ -114,75 +114,20 @@ static int file_size(sqlite3_file *p, sqlite3_int64 *size)
     return REAL(p)->pMethods->xFileSize(REAL(p), size);
 }
 
-static int file_lock(sqlite3_file *p, int level)
-{
-    return REAL(p)->pMethods->xLock(REAL(p), level);
-}
-
-static int file_unlock(sqlite3_file *p, int level)
-{
-    return REAL(p)->pMethods->xUnlock(REAL(p), level);
-}
-
-static int file_check_reserved(sqlite3_file *p, int *out)
-{
-    return REAL(p)->pMethods->xCheckReservedLock(REAL(p), out);
-}
-
-static int file_control(sqlite3_file *p, int op, void *arg)
-{
-    return REAL(p)->pMethods->xFileControl(REAL(p), op, arg);
-}
-
-static int file_sector_size(sqlite3_file *p)
-{
-    return REAL(p)->pMethods->xSectorSize(REAL(p));
-}
-
-static int file_device(sqlite3_file *p)
-{
-    return REAL(p)->pMethods->xDeviceCharacteristics(REAL(p));
-}
-
-static int file_shm_map(sqlite3_file *p, int pg, int pgsz, int extend, void volatile **out)
-{
-    return REAL(p)->pMethods->xShmMap(REAL(p), pg, pgsz, extend, out);
-}
-
-static int file_shm_lock(sqlite3_file *p, int offset, int n, int flags)
-{
-    return REAL(p)->pMethods->xShmLock(REAL(p), offset, n, flags);
-}
-
-static void file_shm_barrier(sqlite3_file *p)
-{
-    REAL(p)->pMethods->xShmBarrier(REAL(p));
-}
-
-static int file_shm_unmap(sqlite3_file *p, int del)
-{
-    return REAL(p)->pMethods->xShmUnmap(REAL(p), del);
-}
-
 static int file_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
 {
     return REAL(p)->pMethods->xFetch(REAL(p), off, n, out);
 }
 
-static int file_unfetch(sqlite3_file *p, sqlite3_int64 off, void *page)
-{
-    return REAL(p)->pMethods->xUnfetch(REAL(p), off, page);
-}
-
 /* One table per version of the real file's methods: SQLite calls only what
  * the version it sees has, so the shim must not claim more. */
-#define FILE_METHODS_V1 file_close, file_read, file_write, file_truncate, file_sync, file_size, file_lock, \
-        file_unlock, file_check_reserved, file_control, file_sector_size, file_device
-#define FILE_METHODS_V2 FILE_METHODS_V1, file_shm_map, file_shm_lock, file_shm_barrier, file_shm_unmap
+#define FILE_METHODS_V1 file_close, file_read, file_write, file_truncate, file_sync, file_size, vfswrap_lock, \
+        vfswrap_unlock, vfswrap_check_reserved, vfswrap_file_control, vfswrap_sector_size, vfswrap_device
+#define FILE_METHODS_V2 FILE_METHODS_V1, vfswrap_shm_map, vfswrap_shm_lock, vfswrap_shm_barrier, vfswrap_shm_unmap
 static const sqlite3_io_methods shim_file_methods[3] = {
     {1, FILE_METHODS_V1, NULL, NULL, NULL, NULL, NULL, NULL},
     {2, FILE_METHODS_V2, NULL, NULL},
-    {3, FILE_METHODS_V2, file_fetch, file_unfetch},
+    {3, FILE_METHODS_V2, file_fetch, vfswrap_unfetch},
 };
 
 static int shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *p, int flags, int *oflags)
@@ -192,16 +137,16 @@ static int shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *p, int flag
     int rc;
 
     memset(f, 0, sizeof(*f));
-    f->real = (sqlite3_file *)(f + 1);
+    f->w.real = (sqlite3_file *)(f + 1);
     f->s = v->pAppData;
     f->name = name;
     f->flags = flags;
-    rc = r->xOpen(r, name, f->real, flags, oflags);
+    rc = r->xOpen(r, name, f->w.real, flags, oflags);
     /* On failure SQLite calls xClose only if pMethods is set. */
-    if (f->real->pMethods == NULL || f->real->pMethods->iVersion < 1)
+    if (f->w.real->pMethods == NULL || f->w.real->pMethods->iVersion < 1)
         p->pMethods = NULL;
     else
-        p->pMethods = &shim_file_methods[(f->real->pMethods->iVersion < 3 ? f->real->pMethods->iVersion : 3) - 1];
+        p->pMethods = &shim_file_methods[(f->w.real->pMethods->iVersion < 3 ? f->w.real->pMethods->iVersion : 3) - 1];
     return rc;
 }
 

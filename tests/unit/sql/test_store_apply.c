@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/vfswrap.h"
 #include "store_fixture.h"
 
 /* Apply -------------------------------------------------------------------- */
@@ -454,50 +455,10 @@ static int f_size(sqlite3_file *f, sqlite3_int64 *n)
 {
     return REAL(f)->pMethods->xFileSize(REAL(f), n);
 }
-static int f_lock(sqlite3_file *f, int l)
-{
-    return REAL(f)->pMethods->xLock(REAL(f), l);
-}
-static int f_unlock(sqlite3_file *f, int l)
-{
-    return REAL(f)->pMethods->xUnlock(REAL(f), l);
-}
-static int f_check(sqlite3_file *f, int *r)
-{
-    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
-}
-static int f_fcntl(sqlite3_file *f, int op, void *a)
-{
-    return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
-}
-static int f_sector(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xSectorSize(REAL(f));
-}
-static int f_devchar(sqlite3_file *f)
-{
-    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
-}
-static int f_shmmap(sqlite3_file *f, int i, int sz, int ext, void volatile **pp)
-{
-    return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp);
-}
-static int f_shmlock(sqlite3_file *f, int o, int n, int fl)
-{
-    return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl);
-}
-static void f_shmbarrier(sqlite3_file *f)
-{
-    REAL(f)->pMethods->xShmBarrier(REAL(f));
-}
-static int f_shmunmap(sqlite3_file *f, int del)
-{
-    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
-}
-
 static const sqlite3_io_methods f_methods = {
-    2, f_close, f_read, f_write, f_truncate, f_sync, f_size, f_lock, f_unlock, f_check, f_fcntl,
-    f_sector, f_devchar, f_shmmap, f_shmlock, f_shmbarrier, f_shmunmap, NULL, NULL,
+    2, f_close, f_read, f_write, f_truncate, f_sync, f_size, vfswrap_lock, vfswrap_unlock,
+    vfswrap_check_reserved, vfswrap_file_control, vfswrap_sector_size, vfswrap_device, vfswrap_shm_map,
+    vfswrap_shm_lock, vfswrap_shm_barrier, vfswrap_shm_unmap, NULL, NULL,
 };
 
 static int fv_open(sqlite3_vfs *v, const char *name, sqlite3_file *file, int flags, int *oflags)
