@@ -181,3 +181,19 @@ int mr_free_port(void)
     close(fd);
     return port;
 }
+
+int mr_write_all(int fd, const void *p, size_t len)
+{
+    const char *c = p;
+
+    while (len > 0) {
+        ssize_t w = write(fd, c, len);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w == 0 ? EIO : errno;
+        c += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}

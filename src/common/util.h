@@ -44,4 +44,9 @@ int mr_free_port(void);
 /* 64 random bits from the kernel (getrandom). */
 uint64_t mr_random64(void);
 
+/* Write all <len> bytes of <p> to <fd> (retrying on EINTR and short
+ * writes).  0, or the errno of the write that failed (EIO when one wrote
+ * nothing). */
+int mr_write_all(int fd, const void *p, size_t len);
+
 #endif

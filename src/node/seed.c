@@ -225,19 +225,15 @@ static void seed_body(struct http_call *call, const char *p, size_t len, void *d
     struct node *n = data;
 
     (void)call;
-    while (len > 0 && n->seed_fd != -1) {
-        ssize_t w = write(n->seed_fd, p, len);
-        if (w == -1 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            mr_log(MR_LOG_WARN, "seed", "write %s: %s", n->seed_path, strerror(errno));
+    if (n->seed_fd != -1) {
+        int e = mr_write_all(n->seed_fd, p, len);
+        if (e != 0) {
+            mr_log(MR_LOG_WARN, "seed", "write %s: %s", n->seed_path, strerror(e));
             close(n->seed_fd);
             n->seed_fd = -1; /* the download fails when it ends */
-            break;
+            return;
         }
-        p += w;
-        len -= (size_t)w;
-        n->seed_bytes += w;
+        n->seed_bytes += (int64_t)len;
     }
 }
 

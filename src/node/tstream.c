@@ -539,21 +539,17 @@ static void seed_body(struct http_call *call, const char *p, size_t len, void *d
     struct tables *t = ((struct node *)data)->tables;
 
     (void)call;
-    while (len > 0 && t->seed_fd != -1) {
-        ssize_t w = write(t->seed_fd, p, len);
-        if (w == -1 && errno == EINTR)
-            continue;
-        if (w <= 0) {
+    if (t->seed_fd != -1) {
+        int e = mr_write_all(t->seed_fd, p, len);
+        if (e != 0) {
             mr_log(MR_LOG_WARN, "tables", "snapshot from %s: write %s: %s", t->seed_origin, t->seed_path,
-                   w == 0 ? "nothing written" : strerror(errno));
+                   strerror(e));
             close(t->seed_fd);
             t->seed_fd = -1;
             t->seed_failed = 1;
-            break;
+            return;
         }
-        p += w;
-        len -= (size_t)w;
-        t->seed_bytes += (uint64_t)w;
+        t->seed_bytes += (uint64_t)len;
     }
 }
 
