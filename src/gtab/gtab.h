@@ -105,6 +105,7 @@ struct gtab;
 struct gtab_table_stats {
     uint64_t conflicts;         /* lww versions discarded in favour of a concurrent one */
     uint64_t conditional_lost;  /* of which an If-Match write of this region */
+    uint64_t kind_conflicts;    /* declarations with another kind met here (the later one wins) */
 };
 
 /* Open or create <path>.  <region> is this region's name (copied).

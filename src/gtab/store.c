@@ -904,6 +904,17 @@ static int apply_table_entry(struct gtab *g, const json_t *e, char *err)
         return mr_seterr(err, MR_ECORRUPT, "malformed table entry");
     gtab_hlc_observe(&g->hlc, h);
     t = table_find(g, name);
+    if (t && t->spec.kind != spec.kind) {
+        /* Declared concurrently with two kinds: the later declaration wins
+         * everywhere, but items already written under the other kind keep
+         * it.  Never silent (docs/tables.md). */
+        const char *have = t->spec.kind == GTAB_LWW ? "lww" : "crdt", *came = spec.kind == GTAB_LWW ? "lww" : "crdt";
+        int ours = t->h > h || (t->h == h && strcmp(t->o, o) >= 0);
+        t->stats.kind_conflicts++;
+        mr_log(MR_LOG_WARN, "tables", "table %s is declared %s (by %s) and %s (by %s): %s wins in every region "
+               "(the later declaration); items already written as %s keep that kind", name, have, t->o, came, o,
+               ours ? have : came, ours ? came : have);
+    }
     if (t && (t->h > h || (t->h == h && strcmp(t->o, o) >= 0)))
         return 0;
     return table_store(g, &spec, h, o, err);

@@ -1124,6 +1124,12 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
         snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
         mr_metric_u64(b, "meridian_tables_conditional_lost_total", labels, gtab_table_stats(g, i)->conditional_lost);
     }
+    mr_metric_header(b, "meridian_tables_kind_conflicts_total", "counter",
+                     "global tables: declarations of a table with another kind met here, by table");
+    for (size_t i = 0; i < gtab_n_tables(g); i++) {
+        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
+        mr_metric_u64(b, "meridian_tables_kind_conflicts_total", labels, gtab_table_stats(g, i)->kind_conflicts);
+    }
     mr_metric_header(b, "meridian_tables_tombstones", "gauge", "global tables: deleted items held, by table");
     for (size_t i = 0; i < gtab_n_tables(g); i++) {
         snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);

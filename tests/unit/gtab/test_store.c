@@ -202,6 +202,39 @@ static void replication_is_idempotent_refuses_gaps_and_converges(void **state)
     json_decref(ops), json_decref(d), json_decref(e);
 }
 
+/* The same table declared lww in one region and crdt in the other before
+ * either heard of the other: both end with the later declaration, and both
+ * count the clash (it used to be resolved silently). */
+static void concurrent_declarations_of_two_kinds_converge_and_are_counted(void **state)
+{
+    struct fx *f = *state;
+    char err[MR_ERRMSG_LEN];
+    struct gtab_spec s;
+    json_t *j;
+    size_t n, ia = 0, ib = 0;
+    int created;
+
+    j = J("{\"kind\":\"lww\"}");
+    assert_int_equal(gtab_spec_parse("prefs", j, &s, err), 0);
+    json_decref(j);
+    assert_int_equal(gtab_table_put(f->a, &s, &created, err), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    j = J("{\"kind\":\"crdt\"}");
+    assert_int_equal(gtab_spec_parse("prefs", j, &s, err), 0);
+    json_decref(j);
+    assert_int_equal(gtab_table_put(f->b, &s, &created, err), 0);
+    assert_int_equal(gtab_commit(f->b, err), 0);
+    assert_int_equal(ship(f->a, "us-east-1", f->b, 0, &n), 0);
+    assert_int_equal(ship(f->b, "eu-west-1", f->a, 0, &n), 0);
+    assert_int_equal(gtab_table_get(f->a, "prefs")->kind, gtab_table_get(f->b, "prefs")->kind);
+    while (strcmp(gtab_table_at(f->a, ia)->name, "prefs") != 0)
+        ia++;
+    while (strcmp(gtab_table_at(f->b, ib)->name, "prefs") != 0)
+        ib++;
+    assert_int_equal(gtab_table_stats(f->a, ia)->kind_conflicts, 1);
+    assert_int_equal(gtab_table_stats(f->b, ib)->kind_conflicts, 1);
+}
+
 /* A store that lost its disk starts empty; once it knows how far the peers
  * applied its log, it moves its head past that, and its next write takes a
  * position they have not seen (so they apply it, not skip it). */
@@ -306,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(writes_read_back_list_in_order_and_honour_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(replication_is_idempotent_refuses_gaps_and_converges, setup, teardown),
         cmocka_unit_test_setup_teardown(skip_head_makes_new_writes_reach_the_peers, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_declarations_of_two_kinds_converge_and_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(commit_writes_the_wal_and_reopen_finds_everything, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
