@@ -428,39 +428,69 @@ static int scan_logs(const char *rundir)
     return bad;
 }
 
-void cluster_print_log_tails(const struct cluster *c, const char *suffix, int lines)
+/* Print the last <lines> lines of <path> that <keep> accepts (NULL: all)
+ * under <title>. */
+static void print_tail(const char *path, int lines, int (*keep)(const char *line), const char *title)
 {
-    char dir[PATH_MAX], path[PATH_MAX * 2], line[1024];
+    char line[1024];
     char **ring = calloc((size_t)lines, sizeof(*ring));
+    long seen = 0;
+    FILE *f;
+
+    if (ring == NULL || (f = fopen(path, "r")) == NULL) {
+        free(ring);
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (keep && !keep(line))
+            continue;
+        free(ring[seen % lines]);
+        ring[seen++ % lines] = strdup(line);
+    }
+    fclose(f);
+    fprintf(stderr, "---- %s %s\n", title, path);
+    for (long i = seen > lines ? seen - lines : 0; i < seen; i++) {
+        fputs(ring[i % lines] ? ring[i % lines] : "", stderr);
+        free(ring[i % lines]);
+    }
+    free(ring);
+}
+
+static int is_error_line(const char *line)
+{
+    return strstr(line, " level=E ") != NULL || strstr(line, " level=F ") != NULL;
+}
+
+/* print_tail for each log of RUNDIR/logs whose name ends with <suffix>. */
+static void each_log(const struct cluster *c, const char *suffix, int lines, int (*keep)(const char *),
+                     const char *title)
+{
+    char dir[PATH_MAX], path[PATH_MAX * 2];
     struct dirent *e;
     DIR *d;
 
     snprintf(dir, sizeof(dir), "%s/logs", c->rundir);
     d = opendir(dir);
-    while (d != NULL && ring != NULL && (e = readdir(d)) != NULL) {
+    while (d != NULL && (e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name), m = strlen(suffix);
-        long seen = 0;
-        FILE *f;
         if (n < m || strcmp(e->d_name + n - m, suffix) != 0)
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if ((f = fopen(path, "r")) == NULL)
-            continue;
-        while (fgets(line, sizeof(line), f) != NULL) {
-            free(ring[seen % lines]);
-            ring[seen++ % lines] = strdup(line);
-        }
-        fclose(f);
-        fprintf(stderr, "---- the last %d lines of %s\n", lines, path);
-        for (long i = seen > lines ? seen - lines : 0; i < seen; i++) {
-            fputs(ring[i % lines] ? ring[i % lines] : "", stderr);
-            free(ring[i % lines]);
-            ring[i % lines] = NULL;
-        }
+        print_tail(path, lines, keep, title);
     }
     if (d)
         closedir(d);
-    free(ring);
+}
+
+void cluster_print_log_tails(const struct cluster *c, const char *suffix, int lines)
+{
+    char title[64];
+
+    snprintf(title, sizeof(title), "the last %d lines of", lines);
+    each_log(c, suffix, lines, NULL, title);
+    /* Last, next to the failure: CI keeps the ends of long outputs, and a
+     * busy log's tail can push a node's fatal line out of them. */
+    each_log(c, suffix, 5, is_error_line, "the last 5 error lines (level E or F) of");
 }
 
 /* A node that was stopped must have exited 0: anything else (a sanitizer's

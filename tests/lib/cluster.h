@@ -112,8 +112,9 @@ int cluster_region_action(struct cluster *c, const char *region, const char *act
 int cluster_stop(struct cluster *c);
 
 /* Print to stderr the last <lines> lines of every log in RUNDIR/logs whose
- * name ends with <suffix> ("-node.log"): what a failed test on CI shows of
- * the daemons, since their run directory is gone with the machine. */
+ * name ends with <suffix> ("-node.log"), then the last 5 lines of level E
+ * or F of each: what a failed test on CI shows of the daemons, since their
+ * run directory is gone with the machine. */
 void cluster_print_log_tails(const struct cluster *c, const char *suffix, int lines);
 
 /* 1 when <pid> exists and is not a zombie. */
