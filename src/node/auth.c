@@ -234,7 +234,8 @@ static int dashboard_authorize(struct node *n, struct http_exchange *ex, const s
         snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
         authz = bearer;
     } else if (authz == NULL && strcmp(hr->path, "/dashboard") == 0 && http_request_query(hr, "token", &q) &&
-               q.len > 0 && q.len < sizeof(tok) && mr_auth_token_valid(q.data)) {
+               q.len > 0 && q.len < sizeof(tok) && mr_auth_token_valid(q.data) &&
+               strpbrk(q.data, "\",;\\") == NULL) {   /* RFC 6265 cookie-octets only */
         snprintf(tok, sizeof(tok), "%s", q.data);
         snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
         authz = bearer;
