@@ -58,7 +58,6 @@ struct ctx {
     struct sec secs[MAX_SECTIONS];
     size_t n;
     char *control;
-    struct wan *w;             /* receives the links and routes; NULL: tokens only */
     struct mr_auth *tokens;    /* receives [wan] token lines */
 };
 
@@ -283,7 +282,6 @@ static int config_parse(struct wan *w, struct mr_auth *tokens, const char *path,
 
     c->path = path;
     c->err = err;
-    c->w = w;
     c->tokens = tokens;
     c->f = fopen(path, "re");
     if (c->f == NULL) {
