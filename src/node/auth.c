@@ -152,10 +152,10 @@ static const char *scope_name(unsigned need)
     return "read";
 }
 
-void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct http_request *hr,
-                       enum mr_auth_result r, unsigned need, const char *who)
+/* Count a refusal and log it (one line a second at most). */
+static void refusal_note(struct node *n, const struct http_request *hr, enum mr_auth_result r, unsigned need,
+                         const char *who)
 {
-    char msg[200];
     int64_t now = mr_now_ms();
 
     n->stats.auth_refused[r]++;
@@ -170,6 +170,14 @@ void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct ht
                                     n->stats.auth_refused[MR_AUTH_UNKNOWN] +
                                     n->stats.auth_refused[MR_AUTH_FORBIDDEN]));
     }
+}
+
+void node__auth_refuse(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       enum mr_auth_result r, unsigned need, const char *who)
+{
+    char msg[200];
+
+    refusal_note(n, hr, r, need, who);
     if (r == MR_AUTH_FORBIDDEN) {
         if (*who)
             snprintf(msg, sizeof(msg), "token '%s' does not have the %s scope this request needs",
@@ -205,13 +213,13 @@ static void dashboard_refuse(struct node *n, struct http_exchange *ex, const str
         "<p>Open <code>/dashboard?token=TOKEN</code> once with a token of the <b>read</b> scope "
         "(<code>meridian token new --name ops --scopes read</code>, then its hash in the node's "
         "<code>[auth]</code>; a local topology prints a ready link). The browser keeps it in an "
-        "HttpOnly cookie for this node only.</p><p>docs/dashboard.md, docs/security.md</p>";
+        "HttpOnly cookie for this host.</p><p>docs/dashboard.md, docs/security.md</p>";
 
     if (strcmp(hr->path, "/dashboard") != 0) {   /* the page's polls: JSON, as every API */
         node__auth_refuse(n, ex, hr, r, NODE_AUTH_DASHBOARD, who);
         return;
     }
-    n->stats.auth_refused[r]++;
+    refusal_note(n, hr, r, NODE_AUTH_DASHBOARD, who);
     n->stats.requests[ROUTE_REFUSED][4]++;
     http_respond(ex, r == MR_AUTH_FORBIDDEN ? 403 : 401, "text/html; charset=utf-8", page, sizeof(page) - 1,
                  "Cache-Control: no-store\r\n");
@@ -224,24 +232,25 @@ static int dashboard_authorize(struct node *n, struct http_exchange *ex, const s
                                unsigned *granted, const char **who)
 {
     const char *authz = http_request_header(hr, "Authorization"), *cookies = http_request_header(hr, "Cookie");
-    char tok[MR_AUTH_TOKEN_MAX + 1], bearer[MR_AUTH_TOKEN_MAX + 16];
+    char tok[MR_AUTH_TOKEN_MAX + 1] = "", bearer[MR_AUTH_TOKEN_MAX + 16];
     struct mr_buf q;
     int from_query = 0;
     enum mr_auth_result r;
 
     mr_buf_init(&q);
-    if (authz == NULL && cookies && http_cookie_get(cookies, NODE_DASHBOARD_COOKIE, tok, sizeof(tok))) {
-        snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
-        authz = bearer;
-    } else if (authz == NULL && strcmp(hr->path, "/dashboard") == 0 && http_request_query(hr, "token", &q) &&
-               q.len > 0 && q.len < sizeof(tok) && mr_auth_token_valid(q.data) &&
-               strpbrk(q.data, "\",;\\") == NULL) {   /* RFC 6265 cookie-octets only */
+    if (authz == NULL && cookies)
+        (void)http_cookie_get(cookies, NODE_DASHBOARD_COOKIE, tok, sizeof(tok));
+    if (authz == NULL && tok[0] == '\0' && strcmp(hr->path, "/dashboard") == 0 &&
+        http_request_query(hr, "token", &q) && q.len > 0 && q.len < sizeof(tok) && mr_auth_token_valid(q.data) &&
+        strpbrk(q.data, "\",;\\") == NULL) {   /* RFC 6265 cookie-octets only */
         snprintf(tok, sizeof(tok), "%s", q.data);
-        snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
-        authz = bearer;
         from_query = 1;
     }
     mr_buf_close(&q);
+    if (authz == NULL && tok[0]) {
+        snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
+        authz = bearer;
+    }
     r = mr_auth_check(&n->auth, authz, peer_cn(ex), MR_AUTH_READ, granted, who);
     if (r != MR_AUTH_OK) {
         dashboard_refuse(n, ex, hr, r, *who);
