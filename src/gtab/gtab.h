@@ -47,6 +47,9 @@
 
 enum gtab_kind { GTAB_LWW, GTAB_CRDT };
 
+/* "lww" or "crdt": the kind as table specs spell it. */
+const char *gtab_kind_name(enum gtab_kind kind);
+
 struct gtab_spec {
     char name[GTAB_MAX_NAME + 1];
     enum gtab_kind kind;

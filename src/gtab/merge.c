@@ -60,6 +60,11 @@ int gtab_key_valid(const char *s, size_t len, char *err)
     return 0;
 }
 
+const char *gtab_kind_name(enum gtab_kind kind)
+{
+    return kind == GTAB_LWW ? "lww" : "crdt";
+}
+
 int gtab_spec_parse(const char *name, const json_t *spec, struct gtab_spec *out, char *err)
 {
     const char *k, *kind;
@@ -98,7 +103,7 @@ json_t *gtab_spec_json(const struct gtab_spec *s)
 {
     json_t *o = json_object();
 
-    json_object_set_new(o, "kind", json_string(s->kind == GTAB_LWW ? "lww" : "crdt"));
+    json_object_set_new(o, "kind", json_string(gtab_kind_name(s->kind)));
     if (s->ttl_field[0])
         json_object_set_new(o, "ttl_field", json_string(s->ttl_field));
     return o;

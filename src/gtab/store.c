@@ -667,7 +667,7 @@ int gtab_table_put(struct gtab *g, const struct gtab_spec *s, int *created, char
         if (have->kind == s->kind && strcmp(have->ttl_field, s->ttl_field) == 0)
             return 0;
         return mr_seterr(err, MR_EEXIST, "table '%s' exists with another spec (kind %s%s%s)", s->name,
-                         have->kind == GTAB_LWW ? "lww" : "crdt", have->ttl_field[0] ? ", ttl_field " : "",
+                         gtab_kind_name(have->kind), have->ttl_field[0] ? ", ttl_field " : "",
                          have->ttl_field);
     }
     if (g->n_tables >= GTAB_MAX_TABLES)
@@ -908,7 +908,7 @@ static int apply_table_entry(struct gtab *g, const json_t *e, char *err)
         /* Declared concurrently with two kinds: the later declaration wins
          * everywhere, but items already written under the other kind keep
          * it.  Never silent (docs/tables.md). */
-        const char *have = t->spec.kind == GTAB_LWW ? "lww" : "crdt", *came = spec.kind == GTAB_LWW ? "lww" : "crdt";
+        const char *have = gtab_kind_name(t->spec.kind), *came = gtab_kind_name(spec.kind);
         int ours = t->h > h || (t->h == h && strcmp(t->o, o) >= 0);
         t->stats.kind_conflicts++;
         mr_log(MR_LOG_WARN, "tables", "table %s is declared %s (by %s) and %s (by %s): %s wins in every region "

@@ -800,7 +800,7 @@ static void list_tables(struct node *n, struct http_exchange *ex, int64_t start)
         const struct gtab_spec *s = gtab_table_at(g, i);
         mr_buf_printf(&b, "%s{\"name\":", i ? "," : "");
         mr_json_cstr(&b, s->name);
-        mr_buf_printf(&b, ",\"kind\":\"%s\",\"ttl_field\":", s->kind == GTAB_LWW ? "lww" : "crdt");
+        mr_buf_printf(&b, ",\"kind\":\"%s\",\"ttl_field\":", gtab_kind_name(s->kind));
         if (s->ttl_field[0])
             mr_json_cstr(&b, s->ttl_field);
         else
