@@ -12,6 +12,7 @@
  * SIGKILL and power loss.  Reads are served at once; they may see a write
  * before it is durable (the node stops if a commit or sync ever fails). */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,15 +442,23 @@ static void unsynced_add(struct tables *t, struct tables_reply *head)
     t->unsynced_tail = tail;
 }
 
+/* Take every answer waiting for durability: the sync's in flight (*a)
+ * and those after it (*b). */
+static void take_unsynced(struct tables *t, struct tables_reply **a, struct tables_reply **b)
+{
+    *a = t->syncing;
+    *b = t->unsynced_head;
+    t->syncing = t->unsynced_head = t->unsynced_tail = NULL;
+    t->unsynced = 0;
+}
+
 /* Refuse every answer still waiting for durability (a commit or sync
  * failed, or the node stops after one did). */
 static void refuse_unsynced(struct node *n, const char *why)
 {
-    struct tables *t = n->tables;
-    struct tables_reply *a = t->syncing, *b = t->unsynced_head;
+    struct tables_reply *a, *b;
 
-    t->syncing = t->unsynced_head = t->unsynced_tail = NULL;
-    t->unsynced = 0;
+    take_unsynced(n->tables, &a, &b);
     send_replies(n, a, 1, why);
     send_replies(n, b, 1, why);
 }
@@ -594,7 +603,6 @@ int tables__flush_durable(struct node *n, char *err)
     struct tables *t = n->tables;
     struct tables_reply *a, *b;
     int64_t t0 = mr_mono_us();
-    uint64_t upto;
 
     flush_turn(n, 1);
     if (n->failed)
@@ -604,15 +612,9 @@ int tables__flush_durable(struct node *n, char *err)
         refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
         return MR_EIO;
     }
-    a = t->syncing;
-    b = t->unsynced_head;
-    upto = gtab_head(t->g);
-    t->syncing = t->unsynced_head = t->unsynced_tail = NULL;
-    t->unsynced = 0;
-    if (upto > t->committed_head)
-        t->committed_head = upto; /* before any answer: tokens and streams */
-    send_replies(n, a, 0, NULL);
-    synced(n, b, upto, t0);
+    take_unsynced(t, &a, &b);
+    synced(n, a, gtab_head(t->g), t0);   /* moves committed_head before any answer */
+    send_replies(n, b, 0, NULL);
     return 0;
 }
 
@@ -1082,6 +1084,18 @@ void node__tables_handle(struct node *n, struct http_exchange *ex, const struct 
 
 /* ---- metrics and status --------------------------------------------------------------- */
 
+/* One counter of struct gtab_table_stats (at <field>), a line per table. */
+static void table_counter(struct mr_buf *b, struct gtab *g, const char *name, const char *help, size_t field)
+{
+    char labels[GTAB_MAX_NAME + 16];
+
+    mr_metric_header(b, name, "counter", help);
+    for (size_t i = 0; i < gtab_n_tables(g); i++) {
+        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
+        mr_metric_u64(b, name, labels, *(const uint64_t *)((const char *)gtab_table_stats(g, i) + field));
+    }
+}
+
 void node__tables_metrics(struct node *n, struct mr_buf *b)
 {
     struct tables *t = n->tables;
@@ -1112,24 +1126,15 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
              "peer (its store was empty or behind the peers)");
     TCOUNTER("stream_gaps_total", gaps, "global tables: batches a peer refused as a gap (the stream restarted)");
 #undef TCOUNTER
-    mr_metric_header(b, "meridian_tables_conflicts_total", "counter",
-                     "global tables: concurrent lww versions resolved here by last-writer-wins, by table");
-    for (size_t i = 0; i < gtab_n_tables(g); i++) {
-        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
-        mr_metric_u64(b, "meridian_tables_conflicts_total", labels, gtab_table_stats(g, i)->conflicts);
-    }
-    mr_metric_header(b, "meridian_tables_conditional_lost_total", "counter",
-                     "global tables: If-Match writes of this region overwritten by a concurrent write elsewhere");
-    for (size_t i = 0; i < gtab_n_tables(g); i++) {
-        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
-        mr_metric_u64(b, "meridian_tables_conditional_lost_total", labels, gtab_table_stats(g, i)->conditional_lost);
-    }
-    mr_metric_header(b, "meridian_tables_kind_conflicts_total", "counter",
-                     "global tables: declarations of a table with another kind met here, by table");
-    for (size_t i = 0; i < gtab_n_tables(g); i++) {
-        snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);
-        mr_metric_u64(b, "meridian_tables_kind_conflicts_total", labels, gtab_table_stats(g, i)->kind_conflicts);
-    }
+    table_counter(b, g, "meridian_tables_conflicts_total",
+                  "global tables: concurrent lww versions resolved here by last-writer-wins, by table",
+                  offsetof(struct gtab_table_stats, conflicts));
+    table_counter(b, g, "meridian_tables_conditional_lost_total",
+                  "global tables: If-Match writes of this region overwritten by a concurrent write elsewhere",
+                  offsetof(struct gtab_table_stats, conditional_lost));
+    table_counter(b, g, "meridian_tables_kind_conflicts_total",
+                  "global tables: declarations of a table with another kind met here, by table",
+                  offsetof(struct gtab_table_stats, kind_conflicts));
     mr_metric_header(b, "meridian_tables_tombstones", "gauge", "global tables: deleted items held, by table");
     for (size_t i = 0; i < gtab_n_tables(g); i++) {
         snprintf(labels, sizeof(labels), "table=\"%s\"", gtab_table_at(g, i)->name);

@@ -131,8 +131,7 @@ struct tables {
     int seeding;
     char seed_origin[64];
     struct http_call *seed_call;
-    int seed_fd;              /* the download's file, -1 when none */
-    int seed_failed;          /* a write to it failed */
+    int seed_fd;              /* the download's file, -1 when none or a write to it failed */
     uint64_t seed_bytes;
     char seed_path[512];
     uint64_t seeds, snapshots_served;

@@ -545,8 +545,7 @@ static void seed_body(struct http_call *call, const char *p, size_t len, void *d
             mr_log(MR_LOG_WARN, "tables", "snapshot from %s: write %s: %s", t->seed_origin, t->seed_path,
                    strerror(e));
             close(t->seed_fd);
-            t->seed_fd = -1;
-            t->seed_failed = 1;
+            t->seed_fd = -1;   /* seed_done: the download failed */
             return;
         }
         t->seed_bytes += (uint64_t)len;
@@ -578,7 +577,7 @@ static void seed_done(struct http_call *call, int rc, const struct http_response
     }
     t->seed_call = NULL;
     t->seeding = 0;
-    written = t->seed_fd != -1 && !t->seed_failed;
+    written = t->seed_fd != -1;
     if (t->seed_fd != -1 && close(t->seed_fd) != 0)
         written = 0;
     t->seed_fd = -1;
@@ -631,7 +630,6 @@ static void seed_start(struct node *n, const char *origin, uint64_t log_first)
         return;
     }
     t->seed_bytes = 0;
-    t->seed_failed = 0;
     if (http_client_request(t->http, &req, seed_done, n, &t->seed_call) == 0)
         t->seeding = 1;
     else
