@@ -520,6 +520,23 @@ static int wan_status_is(void *arg)
     return ok;
 }
 
+/* The wan's meridian_wan_auth_reloads_total{result=<want[0]>} is <want[1]>
+ * (its /metrics is open). */
+static int wan_reloads_are(void *arg)
+{
+    const char **want = arg;   /* {result, count, base} */
+    char line[128];
+    struct api_reply r;
+    int ok;
+
+    if (api_call_as(NULL, "GET", want[2], "/metrics", NULL, &r) != 0)
+        return 0;
+    snprintf(line, sizeof(line), "meridian_wan_auth_reloads_total{result=\"%s\"} %s\n", want[0], want[1]);
+    ok = strstr(r.text, line) != NULL;
+    api_reply_close(&r);
+    return ok;
+}
+
 /* SIGHUP re-reads the wan's [wan] token lines (and nothing else): a new
  * token works, a broken line keeps the tokens loaded before, and an
  * emptied table is refused rather than opening the control API. */
@@ -527,7 +544,7 @@ static void wan_reloads_its_tokens_on_sighup(void **state)
 {
     static char saved[65536];
     char path[512], tok[256], line[512], wan[128], *text;
-    const char *want[3];
+    const char *want[3], *reloads[3];
     json_t *doc;
     int pid;
 
@@ -550,6 +567,8 @@ static void wan_reloads_its_tokens_on_sighup(void **state)
     spit(path, text);
     mr_free(text);
     assert_int_equal(kill(pid, SIGHUP), 0);
+    reloads[0] = "failed", reloads[1] = "1", reloads[2] = wan;
+    assert_int_equal(wait_for(wan_reloads_are, reloads, 5000), 0);   /* the reload happened, and failed */
     want[0] = wan, want[1] = ADMIN, want[2] = "200";
     assert_int_equal(wait_for(wan_status_is, want, 5000), 0);
     expect(tok, "GET", wan, "/links", NULL, 401, "unauthorized");
@@ -569,6 +588,22 @@ static void wan_reloads_its_tokens_on_sighup(void **state)
         assert_non_null(strstr(r.text, "meridian_wan_auth_reloads_total{result=\"failed\"} 1\n"));
         api_reply_close(&r);
     }
+    /* Every token line gone: refused too (it would open the control API). */
+    {
+        char *p, *q;
+        text = mr_asprintf("%s", saved);
+        while ((p = strstr(text, "\ntoken =")) != NULL) {   /* drop the line, keep its newline */
+            q = strchr(p + 1, '\n');
+            memmove(p, q ? q : p + strlen(p), strlen(q ? q : p + strlen(p)) + 1);
+        }
+        spit(path, text);
+        mr_free(text);
+    }
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    reloads[1] = "2";
+    assert_int_equal(wait_for(wan_reloads_are, reloads, 5000), 0);
+    expect(tok, "GET", wan, "/links", NULL, 200, NULL);   /* still checked, with the tokens of before */
+    expect(NULL, "GET", wan, "/links", NULL, 401, "unauthorized");
     /* Put the file back as it was (the other tests use the run's tokens). */
     spit(path, saved);
     assert_int_equal(kill(pid, SIGHUP), 0);
