@@ -211,6 +211,17 @@ int gtab_sweep(struct gtab *g, int64_t now_ms, uint64_t *removed, char *err);
  * for each origin, a position every region has applied. */
 int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *stable, size_t n,
                  uint64_t *removed, char *err);
+/* Inert crdt tombstones (deleted items whose deletes observed all they
+ * held, gtab_int.h) are numbered as they are stored: the last number.
+ * gtab_collect_inert removes those numbered <= <upto> (stored before the
+ * caller read that number, and unchanged since): safe once every region
+ * has applied what this one had applied then, and this one every peer's
+ * writes up to the head it reported then (src/node/tstream.c). */
+uint64_t gtab_inert_gen(const struct gtab *g);
+int gtab_collect_inert(struct gtab *g, uint64_t upto, uint64_t *removed, char *err);
+/* The applied vector's origins other than this region: <i> in 0..n-1. */
+size_t gtab_n_origins(const struct gtab *g);
+const char *gtab_origin_at(const struct gtab *g, size_t i);
 /* Deleted items held (tombstones) in table <tbl>. */
 uint64_t gtab_tombstones(struct gtab *g, const char *tbl);
 

@@ -11,18 +11,30 @@
  *   crdt: {"k":"c", "h":hlc, "o":origin    the last write (version)
  *          "u":hlc               last operation on the item
  *          "dl":hlc              last delete (0: never); visible iff u > dl
- *          "f":{name: field}}
- *     field counter  {"t":"n","u":hlc,"p":{o:n},"n":{o:n},"bp":{o:n},"bn":{o:n}}
- *                    value = sum(p - bp) - sum(n - bn); bp/bn: observed at delete
+ *          "f":{"name:t": field}}  keyed by name and type (t: n, s or r);
+ *                                  states from before decision 044 used "name"
+ *     field counter  {"t":"n","u":hlc,"p":{o:n},"n":{o:n},"e":{o:hlc},
+ *                     "bp":{o:n},"bn":{o:n},"be":{o:hlc}}
+ *                    origin o's contribution p[o], n[o] lives in epoch e[o] (the
+ *                    hlc at which o started it; absent: 0); bp/bn: observed at a
+ *                    delete, in epoch be[o], and count only while be[o] == e[o];
+ *                    value = sum(p - bp) - sum(n - bn).  Maps hold no zeros.
  *     field set      {"t":"s","u":hlc,"a":{elem:{o:hlc}},"r":{elem:{o:hlc}}}
  *                    elem (its JSON text) present iff some o has a[o] > r[o]
  *     field register {"t":"r","u":hlc,"h":hlc,"o":origin,"v":value}
- *     A field is shown iff its u > the item's dl.
+ *     A field is shown iff its u > the item's dl; of several fields of one
+ *     name (types written concurrently, or again after a delete) the one
+ *     with the greatest (u, t) is shown.
  *
  *   Join: lww by (h, origin) with the item kind as the first key ("l" > "c");
- *   crdt field-wise, a type clash keeps the greater type letter (s > r > n),
- *   same types join per origin by max (registers by (h, origin)).  Each rule
- *   is a lexicographic product of semilattices, hence a semilattice.
+ *   crdt field-wise by typed key, per origin by max (registers by
+ *   (h, origin); counters by (epoch, then max)).  Each rule is a
+ *   lexicographic product of semilattices, hence a semilattice.
+ *
+ *   Inert: a deleted crdt item whose deletes observed everything in it (no
+ *   counter contribution above its baseline, no set add above its remove).
+ *   Joined with anything written after it, it changes nothing a reader
+ *   sees: such tombstones are collected (decision 044).
  *
  * Change-log entry (gt_log.e, and "e" on the wire):
  *   item:  {"t":table,"k":key,"s":state}
@@ -56,6 +68,8 @@ int gtab__walbuf_flush(struct sqlite3 *db);
 /* Whether gtab_state_render(s) would return a document (the item is not
  * deleted), without building it: the write paths only need to know. */
 int gtab__state_live(const json_t *s);
+/* Whether <s> is an inert crdt tombstone (above). */
+int gtab__state_inert(const json_t *s);
 /* Expiry in unix ms of a rendered document for <ttl_field> (0: none). */
 int64_t gtab__expiry(const json_t *rendered, const char *ttl_field);
 

@@ -177,11 +177,93 @@ static json_t *max_map2(const json_t *a, const json_t *b)
     return out;
 }
 
+/* The key of field <k> (value <f>) in a state's "f": "<name>:<t>".  States
+ * written before decision 044 keyed fields by name alone, the type inside;
+ * they are read as the same typed key. */
+#define FIELD_KEY_LEN (GTAB_MAX_NAME + 8)
+static void field_key(char *out, size_t size, const char *k, const json_t *f)
+{
+    if (strchr(k, ':') != NULL)
+        snprintf(out, size, "%s", k);
+    else
+        snprintf(out, size, "%s:%c", k, str(f, "t")[0] ? str(f, "t")[0] : 'r');
+}
+
+/* Is there a contribution of origin <o> to counter <f>? */
+static int counter_has(const json_t *f, const char *o)
+{
+    return json_object_get(json_object_get(f, "p"), o) || json_object_get(json_object_get(f, "n"), o) ||
+           json_object_get(json_object_get(f, "e"), o);
+}
+
+/* Set <o> in map <k> of <f> to <v>, or drop it when 0 (the canonical form:
+ * maps hold no zeros, so equal states are equal JSON). */
+static void put_u64(json_t *f, const char *k, const char *o, uint64_t v)
+{
+    json_t *m = json_object_get(f, k);
+
+    if (v > 0)
+        set_u64(m, o, v);
+    else
+        json_object_del(m, o);
+}
+
+static uint64_t map_u64(const json_t *f, const char *map, const char *o)
+{
+    return gtab__u64(json_object_get(f, map), o);
+}
+
+/* Counters: each origin's contribution (p, n) lives in an epoch e, the HLC
+ * at which that origin started it (0 for states from before decision 044).
+ * The later epoch wins whole; equal epochs join by max.  A baseline (what a
+ * delete observed: bp, bn) carries the epoch it observed (be) and joins the
+ * same way; one older than the contribution's epoch no longer applies and
+ * is dropped. */
+static void counter_merge_origin(json_t *f, const json_t *a, const json_t *b, const char *o)
+{
+    static const char *const val[] = {"p", "n"}, *const base[] = {"bp", "bn"};
+    uint64_t ea = map_u64(a, "e", o), eb = map_u64(b, "e", o), e = ea > eb ? ea : eb;
+    uint64_t ba = map_u64(a, "be", o), bb = map_u64(b, "be", o), be = ba > bb ? ba : bb;
+    int keep_base = be >= e;
+
+    put_u64(f, "e", o, e);
+    put_u64(f, "be", o, keep_base ? be : 0);
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t x = ea == e ? map_u64(a, val[i], o) : 0, y = eb == e ? map_u64(b, val[i], o) : 0;
+        uint64_t bx = ba == be ? map_u64(a, base[i], o) : 0, by = bb == be ? map_u64(b, base[i], o) : 0;
+
+        put_u64(f, val[i], o, x > y ? x : y);
+        put_u64(f, base[i], o, keep_base ? (bx > by ? bx : by) : 0);
+    }
+}
+
+static void counter_merge(json_t *f, const json_t *a, const json_t *b)
+{
+    static const char *const maps[] = {"p", "n", "e", "bp", "bn", "be"};
+    const json_t *in[2] = {a, b};
+    json_t *seen = json_object(), *v;
+    const char *o;
+
+    for (size_t i = 0; i < 6; i++)
+        json_object_set_new(f, maps[i], json_object());
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < 6; i++)
+            json_object_foreach(json_object_get(in[s], maps[i]), o, v) {
+                if (json_object_get(seen, o) == NULL) {
+                    json_object_set_new(seen, o, json_true());
+                    counter_merge_origin(f, a, b, o);
+                }
+            }
+    json_decref(seen);
+}
+
 static json_t *field_merge(const json_t *a, const json_t *b)
 {
     char ta = str(a, "t")[0], tb = str(b, "t")[0];
     json_t *f;
 
+    /* One key, two types: only a damaged state has that (keys carry the
+     * type); keep the greater type letter so the join stays one. */
     if (ta != tb)
         return json_deep_copy(ta > tb ? a : b);
     if (ta == 'r')
@@ -190,9 +272,7 @@ static json_t *field_merge(const json_t *a, const json_t *b)
     json_object_set_new(f, "t", json_string(ta == 'n' ? "n" : "s"));
     set_u64(f, "u", gtab__u64(a, "u") > gtab__u64(b, "u") ? gtab__u64(a, "u") : gtab__u64(b, "u"));
     if (ta == 'n') {
-        static const char *const parts[] = {"p", "n", "bp", "bn"};
-        for (size_t i = 0; i < 4; i++)
-            json_object_set_new(f, parts[i], max_map(json_object_get(a, parts[i]), json_object_get(b, parts[i])));
+        counter_merge(f, a, b);
     } else {
         json_object_set_new(f, "a", max_map2(json_object_get(a, "a"), json_object_get(b, "a")));
         json_object_set_new(f, "r", max_map2(json_object_get(a, "r"), json_object_get(b, "r")));
@@ -200,16 +280,32 @@ static json_t *field_merge(const json_t *a, const json_t *b)
     return f;
 }
 
+/* Join of two "f" objects (either may be NULL), under typed keys. */
+static json_t *fields_merge(const json_t *fa, const json_t *fb)
+{
+    const json_t *in[2] = {fa, fb};
+    json_t *fo = json_object(), *v, *w;
+    char key[FIELD_KEY_LEN];
+    const char *k;
+
+    for (size_t i = 0; i < 2; i++)
+        json_object_foreach((json_t *)in[i], k, v) {
+            field_key(key, sizeof(key), k, v);
+            w = json_object_get(fo, key);
+            json_object_set_new(fo, key, w ? field_merge(w, v) : field_merge(v, v));
+        }
+    return fo;
+}
+
 json_t *gtab_state_merge(const json_t *a, const json_t *b)
 {
-    json_t *out, *fa, *fb, *fo, *v;
-    const char *k;
+    json_t *out, *v;
     char ka = kind_of(a), kb = kind_of(b);
 
-    if (a == NULL)
-        return json_deep_copy(b);
-    if (b == NULL)
-        return json_deep_copy(a);
+    if (a == NULL && b == NULL)
+        return NULL;
+    if (a == NULL || b == NULL)
+        return gtab_state_merge(a ? a : b, a ? a : b);
     if (ka != kb)
         return json_deep_copy(ka > kb ? a : b);
     if (ka == 'l')
@@ -221,19 +317,17 @@ json_t *gtab_state_merge(const json_t *a, const json_t *b)
     json_object_set_new(out, "o", json_string(str(v, "o")));
     set_u64(out, "u", gtab__u64(a, "u") > gtab__u64(b, "u") ? gtab__u64(a, "u") : gtab__u64(b, "u"));
     set_u64(out, "dl", gtab__u64(a, "dl") > gtab__u64(b, "dl") ? gtab__u64(a, "dl") : gtab__u64(b, "dl"));
-    fa = json_object_get(a, "f");
-    fb = json_object_get(b, "f");
-    fo = json_object();
-    json_object_foreach(fa, k, v) {
-        json_t *w = json_object_get(fb, k);
-        json_object_set_new(fo, k, w ? field_merge(v, w) : json_deep_copy(v));
-    }
-    json_object_foreach(fb, k, v) {
-        if (!json_object_get(fo, k))
-            json_object_set_new(fo, k, json_deep_copy(v));
-    }
-    json_object_set_new(out, "f", fo);
+    json_object_set_new(out, "f", fields_merge(json_object_get(a, "f"), json_object_get(b, "f")));
     return out;
+}
+
+/* Of two visible fields of one name, whether <f> is the one shown rather
+ * than <have> (NULL: none yet): the later written, then the greater type. */
+static int field_shown_over(const json_t *f, const json_t *have)
+{
+    uint64_t uf = gtab__u64(f, "u"), uh = gtab__u64(have, "u");
+
+    return have == NULL || uf > uh || (uf == uh && str(f, "t")[0] > str(have, "t")[0]);
 }
 
 /* ---- rendering --------------------------------------------------------------- */
@@ -264,11 +358,17 @@ static json_t *render_field(const json_t *f)
         return json_incref(json_object_get(f, "v") ? json_object_get(f, "v") : json_null());
     if (t == 'n') {
         json_int_t sum = 0;
-        json_t *p = json_object_get(f, "p"), *n = json_object_get(f, "n"), *v;
-        json_t *bp = json_object_get(f, "bp"), *bn = json_object_get(f, "bn");
+        json_t *v;
         const char *o;
-        json_object_foreach(p, o, v) sum += (json_int_t)(gtab__u64(p, o) - gtab__u64(bp, o));
-        json_object_foreach(n, o, v) sum -= (json_int_t)(gtab__u64(n, o) - gtab__u64(bn, o));
+        /* A baseline counts only against the epoch it observed. */
+        json_object_foreach(json_object_get(f, "p"), o, v) {
+            int based = map_u64(f, "be", o) == map_u64(f, "e", o);
+            sum += (json_int_t)(map_u64(f, "p", o) - (based ? map_u64(f, "bp", o) : 0));
+        }
+        json_object_foreach(json_object_get(f, "n"), o, v) {
+            int based = map_u64(f, "be", o) == map_u64(f, "e", o);
+            sum -= (json_int_t)(map_u64(f, "n", o) - (based ? map_u64(f, "bn", o) : 0));
+        }
         return json_integer(sum);
     } else {
         json_t *adds = json_object_get(f, "a"), *arr = json_array(), *v;
@@ -293,7 +393,7 @@ static json_t *render_field(const json_t *f)
 
 json_t *gtab_state_render(const json_t *s)
 {
-    json_t *out, *f, *v;
+    json_t *out, *chosen, *f, *v;
     const char *k;
     uint64_t dl;
 
@@ -307,12 +407,24 @@ json_t *gtab_state_render(const json_t *s)
     dl = gtab__u64(s, "dl");
     if (gtab__u64(s, "u") <= dl)
         return NULL;
-    out = json_object();
+    /* A name may be held by fields of several types (written concurrently,
+     * or again after a delete): the visible one written last is shown. */
+    chosen = json_object();
     f = json_object_get(s, "f");
     json_object_foreach(f, k, v) {
-        if (gtab__u64(v, "u") > dl)
-            json_object_set_new(out, k, render_field(v));
+        char name[FIELD_KEY_LEN];
+        json_t *have;
+
+        if (gtab__u64(v, "u") <= dl)
+            continue;
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(k, ":"), k);
+        have = json_object_get(chosen, name);
+        if (field_shown_over(v, have))
+            json_object_set(chosen, name, v);
     }
+    out = json_object();
+    json_object_foreach(chosen, k, v) json_object_set_new(out, k, render_field(v));
+    json_decref(chosen);
     return out;
 }
 
@@ -370,10 +482,20 @@ json_t *gtab_state_lww(const json_t *doc, uint64_t hlc, const char *origin, cons
     return s;
 }
 
+/* A copy of the crdt state <cur> with its fields under typed keys.  The
+ * top level is a shallow copy: its members are only ever replaced. */
+static json_t *crdt_copy(const json_t *cur)
+{
+    json_t *s = json_copy((json_t *)cur);
+
+    json_object_set_new(s, "f", fields_merge(json_object_get(cur, "f"), NULL));
+    return s;
+}
+
 json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *origin)
 {
-    json_t *s = json_deep_copy(cur), *f, *v;
-    const char *k;
+    json_t *s = crdt_copy(cur), *f, *v, *x;
+    const char *k, *o;
 
     set_u64(s, "h", hlc);
     json_object_set_new(s, "o", json_string(origin));
@@ -382,8 +504,16 @@ json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *orig
     json_object_foreach(f, k, v) {
         char t = str(v, "t")[0];
         if (t == 'n') {
-            json_object_set_new(v, "bp", max_map(json_object_get(v, "bp"), json_object_get(v, "p")));
-            json_object_set_new(v, "bn", max_map(json_object_get(v, "bn"), json_object_get(v, "n")));
+            /* The baseline becomes the contribution seen, in its epoch. */
+            json_t *seen = json_object();
+            json_object_foreach(json_object_get(v, "p"), o, x) json_object_set_new(seen, o, json_true());
+            json_object_foreach(json_object_get(v, "n"), o, x) json_object_set_new(seen, o, json_true());
+            json_object_foreach(seen, o, x) {
+                put_u64(v, "be", o, map_u64(v, "e", o));
+                put_u64(v, "bp", o, map_u64(v, "p", o));
+                put_u64(v, "bn", o, map_u64(v, "n", o));
+            }
+            json_decref(seen);
         } else if (t == 's') {
             json_object_set_new(v, "r", max_map2(json_object_get(v, "r"), json_object_get(v, "a")));
         }
@@ -391,25 +521,67 @@ json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *orig
     return s;
 }
 
+int gtab__state_inert(const json_t *s)
+{
+    json_t *f, *v, *x, *dots;
+    const char *k, *o, *e;
+
+    if (s == NULL || kind_of(s) != 'c' || gtab__state_live(s))
+        return 0;
+    f = json_object_get(s, "f");
+    json_object_foreach(f, k, v) {
+        char t = str(v, "t")[0];
+        if (t == 'n') {
+            static const char *const val[] = {"p", "n"}, *const base[] = {"bp", "bn"};
+            for (size_t i = 0; i < 2; i++)
+                json_object_foreach(json_object_get(v, val[i]), o, x) {
+                    if (map_u64(v, "be", o) != map_u64(v, "e", o) ||
+                        map_u64(v, base[i], o) < map_u64(v, val[i], o))
+                        return 0;
+                }
+        } else if (t == 's') {
+            json_object_foreach(json_object_get(v, "a"), e, dots) {
+                json_t *rems = json_object_get(json_object_get(v, "r"), e);
+                json_object_foreach(dots, o, x) {
+                    if (gtab__u64(dots, o) > gtab__u64(rems, o))
+                        return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 static const char *type_name(char t)
 {
     return t == 'n' ? "a counter" : t == 's' ? "a set" : "a register";
 }
 
-/* The field <name> of <fields> as type <t>, created if absent. */
-static json_t *field_for(json_t *fields, const char *name, char t, size_t i, char *err, int *rc)
+/* The field <name> of <fields> (typed keys) as type <t>, created if absent.
+ * The op is refused when a reader sees the name as another type (the field
+ * shown, as gtab_state_render picks it); a deleted name is free again. */
+static json_t *field_for(json_t *fields, const char *name, char t, uint64_t dl, size_t i, char *err,
+                         int *rc)
 {
-    json_t *f = json_object_get(fields, name);
+    static const char types[] = "nrs";
+    char key[FIELD_KEY_LEN];
+    const json_t *shown = NULL;
+    json_t *f;
 
-    if (f) {
-        char have = str(f, "t")[0];
-        if (have != t) {
-            *rc = mr_seterr(err, MR_ECONSTRAINT, "op %zu: field \"%s\" is %s, not %s", i + 1, name,
-                            type_name(have), type_name(t));
-            return NULL;
-        }
-        return f;
+    for (const char *x = types; *x; x++) {
+        snprintf(key, sizeof(key), "%s:%c", name, *x);
+        f = json_object_get(fields, key);
+        if (f != NULL && gtab__u64(f, "u") > dl && field_shown_over(f, shown))
+            shown = f;
     }
+    if (shown != NULL && str(shown, "t")[0] != t) {
+        *rc = mr_seterr(err, MR_ECONSTRAINT, "op %zu: field \"%s\" is %s, not %s", i + 1, name,
+                        type_name(str(shown, "t")[0]), type_name(t));
+        return NULL;
+    }
+    snprintf(key, sizeof(key), "%s:%c", name, t);
+    if ((f = json_object_get(fields, key)) != NULL)
+        return f;
     if (json_object_size(fields) >= GTAB_MAX_FIELDS) {
         *rc = mr_seterr(err, MR_ETOOBIG, "op %zu: an item has at most %d fields", i + 1, GTAB_MAX_FIELDS);
         return NULL;
@@ -417,20 +589,19 @@ static json_t *field_for(json_t *fields, const char *name, char t, size_t i, cha
     f = json_object();
     json_object_set_new(f, "t", json_string(t == 'n' ? "n" : t == 's' ? "s" : "r"));
     if (t == 'n') {
-        json_object_set_new(f, "p", json_object());
-        json_object_set_new(f, "n", json_object());
-        json_object_set_new(f, "bp", json_object());
-        json_object_set_new(f, "bn", json_object());
+        static const char *const maps[] = {"p", "n", "e", "bp", "bn", "be"};
+        for (size_t m = 0; m < 6; m++)
+            json_object_set_new(f, maps[m], json_object());
     } else if (t == 's') {
         json_object_set_new(f, "a", json_object());
         json_object_set_new(f, "r", json_object());
     }
-    json_object_set_new(fields, name, f);
+    json_object_set_new(fields, key, f);
     return f;
 }
 
-static int apply_op(json_t *fields, const json_t *op, size_t i, uint64_t hlc, const char *origin,
-                    char *err)
+static int apply_op(json_t *fields, uint64_t dl, const json_t *op, size_t i, uint64_t hlc,
+                    const char *origin, char *err)
 {
     const char *name, *kind, *k;
     json_t *f, *v, *value, *by;
@@ -467,7 +638,7 @@ static int apply_op(json_t *fields, const json_t *op, size_t i, uint64_t hlc, co
             return mr_seterr(err, MR_ETOOBIG, "op %zu: a set element is at most %d bytes of JSON",
                              i + 1, GTAB_MAX_ELEM);
         }
-        if ((f = field_for(fields, name, 's', i, err, &rc)) == NULL) {
+        if ((f = field_for(fields, name, 's', dl, i, err, &rc)) == NULL) {
             free(elem);
             return rc;
         }
@@ -508,17 +679,22 @@ static int apply_op(json_t *fields, const json_t *op, size_t i, uint64_t hlc, co
                                  "and 2^53", i + 1);
             n = json_integer_value(by);
         }
-        if ((f = field_for(fields, name, 'n', i, err, &rc)) == NULL)
+        if ((f = field_for(fields, name, 'n', dl, i, err, &rc)) == NULL)
             return rc;
+        /* A region without a contribution here (never had one, or its
+         * item was collected) starts a new epoch: older copies of its
+         * contribution, still held elsewhere, must not mask the new one. */
+        if (!counter_has(f, origin))
+            put_u64(f, "e", origin, hlc);
         part = n >= 0 ? "p" : "n";
-        have = gtab__u64(json_object_get(f, part), origin);
+        have = map_u64(f, part, origin);
         if (have > (uint64_t)INT64_MAX / 2)
             return mr_seterr(err, MR_ETOOBIG, "op %zu: counter \"%s\" would overflow", i + 1, name);
-        set_u64(json_object_get(f, part), origin, have + (uint64_t)(n >= 0 ? n : -n));
+        put_u64(f, part, origin, have + (uint64_t)(n >= 0 ? n : -n));
     } else if (!strcmp(kind, "set")) {
         if (by || value == NULL)
             return mr_seterr(err, MR_EINVAL, "op %zu: set needs \"value\" (any JSON) and no \"by\"", i + 1);
-        if ((f = field_for(fields, name, 'r', i, err, &rc)) == NULL)
+        if ((f = field_for(fields, name, 'r', dl, i, err, &rc)) == NULL)
             return rc;
         set_u64(f, "h", hlc);
         json_object_set_new(f, "o", json_string(origin));
@@ -547,7 +723,7 @@ int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, con
     if (cur && kind_of(cur) != 'c')
         return mr_seterr(err, MR_ECONSTRAINT, "the item is a document of an lww table");
     if (cur) {
-        s = json_deep_copy(cur);
+        s = crdt_copy(cur);
     } else {
         s = json_object();
         json_object_set_new(s, "k", json_string("c"));
@@ -557,7 +733,7 @@ int gtab_state_apply_ops(const json_t *cur, const json_t *ops, uint64_t hlc, con
     fields = json_object_get(s, "f");
     n = json_array_size(ops);
     for (i = 0; i < n; i++) {
-        rc = apply_op(fields, json_array_get(ops, i), i, hlc, origin, err);
+        rc = apply_op(fields, gtab__u64(s, "dl"), json_array_get(ops, i), i, hlc, origin, err);
         if (rc != 0) {
             json_decref(s);
             return rc;

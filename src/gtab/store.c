@@ -75,6 +75,7 @@ struct gtab {
     size_t n_vec;
     struct table *tables;
     size_t n_tables;
+    uint64_t inert_gen;       /* number of the last inert crdt tombstone stored */
 };
 
 static const char schema[] =
@@ -84,7 +85,8 @@ static const char schema[] =
     " PRIMARY KEY(tbl, key)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS gt_items_exp ON gt_items(exp) WHERE exp > 0;"
     "CREATE TABLE IF NOT EXISTS gt_log(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, e TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS gt_applied(origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS gt_applied(origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS gt_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
 
 static int db_err(struct gtab *g, char *err, const char *what)
 {
@@ -237,10 +239,18 @@ static int load(struct gtab *g, char *err)
     sqlite3_finalize(s);
     if (rc != 0)
         return mr_wraperr(err, MR_ECORRUPT, "tables.db");
-    /* The clock never goes back below what this region already wrote. */
-    if (sqlite3_prepare_v2(g->db, "SELECT max(h) FROM gt_items", -1, &s, NULL) == SQLITE_OK) {
-        if (sqlite3_step(s) == SQLITE_ROW)
+    /* The clock never goes back below what this region already saw: the
+     * items it holds, and the clock when it last collected tombstones (a
+     * write after a restart must still be newer than a collected delete). */
+    if (sqlite3_prepare_v2(g->db, "SELECT max(h) FROM gt_items UNION ALL "
+                           "SELECT v FROM gt_meta WHERE k='hlc'", -1, &s, NULL) == SQLITE_OK) {
+        while (sqlite3_step(s) == SQLITE_ROW)
             gtab_hlc_observe(&g->hlc, (uint64_t)sqlite3_column_int64(s, 0));
+        sqlite3_finalize(s);
+    }
+    if (sqlite3_prepare_v2(g->db, "SELECT max(tseq) FROM gt_items WHERE torigin=''", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            g->inert_gen = (uint64_t)sqlite3_column_int64(s, 0);
         sqlite3_finalize(s);
     }
     return 0;
@@ -454,6 +464,11 @@ static int item_store(struct gtab *g, const char *tbl, const char *key, const js
     if (dead && torigin && json_object_get(state, "x")) {
         sqlite3_bind_text(s, 8, torigin, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 9, (sqlite3_int64)tseq);
+    } else if (dead && gtab__state_inert(state)) {
+        /* Numbered, so that a collection round takes only the rows that
+         * did not change since it began (gtab_collect_inert). */
+        sqlite3_bind_text(s, 8, "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 9, (sqlite3_int64)++g->inert_gen);
     }
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = db_err(g, err, "write item");
@@ -1061,6 +1076,15 @@ int gtab_sweep(struct gtab *g, int64_t now_ms, uint64_t *removed, char *err)
     return rc;
 }
 
+/* Before rows go: remember the clock (load() restores it). */
+static int save_clock(struct gtab *g, char *err)
+{
+    char sql[96];
+
+    snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO gt_meta(k,v) VALUES('hlc',%" PRIu64 ")", g->hlc.last);
+    return exec(g, sql, err);
+}
+
 int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *stable, size_t n,
                  uint64_t *removed, char *err)
 {
@@ -1070,7 +1094,7 @@ int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *sta
     *removed = 0;
     if (n == 0)
         return 0;
-    if ((rc = begin(g, err)) != 0)
+    if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
         return rc;
     if (sqlite3_prepare_v2(g->db, "DELETE FROM gt_items WHERE dead=1 AND torigin=?1 AND tseq<=?2", -1,
                            &s, NULL) != SQLITE_OK)
@@ -1086,6 +1110,35 @@ int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *sta
     }
     sqlite3_finalize(s);
     return rc;
+}
+
+uint64_t gtab_inert_gen(const struct gtab *g)
+{
+    return g->inert_gen;
+}
+
+int gtab_collect_inert(struct gtab *g, uint64_t upto, uint64_t *removed, char *err)
+{
+    char sql[128];
+    int rc;
+
+    *removed = 0;
+    if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
+        return rc;
+    snprintf(sql, sizeof(sql), "DELETE FROM gt_items WHERE dead=1 AND torigin='' AND tseq<=%" PRIu64, upto);
+    if ((rc = exec(g, sql, err)) == 0)
+        *removed = (uint64_t)sqlite3_changes(g->db);
+    return rc;
+}
+
+size_t gtab_n_origins(const struct gtab *g)
+{
+    return g->n_vec;
+}
+
+const char *gtab_origin_at(const struct gtab *g, size_t i)
+{
+    return i < g->n_vec ? g->vec[i].origin : NULL;
 }
 
 uint64_t gtab_tombstones(struct gtab *g, const char *tbl)

@@ -127,6 +127,14 @@ struct tables {
     char gc_peer[TABLES_MAX_PEERS][64];
     uint64_t gc_need[TABLES_MAX_PEERS];
     size_t gc_n_peers;
+    /* Inert crdt tombstones: what this region had applied when a round was
+     * armed (own head included), and the last tombstone number then. */
+    int inert_armed;
+    int gc_inert;             /* this epoch collects them */
+    uint64_t inert_gen;
+    size_t inert_n;
+    char inert_origin[GTAB_MAX_ORIGINS + 1][64];
+    uint64_t inert_at[GTAB_MAX_ORIGINS + 1];
     /* Seeding from a peer's snapshot (tstream.c). */
     int seeding;
     char seed_origin[64];

@@ -23,6 +23,16 @@
  * it saw the delete is then here already, so nothing older can resurrect
  * the item.  Two phases (an epoch): snapshot the reports, then wait until
  * the heads are applied here, then collect.
+ *
+ * Inert crdt tombstones (deleted items whose deletes observed all they held,
+ * decision 044) have no single delete to wait for: their state is a join.
+ * A round is armed with this region's whole applied vector (own head
+ * included) and the store's tombstone number; when every peer reports a
+ * vector at or above it, every region holds at least those states, and
+ * once the heads of those reports are applied here, the tombstones stored
+ * before the arming and unchanged since go.  Whatever arrives later was
+ * written after its region had them, or fresh after collecting them: joined
+ * with an inert state, either shows the same.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -337,6 +347,35 @@ static void trim_step(struct node *n)
     t->trimmed_upto = upto;
 }
 
+/* Arm the inert round when it is not (see the top of this file); then
+ * whether the reports just taken (gc_stable) cover what it had. */
+static int inert_round(struct tables *t, const char *region)
+{
+    size_t i, k;
+
+    if (!t->inert_armed) {
+        t->inert_gen = gtab_inert_gen(t->g);
+        snprintf(t->inert_origin[0], 64, "%s", region);
+        t->inert_at[0] = gtab_head(t->g);
+        t->inert_n = 1;
+        for (i = 0; i < gtab_n_origins(t->g) && t->inert_n <= GTAB_MAX_ORIGINS; i++, t->inert_n++) {
+            snprintf(t->inert_origin[t->inert_n], 64, "%s", gtab_origin_at(t->g, i));
+            t->inert_at[t->inert_n] = gtab_applied(t->g, gtab_origin_at(t->g, i));
+        }
+        t->inert_armed = 1;
+        return 0;
+    }
+    for (i = 0; i < t->inert_n; i++) {
+        if (t->inert_at[i] == 0)
+            continue;
+        for (k = 0; k < t->gc_n && strcmp(t->gc_origin[k], t->inert_origin[i]); k++)
+            ;
+        if (k == t->gc_n || t->gc_stable[k] < t->inert_at[i])
+            return 0;
+    }
+    return 1;
+}
+
 static void gc_step(struct node *n)
 {
     struct tables *t = n->tables;
@@ -380,6 +419,7 @@ static void gc_step(struct node *n)
             snprintf(t->gc_peer[i], 64, "%s", t->peers[i]->region);
             t->gc_need[i] = t->peers[i]->report_head;
         }
+        t->gc_inert = inert_round(t, n->cfg->region);
         t->gc_active = 1;
         return;
     }
@@ -398,6 +438,14 @@ static void gc_step(struct node *n)
         return;
     }
     t->collected += removed;
+    if (t->gc_inert) {
+        if (gtab_collect_inert(t->g, t->inert_gen, &removed, err) != 0) {
+            node__fail(n, "global tables: collect tombstones: %s", err);
+            return;
+        }
+        t->collected += removed;
+        t->inert_armed = 0;
+    }
     t->gc_active = 0;
 }
 

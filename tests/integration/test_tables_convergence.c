@@ -98,33 +98,38 @@ static char *digest(const char *base, const char *table)
 
 static const char *const TABLES[] = {"docs", "bags"};
 
+/* Every region has the same digest of table <arg>. */
+static int table_converged(void *arg)
+{
+    char *first = digest(C->regions[0].node_url, arg);
+    int same = first != NULL;
+
+    for (size_t i = 1; same && i < C->n_regions; i++) {
+        char *d = digest(C->regions[i].node_url, arg);
+        same = d && strcmp(d, first) == 0;
+        free(d);
+    }
+    free(first);
+    return same;
+}
+
 static int converged(void *arg)
 {
     (void)arg;
-    for (size_t t = 0; t < 2; t++) {
-        char *first = digest(C->regions[0].node_url, TABLES[t]);
-        int same = first != NULL;
-        for (size_t i = 1; same && i < C->n_regions; i++) {
-            char *d = digest(C->regions[i].node_url, TABLES[t]);
-            same = d && strcmp(d, first) == 0;
-            free(d);
-        }
-        free(first);
-        if (!same)
-            return 0;
-    }
-    return 1;
+    return table_converged((void *)TABLES[0]) && table_converged((void *)TABLES[1]);
 }
 
-/* Every region has collected the lww tombstones (the deletes were applied
- * everywhere): GET /v1/tables/docs reports none held. */
+/* Every region has collected the tombstones of table <arg> (the deletes
+ * were applied everywhere): GET /v1/tables/<arg> reports none held. */
 static int tombstones_collected(void *arg)
 {
-    (void)arg;
+    char path[96];
+
+    snprintf(path, sizeof(path), "/v1/tables/%s", (const char *)arg);
     for (size_t i = 0; i < C->n_regions; i++) {
         struct api_reply r;
         long long n = -1;
-        if (call("GET", C->regions[i].node_url, "/v1/tables/docs", NULL, NULL, &r) == 0 && r.status == 200)
+        if (call("GET", C->regions[i].node_url, path, NULL, NULL, &r) == 0 && r.status == 200)
             n = json_integer_value(json_object_get(r.body, "tombstones"));
         api_reply_close(&r);
         if (n != 0)
@@ -305,7 +310,7 @@ static void random_writes_with_restart_and_cut_converge(void **state)
             api_reply_close(&r);
         }
     }
-    assert_int_equal(wait_for(tombstones_collected, NULL, 15000), 0);
+    assert_int_equal(wait_for(tombstones_collected, (void *)"docs", 15000), 0);
     assert_int_equal(wait_for(converged, NULL, 5000), 0);
     fprintf(stderr, "converged after %d random steps in %zu regions (%d removes skipped: 503 while cut)\n",
             step, C->n_regions, m->skipped_removes);
@@ -355,11 +360,77 @@ static void skewed_region_wins_once_it_has_seen_the_others(void **state)
             (long long)((h2 >> 16) - (h1 >> 16)));
 }
 
+/* CRDT items deleted after every region wrote them are collected in every
+ * region (decision 044), and written again they start afresh: the counter
+ * holds only the new increments, a field name takes a new type, and every
+ * region shows the same (the skewed region's writes included). */
+static void crdt_tombstones_are_collected_and_items_start_afresh(void **state)
+{
+    const char *first = C->regions[0].node_url;
+    struct mr_token tok, del;
+    char path[128], body[256];
+    struct api_reply r;
+
+    (void)state;
+    memset(&tok, 0, sizeof(tok));
+    memset(&del, 0, sizeof(del));
+    write_ok("PUT", first, "/v1/tables/baskets", "{\"kind\":\"crdt\"}", NULL);
+    for (int k = 0; k < 4; k++)
+        for (size_t i = 0; i < C->n_regions; i++) {
+            snprintf(path, sizeof(path), "/v1/tables/baskets/items/c%d/ops", k);
+            snprintf(body, sizeof(body), "{\"ops\":[{\"op\":\"add\",\"field\":\"items\",\"value\":\"%s\"},"
+                     "{\"op\":\"increment\",\"field\":\"count\",\"by\":2}]}", C->regions[i].name);
+            write_ok("POST", C->regions[i].node_url, path, body, &tok);
+        }
+    /* Deleted in one region once it has seen every write: the deletes
+     * observe everything, so the tombstones are inert. */
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof(path), "/v1/tables/baskets/items/c%d", k);
+        assert_int_equal(get_tok(first, path, &tok, &r), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(r.body, "item"), "count")), 6);
+        api_reply_close(&r);
+        write_ok("DELETE", first, path, NULL, &del);
+    }
+    for (size_t i = 0; i < C->n_regions; i++) {
+        assert_int_equal(get_tok(C->regions[i].node_url, "/v1/tables/baskets/items/c0", &del, &r), 0);
+        assert_int_equal(r.status, 404);
+        api_reply_close(&r);
+    }
+    assert_int_equal(wait_for(tombstones_collected, (void *)"baskets", 20000), 0);
+
+    /* Written again: in the slow-clock region first, then elsewhere. */
+    memset(&tok, 0, sizeof(tok));
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof(path), "/v1/tables/baskets/items/c%d/ops", k);
+        write_ok("POST", cluster_region(C, SKEWED)->node_url, path,
+                 "{\"ops\":[{\"op\":\"increment\",\"field\":\"count\"},"
+                 "{\"op\":\"increment\",\"field\":\"items\",\"by\":3}]}", &tok);
+        write_ok("POST", C->regions[1].node_url, path,
+                 "{\"ops\":[{\"op\":\"increment\",\"field\":\"count\"}]}", &tok);
+    }
+    assert_int_equal(wait_for(table_converged, (void *)"baskets", 10000), 0);
+    for (size_t i = 0; i < C->n_regions; i++)
+        for (int k = 0; k < 4; k++) {
+            json_t *item;
+            snprintf(path, sizeof(path), "/v1/tables/baskets/items/c%d", k);
+            assert_int_equal(get_tok(C->regions[i].node_url, path, &tok, &r), 0);
+            assert_int_equal(r.status, 200);
+            item = json_object_get(r.body, "item");
+            if (json_integer_value(json_object_get(item, "count")) != 2 ||
+                json_integer_value(json_object_get(item, "items")) != 3)
+                fprintf(stderr, "%s c%d: %s\n", C->regions[i].name, k, r.text);
+            assert_int_equal(json_integer_value(json_object_get(item, "count")), 2);
+            assert_int_equal(json_integer_value(json_object_get(item, "items")), 3);
+            api_reply_close(&r);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(random_writes_with_restart_and_cut_converge),
         cmocka_unit_test(skewed_region_wins_once_it_has_seen_the_others),
+        cmocka_unit_test(crdt_tombstones_are_collected_and_items_start_afresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
