@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,4 +197,13 @@ int mr_write_all(int fd, const void *p, size_t len)
         len -= (size_t)w;
     }
     return 0;
+}
+
+int64_t mr_disk_free_mib(const char *path)
+{
+    struct statvfs st;
+
+    if (statvfs(path, &st) != 0)
+        return -1;
+    return (int64_t)((uint64_t)st.f_bavail * st.f_frsize / (1024 * 1024));
 }

@@ -49,4 +49,9 @@ uint64_t mr_random64(void);
  * nothing). */
 int mr_write_all(int fd, const void *p, size_t len);
 
+/* MiB available to this process on the filesystem holding <path>, or -1
+ * when it cannot be told.  For messages: a write that fails on a full disk
+ * should say so (SQLite reports only "disk I/O error"). */
+int64_t mr_disk_free_mib(const char *path);
+
 #endif

@@ -59,11 +59,12 @@ uint64_t gtab__u64(const json_t *o, const char *k);
 /* walbuf.c: the VFS tables.db is opened with, which gathers each commit's
  * WAL writes into few write(2) calls (64 KiB each).  Register once before opening (0, or -1
  * when the default VFS is too old to wrap); flush after each COMMIT (an
- * SQLite code; SQLITE_OK when nothing is buffered). */
+ * SQLite code; SQLITE_OK when nothing is buffered; on failure *sys_errno
+ * is the failed write's errno, 0 when unknown). */
 #define GTAB_WALBUF_VFS "meridian-walbuf"
 struct sqlite3;
 int gtab__walbuf_register(void);
-int gtab__walbuf_flush(struct sqlite3 *db);
+int gtab__walbuf_flush(struct sqlite3 *db, int *sys_errno);
 
 /* Whether gtab_state_render(s) would return a document (the item is not
  * deleted), without building it: the write paths only need to know. */

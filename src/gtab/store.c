@@ -375,6 +375,8 @@ static int wal_open(struct gtab *g, char *err)
 
 int gtab_commit(struct gtab *g, char *err)
 {
+    int rc, e;
+
     if (!g->in_txn)
         return 0;
     if (g->head != g->head_saved) {
@@ -393,8 +395,9 @@ int gtab_commit(struct gtab *g, char *err)
     /* The commit's frames may still be in walbuf's buffer: write them
      * before anyone syncs the WAL.  Failing here, the commit is in SQLite's
      * memory and not in the file: the caller stops. */
-    if (gtab__walbuf_flush(g->db) != SQLITE_OK)
-        return mr_seterr(err, MR_EIO, "tables.db: write the WAL: %s", sqlite3_errmsg(g->db));
+    if ((rc = gtab__walbuf_flush(g->db, &e)) != SQLITE_OK)
+        return mr_seterr(err, MR_EIO, "tables.db: write the WAL: %s (%s)", sqlite3_errstr(rc),
+                         e ? strerror(e) : "errno unknown");
     if (g->wal_fd < 0)
         return wal_open(g, err);
     return 0;

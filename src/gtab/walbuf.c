@@ -32,6 +32,7 @@ struct wb_file {
     unsigned char *buf;       /* WALBUF_CAP bytes, allocated at the first write */
     size_t len;
     sqlite3_int64 off;        /* file offset of buf[0] */
+    int last_errno;           /* of the last failed flush */
 };
 
 static sqlite3_vfs *wb_orig;
@@ -46,6 +47,11 @@ static int wb_flush(struct wb_file *f)
         size_t n = f->len - done < WALBUF_CHUNK ? f->len - done : WALBUF_CHUNK;
         rc = f->w.real->pMethods->xWrite(f->w.real, f->buf + done, (int)n, f->off + (sqlite3_int64)done);
     }
+    /* The failed write's errno, for the message: SQLite's own error
+     * state never saw this write (it went through the buffer). */
+    if (rc != SQLITE_OK &&
+        f->w.real->pMethods->xFileControl(f->w.real, SQLITE_FCNTL_LAST_ERRNO, &f->last_errno) != SQLITE_OK)
+        f->last_errno = 0;
     f->len = 0;
     return rc;
 }
@@ -245,12 +251,17 @@ int gtab__walbuf_register(void)
     return 0;
 }
 
-int gtab__walbuf_flush(sqlite3 *db)
+int gtab__walbuf_flush(sqlite3 *db, int *sys_errno)
 {
     sqlite3_file *p = NULL;
+    int rc;
 
+    *sys_errno = 0;
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &p) != SQLITE_OK || p == NULL ||
         p->pMethods != &wb_methods)
         return SQLITE_OK; /* not ours (or no WAL open): nothing buffered */
-    return wb_flush((struct wb_file *)p);
+    rc = wb_flush((struct wb_file *)p);
+    if (rc != SQLITE_OK)
+        *sys_errno = ((struct wb_file *)p)->last_errno;
+    return rc;
 }

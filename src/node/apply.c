@@ -8,6 +8,7 @@
  * never inferred from arithmetic: the watch delivers every put of the log
  * key, and the log key's version counts batches.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +31,8 @@ void node__fail(struct node *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(n->fail_reason, sizeof(n->fail_reason), fmt, ap);
     va_end(ap);
-    mr_log(MR_LOG_ERROR, "apply", "fatal: %s", n->fail_reason);
+    mr_log(MR_LOG_ERROR, "apply", "fatal: %s (%" PRId64 " MiB free on the filesystem of %s)", n->fail_reason,
+           mr_disk_free_mib(n->cfg->data_dir), n->cfg->data_dir);
     /* node.c's tick stops the node: we may be deep inside an etcd callback. */
 }
 
@@ -250,8 +252,9 @@ static void on_event(struct etcd_watch *watch, const struct etcd_kv *kv, void *d
         /* The batch is rolled back and etcd still holds it: a database
          * opened afresh applies it again (node__store_reopen). */
         node__decoded_free(&d);
-        mr_log(MR_LOG_ERROR, "apply", "cannot apply revision %lld: %s; reopening the database to apply it "
-               "again", (long long)kv->mod_revision, err);
+        mr_log(MR_LOG_ERROR, "apply", "cannot apply revision %lld: %s (%" PRId64 " MiB free on the "
+               "filesystem of %s); reopening the database to apply it again", (long long)kv->mod_revision, err,
+               mr_disk_free_mib(n->cfg->data_dir), n->cfg->data_dir);
         n->reopen_due = n->apply_paused = 1;
         return;
     }

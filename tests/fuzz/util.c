@@ -16,14 +16,23 @@ char *fuzz_cstr(const uint8_t *data, size_t size)
     return s;
 }
 
+static char fuzz_path[64];
+
+static void fuzz_file_remove(void)
+{
+    unlink(fuzz_path);
+}
+
 const char *fuzz_file(const uint8_t *data, size_t size)
 {
-    static char path[64];
+    char *path = fuzz_path;
     FILE *f;
 
-    if (path[0] == '\0')
-        snprintf(path, sizeof(path), "%s/meridian-fuzz-%d.ini",
+    if (path[0] == '\0') {
+        snprintf(fuzz_path, sizeof(fuzz_path), "%s/meridian-fuzz-%d.ini",
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
+        atexit(fuzz_file_remove); /* one file per process, gone with it */
+    }
     f = fopen(path, "we");
     if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
         abort();

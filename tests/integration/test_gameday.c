@@ -53,8 +53,11 @@ static void ci_short_passes_every_check(void **state)
     }
     snprintf(path, sizeof(path), "%s/report.json", report_dir);
     report = json_load_file(path, 0, &jerr);
-    if (report == NULL)
+    if (report == NULL) {
+        cluster_print_log_tails(c, "-etcd.log", 10);
+        cluster_print_log_tails(c, "-node.log", 20);
         fail_msg("no report.json (%s); gameday exited %d", jerr.text, rc);
+    }
     checks = json_object_get(report, "checks");
     faults = json_object_get(report, "faults");
     {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "tls/tls.h"
 
 /* This file is linked into unit tests of modules without src/tls and
@@ -491,6 +493,8 @@ void cluster_print_log_tails(const struct cluster *c, const char *suffix, int li
     /* Last, next to the failure: CI keeps the ends of long outputs, and a
      * busy log's tail can push a node's fatal line out of them. */
     each_log(c, suffix, 5, is_error_line, "the last 5 error lines (level E or F) of");
+    /* A full disk shows in SQLite only as "disk I/O error". */
+    fprintf(stderr, "--- %" PRId64 " MiB free on the filesystem of %s\n", mr_disk_free_mib(c->rundir), c->rundir);
 }
 
 /* A node that was stopped must have exited 0: anything else (a sanitizer's
