@@ -205,8 +205,12 @@ int gtab_skip_head(struct gtab *g, uint64_t head, char *err) __attribute__((warn
 int gtab_is_empty(const struct gtab *g);
 /* Drop own log entries at or below <upto>. */
 int gtab_log_trim(struct gtab *g, uint64_t upto, char *err);
-/* Remove items whose TTL passed before <now_ms> (local, not logged). */
-int gtab_sweep(struct gtab *g, int64_t now_ms, uint64_t *removed, char *err);
+/* Items whose TTL passed before <now_ms>: lww items are removed (local, not
+ * logged); crdt items, with <may_write>, are expired by a logged write of
+ * this region, at most GTAB_SWEEP_CRDT_MAX per call (decision 046).
+ * *removed counts both.  In the open transaction. */
+#define GTAB_SWEEP_CRDT_MAX 256
+int gtab_sweep(struct gtab *g, int64_t now_ms, int may_write, uint64_t *removed, char *err);
 /* Remove lww tombstones whose delete (origin, seq) is covered by <stable>:
  * for each origin, a position every region has applied. */
 int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *stable, size_t n,

@@ -69,6 +69,11 @@ int gtab__walbuf_flush(struct sqlite3 *db, int *sys_errno);
 /* Whether gtab_state_render(s) would return a document (the item is not
  * deleted), without building it: the write paths only need to know. */
 int gtab__state_live(const json_t *s);
+/* The crdt state <cur> once expired at <exp_ms> (its TTL), written at
+ * <hlc> by <origin>: a delete that observes, and hides, exactly what was
+ * written before the expiry (dl = the last HLC before exp_ms), so every
+ * region expires it alike and writes made after it stay (decision 046). */
+json_t *gtab__state_crdt_expire(const json_t *cur, uint64_t hlc, const char *origin, int64_t exp_ms);
 /* Whether <s> is an inert crdt tombstone (above). */
 int gtab__state_inert(const json_t *s);
 /* Expiry in unix ms of a rendered document for <ttl_field> (0: none). */

@@ -189,11 +189,18 @@ static void field_key(char *out, size_t size, const char *k, const json_t *f)
         snprintf(out, size, "%s:%c", k, str(f, "t")[0] ? str(f, "t")[0] : 'r');
 }
 
-/* Is there a contribution of origin <o> to counter <f>? */
-static int counter_has(const json_t *f, const char *o)
+/* Does origin <o>'s contribution to counter <f> still count: it exists and
+ * no delete has observed all of it? */
+static int counter_counts(const json_t *f, const char *o)
 {
-    return json_object_get(json_object_get(f, "p"), o) || json_object_get(json_object_get(f, "n"), o) ||
-           json_object_get(json_object_get(f, "e"), o);
+    uint64_t e = gtab__u64(json_object_get(f, "e"), o);
+
+    if (!json_object_get(json_object_get(f, "p"), o) && !json_object_get(json_object_get(f, "n"), o) &&
+        e == 0)
+        return 0;
+    return gtab__u64(json_object_get(f, "be"), o) != e ||
+           gtab__u64(json_object_get(f, "bp"), o) < gtab__u64(json_object_get(f, "p"), o) ||
+           gtab__u64(json_object_get(f, "bn"), o) < gtab__u64(json_object_get(f, "n"), o);
 }
 
 /* Set <o> in map <k> of <f> to <v>, or drop it when 0 (the canonical form:
@@ -521,6 +528,61 @@ json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *orig
     return s;
 }
 
+json_t *gtab__state_crdt_expire(const json_t *cur, uint64_t hlc, const char *origin, int64_t exp_ms)
+{
+    /* Everything written before the expiry, and only that: the last HLC of
+     * the millisecond before it.  Every region that expires the item uses
+     * the same bound, whenever its sweep runs, so a write made elsewhere
+     * after the expiry stays.  An item written after its own expiry
+     * without a new one (a TTL set in the past, a clock far behind) is
+     * expired whole: it would otherwise stay expired and be expired again
+     * at every sweep. */
+    uint64_t bound = exp_ms > 0 ? ((uint64_t)exp_ms << 16) - 1 : 0;
+    json_t *s = crdt_copy(cur), *f, *v, *x, *dots;
+    const char *k, *o, *e;
+
+    if (gtab__u64(cur, "u") > bound)
+        bound = gtab__u64(cur, "u");
+
+    set_u64(s, "h", hlc);
+    json_object_set_new(s, "o", json_string(origin));
+    if (gtab__u64(s, "dl") < bound)
+        set_u64(s, "dl", bound);
+    f = json_object_get(s, "f");
+    json_object_foreach(f, k, v) {
+        char t = str(v, "t")[0];
+        if (t == 'n') {
+            json_t *seen = json_object();
+            json_object_foreach(json_object_get(v, "p"), o, x) json_object_set_new(seen, o, json_true());
+            json_object_foreach(json_object_get(v, "n"), o, x) json_object_set_new(seen, o, json_true());
+            json_object_foreach(seen, o, x) {
+                if (map_u64(v, "e", o) > bound)
+                    continue; /* started after the expiry */
+                put_u64(v, "be", o, map_u64(v, "e", o));
+                put_u64(v, "bp", o, map_u64(v, "p", o));
+                put_u64(v, "bn", o, map_u64(v, "n", o));
+            }
+            json_decref(seen);
+        } else if (t == 's') {
+            json_t *rems = json_object_get(v, "r");
+            json_object_foreach(json_object_get(v, "a"), e, dots) {
+                json_t *rd = json_object_get(rems, e);
+                json_object_foreach(dots, o, x) {
+                    uint64_t at = gtab__u64(dots, o);
+                    if (at > bound || at <= gtab__u64(rd, o))
+                        continue;
+                    if (rd == NULL) {
+                        rd = json_object();
+                        json_object_set_new(rems, e, rd);
+                    }
+                    set_u64(rd, o, at);
+                }
+            }
+        }
+    }
+    return s;
+}
+
 int gtab__state_inert(const json_t *s)
 {
     json_t *f, *v, *x, *dots;
@@ -681,11 +743,17 @@ static int apply_op(json_t *fields, uint64_t dl, const json_t *op, size_t i, uin
         }
         if ((f = field_for(fields, name, 'n', dl, i, err, &rc)) == NULL)
             return rc;
-        /* A region without a contribution here (never had one, or its
-         * item was collected) starts a new epoch: older copies of its
-         * contribution, still held elsewhere, must not mask the new one. */
-        if (!counter_has(f, origin))
+        /* A region whose contribution no longer counts (it never had one,
+         * a delete or an expiry observed all of it, or its item was
+         * collected) starts a new epoch from 0: older copies of its
+         * contribution, still held elsewhere, must not mask the new one,
+         * and a delete that observed only the old epoch leaves it alone. */
+        if (!counter_counts(f, origin)) {
+            static const char *const reset[] = {"p", "n", "be", "bp", "bn"};
             put_u64(f, "e", origin, hlc);
+            for (size_t m = 0; m < 5; m++) /* a baseline of the old epoch no longer applies */
+                put_u64(f, reset[m], origin, 0);
+        }
         part = n >= 0 ? "p" : "n";
         have = map_u64(f, part, origin);
         if (have > (uint64_t)INT64_MAX / 2)

@@ -640,6 +640,18 @@ int gtab_ops(struct gtab *g, const char *tbl, const char *key, const json_t *ops
 
     if ((rc = prepare_write(g, tbl, key, GTAB_CRDT, 1, &cur, err)) != 0)
         return rc;
+    /* Expired but not swept yet: the ops apply to the expired state, as
+     * they will once the sweep has run (decision 046). */
+    if (cur != NULL && gtab_table_get(g, tbl)->ttl_field[0]) {
+        json_t *r = gtab_state_render(cur);
+        int64_t exp = gtab__expiry(r, gtab_table_get(g, tbl)->ttl_field), now = mr_now_ms();
+        json_decref(r);
+        if (exp > 0 && exp <= now) {
+            json_t *expired = gtab__state_crdt_expire(cur, gtab_hlc_now(&g->hlc, now), g->region, exp);
+            json_decref(cur);
+            cur = expired;
+        }
+    }
     if ((rc = check_match(cur, if_match, err)) == 0 &&
         (rc = gtab_state_apply_ops(cur, ops, gtab_hlc_now(&g->hlc, mr_now_ms()), g->region, &state,
                                    err)) == 0) {
@@ -1065,17 +1077,66 @@ int gtab_log_trim(struct gtab *g, uint64_t upto, char *err)
     return exec(g, sql, err);
 }
 
-int gtab_sweep(struct gtab *g, int64_t now_ms, uint64_t *removed, char *err)
+/* Expire the crdt item <tbl>/<key> (state <cur>, TTL <exp_ms>) as a
+ * logged write of this region (decision 046). */
+static int crdt_expire(struct gtab *g, const char *tbl, const char *key, const json_t *cur, int64_t exp_ms,
+                       char *err)
 {
-    char sql[96];
+    json_t *state = gtab__state_crdt_expire(cur, gtab_hlc_now(&g->hlc, mr_now_ms()), g->region, exp_ms);
+    struct gtab_wres res;
+    int rc = write_item(g, tbl, key, state, &res, err);
+
+    json_decref(state);
+    return rc;
+}
+
+int gtab_sweep(struct gtab *g, int64_t now_ms, int may_write, uint64_t *removed, char *err)
+{
+    char sql[160];
+    sqlite3_stmt *s;
+    struct {
+        char *tbl, *key;
+        json_t *state;
+        int64_t exp;
+    } due[GTAB_SWEEP_CRDT_MAX];
+    size_t n_due = 0;
     int rc;
 
     *removed = 0;
     if ((rc = begin(g, err)) != 0)
         return rc;
-    snprintf(sql, sizeof(sql), "DELETE FROM gt_items WHERE exp > 0 AND exp <= %lld", (long long)now_ms);
+    /* Crdt items expire as a logged delete of what was written before the
+     * expiry, not by dropping the row: a region that dropped it would
+     * start afresh while another, whose sweep has not run yet, joins the
+     * new writes with the old content and shows it again. */
+    snprintf(sql, sizeof(sql), "SELECT tbl, key, state, exp FROM gt_items WHERE exp > 0 AND exp <= %lld "
+             "AND json_extract(state, '$.k') = 'c' LIMIT %d", (long long)now_ms, GTAB_SWEEP_CRDT_MAX);
+    if (may_write) {
+        if (sqlite3_prepare_v2(g->db, sql, -1, &s, NULL) != SQLITE_OK)
+            return db_err(g, err, "find expired items");
+        while (n_due < GTAB_SWEEP_CRDT_MAX && sqlite3_step(s) == SQLITE_ROW) {
+            due[n_due].state = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL);
+            if (due[n_due].state == NULL)
+                continue;
+            due[n_due].tbl = mr_strdup((const char *)sqlite3_column_text(s, 0));
+            due[n_due].key = mr_strdup((const char *)sqlite3_column_text(s, 1));
+            due[n_due++].exp = sqlite3_column_int64(s, 3);
+        }
+        sqlite3_finalize(s);
+    }
+    for (size_t i = 0; i < n_due; i++) {
+        if (rc == 0 && (rc = crdt_expire(g, due[i].tbl, due[i].key, due[i].state, due[i].exp, err)) == 0)
+            (*removed)++;
+        mr_free(due[i].tbl);
+        mr_free(due[i].key);
+        json_decref(due[i].state);
+    }
+    if (rc != 0)
+        return rc;
+    snprintf(sql, sizeof(sql), "DELETE FROM gt_items WHERE exp > 0 AND exp <= %lld AND "
+             "json_extract(state, '$.k') != 'c'", (long long)now_ms);
     if ((rc = exec(g, sql, err)) == 0)
-        *removed = (uint64_t)sqlite3_changes(g->db);
+        *removed += (uint64_t)sqlite3_changes(g->db);
     return rc;
 }
 

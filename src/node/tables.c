@@ -639,7 +639,9 @@ static void on_timer(uv_timer_t *h)
         char err[MR_ERRMSG_LEN];
         uint64_t removed = 0;
         t->last_sweep_ms = now;
-        if (gtab_sweep(t->g, now, &removed, err) != 0)
+        /* Expiring a crdt item is a local write: not while this region's
+         * own log is being recovered. */
+        if (gtab_sweep(t->g, now, !t->recovering, &removed, err) != 0)
             node__fail(n, "global tables: sweep: %s", err);
         t->swept += removed;
     }
