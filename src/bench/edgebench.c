@@ -335,6 +335,16 @@ static int tls_setup(struct bench *b, char *err)
     return 0;
 }
 
+/* What both HAProxy configurations share: timeouts, retries and health
+ * checks as the edge's (see haproxy_start). */
+#define HAPROXY_DEFAULTS                                                                   \
+    "defaults\n    mode http\n    timeout connect 250ms\n    timeout client 30s\n"       \
+    "    timeout server 300ms\n    retries 3\n    option redispatch 1\n"                 \
+    "    retry-on all-retryable-errors\n    http-reuse always\n\n"
+#define HAPROXY_CHECKS                                                                     \
+    "    option httpchk GET /readyz\n"                                                     \
+    "    default-server inter 250ms fall 3 rise 2 observe layer7 error-limit 1 on-error mark-down\n"
+
 /* HAProxy for the same job: health checks of /readyz at the same interval
  * and thresholds, retries with redispatch, errors on live traffic mark a
  * server down at once, 250 ms connect timeout; b is a backup of a. */
@@ -346,15 +356,11 @@ static int haproxy_start(struct bench *b, int two)
 
     b->haproxy.port = free_port();
     n = snprintf(cfg, sizeof(cfg),
-                 "global\n    nbthread 1\n    maxconn 4096\n\n"
-                 "defaults\n    mode http\n    timeout connect 250ms\n    timeout client 30s\n"
-                 "    timeout server 300ms\n    retries 3\n    option redispatch 1\n"
-                 "    retry-on all-retryable-errors\n    http-reuse always\n\n"
+                 "global\n    nbthread 1\n    maxconn 4096\n\n%s"
                  "frontend fe\n    bind 127.0.0.1:%d\n    default_backend be\n\n"
-                 "backend be\n    option httpchk GET /readyz\n"
-                 "    default-server inter 250ms fall 3 rise 2 observe layer7 error-limit 1 "
-                 "on-error mark-down\n"
-                 "    server a 127.0.0.1:%d check\n", b->haproxy.port, b->origin[0].port);
+                 "backend be\n%s"
+                 "    server a 127.0.0.1:%d check\n", HAPROXY_DEFAULTS, b->haproxy.port, HAPROXY_CHECKS,
+                 b->origin[0].port);
     if (two)
         snprintf(cfg + n, sizeof(cfg) - (size_t)n, "    server b 127.0.0.1:%d check backup\n",
                  b->origin[1].port);
@@ -384,15 +390,12 @@ static int haproxy_tls_start(struct bench *b)
     b->haproxy_tls.port = free_port();
     snprintf(cfg, sizeof(cfg),
              "global\n    nbthread 1\n    maxconn 4096\n    ssl-default-bind-ciphersuites %s\n"
-             "    ssl-default-server-ciphersuites %s\n\n"
-             "defaults\n    mode http\n    timeout connect 250ms\n    timeout client 30s\n"
-             "    timeout server 300ms\n    retries 3\n    option redispatch 1\n"
-             "    retry-on all-retryable-errors\n    http-reuse always\n\n"
+             "    ssl-default-server-ciphersuites %s\n\n%s"
              "frontend fe\n    bind 127.0.0.1:%d ssl crt %s ssl-min-ver TLSv1.3\n    default_backend be\n\n"
-             "backend be\n    option httpchk GET /readyz\n"
-             "    default-server inter 250ms fall 3 rise 2 observe layer7 error-limit 1 on-error mark-down\n"
+             "backend be\n%s"
              "    server a 127.0.0.1:%d check ssl verify required ca-file %s/ca.crt crt %s ssl-min-ver TLSv1.3\n",
-             suites, suites, b->haproxy_tls.port, pem, b->tls_origin.port, d, pem);
+             suites, suites, HAPROXY_DEFAULTS, b->haproxy_tls.port, pem, HAPROXY_CHECKS, b->tls_origin.port, d,
+             pem);
     snprintf(path, sizeof(path), "%s/haproxy-tls.cfg", b->dir);
     snprintf(log, sizeof(log), "%s/haproxy-tls.log", b->dir);
     if (write_text(path, cfg) != 0 || spawn(&b->haproxy_tls, argv, log) != 0)

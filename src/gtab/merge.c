@@ -499,55 +499,19 @@ static json_t *crdt_copy(const json_t *cur)
     return s;
 }
 
-json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *origin)
+/* A delete at <dl> by <origin> (version <hlc>) of the crdt state <cur>:
+ * it observes what was written up to <bound> (counter contributions whose
+ * epoch started by then: their baseline becomes what is seen; set adds at
+ * or before it: removed) and hides the item up to <dl>. */
+static json_t *crdt_observe(const json_t *cur, uint64_t hlc, const char *origin, uint64_t dl, uint64_t bound)
 {
-    json_t *s = crdt_copy(cur), *f, *v, *x;
-    const char *k, *o;
-
-    set_u64(s, "h", hlc);
-    json_object_set_new(s, "o", json_string(origin));
-    set_u64(s, "dl", hlc);
-    f = json_object_get(s, "f");
-    json_object_foreach(f, k, v) {
-        char t = str(v, "t")[0];
-        if (t == 'n') {
-            /* The baseline becomes the contribution seen, in its epoch. */
-            json_t *seen = json_object();
-            json_object_foreach(json_object_get(v, "p"), o, x) json_object_set_new(seen, o, json_true());
-            json_object_foreach(json_object_get(v, "n"), o, x) json_object_set_new(seen, o, json_true());
-            json_object_foreach(seen, o, x) {
-                put_u64(v, "be", o, map_u64(v, "e", o));
-                put_u64(v, "bp", o, map_u64(v, "p", o));
-                put_u64(v, "bn", o, map_u64(v, "n", o));
-            }
-            json_decref(seen);
-        } else if (t == 's') {
-            json_object_set_new(v, "r", max_map2(json_object_get(v, "r"), json_object_get(v, "a")));
-        }
-    }
-    return s;
-}
-
-json_t *gtab__state_crdt_expire(const json_t *cur, uint64_t hlc, const char *origin, int64_t exp_ms)
-{
-    /* Everything written before the expiry, and only that: the last HLC of
-     * the millisecond before it.  Every region that expires the item uses
-     * the same bound, whenever its sweep runs, so a write made elsewhere
-     * after the expiry stays.  An item written after its own expiry
-     * without a new one (a TTL set in the past, a clock far behind) is
-     * expired whole: it would otherwise stay expired and be expired again
-     * at every sweep. */
-    uint64_t bound = exp_ms > 0 ? ((uint64_t)exp_ms << 16) - 1 : 0;
     json_t *s = crdt_copy(cur), *f, *v, *x, *dots;
     const char *k, *o, *e;
 
-    if (gtab__u64(cur, "u") > bound)
-        bound = gtab__u64(cur, "u");
-
     set_u64(s, "h", hlc);
     json_object_set_new(s, "o", json_string(origin));
-    if (gtab__u64(s, "dl") < bound)
-        set_u64(s, "dl", bound);
+    if (gtab__u64(s, "dl") < dl)
+        set_u64(s, "dl", dl);
     f = json_object_get(s, "f");
     json_object_foreach(f, k, v) {
         char t = str(v, "t")[0];
@@ -557,7 +521,7 @@ json_t *gtab__state_crdt_expire(const json_t *cur, uint64_t hlc, const char *ori
             json_object_foreach(json_object_get(v, "n"), o, x) json_object_set_new(seen, o, json_true());
             json_object_foreach(seen, o, x) {
                 if (map_u64(v, "e", o) > bound)
-                    continue; /* started after the expiry */
+                    continue; /* started after what this delete covers */
                 put_u64(v, "be", o, map_u64(v, "e", o));
                 put_u64(v, "bp", o, map_u64(v, "p", o));
                 put_u64(v, "bn", o, map_u64(v, "n", o));
@@ -581,6 +545,27 @@ json_t *gtab__state_crdt_expire(const json_t *cur, uint64_t hlc, const char *ori
         }
     }
     return s;
+}
+
+json_t *gtab_state_crdt_delete(const json_t *cur, uint64_t hlc, const char *origin)
+{
+    return crdt_observe(cur, hlc, origin, hlc, UINT64_MAX);
+}
+
+json_t *gtab__state_crdt_expire(const json_t *cur, uint64_t hlc, const char *origin, int64_t exp_ms)
+{
+    /* Everything written before the expiry, and only that: the last HLC of
+     * the millisecond before it.  Every region that expires the item uses
+     * the same bound, whenever its sweep runs, so a write made elsewhere
+     * after the expiry stays.  An item written after its own expiry
+     * without a new one (a TTL set in the past, a clock far behind) is
+     * expired whole: it would otherwise stay expired and be expired again
+     * at every sweep. */
+    uint64_t bound = exp_ms > 0 ? ((uint64_t)exp_ms << 16) - 1 : 0;
+
+    if (gtab__u64(cur, "u") > bound)
+        bound = gtab__u64(cur, "u");
+    return crdt_observe(cur, hlc, origin, bound, bound);
 }
 
 int gtab__state_inert(const json_t *s)
