@@ -177,16 +177,17 @@ static json_t *max_map2(const json_t *a, const json_t *b)
     return out;
 }
 
-/* The key of field <k> (value <f>) in a state's "f": "<name>:<t>".  States
- * written before decision 044 keyed fields by name alone, the type inside;
- * they are read as the same typed key. */
+/* The key of field <k> (value <f>) in a state's "f": "<name>:<t>", <k>
+ * itself or written into <buf>.  States written before decision 044 keyed
+ * fields by name alone, the type inside; they are read as the same typed
+ * key. */
 #define FIELD_KEY_LEN (GTAB_MAX_NAME + 8)
-static void field_key(char *out, size_t size, const char *k, const json_t *f)
+static const char *field_key(char *buf, size_t size, const char *k, const json_t *f)
 {
     if (strchr(k, ':') != NULL)
-        snprintf(out, size, "%s", k);
-    else
-        snprintf(out, size, "%s:%c", k, str(f, "t")[0] ? str(f, "t")[0] : 'r');
+        return k;
+    snprintf(buf, size, "%s:%c", k, str(f, "t")[0] ? str(f, "t")[0] : 'r');
+    return buf;
 }
 
 /* Does origin <o>'s contribution to counter <f> still count: it exists and
@@ -287,20 +288,31 @@ static json_t *field_merge(const json_t *a, const json_t *b)
     return f;
 }
 
-/* Join of two "f" objects (either may be NULL), under typed keys. */
+/* Join of two "f" objects (either may be NULL), under typed keys.  A field
+ * of <fb> under the same typed key as one of <fa> is joined with it
+ * directly: no copy of either first. */
 static json_t *fields_merge(const json_t *fa, const json_t *fb)
 {
-    const json_t *in[2] = {fa, fb};
     json_t *fo = json_object(), *v, *w;
-    char key[FIELD_KEY_LEN];
-    const char *k;
+    char buf[FIELD_KEY_LEN];
+    const char *k, *key;
 
-    for (size_t i = 0; i < 2; i++)
-        json_object_foreach((json_t *)in[i], k, v) {
-            field_key(key, sizeof(key), k, v);
-            w = json_object_get(fo, key);
-            json_object_set_new(fo, key, w ? field_merge(w, v) : field_merge(v, v));
-        }
+    json_object_foreach((json_t *)fa, k, v) {
+        key = field_key(buf, sizeof(buf), k, v);
+        if ((w = json_object_get(fo, key)) != NULL) /* a damaged state: one key twice */
+            json_object_set_new(fo, key, field_merge(w, v));
+        else if ((w = json_object_get(fb, key)) != NULL)
+            json_object_set_new(fo, key, field_merge(v, w));
+        else
+            json_object_set_new(fo, key, field_merge(v, v));
+    }
+    json_object_foreach((json_t *)fb, k, v) {
+        key = field_key(buf, sizeof(buf), k, v);
+        if (key == k && json_object_get(fa, k) != NULL)
+            continue; /* joined above */
+        w = json_object_get(fo, key);
+        json_object_set_new(fo, key, w ? field_merge(w, v) : field_merge(v, v));
+    }
     return fo;
 }
 
