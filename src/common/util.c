@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -165,22 +166,74 @@ size_t mr_percent_decode(char *out, const char *s, size_t n, int plus_is_space)
     return k;
 }
 
-int mr_free_port(void)
+/* The first port of the kernel's ephemeral range (where bind(0) and every
+ * outgoing connect() take theirs); 32768 when it cannot be read. */
+static int ephemeral_low(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+    int lo = 32768, hi;
+
+    if (f != NULL) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2 || lo < 1 || lo > 65535)
+            lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/* Bind a socket to 127.0.0.1:<port> (0: the kernel's choice); the fd, or -1. */
+static int bind_loopback(int port, int *got)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     if (fd == -1)
         return -1;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
+    sa.sin_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *got = ntohs(sa.sin_port);
+    return fd;
+}
+
+int mr_pick_ports(int *ports, size_t n, char *err)
+{
+    int lo = ephemeral_low(), base = lo - 12000 > 1024 ? lo - 12000 : 1024, span = lo - base;
+    int *fds = mr_calloc(n ? n : 1, sizeof(*fds));
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < n; i++) {
+        fds[i] = -1;
+        /* Random tries below the ephemeral range; the kernel's choice
+         * when that range is too small or every try is taken. */
+        for (int tries = 0; span >= 256 && tries < 64 && fds[i] == -1; tries++) {
+            int port = base + (int)(mr_random64() % (uint64_t)span);
+            fds[i] = bind_loopback(port, &ports[i]); /* fails when held, by us or others */
+        }
+        if (fds[i] == -1 && (fds[i] = bind_loopback(0, &ports[i])) == -1) {
+            rc = mr_seterr(err, MR_EIO, "pick a port: bind 127.0.0.1: %s", strerror(errno));
+            break;
+        }
+    }
+    /* Every socket was held until all were bound: the ports differ. */
+    for (size_t k = 0; k < i; k++)
+        close(fds[k]);
+    mr_free(fds);
+    return rc;
+}
+
+int mr_free_port(void)
+{
+    int port;
+
+    return mr_pick_ports(&port, 1, NULL) == 0 ? port : -1;
 }
 
 int mr_write_all(int fd, const void *p, size_t len)

@@ -35,10 +35,15 @@ int mr_hexval(char c);
  * a sloppy client. */
 size_t mr_percent_decode(char *out, const char *s, size_t n, int plus_is_space);
 
-/* A port on 127.0.0.1 that the kernel just handed out and nobody holds
- * (bind to port 0, read it, close), for a child process that cannot bind
- * port 0 itself (redis-server, etcd).  Another process may take it before
- * the child binds it.  -1 when no socket can be made. */
+/* <n> different ports on 127.0.0.1 that nobody holds now, for child
+ * processes that bind them later (etcd, the wan, redis-server cannot bind
+ * port 0 and report it).  They are taken at random below the kernel's
+ * ephemeral range, where no outgoing connection can take one meanwhile
+ * (bind(0) picks inside it, where every connect() picks too); the kernel's
+ * choice when that range is too small.  Another listener may still take
+ * one before the child binds it.  0, or MR_EIO naming the problem. */
+int mr_pick_ports(int *ports, size_t n, char *err);
+/* One such port, or -1. */
 int mr_free_port(void);
 
 /* 64 random bits from the kernel (getrandom). */

@@ -794,38 +794,12 @@ void up_topology_write_sample(FILE *f)
                    UP_MAX_REGIONS * UP_MAX_SHOPS /* shop instance ports */ + \
                    3 * UP_MAX_REGIONS /* skipped for them */)
 
-/* <n> different ports from the kernel: bind 127.0.0.1:0 for all of them at
- * once (holding every socket until all are bound), read, close. */
+/* <n> different ports (mr_pick_ports). */
 static int kernel_ports(int *ports, size_t n, char *err)
 {
-    int fds[MAX_PORTS];
-    size_t opened = 0;
-    int rc = 0;
-
-    if (n > sizeof(fds) / sizeof(fds[0]))
+    if (n > MAX_PORTS)
         return mr_seterr(err, MR_EINVAL, "pick ports: %zu at once is too many", n);
-    for (; opened < n; opened++) {
-        struct sockaddr_in sa;
-        socklen_t len = sizeof(sa);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fds[opened] == -1) {
-            rc = mr_seterr(err, MR_EIO, "pick a port: socket: %s", strerror(errno));
-            break;
-        }
-        if (bind(fds[opened], (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-            getsockname(fds[opened], (struct sockaddr *)&sa, &len) == -1) {
-            rc = mr_seterr(err, MR_EIO, "pick a port: bind 127.0.0.1:0: %s", strerror(errno));
-            close(fds[opened]);
-            break;
-        }
-        ports[opened] = ntohs(sa.sin_port);
-    }
-    for (size_t i = 0; i < opened; i++)
-        close(fds[i]);
-    return rc;
+    return mr_pick_ports(ports, n, err);
 }
 
 const char *up_scheme(const struct up_topology *t)
