@@ -204,19 +204,9 @@ static int write_text(const char *path, const char *text)
 
 static int free_port(void)
 {
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    int port = mr_free_port();
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd != -1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd != -1)
-        close(fd);
-    return port;
+    return port > 0 ? port : 0;
 }
 
 /* GET <path> on 127.0.0.1:<port> until it answers 200, at most <ms>.
