@@ -191,8 +191,10 @@ int gtab_log_read(struct gtab *g, uint64_t after, uint64_t upto, size_t max_n, s
 /* Apply a batch of <origin>'s entries (array as above) starting at <from>.
  * Entries at or below the applied position are skipped (resent batches are
  * harmless).  MR_EPROTO when <from> leaves a gap (the sender restarts from
- * our vector), MR_ECORRUPT for a malformed entry (nothing of the batch is
- * kept: the caller rolls back by failing the commit... see store.c). */
+ * our vector), MR_ECORRUPT for a malformed entry.  On either, entries before
+ * the failing one may be joined already, but the vector does not move: they
+ * are joined again when the batch is resent, which changes nothing (joins
+ * are idempotent). */
 int gtab_apply_batch(struct gtab *g, const char *origin, uint64_t from, const json_t *entries,
                      size_t *n_applied, char *err);
 /* Move this region's head up to <head> (nothing when it is there already)

@@ -38,8 +38,8 @@ enum {
 
 static const char *const sql_text[S_N] = {
     "SELECT state FROM gt_items WHERE tbl=?1 AND key=?2",
-    "INSERT OR REPLACE INTO gt_items(tbl,key,state,h,o,dead,exp,torigin,tseq) "
-    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    ("INSERT OR REPLACE INTO gt_items(tbl,key,state,h,o,dead,exp,torigin,tseq) "
+     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
     "INSERT INTO gt_log(seq,ts,e) VALUES(?1,?2,?3)",
     "INSERT OR REPLACE INTO gt_applied(origin,seq) VALUES(?1,?2)",
     "SELECT key,state,dead,exp FROM gt_items WHERE tbl=?1 AND key>?2 ORDER BY key",
