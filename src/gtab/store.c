@@ -37,7 +37,7 @@ enum {
 };
 
 static const char *const sql_text[S_N] = {
-    "SELECT state FROM gt_items WHERE tbl=?1 AND key=?2",
+    "SELECT state, exp FROM gt_items WHERE tbl=?1 AND key=?2",
     ("INSERT OR REPLACE INTO gt_items(tbl,key,state,h,o,dead,exp,torigin,tseq) "
      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
     "INSERT INTO gt_log(seq,ts,e) VALUES(?1,?2,?3)",
@@ -417,12 +417,15 @@ int gtab_sync(struct gtab *g, char *err)
 /* ---- items ------------------------------------------------------------------- */
 
 /* The stored state of <tbl>/<key> (new reference) or NULL. */
-static int item_load(struct gtab *g, const char *tbl, const char *key, json_t **state, char *err)
+/* <exp> (may be NULL): the item's expiry as stored (unix ms, 0 none). */
+static int item_load(struct gtab *g, const char *tbl, const char *key, json_t **state, int64_t *exp, char *err)
 {
     sqlite3_stmt *s = stmt(g, S_GET);
     int rc;
 
     *state = NULL;
+    if (exp)
+        *exp = 0;
     sqlite3_bind_text(s, 1, tbl, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -431,6 +434,8 @@ static int item_load(struct gtab *g, const char *tbl, const char *key, json_t **
     if (rc != SQLITE_ROW)
         return db_err(g, err, "read item");
     *state = json_loadb((const char *)sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0), 0, NULL);
+    if (exp)
+        *exp = sqlite3_column_int64(s, 1);
     sqlite3_reset(s);
     if (*state == NULL)
         return mr_seterr(err, MR_ECORRUPT, "tables.db: item %s/%s: state is not JSON", tbl, key);
@@ -562,7 +567,7 @@ static int write_item(struct gtab *g, const char *tbl, const char *key, json_t *
 }
 
 static int prepare_write(struct gtab *g, const char *tbl, const char *key, enum gtab_kind want,
-                         int need_kind, json_t **cur, char *err)
+                         int need_kind, json_t **cur, int64_t *exp, char *err)
 {
     const struct gtab_spec *spec = gtab_table_get(g, tbl);
     int rc;
@@ -578,7 +583,7 @@ static int prepare_write(struct gtab *g, const char *tbl, const char *key, enum 
         return rc;
     if ((rc = begin(g, err)) != 0)
         return rc;
-    return item_load(g, tbl, key, cur, err);
+    return item_load(g, tbl, key, cur, exp, err);
 }
 
 int gtab_put(struct gtab *g, const char *tbl, const char *key, const json_t *doc,
@@ -594,7 +599,7 @@ int gtab_put(struct gtab *g, const char *tbl, const char *key, const json_t *doc
         return mr_seterr(err, MR_ETOOBIG, "document of %zu bytes: at most %d", size, GTAB_MAX_DOC);
     if (!json_is_object(doc))
         return mr_seterr(err, MR_EINVAL, "the document must be a JSON object");
-    if ((rc = prepare_write(g, tbl, key, GTAB_LWW, 1, &cur, err)) != 0)
+    if ((rc = prepare_write(g, tbl, key, GTAB_LWW, 1, &cur, NULL, err)) != 0)
         return rc;
     if ((rc = check_match(cur, if_match, err)) == 0) {
         if (cur)
@@ -614,7 +619,7 @@ int gtab_delete(struct gtab *g, const char *tbl, const char *key, const char *if
     json_t *cur, *state;
     int rc;
 
-    if ((rc = prepare_write(g, tbl, key, GTAB_LWW, 0, &cur, err)) != 0)
+    if ((rc = prepare_write(g, tbl, key, GTAB_LWW, 0, &cur, NULL, err)) != 0)
         return rc;
     if (!gtab__state_live(cur)) {
         rc = mr_seterr(err, MR_ENOTFOUND, "no item '%.64s' in table '%s'", key, tbl);
@@ -636,21 +641,17 @@ int gtab_ops(struct gtab *g, const char *tbl, const char *key, const json_t *ops
              const char *if_match, struct gtab_wres *res, char *err)
 {
     json_t *cur, *state;
+    int64_t exp, now;
     int rc;
 
-    if ((rc = prepare_write(g, tbl, key, GTAB_CRDT, 1, &cur, err)) != 0)
+    if ((rc = prepare_write(g, tbl, key, GTAB_CRDT, 1, &cur, &exp, err)) != 0)
         return rc;
     /* Expired but not swept yet: the ops apply to the expired state, as
      * they will once the sweep has run (decision 046). */
-    if (cur != NULL && gtab_table_get(g, tbl)->ttl_field[0]) {
-        json_t *r = gtab_state_render(cur);
-        int64_t exp = gtab__expiry(r, gtab_table_get(g, tbl)->ttl_field), now = mr_now_ms();
-        json_decref(r);
-        if (exp > 0 && exp <= now) {
-            json_t *expired = gtab__state_crdt_expire(cur, gtab_hlc_now(&g->hlc, now), g->region, exp);
-            json_decref(cur);
-            cur = expired;
-        }
+    if (cur != NULL && exp > 0 && exp <= (now = mr_now_ms())) {
+        json_t *expired = gtab__state_crdt_expire(cur, gtab_hlc_now(&g->hlc, now), g->region, exp);
+        json_decref(cur);
+        cur = expired;
     }
     if ((rc = check_match(cur, if_match, err)) == 0 &&
         (rc = gtab_state_apply_ops(cur, ops, gtab_hlc_now(&g->hlc, mr_now_ms()), g->region, &state,
@@ -737,7 +738,7 @@ int gtab_get(struct gtab *g, const char *tbl, const char *key, int64_t now_ms, j
         return mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
     if ((rc = gtab_key_valid(key, strlen(key), err)) != 0)
         return rc;
-    if ((rc = item_load(g, tbl, key, &state, err)) != 0)
+    if ((rc = item_load(g, tbl, key, &state, NULL, err)) != 0)
         return rc;
     *doc = gtab_state_render(state);
     if (*doc && spec->ttl_field[0]) {
@@ -989,7 +990,7 @@ static int apply_item_entry(struct gtab *g, const char *origin, uint64_t seq, co
     if (tbl == NULL || key == NULL || !json_is_object(inc) || !json_is_string(json_object_get(inc, "k")))
         return mr_seterr(err, MR_ECORRUPT, "malformed item entry");
     gtab_hlc_observe(&g->hlc, gtab_state_hlc(inc));
-    if ((rc = item_load(g, tbl, key, &cur, err)) != 0)
+    if ((rc = item_load(g, tbl, key, &cur, NULL, err)) != 0)
         return rc;
     merged = gtab_state_merge(cur, inc);
     if (cur && json_equal(merged, cur)) {
