@@ -225,7 +225,8 @@ int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *sta
  * writes up to the head it reported then (src/node/tstream.c). */
 uint64_t gtab_inert_gen(const struct gtab *g);
 int gtab_collect_inert(struct gtab *g, uint64_t upto, uint64_t *removed, char *err);
-/* The applied vector's origins other than this region: <i> in 0..n-1. */
+/* The applied vector's origins, <i> in 0..n-1 (this region among them once
+ * it has committed a write; gtab_applied gives each one's position). */
 size_t gtab_n_origins(const struct gtab *g);
 const char *gtab_origin_at(const struct gtab *g, size_t i);
 /* Deleted items held (tombstones) in table <tbl>. */

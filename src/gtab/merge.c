@@ -190,6 +190,10 @@ static const char *field_key(char *buf, size_t size, const char *k, const json_t
     return buf;
 }
 
+/* A counter field's per-origin maps (gtab_int.h). */
+static const char *const counter_maps[] = {"p", "n", "e", "bp", "bn", "be"};
+#define N_COUNTER_MAPS (sizeof(counter_maps) / sizeof(counter_maps[0]))
+
 /* Does origin <o>'s contribution to counter <f> still count: it exists and
  * no delete has observed all of it? */
 static int counter_counts(const json_t *f, const char *o)
@@ -247,16 +251,15 @@ static void counter_merge_origin(json_t *f, const json_t *a, const json_t *b, co
 
 static void counter_merge(json_t *f, const json_t *a, const json_t *b)
 {
-    static const char *const maps[] = {"p", "n", "e", "bp", "bn", "be"};
     const json_t *in[2] = {a, b};
     json_t *seen = json_object(), *v;
     const char *o;
 
-    for (size_t i = 0; i < 6; i++)
-        json_object_set_new(f, maps[i], json_object());
+    for (size_t i = 0; i < N_COUNTER_MAPS; i++)
+        json_object_set_new(f, counter_maps[i], json_object());
     for (size_t s = 0; s < 2; s++)
-        for (size_t i = 0; i < 6; i++)
-            json_object_foreach(json_object_get(in[s], maps[i]), o, v) {
+        for (size_t i = 0; i < N_COUNTER_MAPS; i++)
+            json_object_foreach(json_object_get(in[s], counter_maps[i]), o, v) {
                 if (json_object_get(seen, o) == NULL) {
                     json_object_set_new(seen, o, json_true());
                     counter_merge_origin(f, a, b, o);
@@ -323,7 +326,7 @@ json_t *gtab_state_merge(const json_t *a, const json_t *b)
 
     if (a == NULL && b == NULL)
         return NULL;
-    if (a == NULL || b == NULL)
+    if (a == NULL || b == NULL) /* a copy, in the canonical form a join produces */
         return gtab_state_merge(a ? a : b, a ? a : b);
     if (ka != kb)
         return json_deep_copy(ka > kb ? a : b);
@@ -528,17 +531,16 @@ static json_t *crdt_observe(const json_t *cur, uint64_t hlc, const char *origin,
     json_object_foreach(f, k, v) {
         char t = str(v, "t")[0];
         if (t == 'n') {
-            json_t *seen = json_object();
-            json_object_foreach(json_object_get(v, "p"), o, x) json_object_set_new(seen, o, json_true());
-            json_object_foreach(json_object_get(v, "n"), o, x) json_object_set_new(seen, o, json_true());
-            json_object_foreach(seen, o, x) {
-                if (map_u64(v, "e", o) > bound)
-                    continue; /* started after what this delete covers */
-                put_u64(v, "be", o, map_u64(v, "e", o));
-                put_u64(v, "bp", o, map_u64(v, "p", o));
-                put_u64(v, "bn", o, map_u64(v, "n", o));
-            }
-            json_decref(seen);
+            /* Origins with increments, then with decrements: one in both
+             * gets the same baseline twice. */
+            for (size_t m = 0; m < 2; m++)
+                json_object_foreach(json_object_get(v, counter_maps[m]), o, x) {
+                    if (map_u64(v, "e", o) > bound)
+                        continue; /* started after what this delete covers */
+                    put_u64(v, "be", o, map_u64(v, "e", o));
+                    put_u64(v, "bp", o, map_u64(v, "p", o));
+                    put_u64(v, "bn", o, map_u64(v, "n", o));
+                }
         } else if (t == 's') {
             json_t *rems = json_object_get(v, "r");
             json_object_foreach(json_object_get(v, "a"), e, dots) {
@@ -591,11 +593,9 @@ int gtab__state_inert(const json_t *s)
     json_object_foreach(f, k, v) {
         char t = str(v, "t")[0];
         if (t == 'n') {
-            static const char *const val[] = {"p", "n"}, *const base[] = {"bp", "bn"};
-            for (size_t i = 0; i < 2; i++)
-                json_object_foreach(json_object_get(v, val[i]), o, x) {
-                    if (map_u64(v, "be", o) != map_u64(v, "e", o) ||
-                        map_u64(v, base[i], o) < map_u64(v, val[i], o))
+            for (size_t m = 0; m < 2; m++) /* origins with increments, with decrements */
+                json_object_foreach(json_object_get(v, counter_maps[m]), o, x) {
+                    if (counter_counts(v, o))
                         return 0;
                 }
         } else if (t == 's') {
@@ -648,9 +648,8 @@ static json_t *field_for(json_t *fields, const char *name, char t, uint64_t dl, 
     f = json_object();
     json_object_set_new(f, "t", json_string(t == 'n' ? "n" : t == 's' ? "s" : "r"));
     if (t == 'n') {
-        static const char *const maps[] = {"p", "n", "e", "bp", "bn", "be"};
-        for (size_t m = 0; m < 6; m++)
-            json_object_set_new(f, maps[m], json_object());
+        for (size_t m = 0; m < N_COUNTER_MAPS; m++)
+            json_object_set_new(f, counter_maps[m], json_object());
     } else if (t == 's') {
         json_object_set_new(f, "a", json_object());
         json_object_set_new(f, "r", json_object());
@@ -746,10 +745,9 @@ static int apply_op(json_t *fields, uint64_t dl, const json_t *op, size_t i, uin
          * contribution, still held elsewhere, must not mask the new one,
          * and a delete that observed only the old epoch leaves it alone. */
         if (!counter_counts(f, origin)) {
-            static const char *const reset[] = {"p", "n", "be", "bp", "bn"};
+            for (size_t m = 0; m < N_COUNTER_MAPS; m++) /* nor does a baseline of the old epoch */
+                put_u64(f, counter_maps[m], origin, 0);
             put_u64(f, "e", origin, hlc);
-            for (size_t m = 0; m < 5; m++) /* a baseline of the old epoch no longer applies */
-                put_u64(f, reset[m], origin, 0);
         }
         part = n >= 0 ? "p" : "n";
         have = map_u64(f, part, origin);

@@ -358,9 +358,12 @@ static int inert_round(struct tables *t, const char *region)
         snprintf(t->inert_origin[0], 64, "%s", region);
         t->inert_at[0] = gtab_head(t->g);
         t->inert_n = 1;
-        for (i = 0; i < gtab_n_origins(t->g) && t->inert_n <= GTAB_MAX_ORIGINS; i++, t->inert_n++) {
-            snprintf(t->inert_origin[t->inert_n], 64, "%s", gtab_origin_at(t->g, i));
-            t->inert_at[t->inert_n] = gtab_applied(t->g, gtab_origin_at(t->g, i));
+        for (i = 0; i < gtab_n_origins(t->g) && t->inert_n <= GTAB_MAX_ORIGINS; i++) {
+            const char *o = gtab_origin_at(t->g, i);
+            if (strcmp(o, region) == 0)
+                continue; /* its head is above */
+            snprintf(t->inert_origin[t->inert_n], 64, "%s", o);
+            t->inert_at[t->inert_n++] = gtab_applied(t->g, o);
         }
         t->inert_armed = 1;
         return 0;
