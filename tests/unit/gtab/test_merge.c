@@ -446,7 +446,7 @@ static void collecting_inert_tombstones_is_invisible(void **st)
 
     (void)st;
     fprintf(stderr, "seed %u (GTAB_SEED)\n", seed);
-    for (rounds = 0; rounds < 20; rounds++) {
+    for (rounds = 0; rounds < 60; rounds++) {
         memset(&ra, 0, sizeof(ra));
         memset(&rb, 0, sizeof(rb));
         memset(gc, 0, sizeof(gc));
