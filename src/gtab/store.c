@@ -46,7 +46,7 @@ static const char *const sql_text[S_N] = {
     "SELECT seq,ts,e FROM gt_log WHERE seq>?1 AND seq<=?3 ORDER BY seq LIMIT ?2",
     "INSERT OR REPLACE INTO gt_tables(name,spec,h,o) VALUES(?1,?2,?3,?4)",
     "SELECT key,state,dead,exp FROM gt_items WHERE tbl=?1 ORDER BY key",
-    "SELECT count(*) FROM gt_items WHERE tbl=?1 AND dead=1",
+    "SELECT count(*) FROM gt_items INDEXED BY gt_items_dead WHERE tbl=?1 AND dead=1",
     "SELECT min(seq) FROM gt_log",
 };
 
@@ -84,6 +84,7 @@ static const char schema[] =
     " h INTEGER, o TEXT, dead INTEGER, exp INTEGER, torigin TEXT, tseq INTEGER,"
     " PRIMARY KEY(tbl, key)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS gt_items_exp ON gt_items(exp) WHERE exp > 0;"
+    "CREATE INDEX IF NOT EXISTS gt_items_dead ON gt_items(tbl, torigin, tseq) WHERE dead=1;"
     "CREATE TABLE IF NOT EXISTS gt_log(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, e TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS gt_applied(origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS gt_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
@@ -1161,7 +1162,7 @@ int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *sta
         return 0;
     if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
         return rc;
-    if (sqlite3_prepare_v2(g->db, "DELETE FROM gt_items WHERE dead=1 AND torigin=?1 AND tseq<=?2", -1,
+    if (sqlite3_prepare_v2(g->db, "DELETE FROM gt_items INDEXED BY gt_items_dead WHERE dead=1 AND torigin=?1 AND tseq<=?2", -1,
                            &s, NULL) != SQLITE_OK)
         return db_err(g, err, "collect tombstones");
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1190,7 +1191,7 @@ int gtab_collect_inert(struct gtab *g, uint64_t upto, uint64_t *removed, char *e
     *removed = 0;
     if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
         return rc;
-    snprintf(sql, sizeof(sql), "DELETE FROM gt_items WHERE dead=1 AND torigin='' AND tseq<=%" PRIu64, upto);
+    snprintf(sql, sizeof(sql), "DELETE FROM gt_items INDEXED BY gt_items_dead WHERE dead=1 AND torigin='' AND tseq<=%" PRIu64, upto);
     if ((rc = exec(g, sql, err)) == 0)
         *removed = (uint64_t)sqlite3_changes(g->db);
     return rc;
