@@ -84,6 +84,8 @@ static const char schema[] =
     " h INTEGER, o TEXT, dead INTEGER, exp INTEGER, torigin TEXT, tseq INTEGER,"
     " PRIMARY KEY(tbl, key)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS gt_items_exp ON gt_items(exp) WHERE exp > 0;"
+    /* Tombstones only: counting and collecting them must not read every
+     * item (decision 048). */
     "CREATE INDEX IF NOT EXISTS gt_items_dead ON gt_items(tbl, torigin, tseq) WHERE dead=1;"
     "CREATE TABLE IF NOT EXISTS gt_log(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, e TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS gt_applied(origin TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
@@ -1162,8 +1164,8 @@ int gtab_collect(struct gtab *g, const char *const *origins, const uint64_t *sta
         return 0;
     if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
         return rc;
-    if (sqlite3_prepare_v2(g->db, "DELETE FROM gt_items INDEXED BY gt_items_dead WHERE dead=1 AND torigin=?1 AND tseq<=?2", -1,
-                           &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(g->db, "DELETE FROM gt_items INDEXED BY gt_items_dead "
+                           "WHERE dead=1 AND torigin=?1 AND tseq<=?2", -1, &s, NULL) != SQLITE_OK)
         return db_err(g, err, "collect tombstones");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         sqlite3_reset(s);
@@ -1191,7 +1193,8 @@ int gtab_collect_inert(struct gtab *g, uint64_t upto, uint64_t *removed, char *e
     *removed = 0;
     if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
         return rc;
-    snprintf(sql, sizeof(sql), "DELETE FROM gt_items INDEXED BY gt_items_dead WHERE dead=1 AND torigin='' AND tseq<=%" PRIu64, upto);
+    snprintf(sql, sizeof(sql), "DELETE FROM gt_items INDEXED BY gt_items_dead "
+             "WHERE dead=1 AND torigin='' AND tseq<=%" PRIu64, upto);
     if ((rc = exec(g, sql, err)) == 0)
         *removed = (uint64_t)sqlite3_changes(g->db);
     return rc;
