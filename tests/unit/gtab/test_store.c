@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,39 @@ static void commit_writes_the_wal_and_reopen_finds_everything(void **state)
     free(big);
 }
 
+/* A store written before the tombstone index (decision 048) opens, gets
+ * the index, and counts and collects its tombstones through it. */
+static void a_store_without_the_tombstone_index_opens_with_it(void **state)
+{
+    struct fx *f = *state;
+    char err[MR_ERRMSG_LEN], path[128];
+    const char *origins[1] = {"us-east-1"};
+    uint64_t stable[1], removed = 0;
+    struct gtab_wres w;
+    json_t *doc = json_pack("{s:i}", "v", 1);
+    sqlite3 *db;
+
+    assert_int_equal(gtab_put(f->a, "docs", "gone", doc, NULL, &w, err), 0);
+    assert_int_equal(gtab_put(f->a, "docs", "kept", doc, NULL, &w, err), 0);
+    assert_int_equal(gtab_delete(f->a, "docs", "gone", NULL, &w, err), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    assert_int_equal(gtab_sync(f->a, err), 0);
+    gtab_close(f->a);
+    snprintf(path, sizeof(path), "%s/a.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP INDEX gt_items_dead", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    assert_int_equal(gtab_open(path, "us-east-1", 0, &f->a, err), 0);
+    assert_int_equal(gtab_tombstones(f->a, "docs"), 1);
+    stable[0] = gtab_head(f->a);
+    assert_int_equal(gtab_collect(f->a, origins, stable, 1, &removed, err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(gtab_tombstones(f->a, "docs"), 0);
+    assert_int_equal(gtab_commit(f->a, err), 0);
+    json_decref(doc);
+}
+
 /* Ship everything each of <n> stores has that another lacks. */
 static void ship_all(struct gtab **st, const char *const *names, size_t n)
 {
@@ -425,6 +459,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(concurrent_declarations_of_two_kinds_converge_and_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(commit_writes_the_wal_and_reopen_finds_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(crdt_items_expire_alike_everywhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_store_without_the_tombstone_index_opens_with_it, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
