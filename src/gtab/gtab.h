@@ -172,6 +172,30 @@ int gtab_commit(struct gtab *g, char *err) __attribute__((warn_unused_result));
  * failure: what was committed may be lost, the caller stops. */
 int gtab_sync(struct gtab *g, char *err) __attribute__((warn_unused_result));
 
+/* ---- checkpoints (decision 049) ---- */
+/* WAL frames past which a checkpoint is due (about 40 MiB of WAL): a page
+ * written several times in between is copied once (decision 023). */
+#define GTAB_CHECKPOINT_FRAMES 10000
+/* Frames left by a checkpoint beside commits that the last, short one on
+ * the store's thread copies; more go through another one beside commits. */
+#define GTAB_CHECKPOINT_REST_FRAMES 256
+/* Whether the WAL has grown GTAB_CHECKPOINT_FRAMES past the last checkpoint. */
+int gtab_checkpoint_due(const struct gtab *g);
+/* Copy the committed WAL frames into the database, through a connection of
+ * its own, so the caller runs it on another thread, concurrently with any
+ * call but gtab_open, gtab_close, gtab_checkpoint_done and another
+ * gtab_checkpoint.  Syncs the WAL before copying and the database after.
+ * MR_EUNAVAIL when it could not start (try later); MR_EIO on failure (the
+ * caller stops). */
+int gtab_checkpoint(struct gtab *g, char *err) __attribute__((warn_unused_result));
+/* On the store's thread once gtab_checkpoint returned 0: how many frames
+ * it left (committed meanwhile; 0 when it copied the whole WAL).  SQLite
+ * starts the WAL afresh (instead of growing it) only at the commit of a
+ * write transaction that began while every frame was copied: so the
+ * caller copies what is left with more gtab_checkpoint calls, the last
+ * one right after a commit, before the next write begins. */
+int gtab_checkpoint_done(struct gtab *g);
+
 /* ---- replication ---- */
 /* This region's last log position. */
 uint64_t gtab_head(const struct gtab *g);
