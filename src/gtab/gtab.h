@@ -17,8 +17,8 @@
  * Transactions: the first write opens one; gtab_commit ends it and
  * gtab_sync makes it durable.  The node commits once per loop turn (group
  * commit), syncs on the libuv pool, and only then acknowledges.  Nothing
- * here is thread-safe but gtab_sync; depends on SQLite, jansson, OpenSSL,
- * common.
+ * here is thread-safe but gtab_sync and gtab_checkpoint (see each); depends
+ * on SQLite, jansson, OpenSSL, common.
  */
 #ifndef MR_GTAB_H
 #define MR_GTAB_H

@@ -319,7 +319,8 @@ int gtab_checkpoint(struct gtab *g, char *err)
      * to the short one on the loop (gtab_checkpoint_done), with all these
      * pages to write.  Syncing them here leaves it only its own. */
     if (fdatasync(g->db_fd) != 0)
-        return mr_seterr(err, MR_EIO, "fdatasync %s: %s", sqlite3_db_filename(g->ckpt, "main"), strerror(errno));
+        return mr_seterr(err, MR_EIO, "fdatasync %s: %s", sqlite3_db_filename(g->ckpt, "main"),
+                         strerror(errno));
     g->ckpt_log = log;
     g->ckpt_copied = copied;
     return 0;
