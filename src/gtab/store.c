@@ -1187,17 +1187,10 @@ uint64_t gtab_inert_gen(const struct gtab *g)
 
 int gtab_collect_inert(struct gtab *g, uint64_t upto, uint64_t *removed, char *err)
 {
-    char sql[128];
-    int rc;
+    /* Inert tombstones are the ones numbered under the origin ''. */
+    const char *none = "";
 
-    *removed = 0;
-    if ((rc = begin(g, err)) != 0 || (rc = save_clock(g, err)) != 0)
-        return rc;
-    snprintf(sql, sizeof(sql), "DELETE FROM gt_items INDEXED BY gt_items_dead "
-             "WHERE dead=1 AND torigin='' AND tseq<=%" PRIu64, upto);
-    if ((rc = exec(g, sql, err)) == 0)
-        *removed = (uint64_t)sqlite3_changes(g->db);
-    return rc;
+    return gtab_collect(g, &none, &upto, 1, removed, err);
 }
 
 size_t gtab_n_origins(const struct gtab *g)

@@ -345,10 +345,16 @@ static void a_store_without_the_tombstone_index_opens_with_it(void **state)
     struct gtab_wres w;
     json_t *doc = json_pack("{s:i}", "v", 1);
     sqlite3 *db;
+    sqlite3_stmt *q;
+
+    json_t *ops = json_loads("[{\"op\":\"increment\",\"field\":\"n\",\"by\":1}]", 0, NULL);
 
     assert_int_equal(gtab_put(f->a, "docs", "gone", doc, NULL, &w, err), 0);
     assert_int_equal(gtab_put(f->a, "docs", "kept", doc, NULL, &w, err), 0);
     assert_int_equal(gtab_delete(f->a, "docs", "gone", NULL, &w, err), 0);
+    /* A crdt item deleted where all of it was written: inert at once. */
+    assert_int_equal(gtab_ops(f->a, "carts", "c1", ops, NULL, &w, err), 0);
+    assert_int_equal(gtab_delete(f->a, "carts", "c1", NULL, &w, err), 0);
     assert_int_equal(gtab_commit(f->a, err), 0);
     assert_int_equal(gtab_sync(f->a, err), 0);
     gtab_close(f->a);
@@ -363,7 +369,23 @@ static void a_store_without_the_tombstone_index_opens_with_it(void **state)
     assert_int_equal(gtab_collect(f->a, origins, stable, 1, &removed, err), 0);
     assert_int_equal(removed, 1);
     assert_int_equal(gtab_tombstones(f->a, "docs"), 0);
+    assert_int_equal(gtab_tombstones(f->a, "carts"), 1);
+    assert_int_equal(gtab_collect_inert(f->a, gtab_inert_gen(f->a), &removed, err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(gtab_tombstones(f->a, "carts"), 0);
     assert_int_equal(gtab_commit(f->a, err), 0);
+    gtab_close(f->a);
+    f->a = NULL;
+    /* The open made the index again. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='index' AND "
+                                        "name='gt_items_dead'", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(gtab_open(path, "us-east-1", 0, &f->a, err), 0);
+    json_decref(ops);
     json_decref(doc);
 }
 
