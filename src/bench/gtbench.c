@@ -630,9 +630,10 @@ static int tables_run(const char *exe, const char *topology, const struct gt_opt
     p->rate = o->rate;
     p->seed = 42;
     pthread_create(&th, NULL, paced_run, p);
-    /* Probes start once the load is steady: its connections are open (with
-     * TLS each costs a handshake on both sides) and the nodes are past the
-     * backlog of the read and write phases. */
+    /* A fixed second of paced load before the probes: in it the load opens
+     * its connections (with TLS each costs a handshake on both sides), which
+     * the first probes otherwise measured.  A warm-up period, not a wait
+     * for a condition: the probes measure whatever state follows it. */
     usleep(PACED_WARMUP_MS * 1000);
     end = mr_mono_us() + o->duration_ms * 1000;
     if (prober_open(&pr, &t) != 0)
