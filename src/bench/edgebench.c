@@ -39,12 +39,15 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <openssl/crypto.h>
+
 #include "../common/alloc.h"
 #include "../common/err.h"
 #include "../common/util.h"
 #include "../http/http.h"
 #include "../tls/tls.h"
 #include "load.h"
+#include "tlsbench.h"
 
 #define MAX_RUNS 25
 #define LIGHT_CLIENTS 4       /* the light-load latency figure */
@@ -821,12 +824,37 @@ static int failover(struct bench *b, const char *who, int port, int sig, struct 
     return 0;
 }
 
+/* The least TLS can cost an edge that its own CPU bounds: the CPU that the
+ * engine alone spends on the four records of a proxied request (client's
+ * request and answer, origin's request and answer: one exchange of
+ * `meridian bench tls` with both ends), against <plain_ns>, the plain
+ * edge's CPU per request in this run.  However lean the rest of the TLS
+ * path, a request cannot cost less than plain + engine.  Prints the figures;
+ * *pct is 0 when the engine could not be measured. */
+static void tls_floor(double plain_ns, double *pct)
+{
+    double ns[3], engine_ns;
+    char err[MR_ERRMSG_LEN];
+
+    *pct = 0;
+    if (tlsbench_measure(3, 50000, 120, 260, ns, err) != 0) {
+        fprintf(stderr, "bench edge: the TLS engine could not be measured: %s\n", err);
+        return;
+    }
+    engine_ns = median(ns, 3);
+    *pct = 100.0 * engine_ns / (plain_ns + engine_ns);
+    printf("TLS floor: the engine spends %.0f ns of CPU on a proxied request's four records "
+           "(median of 3 runs of `meridian bench tls`), the plain edge %.0f ns per request: "
+           "TLS costs at least %.1f%% of an edge bound by its CPU\n", engine_ns, plain_ns, *pct);
+}
+
 int edgebench_main(int argc, char **argv)
 {
     struct bench *b = mr_calloc(1, sizeof(*b));
     int rc = parse(argc, argv, &b->o), status = 0, missed = 0;
     struct med m[N_TARGETS];
     double light[N_TARGETS][2] = {{0}};
+    double tls_floor_pct = 0;
     struct fo_result fo[2][2];
     char cmd[160], err[MR_ERRMSG_LEN] = "";
 
@@ -929,6 +957,8 @@ int edgebench_main(int argc, char **argv)
                m[T_EDGE_TLS].rate / m[T_EDGE].rate,
                100.0 * (1.0 - m[T_EDGE_TLS].rate / m[T_EDGE].rate), m[T_EDGE_TLS].p99,
                m[T_EDGE].p99, m[T_EDGE].per_cpu > 0 ? m[T_EDGE_TLS].per_cpu / m[T_EDGE].per_cpu : 0);
+    if (b->n_tp[T_EDGE_TLS] && m[T_EDGE].per_cpu > 0)
+        tls_floor(1e9 / m[T_EDGE].per_cpu, &tls_floor_pct);
     if (b->n_tp[T_HAPROXY_TLS] && m[T_HAPROXY].rate > 0)
         printf("haproxy TLS+mTLS / plain haproxy (the reference): throughput %.2f (TLS costs %.1f%%), p99 "
                "%.3f vs %.3f ms, requests per CPU-second %.2f\n",
@@ -996,6 +1026,9 @@ int edgebench_main(int argc, char **argv)
                m[T_EDGE].rate,
                b->n_tp[T_HAPROXY_TLS] && m[T_HAPROXY].rate > 0
                    ? 100.0 * (1.0 - m[T_HAPROXY_TLS].rate / m[T_HAPROXY].rate) : 0.0);
+        if (tls_floor_pct > 0)
+            printf("       (the engine alone makes it at least %.1f%% with %s: see above)\n",
+                   tls_floor_pct, OpenSSL_version(OPENSSL_VERSION));
     }
 #undef TARGET
     if (missed && b->o.fail_on_miss)

@@ -6,12 +6,15 @@
  * (docs/edge.md) is not in it: this is the part TLS adds in user space. */
 #include "tlsbench.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "../common/err.h"
 #include "../common/log.h"
@@ -127,6 +130,29 @@ out:
     return rc;
 }
 
+int tlsbench_measure(int runs, int n, size_t req, size_t ans, double *ns, char *err)
+{
+    char dir[] = "/tmp/meridian-tlsbench-XXXXXX";
+    struct tls_ctx *srv = NULL, *cli = NULL;
+    int rc;
+
+    if (runs < 1 || runs > 64)
+        return mr_seterr(err, MR_EINVAL, "runs: expected 1 to 64, found %d", runs);
+    if (mkdtemp(dir) == NULL)
+        return mr_seterr(err, MR_EIO, "mkdtemp: %s", strerror(errno));
+    rc = setup(dir, &srv, &cli, err);
+    for (int i = 0; rc == 0 && i < runs; i++)
+        rc = run_once(srv, cli, n, req, ans, &ns[i], err);
+    tls_ctx_free(srv);
+    tls_ctx_free(cli);
+    {
+        char *rm[] = {"/bin/rm", "-rf", dir, NULL};
+        if (topo_run(rm, 0) != 0 && rc == 0)
+            rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
+    }
+    return rc;
+}
+
 int tlsbench_main(int argc, char **argv)
 {
     static const struct option longs[] = {
@@ -135,10 +161,9 @@ int tlsbench_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int64_t runs = 5, n = 100000, req = 120, ans = 260;
-    char dir[] = "/tmp/meridian-tlsbench-XXXXXX", err[MR_ERRMSG_LEN];
-    struct tls_ctx *srv = NULL, *cli = NULL;
+    char err[MR_ERRMSG_LEN];
     double ns[64];
-    int c, rc = 0;
+    int c;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:n:q:a:h", longs, NULL)) != -1) {
@@ -158,35 +183,16 @@ int tlsbench_main(int argc, char **argv)
         return c == 'h' ? 0 : 2;
     }
     mr_log_setup(NULL, "bench", MR_LOG_ERROR);
-    if (mkdtemp(dir) == NULL) {
-        perror("meridian bench tls: mkdtemp");
+    printf("meridian bench tls: %lld exchanges of %lld + %lld bytes per run, %lld runs (%s)\n",
+           (long long)n, (long long)req, (long long)ans, (long long)runs, OpenSSL_version(OPENSSL_VERSION));
+    if (tlsbench_measure((int)runs, (int)n, (size_t)req, (size_t)ans, ns, err) != 0) {
+        fprintf(stderr, "meridian bench tls: %s\n", err);
         return 1;
     }
-    if (setup(dir, &srv, &cli, err) != 0) {
-        fprintf(stderr, "meridian bench tls: %s\n", err);
-        rc = 1;
-        goto out;
-    }
-    printf("meridian bench tls: %lld exchanges of %lld + %lld bytes per run, %lld runs\n", (long long)n,
-           (long long)req, (long long)ans, (long long)runs);
-    for (int i = 0; i < runs; i++) {
-        if (run_once(srv, cli, (int)n, (size_t)req, (size_t)ans, &ns[i], err) != 0) {
-            fprintf(stderr, "meridian bench tls: %s\n", err);
-            rc = 1;
-            goto out;
-        }
+    for (int i = 0; i < runs; i++)
         printf("  run %d: %.0f ns per exchange\n", i + 1, ns[i]);
-    }
     qsort(ns, (size_t)runs, sizeof(ns[0]), cmp_double);
     printf("median: %.0f ns per exchange (4 record operations: %.0f ns each), %.0f exchanges per "
            "CPU-second\n", ns[runs / 2], ns[runs / 2] / 4, 1e9 / ns[runs / 2]);
-out:
-    tls_ctx_free(srv);
-    tls_ctx_free(cli);
-    {
-        char *rm[] = {"/bin/rm", "-rf", dir, NULL};
-        if (topo_run(rm, 0) != 0)
-            fprintf(stderr, "meridian bench tls: could not remove %s\n", dir);
-    }
-    return rc;
+    return 0;
 }
