@@ -345,8 +345,11 @@ enum edge_fresh edge_cache_lookup(struct edge_cache *c, const struct edge_cache_
     struct mr_buf vals;
     int64_t age;
 
-    edge_cc_parse(hdr(r->headers, r->n_headers, "Cache-Control"), &rcc);
+    /* Every Cache-Control line of the request (RFC 9110 5.3), as for the
+     * response: a no-cache or max-age on a second line counts too. */
     mr_buf_init(&vals);
+    hdr_all(r->headers, r->n_headers, "Cache-Control", &vals);
+    edge_cc_parse(vals.data, &rcc);
     for (; e; e = next) {
         next = e->hnext;
         if (strcmp(e->key, r->key) != 0)
@@ -411,10 +414,14 @@ int edge_cache_storable(const struct edge_cache_req *r, int status,
 
     if (!status_cacheable(status))
         return 0;
-    edge_cc_parse(hdr(r->headers, r->n_headers, "Cache-Control"), &rcc);
-    if (rcc.no_store)
-        return 0;
     mr_buf_init(&b);
+    hdr_all(r->headers, r->n_headers, "Cache-Control", &b);
+    edge_cc_parse(b.data, &rcc);
+    if (rcc.no_store) {
+        mr_buf_close(&b);
+        return 0;
+    }
+    mr_buf_reset(&b);
     hdr_all(headers, n_headers, "Cache-Control", &b);
     edge_cc_parse(b.data, &cc);
     mr_buf_reset(&b);

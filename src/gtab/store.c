@@ -776,8 +776,9 @@ int gtab_list(struct gtab *g, const char *tbl, const char *prefix, const char *a
     /* Start at the larger of <after> and just below <prefix>. */
     sqlite3_bind_text(s, 2, strcmp(after, prefix) > 0 ? after : prefix, -1, SQLITE_STATIC);
     mr_buf_putc(out, '[');
-    if (plen && strcmp(after, prefix) <= 0) {
-        /* key > prefix skips the key equal to <prefix>: look it up. */
+    if (plen && strcmp(after, prefix) < 0) {
+        /* key > prefix skips the key equal to <prefix>: look it up, unless
+         * it is <after> (only keys > <after>: it was on the last page). */
         json_t *doc;
         char ver[GTAB_VERSION_LEN];
         if (gtab_get(g, tbl, prefix, now_ms, &doc, ver, NULL) == 0) {
