@@ -172,7 +172,7 @@ int gtab_commit(struct gtab *g, char *err) __attribute__((warn_unused_result));
  * failure: what was committed may be lost, the caller stops. */
 int gtab_sync(struct gtab *g, char *err) __attribute__((warn_unused_result));
 
-/* ---- checkpoints (decision 049) ---- */
+/* ---- checkpoints (decision 050) ---- */
 /* WAL frames past which a checkpoint is due (about 40 MiB of WAL): a page
  * written several times in between is copied once (decision 023). */
 #define GTAB_CHECKPOINT_FRAMES 10000

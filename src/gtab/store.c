@@ -264,7 +264,7 @@ static int load(struct gtab *g, char *err)
     return 0;
 }
 
-/* ---- checkpoints (decision 049) --------------------------------------------- */
+/* ---- checkpoints (decision 050) --------------------------------------------- */
 
 static int on_wal_commit(void *data, sqlite3 *db, const char *name, int frames)
 {
@@ -359,7 +359,7 @@ int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struc
     /* WAL + NORMAL: a commit writes the WAL, gtab_sync makes it durable
      * (see the top of the file).  No automatic checkpoint: the node runs
      * them on another thread through a second connection (gtab_checkpoint,
-     * decision 049), which is why the locking is the normal, shared one (an
+     * decision 050), which is why the locking is the normal, shared one (an
      * exclusive lock would keep that connection out).  A 64 MiB page cache
      * and memory-mapped reads keep reads out of pread(2). */
     rc = exec(g, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"

@@ -463,7 +463,7 @@ static void refuse_unsynced(struct node *n, const char *why)
     send_replies(n, b, 1, why);
 }
 
-/* ---- checkpoints (decision 049) ---- */
+/* ---- checkpoints (decision 050) ---- */
 
 static void ckpt_start(struct node *n);
 

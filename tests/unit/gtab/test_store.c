@@ -390,7 +390,7 @@ static void a_store_without_the_tombstone_index_opens_with_it(void **state)
     json_decref(doc);
 }
 
-/* A checkpoint on another thread, as the node runs them (decision 049). */
+/* A checkpoint on another thread, as the node runs them (decision 050). */
 struct ckpt_job {
     struct gtab *g;
     pthread_t th;
