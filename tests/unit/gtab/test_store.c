@@ -416,7 +416,7 @@ static void checkpoints_beside_commits_keep_the_wal_small_and_the_data_whole(voi
     struct fx *f = *state;
     char err[MR_ERRMSG_LEN], path[128], wal[128], key[32], pad[201];
     struct ckpt_job job = {0};
-    int running = 0, rest = 0, checkpoints = 0;
+    int running = 0, rest = 0, checkpoints = 0, busy = 0;
     off_t wal_max = 0;
     struct gtab_wres w;
     struct stat st;
@@ -439,7 +439,15 @@ static void checkpoints_beside_commits_keep_the_wal_small_and_the_data_whole(voi
             int left;
             pthread_join(job.th, NULL);
             running = 0;
-            assert_int_equal(job.rc, 0);
+            /* Busy is the documented "try later" (SQLite could not take a
+             * lock at that instant): the node tries again after its next
+             * sync, and so does this loop. */
+            if (job.rc == MR_EUNAVAIL) {
+                busy++;
+                goto measure;
+            }
+            if (job.rc != 0)
+                fail_msg("checkpoint on the thread: %s", job.err);
             checkpoints++;
             left = gtab_checkpoint_done(f->a);
             rest = left > 0;
@@ -447,8 +455,13 @@ static void checkpoints_beside_commits_keep_the_wal_small_and_the_data_whole(voi
                 goto start;
         }
         if (!running && rest) {   /* right after a commit: the last, short one */
-            assert_int_equal(gtab_checkpoint(f->a, err), 0);
-            rest = gtab_checkpoint_done(f->a) > 0;
+            int rc = gtab_checkpoint(f->a, err);
+            if (rc == MR_EUNAVAIL)
+                busy++;
+            else if (rc != 0)
+                fail_msg("the short checkpoint: %s", err);
+            else
+                rest = gtab_checkpoint_done(f->a) > 0;
         }
         if (running || rest || !gtab_checkpoint_due(f->a))
             goto measure;
@@ -468,7 +481,10 @@ static void checkpoints_beside_commits_keep_the_wal_small_and_the_data_whole(voi
     f->a = NULL;
     /* Without the last, short checkpoint the WAL never starts afresh: it
      * grew past 100 MiB here. */
+    fprintf(stderr, "checkpoints %d, busy %d, WAL at most %lld bytes\n", checkpoints, busy,
+            (long long)wal_max);
     assert_true(checkpoints >= 3);
+    assert_true(busy < checkpoints);
     assert_true(wal_max < 3L * GTAB_CHECKPOINT_FRAMES * (4096 + 24));
 
     snprintf(path, sizeof(path), "%s/a.db", f->dir);
