@@ -17,8 +17,8 @@
  * Transactions: the first write opens one; gtab_commit ends it and
  * gtab_sync makes it durable.  The node commits once per loop turn (group
  * commit), syncs on the libuv pool, and only then acknowledges.  Nothing
- * here is thread-safe but gtab_sync; depends on SQLite, jansson, OpenSSL,
- * common.
+ * here is thread-safe but gtab_sync and gtab_checkpoint (see each); depends
+ * on SQLite, jansson, OpenSSL, common.
  */
 #ifndef MR_GTAB_H
 #define MR_GTAB_H
@@ -171,6 +171,30 @@ int gtab_commit(struct gtab *g, char *err) __attribute__((warn_unused_result));
  * touches only a file descriptor set by an earlier gtab_commit.  MR_EIO on
  * failure: what was committed may be lost, the caller stops. */
 int gtab_sync(struct gtab *g, char *err) __attribute__((warn_unused_result));
+
+/* ---- checkpoints (decision 050) ---- */
+/* WAL frames past which a checkpoint is due (about 40 MiB of WAL): a page
+ * written several times in between is copied once (decision 023). */
+#define GTAB_CHECKPOINT_FRAMES 10000
+/* Frames left by a checkpoint beside commits that the last, short one on
+ * the store's thread copies; more go through another one beside commits. */
+#define GTAB_CHECKPOINT_REST_FRAMES 256
+/* Whether the WAL has grown GTAB_CHECKPOINT_FRAMES past the last checkpoint. */
+int gtab_checkpoint_due(const struct gtab *g);
+/* Copy the committed WAL frames into the database, through a connection of
+ * its own, so the caller runs it on another thread, concurrently with any
+ * call but gtab_open, gtab_close, gtab_checkpoint_done and another
+ * gtab_checkpoint.  Syncs the WAL before copying and the database after.
+ * MR_EUNAVAIL when it could not start (try later); MR_EIO on failure (the
+ * caller stops). */
+int gtab_checkpoint(struct gtab *g, char *err) __attribute__((warn_unused_result));
+/* On the store's thread once gtab_checkpoint returned 0: how many frames
+ * it left (committed meanwhile; 0 when it copied the whole WAL).  SQLite
+ * starts the WAL afresh (instead of growing it) only at the commit of a
+ * write transaction that began while every frame was copied: so the
+ * caller copies what is left with more gtab_checkpoint calls, the last
+ * one right after a commit, before the next write begins. */
+int gtab_checkpoint_done(struct gtab *g);
 
 /* ---- replication ---- */
 /* This region's last log position. */

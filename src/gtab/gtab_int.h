@@ -65,6 +65,10 @@ uint64_t gtab__u64(const json_t *o, const char *k);
 struct sqlite3;
 int gtab__walbuf_register(void);
 int gtab__walbuf_flush(struct sqlite3 *db, int *sys_errno);
+/* Whether a WAL flush at a header barrier ever failed in this process:
+ * then frames the WAL header announces may be missing from the file, and
+ * no checkpoint may copy them (walbuf.c). */
+int gtab__walbuf_failed(void);
 
 /* Whether gtab_state_render(s) would return a document (the item is not
  * deleted), without building it: the write paths only need to know. */

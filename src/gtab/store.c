@@ -59,8 +59,13 @@ struct table {
 
 struct gtab {
     sqlite3 *db;
+    sqlite3 *ckpt;            /* the checkpointer's connection: gtab_checkpoint only */
+    int db_fd;                /* tables.db, for gtab_checkpoint's fdatasync; closed last */
     char *wal_path;           /* <path>-wal */
     int wal_fd;               /* opened after the first commit; gtab_sync */
+    int wal_frames;           /* frames in the WAL after the last commit (wal hook) */
+    int ckpt_mark;            /* frames of this WAL the last checkpoint copied */
+    int ckpt_log, ckpt_copied; /* set by gtab_checkpoint (pool thread) */
 
     sqlite3_stmt *st[S_N];
     char region[GTAB_MAX_NAME + 1];
@@ -259,6 +264,79 @@ static int load(struct gtab *g, char *err)
     return 0;
 }
 
+/* ---- checkpoints (decision 050) --------------------------------------------- */
+
+static int on_wal_commit(void *data, sqlite3 *db, const char *name, int frames)
+{
+    struct gtab *g = data;
+
+    (void)db;
+    (void)name;
+    g->wal_frames = frames;
+    if (frames < g->ckpt_mark)
+        g->ckpt_mark = 0; /* the WAL restarted from its beginning */
+    return SQLITE_OK;
+}
+
+/* The checkpointer: its own connection, on the default VFS (walbuf's
+ * buffer belongs to the main connection's thread), syncing the WAL before
+ * it copies and the database before the WAL may be reused (NORMAL). */
+static int ckpt_open(struct gtab *g, const char *path, char *err)
+{
+    if (sqlite3_open_v2(path, &g->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_exec(g->ckpt, "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=16;",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return mr_seterr(err, MR_EIO, "open %s for checkpoints: %s", path,
+                         g->ckpt ? sqlite3_errmsg(g->ckpt) : "no memory");
+    /* Kept open until both connections are closed: closing any descriptor
+     * of a file drops the process's POSIX locks on it, SQLite's included. */
+    g->db_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (g->db_fd < 0)
+        return mr_seterr(err, MR_EIO, "open %s: %s", path, strerror(errno));
+    sqlite3_wal_hook(g->db, on_wal_commit, g);
+    return 0;
+}
+
+int gtab_checkpoint_due(const struct gtab *g)
+{
+    return g->wal_frames - g->ckpt_mark >= GTAB_CHECKPOINT_FRAMES;
+}
+
+int gtab_checkpoint(struct gtab *g, char *err)
+{
+    int log = 0, copied = 0, rc;
+
+    if (gtab__walbuf_failed())
+        return mr_seterr(err, MR_EIO, "tables.db: a WAL write failed: no checkpoint");
+    rc = sqlite3_wal_checkpoint_v2(g->ckpt, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc == SQLITE_BUSY)
+        return mr_seterr(err, MR_EUNAVAIL, "tables.db: checkpoint: busy");
+    if (rc != SQLITE_OK)
+        return mr_seterr(err, MR_EIO, "tables.db: checkpoint: %s (%lld MiB free on its filesystem)",
+                         sqlite3_errmsg(g->ckpt), (long long)mr_disk_free_mib(g->wal_path));
+    /* SQLite syncs the database only when a checkpoint reaches the WAL's
+     * end, which one running beside commits does not: that sync would fall
+     * to the short one on the loop (gtab_checkpoint_done), with all these
+     * pages to write.  Syncing them here leaves it only its own. */
+    if (fdatasync(g->db_fd) != 0)
+        return mr_seterr(err, MR_EIO, "fdatasync %s: %s", sqlite3_db_filename(g->ckpt, "main"),
+                         strerror(errno));
+    g->ckpt_log = log;
+    g->ckpt_copied = copied;
+    return 0;
+}
+
+int gtab_checkpoint_done(struct gtab *g)
+{
+    if (g->ckpt_copied > g->ckpt_mark)
+        g->ckpt_mark = g->ckpt_copied;
+    /* Its view of the WAL was the one of its start: the loop may have
+     * committed since. */
+    if (g->ckpt_copied < g->ckpt_log)
+        return g->wal_frames > g->ckpt_copied ? g->wal_frames - g->ckpt_copied : 1;
+    return g->wal_frames > g->ckpt_copied ? g->wal_frames - g->ckpt_copied : 0;
+}
+
 int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struct gtab **out,
               char *err)
 {
@@ -268,6 +346,7 @@ int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struc
     snprintf(g->region, sizeof(g->region), "%s", region);
     g->hlc.skew_ms = clock_skew_ms;
     g->wal_fd = -1;
+    g->db_fd = -1;
     g->wal_path = mr_asprintf("%s-wal", path);
 
     /* The WAL-gathering VFS when it can wrap the default one (walbuf.c). */
@@ -278,21 +357,17 @@ int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struc
     }
     sqlite3_busy_timeout(g->db, 5000);
     /* WAL + NORMAL: a commit writes the WAL, gtab_sync makes it durable
-     * (see the top of the file).  Exclusive locking: only this connection
-     * ever opens tables.db (snapshots are copies made through it), so the
-     * POSIX locks every transaction took (fcntl, ~5% of a node's time under
-     * writes) and the shared-memory index are not needed; it must be set
-     * before WAL mode is first used.  Checkpoints every 10,000 pages (a WAL
-     * of about 40 MiB) rather than 1,000: a random key dirties a whole page
-     * per write, and a page written several times between checkpoints is
-     * copied (and synced) into the database once; with the default, the
-     * checkpoints were 16-18% of a node's CPU under writes, and ~20% less
-     * CPU per write with this (decision 023).  A 64 MiB page cache and
-     * memory-mapped reads keep reads out of pread(2). */
-    rc = exec(g, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                 " PRAGMA wal_autocheckpoint=10000; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;", err);
+     * (see the top of the file).  No automatic checkpoint: the node runs
+     * them on another thread through a second connection (gtab_checkpoint,
+     * decision 050), which is why the locking is the normal, shared one (an
+     * exclusive lock would keep that connection out).  A 64 MiB page cache
+     * and memory-mapped reads keep reads out of pread(2). */
+    rc = exec(g, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
+                 " PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;", err);
     if (rc == 0)
         rc = exec(g, schema, err);
+    if (rc == 0)
+        rc = ckpt_open(g, path, err);
     for (int i = 0; rc == 0 && i < S_N; i++)
         if (sqlite3_prepare_v3(g->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &g->st[i], NULL) !=
             SQLITE_OK)
@@ -307,7 +382,10 @@ int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struc
 err_after_open:
     for (int i = 0; i < S_N; i++)
         sqlite3_finalize(g->st[i]);
+    sqlite3_close(g->ckpt);
     sqlite3_close(g->db);
+    if (g->db_fd >= 0)
+        close(g->db_fd);
     mr_free(g->wal_path);
     mr_free(g);
     return rc;
@@ -323,7 +401,10 @@ void gtab_close(struct gtab *g)
         sqlite3_finalize(g->st[i]);
     if (g->wal_fd >= 0)
         close(g->wal_fd);
+    sqlite3_close(g->ckpt);   /* first: the last connection to close checkpoints */
     sqlite3_close(g->db);
+    if (g->db_fd >= 0)
+        close(g->db_fd);
     mr_free(g->wal_path);
     mr_free(g->tables);
     mr_free(g);

@@ -15,6 +15,18 @@
  * Other files (the database, temporary files) pass straight through.  The
  * buffer belongs to one connection used by one thread, like the file
  * itself; gtab_sync syncs through its own descriptor, after the flush.
+ *
+ * Another connection (the checkpointer, store.c, on the default VFS) reads
+ * the WAL's frames from the file, up to the last commit the shared header
+ * announces.  So a commit's frames must be in the file before SQLite
+ * publishes that header: it calls the database file's xShmBarrier between
+ * the header's two copies (walIndexWriteHdr), after writing the frames,
+ * and readers only take a header whose copies agree.  The barrier of a
+ * database file therefore flushes its WAL's buffer first.  A flush that
+ * fails there cannot fail the commit (the barrier returns nothing): the
+ * error stays with the WAL, gtab__walbuf_flush reports it right after the
+ * COMMIT (the node stops), and gtab__walbuf_failed tells the checkpointer
+ * not to start, so no frame that missed the file is ever copied.
  */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -29,6 +41,8 @@
 struct wb_file {
     struct vfswrap_file w;    /* base (pMethods = &wb_methods); real: the default VFS's file, right after this struct */
     int wal;                  /* a WAL: writes are gathered */
+    struct wb_file *peer;     /* a database: its WAL; a WAL: its database (same connection) */
+    int failed_rc;            /* a WAL: a flush at a barrier failed (sticky) */
     unsigned char *buf;       /* WALBUF_CAP bytes, allocated at the first write */
     size_t len;
     sqlite3_int64 off;        /* file offset of buf[0] */
@@ -36,6 +50,7 @@ struct wb_file {
 };
 
 static sqlite3_vfs *wb_orig;
+static int wb_failed;         /* some flush at a barrier failed: no checkpoint may start */
 
 static int wb_flush(struct wb_file *f)
 {
@@ -68,6 +83,9 @@ static int wb_close(sqlite3_file *p)
 {
     struct wb_file *f = (struct wb_file *)p;
     int rc = wb_flush(f), rc2 = f->w.real->pMethods->xClose(f->w.real);
+
+    if (f->peer)
+        f->peer->peer = NULL;
 
     free(f->buf);
     f->buf = NULL;
@@ -125,12 +143,28 @@ static int wb_fetch(sqlite3_file *p, sqlite3_int64 off, int n, void **out)
     return REAL(p)->pMethods->xFetch(REAL(p), off, n, out);
 }
 
+/* See the top of the file: the frames go to the file before the header
+ * that announces them. */
+static void wb_shm_barrier(sqlite3_file *p)
+{
+    struct wb_file *f = (struct wb_file *)p, *wal = f->peer;
+
+    if (!f->wal && wal && wal->len) {
+        int rc = wb_flush(wal);
+        if (rc != SQLITE_OK) {
+            wal->failed_rc = rc;
+            __atomic_store_n(&wb_failed, 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    vfswrap_shm_barrier(p);
+}
+
 /* Version 3, like the unix VFS's; gtab__walbuf_register refuses a default
  * VFS whose files are older (we would call methods they lack). */
 static const sqlite3_io_methods wb_methods = {
     3, wb_close, wb_read, wb_write, wb_truncate, wb_sync, wb_file_size, vfswrap_lock, vfswrap_unlock,
     vfswrap_check_reserved, vfswrap_file_control, vfswrap_sector_size, vfswrap_device, vfswrap_shm_map,
-    vfswrap_shm_lock, vfswrap_shm_barrier, vfswrap_shm_unmap, wb_fetch, vfswrap_unfetch,
+    vfswrap_shm_lock, wb_shm_barrier, vfswrap_shm_unmap, wb_fetch, vfswrap_unfetch,
 };
 
 static int wb_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *p, int flags, int *out_flags)
@@ -150,6 +184,15 @@ static int wb_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *p, int
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
     p->pMethods = &wb_methods;
+    if (f->wal) {
+        /* SQLite opens a WAL after its database, through the same VFS, and
+         * closes it first. */
+        struct wb_file *db = (struct wb_file *)sqlite3_database_file_object(name);
+        if (db && db->w.base.pMethods == &wb_methods) {
+            db->peer = f;
+            f->peer = db;
+        }
+    }
     return SQLITE_OK;
 }
 
@@ -261,7 +304,14 @@ int gtab__walbuf_flush(sqlite3 *db, int *sys_errno)
         p->pMethods != &wb_methods)
         return SQLITE_OK; /* not ours (or no WAL open): nothing buffered */
     rc = wb_flush((struct wb_file *)p);
+    if (rc == SQLITE_OK)
+        rc = ((struct wb_file *)p)->failed_rc;
     if (rc != SQLITE_OK)
         *sys_errno = ((struct wb_file *)p)->last_errno;
     return rc;
+}
+
+int gtab__walbuf_failed(void)
+{
+    return __atomic_load_n(&wb_failed, __ATOMIC_SEQ_CST);
 }

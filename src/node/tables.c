@@ -463,8 +463,81 @@ static void refuse_unsynced(struct node *n, const char *why)
     send_replies(n, b, 1, why);
 }
 
-/* The durable point moved to <upto>: send the answers it covers, and let
- * the streams send what is now durable. */
+/* ---- checkpoints (decision 050) ---- */
+
+static void ckpt_start(struct node *n);
+
+/* On a pool thread: gtab_checkpoint uses the store's other connection. */
+static void ckpt_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    struct tables *t = n->tables;
+    int64_t t0 = mr_mono_us();
+
+    t->ckpt_rc = gtab_checkpoint(t->g, t->ckpt_err);
+    t->ckpt_us = mr_mono_us() - t0;
+}
+
+static void ckpt_after(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    struct tables *t = n->tables;
+
+    t->ckpt_busy = 0;
+    if (status == 0 && t->ckpt_rc == 0) {
+        int left = gtab_checkpoint_done(t->g);
+        t->checkpoints++;
+        mr_hist_observe(&t->checkpoint_seconds, (double)t->ckpt_us / 1e6);
+        t->ckpt_rest = left > 0;
+        if (left > GTAB_CHECKPOINT_REST_FRAMES)
+            ckpt_start(n);   /* again beside the commits: a shorter rest */
+    } else if (status == 0 && t->ckpt_rc == MR_EUNAVAIL) {
+        mr_log(MR_LOG_DEBUG, "tables", "%s; tried again after the next sync", t->ckpt_err);
+    } else if (t->running) {
+        node__fail(n, "global tables: %s", status != 0 ? uv_strerror(status) : t->ckpt_err);
+    }
+}
+
+/* Right after a commit, before any transaction begins: copy what was
+ * committed during the last checkpoint, so that the next write starts the
+ * WAL afresh (gtab_checkpoint_done).  On the loop, but short: the pages of
+ * a few commits and two fsyncs. */
+static void ckpt_finish(struct node *n)
+{
+    struct tables *t = n->tables;
+    int rc;
+
+    if (!t->ckpt_rest || t->ckpt_busy)
+        return;
+    rc = gtab_checkpoint(t->g, t->ckpt_err);
+    if (rc == MR_EIO) {
+        node__fail(n, "global tables: %s", t->ckpt_err);
+        return;
+    }
+    if (rc == 0)
+        t->ckpt_rest = gtab_checkpoint_done(t->g) > 0;
+}
+
+static void ckpt_start(struct node *n)
+{
+    struct tables *t = n->tables;
+
+    if (t->ckpt_busy || !t->running || n->failed)
+        return;
+    t->ckpt_req.data = n;
+    if (uv_queue_work(n->loop, &t->ckpt_req, ckpt_work, ckpt_after) == 0)
+        t->ckpt_busy = 1;
+}
+
+static void ckpt_maybe_start(struct node *n)
+{
+    if (gtab_checkpoint_due(n->tables->g))
+        ckpt_start(n);
+}
+
+/* The durable point moved to <upto>: send the answers it covers, let the
+ * streams send what is now durable, and copy the WAL into the database
+ * when it has grown enough. */
 static void synced(struct node *n, struct tables_reply *r, uint64_t upto, int64_t start_us)
 {
     struct tables *t = n->tables;
@@ -474,6 +547,7 @@ static void synced(struct node *n, struct tables_reply *r, uint64_t upto, int64_
     mr_hist_observe(&t->commit_seconds, (double)(mr_mono_us() - start_us) / 1e6);
     send_replies(n, r, 0, NULL);
     tables__stream_kick(n);
+    ckpt_maybe_start(n);
 }
 
 static void sync_start(struct node *n);
@@ -574,8 +648,15 @@ static void flush_turn(struct node *n, int force)
         refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
         return;
     }
-    if (committed)
+    if (committed) {
         t->commits++;
+        ckpt_finish(n);
+        if (n->failed) {
+            send_replies(n, take_replies(n), 1, "the write could not be made durable; its outcome is unknown");
+            refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
+            return;
+        }
+    }
     if (!committed && t->replies_head == NULL)
         return;
     if (!committed && !t->unsynced && !t->sync_busy) {
@@ -670,6 +751,7 @@ int node__tables_start(struct node *n, char *err)
     n->tables = mr_calloc(1, sizeof(*n->tables));
     n->tables->seed_fd = -1;
     mr_hist_init(&n->tables->commit_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
+    mr_hist_init(&n->tables->checkpoint_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
     mr_hist_init(&n->tables->write_seconds, mr_hist_latency_bounds, mr_hist_latency_n);
     path = mr_asprintf("%s/tables.db", n->cfg->data_dir);
     rc = gtab_open(path, n->cfg->region, skew, &n->tables->g, err);
@@ -1108,6 +1190,8 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
     mr_metric_u64(b, "meridian_tables_log_head", NULL, gtab_head(g));
     mr_metric_header(b, "meridian_tables_commit_seconds", "histogram", "global tables: group commit sync (fdatasync of the WAL, on the pool) time");
     mr_metric_hist(b, "meridian_tables_commit_seconds", NULL, &t->commit_seconds);
+    mr_metric_header(b, "meridian_tables_checkpoint_seconds", "histogram", "global tables: WAL checkpoint time (on the pool, off the loop)");
+    mr_metric_hist(b, "meridian_tables_checkpoint_seconds", NULL, &t->checkpoint_seconds);
     mr_metric_header(b, "meridian_tables_write_seconds", "histogram", "global tables: local write request to durable answer");
     mr_metric_hist(b, "meridian_tables_write_seconds", NULL, &t->write_seconds);
 #define TCOUNTER(name, field, help)                             \
@@ -1120,6 +1204,7 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
     TCOUNTER("batches_received_total", batches_received, "global tables: replication batches received");
     TCOUNTER("entries_applied_total", entries_applied, "global tables: peer entries applied here");
     TCOUNTER("commits_total", commits, "global tables: group commits");
+    TCOUNTER("checkpoints_total", checkpoints, "global tables: WAL checkpoints");
     TCOUNTER("expired_removed_total", swept, "global tables: expired items removed here");
     TCOUNTER("tombstones_collected_total", collected, "global tables: tombstones collected here");
     TCOUNTER("seeds_total", seeds, "global tables: times this region was seeded from a peer's snapshot");

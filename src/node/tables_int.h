@@ -109,6 +109,14 @@ struct tables {
     char sync_err[MR_ERRMSG_LEN];
     int64_t sync_start_us;
     uv_work_t sync_req;
+    /* Checkpoints on the pool, through the store's second connection
+     * (decision 050): the loop never copies the WAL itself. */
+    int ckpt_busy;
+    int ckpt_rest;            /* frames committed during the last one remain */
+    int ckpt_rc;
+    char ckpt_err[MR_ERRMSG_LEN];
+    int64_t ckpt_us;          /* the last one's duration, measured on the pool */
+    uv_work_t ckpt_req;
     struct tables_wait *waits;
     size_t n_waits;
     struct tables_peer *peers[TABLES_MAX_PEERS];
@@ -159,8 +167,9 @@ struct tables {
     char recover_why[256];
     /* Stats. */
     uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
-    uint64_t commits, swept, collected, gaps;
+    uint64_t commits, swept, collected, gaps, checkpoints;
     struct mr_hist commit_seconds;  /* commit to durable (the sync included) */
+    struct mr_hist checkpoint_seconds;
     struct mr_hist write_seconds;
 };
 
