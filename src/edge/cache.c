@@ -169,6 +169,16 @@ static void hdr_all(const struct http_header *h, size_t n, const char *name, str
         }
 }
 
+void edge_cc_parse_fields(const struct http_header *h, size_t n, struct edge_cc *out)
+{
+    struct mr_buf b;
+
+    mr_buf_init(&b);
+    hdr_all(h, n, "Cache-Control", &b);
+    edge_cc_parse(b.data, out);
+    mr_buf_close(&b);
+}
+
 static uint64_t hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
@@ -345,11 +355,8 @@ enum edge_fresh edge_cache_lookup(struct edge_cache *c, const struct edge_cache_
     struct mr_buf vals;
     int64_t age;
 
-    /* Every Cache-Control line of the request (RFC 9110 5.3), as for the
-     * response: a no-cache or max-age on a second line counts too. */
+    edge_cc_parse_fields(r->headers, r->n_headers, &rcc);
     mr_buf_init(&vals);
-    hdr_all(r->headers, r->n_headers, "Cache-Control", &vals);
-    edge_cc_parse(vals.data, &rcc);
     for (; e; e = next) {
         next = e->hnext;
         if (strcmp(e->key, r->key) != 0)
@@ -414,17 +421,11 @@ int edge_cache_storable(const struct edge_cache_req *r, int status,
 
     if (!status_cacheable(status))
         return 0;
-    mr_buf_init(&b);
-    hdr_all(r->headers, r->n_headers, "Cache-Control", &b);
-    edge_cc_parse(b.data, &rcc);
-    if (rcc.no_store) {
-        mr_buf_close(&b);
+    edge_cc_parse_fields(r->headers, r->n_headers, &rcc);
+    if (rcc.no_store)
         return 0;
-    }
-    mr_buf_reset(&b);
-    hdr_all(headers, n_headers, "Cache-Control", &b);
-    edge_cc_parse(b.data, &cc);
-    mr_buf_reset(&b);
+    edge_cc_parse_fields(headers, n_headers, &cc);
+    mr_buf_init(&b);
     vary_names(headers, n_headers, &b);
     star = strcmp(b.data, "*") == 0 || strstr(b.data, ",*") != NULL ||
            strncmp(b.data, "*,", 2) == 0;
@@ -452,10 +453,8 @@ int edge_cache_store(struct edge_cache *c, const struct edge_cache_req *r, int s
 
     if (!edge_cache_storable(r, status, headers, n_headers))
         return 0;
+    edge_cc_parse_fields(headers, n_headers, &cc);
     mr_buf_init(&b);
-    hdr_all(headers, n_headers, "Cache-Control", &b);
-    edge_cc_parse(b.data, &cc);
-    mr_buf_reset(&b);
     vary_names(headers, n_headers, &b);
     mr_buf_init(&vals);
     vary_values(b.data, r->headers, r->n_headers, &vals);

@@ -752,7 +752,7 @@ static void store_in_cache(struct ereq *r, const struct http_response *resp, con
                           resp->body, resp->body_len)) {
         /* An answer that may no longer be stored replaces nothing stale. */
         struct edge_cc cc;
-        edge_cc_parse(find_hdr(resp->headers, resp->n_headers, "Cache-Control"), &cc);
+        edge_cc_parse_fields(resp->headers, resp->n_headers, &cc);
         if (cc.no_store || cc.private_)
             edge_cache_evict_key(e->cache, r->cache_key);
     }

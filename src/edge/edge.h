@@ -158,6 +158,9 @@ struct edge_cc {
  * (RFC 9111 5.2.3), a malformed delta-seconds makes that directive absent.
  * <v> may be NULL (no field). */
 void edge_cc_parse(const char *v, struct edge_cc *out);
+/* edge_cc_parse of every Cache-Control field line in <h>, combined as one
+ * list (RFC 9110 5.3): a directive on a second line counts as on the first. */
+void edge_cc_parse_fields(const struct http_header *h, size_t n, struct edge_cc *out);
 
 struct edge_cache;
 
@@ -204,8 +207,11 @@ struct edge_cache_req {
 
 /* Look up a usable answer for <r>.  Returns the freshness class and fills
  * <out> when not EDGE_CACHE_NONE; moves the entry to the LRU head.
- * Honours request no-cache / no-store / max-age=0 (RFC 9111 5.2.1): then
- * only EDGE_CACHE_STALE_SIE is returned for a stored answer. */
+ * Honours the request's no-cache and no-store (RFC 9111 5.2.1): then only
+ * EDGE_CACHE_STALE_SIE is returned for a stored answer; and its max-age=N:
+ * an answer older than N seconds is at most EDGE_CACHE_STALE_SIE (so
+ * max-age=0 still takes one stored within the current second as fresh:
+ * its age is 0, which 5.2.1.1 allows). */
 enum edge_fresh edge_cache_lookup(struct edge_cache *c, const struct edge_cache_req *r,
                                   struct edge_cached *out);
 

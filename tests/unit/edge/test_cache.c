@@ -130,6 +130,39 @@ static void cache_refuses_what_a_shared_cache_must_not_store(void **state)
     edge_cache_free(c);
 }
 
+/* RFC 9110 5.3: a field sent on several lines is one list.  A request's
+ * no-store or no-cache on its second Cache-Control line used to be ignored
+ * (found by the edge_cache fuzz target). */
+static void cache_control_on_a_second_line_counts(void **state)
+{
+    struct edge_cache *c = edge_cache_new(1 << 20, 1 << 20);
+    struct http_header ok[] = {H("Cache-Control", "max-age=60")};
+    struct http_header rs_split[] = {H("Cache-Control", "max-age=60"), H("Content-Type", "a/b"),
+                                     H("cache-control", "no-store")};
+    struct http_header rq_nostore[] = {H("Cache-Control", "max-stale=1"), H("Cache-Control", "no-store")};
+    struct http_header rq_nocache[] = {H("Cache-Control", "max-stale=1"), H("Cache-Control", "no-cache")};
+    struct http_header rq_maxage[] = {H("Cache-Control", "max-stale=1"), H("Cache-Control", "max-age=2")};
+    struct edge_cache_req r = {"/a", rq_nostore, 2, 0};
+    struct edge_cached got;
+    struct edge_cc cc;
+
+    (void)state;
+    edge_cc_parse_fields(rs_split, 3, &cc);
+    assert_true(cc.no_store);
+    assert_int_equal(cc.max_age, 60);
+    assert_false(edge_cache_storable(&r, 200, ok, 1));
+    r.headers = NULL;
+    r.n_headers = 0;
+    assert_false(edge_cache_storable(&r, 200, rs_split, 3));
+    assert_int_equal(store(c, "/a", NULL, 0, 0, ok, 1, "x"), 1);
+    assert_int_equal(lookup(c, "/a", NULL, 0, 3000, &got), EDGE_CACHE_FRESH);
+    /* At most for when every region fails (edge.h). */
+    assert_int_equal(lookup(c, "/a", rq_nocache, 2, 3000, &got), EDGE_CACHE_STALE_SIE);
+    assert_int_equal(lookup(c, "/a", rq_maxage, 2, 3000, &got), EDGE_CACHE_STALE_SIE);
+    assert_int_equal(lookup(c, "/a", rq_maxage, 2, 2000, &got), EDGE_CACHE_FRESH);
+    edge_cache_free(c);
+}
+
 static void cache_keeps_one_variant_per_vary_value(void **state)
 {
     struct edge_cache *c = edge_cache_new(1 << 20, 1 << 20);
@@ -241,6 +274,7 @@ int main(void)
         cmocka_unit_test(cache_serves_fresh_then_expires_by_max_age),
         cmocka_unit_test(cache_prefers_s_maxage_for_a_shared_cache),
         cmocka_unit_test(cache_refuses_what_a_shared_cache_must_not_store),
+        cmocka_unit_test(cache_control_on_a_second_line_counts),
         cmocka_unit_test(cache_keeps_one_variant_per_vary_value),
         cmocka_unit_test(cache_evicts_least_recently_used_within_the_bound),
         cmocka_unit_test(cache_stale_while_revalidate_then_stale_if_error),
