@@ -329,22 +329,99 @@ static void retry_or_fail(struct etcd_req *r)
     uv_timer_start(r->backoff, backoff_fired, ROUND_BACKOFF_MS, 0);
 }
 
+/* What etcd says when a member has lost its leader, or had one die under a
+ * request ("etcdserver: leader changed", "etcdserver: no leader", "request
+ * timed out, possibly due to previous leader failure"). */
+static int says_leader_lost(const char *msg)
+{
+    return strstr(msg, "leader changed") != NULL || strstr(msg, "no leader") != NULL ||
+           strstr(msg, "leader failure") != NULL;
+}
+
+/* Endpoint <ep>'s member changed leaders.  A request it had forwarded to the
+ * old leader is dropped there and answered only when etcd's own request
+ * timeout ends it, about 6 s later with the default timers (measured:
+ * tests/integration/test_etcd_leader_loss.c), stalling the writes it
+ * carries long after the election is over.  So every attempt in flight
+ * there that began before <before_us> is cut short and sent again at once:
+ * a put is safe to send twice (values are unique and applied once, see
+ * etcd.h), a read has no effect.  Starts over after each cut: a cut's
+ * callbacks may start or end requests. */
+static void cut_attempts(struct etcd *e, size_t ep, int64_t before_us, const char *why)
+{
+    size_t n = 0;
+
+    for (;;) {
+        struct etcd_req *r;
+
+        for (r = e->reqs; r; r = r->next)
+            if (!r->fixed_endpoint && !r->cut && r->ep == ep && r->started_us < before_us &&
+                (r->call != NULL || r->gcall != NULL))
+                break;
+        if (r == NULL)
+            break;
+        r->cut = 1;
+        e->attempts_cut++;
+        n++;
+        e->tp->attempt_abort(r);
+    }
+    if (n > 0)
+        mr_log(MR_LOG_WARN, "etcd", "%s %s: %zu request(s) in flight there sent again", e->ep[ep].url,
+               why, n);
+}
+
 void etcd__attempt_done(struct etcd_req *r, int rc, int retry, const struct etcd__result *res)
 {
-    if (r->e->closing) {
+    struct etcd *e = r->e;
+    size_t ep = r->ep;
+
+    if (e->closing) {
         mr_seterr(r->errmsg, MR_ECLOSED, "etcd client closed");
         finish(r, MR_ECLOSED, NULL);
         return;
     }
+    if (r->cut) {
+        r->cut = 0;
+        /* Cut by us: again at once, to the endpoint in use (the same one
+         * after a new term, the next after a lost leader).  An answer that
+         * raced the cut stands. */
+        if (rc != 0 && mr_mono_us() < r->deadline_us) {
+            attempt(r);
+            return;
+        }
+    }
     if (rc == 0) {
+        /* A higher term than this member ever showed: it has elected a
+         * leader since, and what it forwarded to the last one may be lost. */
+        if (res->raft_term > e->ep[ep].raft_term) {
+            int had = e->ep[ep].raft_term != 0;
+            char why[64];
+
+            e->ep[ep].raft_term = res->raft_term;
+            snprintf(why, sizeof(why), "is in a new term (%llu)", (unsigned long long)res->raft_term);
+            if (had)   /* before finish: <r> listed keeps the client alive */
+                cut_attempts(e, ep, r->started_us, why);
+        }
         finish(r, 0, res);
         return;
     }
     r->last_rc = rc;
+    if (retry && says_leader_lost(r->errmsg)) {
+        /* Off <ep> first, so that what is cut goes elsewhere; <r> is still
+         * listed, so no callback can free the client meanwhile. */
+        if (e->current == ep)
+            etcd_failover(e, r->errmsg);
+        cut_attempts(e, ep, mr_mono_us(), "lost its leader");
+    }
     if (retry)
         retry_or_fail(r);
     else
         finish(r, rc, NULL);
+}
+
+uint64_t etcd_attempts_cut(const struct etcd *e)
+{
+    return e->attempts_cut;
 }
 
 static void attempt(struct etcd_req *r)
@@ -623,6 +700,7 @@ static int gw_decode(struct etcd_req *r, json_t *resp, struct etcd__result *res,
 
     memset(res, 0, sizeof(*res));
     res->revision = json_i64(hdr, "revision");
+    res->raft_term = json_u64(hdr, "raft_term");
     if (r->kind == ETCD__STATUS) {
         res->member_id = json_u64(hdr, "member_id");
         res->leader_id = json_u64(resp, "leader");
@@ -727,6 +805,12 @@ static void gw_attempt(struct etcd_req *r, uint64_t timeout_ms)
                   mr_strerror(rc));
         etcd__attempt_done(r, rc, 0, NULL);
     }
+}
+
+static void gw_attempt_abort(struct etcd_req *r)
+{
+    if (r->call)
+        http_call_cancel(r->call);   /* gw_on_response follows with MR_ECLOSED */
 }
 
 /* End the stream from our side (w->end_rc is set; the HTTP callback reports it). */
@@ -897,6 +981,7 @@ const struct etcd__transport etcd__gateway = {
     .init = gw_init,
     .encode = gw_encode,
     .attempt = gw_attempt,
+    .attempt_abort = gw_attempt_abort,
     .watch = gw_watch,
     .watch_abort = gw_watch_abort,
     .free = gw_free,

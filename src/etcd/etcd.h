@@ -161,4 +161,10 @@ void etcd_watch_cancel(struct etcd_watch *w);
  * caller detects a problem itself, e.g. a silent watch). */
 void etcd_failover(struct etcd *e, const char *reason);
 
+/* Attempts cut short because their member lost its leader: when a request
+ * fails with "leader changed" or "no leader", every other attempt in flight
+ * on that endpoint is sent again at once rather than left to time out
+ * (a request forwarded to a leader that died is never answered). */
+uint64_t etcd_attempts_cut(const struct etcd *e);
+
 #endif

@@ -64,6 +64,7 @@ struct etcd__endpoint {
     char *host;
     int port;
     struct etcd__h2 *h2;      /* gRPC transport: the endpoint's connection, or NULL */
+    uint64_t raft_term;       /* the highest term its answers carried */
 };
 
 enum etcd__req_kind { ETCD__PUT, ETCD__GET, ETCD__PREFIX, ETCD__COMPACT, ETCD__STATUS };
@@ -82,6 +83,7 @@ struct etcd__args {
 /* A successful answer, decoded.  Pointers are valid during etcd__attempt_done. */
 struct etcd__result {
     int64_t revision;         /* header.revision */
+    uint64_t raft_term;       /* header.raft_term (0: not known) */
     uint64_t member_id;
     uint64_t leader_id;
     int64_t raft_index;
@@ -106,6 +108,7 @@ struct etcd_req {
     struct mr_buf answer;     /* gRPC: the response message */
     uv_timer_t *backoff;      /* non-NULL while waiting between rounds */
     int last_rc;
+    int cut;                  /* the attempt in flight is being cut short (cut_attempts) */
     char errmsg[MR_ERRMSG_LEN];
     union {
         etcd_put_cb put;
@@ -147,6 +150,9 @@ struct etcd__transport {
     /* Start one attempt of <r> on endpoint r->ep, which ends (now or later)
      * in exactly one etcd__attempt_done. */
     void (*attempt)(struct etcd_req *r, uint64_t timeout_ms);
+    /* End the attempt of <r> in flight from our side: its
+     * etcd__attempt_done follows, now or soon after on the loop. */
+    void (*attempt_abort)(struct etcd_req *r);
     /* Start <w> on the current endpoint; 0, or an error and nothing runs. */
     int (*watch)(struct etcd_watch *w, const char *key, int64_t start_revision);
     /* End <w> from our side; w->end_rc is set.  etcd__watch_end follows. */
@@ -168,6 +174,7 @@ struct etcd {
     struct tls_ctx *tls;      /* https:// endpoints: client context; not owned */
     struct etcd_req *reqs;
     struct etcd_watch *watches;
+    uint64_t attempts_cut;    /* cut short after their member lost its leader */
     int closing;              /* etcd_free called: freed with the last request */
     int in_free;              /* inside etcd_free: defer the final free */
 };
@@ -193,6 +200,7 @@ struct etcd__pb_header {
     uint64_t cluster_id;
     uint64_t member_id;
     int64_t revision;
+    uint64_t raft_term;       /* the member's Raft term: it grows with each election */
 };
 
 /* Decoded answers.  Every decoder returns 0, or MR_EPROTO with a message in

@@ -115,17 +115,20 @@ static void req_answer(struct etcd_req *r)
     case ETCD__COMPACT:
         rc = etcd__pb_decode_header_only(r->answer.data, r->answer.len, &hdr, err);
         res.revision = hdr.revision;
+        res.raft_term = hdr.raft_term;
         break;
     case ETCD__GET:
     case ETCD__PREFIX:
         rc = etcd__pb_decode_range(r->answer.data, r->answer.len, &range, err);
         res.revision = range.header.revision;
+        res.raft_term = range.header.raft_term;
         res.kvs = range.kvs;
         res.n_kvs = range.n_kvs;
         break;
     case ETCD__STATUS:
         rc = etcd__pb_decode_status(r->answer.data, r->answer.len, &st, err);
         res.revision = st.header.revision;
+        res.raft_term = st.header.raft_term;
         res.member_id = st.header.member_id;
         res.leader_id = st.leader;
         res.raft_index = (int64_t)st.raft_index;
@@ -192,6 +195,12 @@ static void gr_attempt(struct etcd_req *r, uint64_t timeout_ms)
                   mr_strerror(rc));
         etcd__attempt_done(r, rc, 0, NULL);
     }
+}
+
+static void gr_attempt_abort(struct etcd_req *r)
+{
+    if (r->gcall)
+        etcd__h2_cancel(r->gcall);   /* req_end follows, now or after the message in hand */
 }
 
 /* ---- watch ------------------------------------------------------------------- */
@@ -311,6 +320,7 @@ const struct etcd__transport etcd__grpc = {
     .init = gr_init,
     .encode = gr_encode,
     .attempt = gr_attempt,
+    .attempt_abort = gr_attempt_abort,
     .watch = gr_watch,
     .watch_abort = gr_watch_abort,
     .free = gr_free,

@@ -819,7 +819,21 @@ int etcd__h2_call(struct etcd__h2 *h, const struct etcd__gcall_opts *o, struct e
             c->deadline_ms = 1;
             snprintf(c->grpc_message, sizeof(c->grpc_message), "submit: %s", nghttp2_strerror(rc));
         } else {
+            /* A write that fails here fails the link, and the link ends its
+             * calls: this one's end waits (in_msg) and goes to the timer,
+             * since on_end must not run inside this function. */
+            c->in_msg = 1;
             link_flush(c->link);
+            c->in_msg = 0;
+            if (c->ending) {
+                if (c->stream_id != 0)
+                    nghttp2_session_set_stream_user_data(c->link->ng, c->stream_id, NULL);
+                c->ending = 0;
+                c->link = NULL;
+                c->stream_id = 0;
+                c->deadline_ms = 1;
+                snprintf(c->grpc_message, sizeof(c->grpc_message), "%s", c->end_msg);
+            }
         }
     }
     arm_timer(h);

@@ -143,7 +143,7 @@ static int decode_header(const uint8_t *p, size_t n, struct etcd__pb_header *h)
 
     reader_init(&rd, p, n);
     while ((frc = next_field(&rd, &f)) == 1) {
-        if (f.num >= 1 && f.num <= 3 && !want(&f, WT_VARINT))
+        if (f.num >= 1 && f.num <= 4 && !want(&f, WT_VARINT))
             goto bad;
         if (f.num == 1)
             h->cluster_id = f.v;
@@ -151,6 +151,8 @@ static int decode_header(const uint8_t *p, size_t n, struct etcd__pb_header *h)
             h->member_id = f.v;
         else if (f.num == 3)
             h->revision = (int64_t)f.v;
+        else if (f.num == 4)
+            h->raft_term = f.v;
     }
     if (frc < 0)
         goto bad;

@@ -441,6 +441,9 @@ static void write_metrics(struct node *n, struct mr_buf *b)
     mr_metric_hist(b, "meridian_etcd_put_seconds", NULL, &s->put_seconds);
     mr_metric_header(b, "meridian_etcd_get_seconds", "histogram", "etcd linearizable read round trip");
     mr_metric_hist(b, "meridian_etcd_get_seconds", NULL, &s->get_seconds);
+    mr_metric_header(b, "meridian_etcd_attempts_cut_total", "counter",
+                     "etcd requests sent again at once because their member lost its leader");
+    mr_metric_u64(b, "meridian_etcd_attempts_cut_total", NULL, etcd_attempts_cut(n->etcd));
     mr_metric_header(b, "meridian_commit_seconds", "histogram", "write request to local apply");
     mr_metric_hist(b, "meridian_commit_seconds", NULL, &s->commit_seconds);
 

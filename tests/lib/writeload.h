@@ -34,6 +34,7 @@ struct writeload {
     struct load_target targets[CLUSTER_MAX_REGIONS];
     char hosts[CLUSTER_MAX_REGIONS][64];
     int sending[WL_CLIENTS];
+    int64_t sent_at[WL_CLIENTS][WL_MAX_SEQ];  /* mr_mono_us() of the request */
     int64_t acked_at[WL_CLIENTS][WL_MAX_SEQ]; /* mr_mono_us() of the ack, 0: none */
     struct load_result res;
     pthread_t thread;
@@ -47,6 +48,8 @@ static inline void wl_gen(size_t client, uint64_t seq, struct load_req *req, voi
     req->path = "/v1/sql";
     req->target = client % w->c->n_regions;
     w->sending[client] = (int)seq;
+    if (seq < WL_MAX_SEQ)
+        w->sent_at[client][seq] = mr_mono_us();
     mr_buf_printf(req->body,
                   "{\"statements\":[{\"sql\":\"INSERT INTO w(client, seq, round) VALUES (?, ?, ?)\","
                   "\"params\":[%zu,%llu,%d]}],\"idempotency_key\":\"r%d-c%zu-s%llu\"}",

@@ -841,6 +841,7 @@ static void header_msg(struct mr_buf *b, int64_t rev)
     etcd__pb_varint_field(&h, 1, 0xfeedfacecafe);
     etcd__pb_varint_field(&h, 2, 42);
     etcd__pb_varint_field(&h, 3, (uint64_t)rev);
+    etcd__pb_varint_field(&h, 4, 7); /* raft_term */
     etcd__pb_bytes_field(b, 1, h.data, h.len);
     mr_buf_close(&h);
 }
@@ -896,6 +897,7 @@ static void decoders_read_well_formed_messages(void **state)
     etcd__pb_bytes_field(&b, 2, kv.data, kv.len);
     assert_int_equal(etcd__pb_decode_range(b.data, b.len, &r, err), 0);
     assert_int_equal(r.header.revision, 5);
+    assert_int_equal(r.header.raft_term, 7); /* a new term means a new leader (etcd.c) */
     assert_int_equal(r.n_kvs, 1);
     assert_string_equal(r.kvs[0].key, "/a");
     mr_free(r.kvs);
