@@ -70,6 +70,14 @@ void gtab_hlc_observe(struct gtab_hlc *h, uint64_t remote);
 /* ---- validation ---- */
 int gtab_name_valid(const char *s, size_t len, char *err);
 int gtab_key_valid(const char *s, size_t len, char *err);
+/* The version an If-Match header names: <header> without its surrounding
+ * quotes, copied into <buf> (<size> bytes, truncated); NULL when the header
+ * is absent or empty. */
+const char *gtab_if_match(const char *header, char *buf, size_t size);
+/* The operations of a `POST .../ops` body, {"ops":[...]} and nothing else:
+ * 0 and *ops (borrowed from <body>; gtab_ops checks each operation), or
+ * MR_EINVAL naming the problem. */
+int gtab_ops_body(const json_t *body, const json_t **ops, char *err);
 /* Parse a table spec {"kind":"lww"|"crdt","ttl_field":"..."} for table <name>.
  * MR_EINVAL with a message naming the problem. */
 int gtab_spec_parse(const char *name, const json_t *spec, struct gtab_spec *out, char *err);
@@ -177,7 +185,8 @@ int gtab_sync(struct gtab *g, char *err) __attribute__((warn_unused_result));
  * written several times in between is copied once (decision 023). */
 #define GTAB_CHECKPOINT_FRAMES 10000
 /* Frames left by a checkpoint beside commits that the last, short one on
- * the store's thread copies; more go through another one beside commits. */
+ * the store's thread copies; more go through another one beside commits
+ * (gtab_checkpoint_again). */
 #define GTAB_CHECKPOINT_REST_FRAMES 256
 /* Whether the WAL has grown GTAB_CHECKPOINT_FRAMES past the last checkpoint. */
 int gtab_checkpoint_due(const struct gtab *g);
@@ -195,6 +204,14 @@ int gtab_checkpoint(struct gtab *g, char *err) __attribute__((warn_unused_result
  * caller copies what is left with more gtab_checkpoint calls, the last
  * one right after a commit, before the next write begins. */
 int gtab_checkpoint_done(struct gtab *g);
+/* With the <left> that gtab_checkpoint_done returned: 1 when the rest
+ * should go through another checkpoint beside the commits, 0 when the
+ * caller copies it on the store's thread right after its next commit.  That
+ * is when the rest is short (GTAB_CHECKPOINT_REST_FRAMES), and also when
+ * the WAL has grown to twice GTAB_CHECKPOINT_FRAMES: commits are outrunning
+ * the checkpoints beside them, and only a copy that holds the writes back
+ * lets the WAL start afresh rather than grow without bound. */
+int gtab_checkpoint_again(const struct gtab *g, int left);
 
 /* ---- replication ---- */
 /* This region's last log position. */

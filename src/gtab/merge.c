@@ -60,6 +60,35 @@ int gtab_key_valid(const char *s, size_t len, char *err)
     return 0;
 }
 
+const char *gtab_if_match(const char *header, char *buf, size_t size)
+{
+    size_t len;
+
+    if (header == NULL || *header == '\0')
+        return NULL;
+    len = strlen(header);
+    if (len >= 2 && header[0] == '"' && header[len - 1] == '"')
+        snprintf(buf, size, "%.*s", (int)(len - 2), header + 1);
+    else
+        snprintf(buf, size, "%s", header);
+    return buf;
+}
+
+int gtab_ops_body(const json_t *body, const json_t **ops, char *err)
+{
+    const char *k;
+    json_t *v;
+
+    if (!json_is_object(body))
+        return mr_seterr(err, MR_EINVAL, "body must be {\"ops\":[...]}");
+    json_object_foreach((json_t *)body, k, v) {
+        if (strcmp(k, "ops") != 0)
+            return mr_seterr(err, MR_EINVAL, "unknown field \"%.64s\" (expected ops)", k);
+    }
+    *ops = json_object_get(body, "ops");
+    return 0;
+}
+
 const char *gtab_kind_name(enum gtab_kind kind)
 {
     return kind == GTAB_LWW ? "lww" : "crdt";

@@ -337,6 +337,11 @@ int gtab_checkpoint_done(struct gtab *g)
     return g->wal_frames > g->ckpt_copied ? g->wal_frames - g->ckpt_copied : 0;
 }
 
+int gtab_checkpoint_again(const struct gtab *g, int left)
+{
+    return left > GTAB_CHECKPOINT_REST_FRAMES && g->wal_frames < 2 * GTAB_CHECKPOINT_FRAMES;
+}
+
 int gtab_open(const char *path, const char *region, int64_t clock_skew_ms, struct gtab **out,
               char *err)
 {

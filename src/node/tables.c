@@ -489,7 +489,7 @@ static void ckpt_after(uv_work_t *req, int status)
         t->checkpoints++;
         mr_hist_observe(&t->checkpoint_seconds, (double)t->ckpt_us / 1e6);
         t->ckpt_rest = left > 0;
-        if (left > GTAB_CHECKPOINT_REST_FRAMES)
+        if (gtab_checkpoint_again(t->g, left))
             ckpt_start(n);   /* again beside the commits: a shorter rest */
     } else if (status == 0 && t->ckpt_rc == MR_EUNAVAIL) {
         mr_log(MR_LOG_DEBUG, "tables", "%s; tried again after the next sync", t->ckpt_err);
@@ -953,27 +953,11 @@ static void put_table(struct node *n, struct http_exchange *ex, const struct htt
                created ? "\"created\":true," : "\"created\":false,");
 }
 
-/* If-Match without its quotes; NULL when absent. */
-static const char *if_match(const struct http_request *hr, char *buf, size_t size)
-{
-    const char *h = http_request_header(hr, "If-Match");
-    size_t len;
-
-    if (h == NULL || *h == '\0')
-        return NULL;
-    len = strlen(h);
-    if (len >= 2 && h[0] == '"' && h[len - 1] == '"')
-        snprintf(buf, size, "%.*s", (int)(len - 2), h + 1);
-    else
-        snprintf(buf, size, "%s", h);
-    return buf;
-}
-
 static void item_write(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                        const char *tbl, const char *key, int ops, const struct mr_token *tok)
 {
     char err[MR_ERRMSG_LEN], im[GTAB_VERSION_LEN + 8];
-    const char *match = if_match(hr, im, sizeof(im));
+    const char *match = gtab_if_match(http_request_header(hr, "If-Match"), im, sizeof(im));
     struct gtab_wres w;
     json_t *body = NULL;
     int rc = 0;
@@ -992,16 +976,10 @@ static void item_write(struct node *n, struct http_exchange *ex, const struct ht
         else if ((body = parse_body(hr, err)) == NULL)
             rc = MR_EINVAL;
         if (rc == 0 && ops) {
-            const char *k;
-            json_t *v;
-            if (!json_is_object(body))
-                rc = mr_seterr(err, MR_EINVAL, "body must be {\"ops\":[...]}");
-            json_object_foreach(body, k, v) {
-                if (rc == 0 && strcmp(k, "ops") != 0)
-                    rc = mr_seterr(err, MR_EINVAL, "unknown field \"%.64s\" (expected ops)", k);
-            }
+            const json_t *list;
+            rc = gtab_ops_body(body, &list, err);
             if (rc == 0)
-                rc = gtab_ops(n->tables->g, tbl, key, json_object_get(body, "ops"), match, &w, err);
+                rc = gtab_ops(n->tables->g, tbl, key, list, match, &w, err);
         } else if (rc == 0) {
             rc = gtab_put(n->tables->g, tbl, key, body, match, &w, err);
         }

@@ -280,21 +280,6 @@ static void req_table(const char *p, size_t n)
 
 /* ---- item writes ----------------------------------------------------------- */
 
-/* tables.c, if_match(): without its quotes; NULL when absent. */
-static const char *if_match(const char *h, char *buf, size_t size)
-{
-    size_t len;
-
-    if (h == NULL || *h == '\0')
-        return NULL;
-    len = strlen(h);
-    if (len >= 2 && h[0] == '"' && h[len - 1] == '"')
-        snprintf(buf, size, "%.*s", (int)(len - 2), h + 1);
-    else
-        snprintf(buf, size, "%s", h);
-    return buf;
-}
-
 /* tables.c, item_write(): the checks before the store, then the store. */
 static int item_write(enum req req, const char *tbl, const char *key, const char *match,
                       const char *body, size_t body_len, struct gtab_wres *w, char *err)
@@ -313,16 +298,10 @@ static int item_write(enum req req, const char *tbl, const char *key, const char
     else if ((doc = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
         rc = mr_seterr(err, MR_EINVAL, "body is not valid JSON: %s", jerr.text);
     if (rc == 0 && req == REQ_OPS) {
-        const char *k;
-        json_t *v;
-        if (!json_is_object(doc))
-            rc = mr_seterr(err, MR_EINVAL, "body must be {\"ops\":[...]}");
-        json_object_foreach(doc, k, v) {
-            if (rc == 0 && strcmp(k, "ops") != 0)
-                rc = mr_seterr(err, MR_EINVAL, "unknown field \"%.64s\" (expected ops)", k);
-        }
+        const json_t *list;
+        rc = gtab_ops_body(doc, &list, err);
         if (rc == 0)
-            rc = gtab_ops(g, tbl, key, json_object_get(doc, "ops"), match, w, err);
+            rc = gtab_ops(g, tbl, key, list, match, w, err);
     } else if (rc == 0) {
         rc = gtab_put(g, tbl, key, doc, match, w, err);
     }
@@ -363,7 +342,7 @@ static void req_write(enum req req, const char *tbl, const char *key, const char
     } else {
         hdr = fuzz_cstr((const uint8_t *)p, hlen); /* the whole value, as a header has it */
     }
-    match = if_match(hdr, im, sizeof(im));
+    match = gtab_if_match(hdr, im, sizeof(im));
     memset(&w, 0, sizeof(w));
     rc = item_write(req, tbl, key, match, body, n - (size_t)(body - p), &w, err);
     see(tbl, key, now, &after);

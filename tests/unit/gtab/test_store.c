@@ -463,7 +463,7 @@ static void checkpoints_beside_commits_keep_the_wal_small_and_the_data_whole(voi
             checkpoints++;
             left = gtab_checkpoint_done(f->a);
             rest = left > 0;
-            if (left > GTAB_CHECKPOINT_REST_FRAMES)
+            if (gtab_checkpoint_again(f->a, left))
                 goto start;
         }
         if (!running && rest) {   /* right after a commit: the last, short one */
