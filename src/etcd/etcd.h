@@ -161,10 +161,12 @@ void etcd_watch_cancel(struct etcd_watch *w);
  * caller detects a problem itself, e.g. a silent watch). */
 void etcd_failover(struct etcd *e, const char *reason);
 
-/* Attempts cut short because their member lost its leader: when a request
- * fails with "leader changed" or "no leader", every other attempt in flight
- * on that endpoint is sent again at once rather than left to time out
- * (a request forwarded to a leader that died is never answered). */
+/* Attempts cut short because their member changed leader (decision 051):
+ * when an answer from an endpoint carries a higher Raft term than it showed
+ * before, or a request there fails with "leader changed" or "no leader",
+ * every other attempt in flight on that endpoint that began earlier is sent
+ * again at once rather than left to time out (a request forwarded to a
+ * leader that died is answered only by etcd's own timeout, about 6 s). */
 uint64_t etcd_attempts_cut(const struct etcd *e);
 
 #endif
