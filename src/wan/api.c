@@ -417,15 +417,24 @@ static int decode(const char *s, size_t len, char *out, size_t n)
     return 0;
 }
 
+int wan_link_lookup(const struct wan *w, const char *raw)
+{
+    char name[2 * WAN_NAME_MAX + 4];
+
+    if (decode(raw, strlen(raw), name, sizeof(name)) != 0)
+        return -1;
+    return wan_link_find(w, name);
+}
+
 static void on_link_request(struct wan *w, struct http_exchange *ex,
                             const struct http_request *req, const char *raw)
 {
-    char name[2 * WAN_NAME_MAX + 4], err[MR_ERRMSG_LEN];
+    char err[MR_ERRMSG_LEN];
     struct wan_settings s;
     struct mr_buf b;
     int idx;
 
-    if (decode(raw, strlen(raw), name, sizeof(name)) != 0 || (idx = wan_link_find(w, name)) < 0) {
+    if ((idx = wan_link_lookup(w, raw)) < 0) {
         respond_error(ex, 404, "ENOTFOUND", "no link '%s' (GET /links lists them)", raw);
         return;
     }
@@ -447,77 +456,110 @@ static void on_link_request(struct wan *w, struct http_exchange *ex,
     mr_buf_close(&b);
 }
 
+int wan_region_request_parse(const struct http_request *req, char *region, int *cut,
+                             enum wan_state *state, char *err)
+{
+    const char *name, *slash;
+    struct mr_buf st;
+    int rc = 0;
+
+    if (strncmp(req->path, "/regions/", strlen("/regions/")) != 0)
+        return mr_seterr(err, MR_ENOTFOUND, "expected POST /regions/NAME/cut or /heal");
+    name = req->path + strlen("/regions/");
+    slash = strrchr(name, '/');
+    if (slash == NULL || slash == name ||
+        (size_t)(slash - name) > WAN_NAME_MAX ||
+        (strcmp(slash, "/cut") != 0 && strcmp(slash, "/heal") != 0))
+        return mr_seterr(err, MR_ENOTFOUND, "expected POST /regions/NAME/cut or /heal");
+    memcpy(region, name, (size_t)(slash - name));
+    region[slash - name] = '\0';
+    *cut = slash[1] == 'c';
+    *state = WAN_BLACKHOLE;
+    mr_buf_init(&st);
+    if (http_request_query(req, "state", &st)) {
+        int s = wan_state_parse(st.data ? st.data : "");
+        if (s < 0 || s == WAN_UP)
+            rc = mr_seterr(err, MR_EINVAL, "state: expected blackhole, reject or slow_close, "
+                           "found '%s'", st.data ? st.data : "");
+        else
+            *state = (enum wan_state)s;
+    }
+    mr_buf_close(&st);
+    return rc;
+}
+
 static void on_region_request(struct wan *w, struct http_exchange *ex,
                               const struct http_request *req)
 {
-    const char *name = req->path + strlen("/regions/"), *slash = strrchr(name, '/');
-    char region[WAN_NAME_MAX + 1], why[WAN_NAME_MAX + 32];
-    struct mr_buf st, b;
-    int n, state = WAN_BLACKHOLE;
+    char region[WAN_NAME_MAX + 1], why[WAN_NAME_MAX + 32], err[MR_ERRMSG_LEN];
+    struct mr_buf b;
+    enum wan_state state;
+    int n, cut, rc;
 
-    if (slash == NULL || slash == name || (size_t)(slash - name) > WAN_NAME_MAX ||
-        (strcmp(slash, "/cut") != 0 && strcmp(slash, "/heal") != 0)) {
-        respond_error(ex, 404, "ENOTFOUND", "expected POST /regions/NAME/cut or /heal");
+    /* The path first (404), then the method (405), then the state (400). */
+    rc = wan_region_request_parse(req, region, &cut, &state, err);
+    if (rc == MR_ENOTFOUND) {
+        respond_error(ex, 404, "ENOTFOUND", "%s", err);
         return;
     }
     if (strcmp(req->method, "POST") != 0) {
         respond_error(ex, 405, "EINVAL", "use POST %s", req->path);
         return;
     }
-    memcpy(region, name, (size_t)(slash - name));
-    region[slash - name] = '\0';
-    mr_buf_init(&st);
-    if (http_request_query(req, "state", &st)) {
-        state = wan_state_parse(st.data ? st.data : "");
-        if (state < 0 || state == WAN_UP) {
-            respond_error(ex, 400, "EINVAL", "state: expected blackhole, reject or slow_close, "
-                          "found '%s'", st.data ? st.data : "");
-            mr_buf_close(&st);
-            return;
-        }
+    if (rc != 0) {
+        respond_error(ex, 400, "EINVAL", "%s", err);
+        return;
     }
-    mr_buf_close(&st);
-    snprintf(why, sizeof(why), "%s region %s", slash[1] == 'c' ? "cut" : "heal", region);
-    n = wan_region_set_state(w, region, slash[1] == 'c' ? (enum wan_state)state : WAN_UP, why);
+    snprintf(why, sizeof(why), "%s region %s", cut ? "cut" : "heal", region);
+    n = wan_region_set_state(w, region, cut ? state : WAN_UP, why);
     mr_buf_init(&b);
     mr_buf_puts(&b, "{\"region\":");
     mr_json_cstr(&b, region);
-    mr_buf_printf(&b, ",\"action\":\"%s\",\"links_changed\":%d}\n", slash + 1, n);
+    mr_buf_printf(&b, ",\"action\":\"%s\",\"links_changed\":%d}\n", cut ? "cut" : "heal", n);
     respond_buf(ex, 200, &b);
     mr_buf_close(&b);
 }
 
-static void on_pids(struct wan *w, struct http_exchange *ex, const struct http_request *req)
+int wan_pids_put_json(struct wan *w, const char *body, size_t len, char *err)
 {
     json_error_t jerr;
     json_t *doc, *pids, *v;
     const char *key;
 
-    if (strcmp(req->method, "PUT") != 0) {
-        respond_error(ex, 405, "EINVAL", "use PUT /pids");
-        return;
-    }
-    doc = json_loadb(req->body, req->body_len, 0, &jerr);
+    doc = json_loadb(body, len, 0, &jerr);
     pids = json_object_get(doc, "pids");
     if (!json_is_object(pids)) {
-        respond_error(ex, 400, "EINVAL", "body: expected {\"pids\": {\"PID\": \"REGION\", ...}}");
         json_decref(doc);
-        return;
+        return mr_seterr(err, MR_EINVAL, "body: expected {\"pids\": {\"PID\": \"REGION\", ...}}");
     }
     json_object_foreach(pids, key, v) {
         int64_t pid;
         if (mr_parse_i64(key, 1, 1 << 30, &pid) != 0 || !json_is_string(v)) {
-            respond_error(ex, 400, "EINVAL", "pids: expected \"PID\": \"REGION\", found '%s'",
-                          key);
+            mr_seterr(err, MR_EINVAL, "pids: expected \"PID\": \"REGION\", found '%s'", key);
             json_decref(doc);
-            return;
+            return MR_EINVAL;
         }
     }
     w->n_pids = 0;
     json_object_foreach(pids, key, v)
         wan_pid_set(w, atoi(key), json_string_value(v));
-    mr_log(MR_LOG_INFO, "wan", "pid map replaced: %zu processes", w->n_pids);
     json_decref(doc);
+    return 0;
+}
+
+static void on_pids(struct wan *w, struct http_exchange *ex, const struct http_request *req)
+{
+    char err[MR_ERRMSG_LEN];
+
+    if (strcmp(req->method, "PUT") != 0) {
+        respond_error(ex, 405, "EINVAL", "use PUT /pids");
+        return;
+    }
+    if (wan_pids_put_json(w, req->body, req->body_len, err) != 0) {
+        respond_error(ex, 400, "EINVAL", "%s", err);
+        return;
+    }
+    mr_log(MR_LOG_INFO, "wan", "pid map replaced: %zu processes", w->n_pids);
     http_respond(ex, 200, "application/json", "{\"ok\":true}\n", 12, NULL);
 }
 

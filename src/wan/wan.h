@@ -74,6 +74,7 @@ struct wan_settings {
 void wan_settings_default(struct wan_settings *s);
 
 struct wan;
+struct http_request;
 
 /* ---- Lifecycle ---- */
 
@@ -140,6 +141,28 @@ int wan_settings_patch_json(struct wan_settings *s, const char *body, size_t len
  * "bandwidth=10mbit", "close_delay=1s", "state=blackhole" into a JSON object
  * (appended to <out>) for PATCH.  Returns MR_EINVAL naming the bad word. */
 int wan_settings_words_json(int n, char **words, struct mr_buf *out, char *err)
+    __attribute__((warn_unused_result));
+
+/* The control API's decoding of paths and bodies, as its handlers do it
+ * (and tests/fuzz/fuzz_wan_control.c).  Errors come with the message the
+ * handler answers with in <err>. */
+
+/* The LINK of /links/LINK, raw ("FROM->TO" percent-encoded or not, or
+ * "FROM:TO"), to a link index; -1 when there is no such link. */
+int wan_link_lookup(const struct wan *w, const char *raw);
+
+/* POST /regions/NAME/cut[?state=S] or /regions/NAME/heal (the method is not
+ * checked): <region> (WAN_NAME_MAX + 1 bytes) gets NAME as it is in the
+ * path (1 to WAN_NAME_MAX bytes, not percent-decoded), *cut 1 for cut and 0
+ * for heal, *state S (blackhole, reject or slow_close; blackhole when not
+ * given).  Returns MR_ENOTFOUND for any other path, MR_EINVAL for a bad S. */
+int wan_region_request_parse(const struct http_request *req, char *region, int *cut,
+                             enum wan_state *state, char *err) __attribute__((warn_unused_result));
+
+/* PUT /pids: replace the pid map with the body's {"pids": {"PID": "REGION",
+ * ...}} (PID a decimal from 1 to 2^30; a REGION longer than WAN_NAME_MAX is
+ * cut to that).  Returns MR_EINVAL, the map untouched, for any other body. */
+int wan_pids_put_json(struct wan *w, const char *body, size_t len, char *err)
     __attribute__((warn_unused_result));
 
 /* Append the links as JSON ({"links": [...]}) or Prometheus text. */
