@@ -6,6 +6,32 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Length of the well-formed UTF-8 sequence that starts <p> (<n> bytes
+ * available), or 0: RFC 3629, so no overlong forms, no surrogates and
+ * nothing past U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
+    unsigned char lo = 0x80, hi = 0xbf;
+
+    if (p[0] < 0xc2 || p[0] > 0xf4 || n < len)
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}
+
 void mr_json_str(struct mr_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -18,8 +44,21 @@ void mr_json_str(struct mr_buf *b, const char *s, size_t n)
         const char *esc = NULL;
         char u[7];
 
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
             continue;
+        if (c >= 0x80) {
+            size_t k = utf8_len((const unsigned char *)s + i, n - i);
+            if (k > 0) {
+                i += k - 1;
+                continue;
+            }
+            /* Not UTF-8 (a path or a name as a client sent it): JSON text
+             * must be, so the byte becomes U+FFFD. */
+            mr_buf_append(b, s + start, i - start);
+            mr_buf_puts(b, "\\ufffd");
+            start = i + 1;
+            continue;
+        }
         switch (c) {
         case '"': esc = "\\\""; break;
         case '\\': esc = "\\\\"; break;

@@ -11,7 +11,9 @@
 
 #include "buf.h"
 
-/* Append <s> (<n> bytes of UTF-8) as a quoted JSON string. */
+/* Append <s> (<n> bytes of UTF-8) as a quoted JSON string.  A byte that
+ * is not part of well-formed UTF-8 is written as U+FFFD, so that the text
+ * stays JSON whatever a client put in a path or a header we echo. */
 void mr_json_str(struct mr_buf *b, const char *s, size_t n);
 /* Same, for a NUL-terminated string. */
 void mr_json_cstr(struct mr_buf *b, const char *s);

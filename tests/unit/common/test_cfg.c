@@ -182,6 +182,32 @@ static void json_str_escapes_control_and_quotes(void **state)
     mr_buf_close(&b);
 }
 
+/* JSON text is UTF-8: well-formed sequences pass as they are, any other
+ * byte (a client's path echoed in an error) becomes U+FFFD. */
+static void json_str_keeps_utf8_and_replaces_what_is_not(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\x92", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\x92\""},
+        {"a\xff" "b", "\"a\\ufffdb\""},              /* never a UTF-8 byte */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},        /* overlong '/' */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""}, /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* past U+10FFFF */
+        {"end\xe2\x82", "\"end\\ufffd\\ufffd\""},   /* cut short */
+    };
+    struct mr_buf b;
+
+    (void)state;
+    mr_buf_init(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mr_buf_reset(&b);
+        mr_json_cstr(&b, cases[i].in);
+        assert_string_equal(b.data, cases[i].out);
+    }
+    mr_buf_close(&b);
+}
+
 static void buf_grows_and_consumes(void **state)
 {
     struct mr_buf b;
@@ -206,6 +232,7 @@ int main(void)
         cmocka_unit_test(base64_round_trips_and_rejects_garbage),
         cmocka_unit_test(parse_numbers_strictly),
         cmocka_unit_test(json_str_escapes_control_and_quotes),
+        cmocka_unit_test(json_str_keeps_utf8_and_replaces_what_is_not),
         cmocka_unit_test(buf_grows_and_consumes),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
