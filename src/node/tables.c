@@ -463,6 +463,14 @@ static void refuse_unsynced(struct node *n, const char *why)
     send_replies(n, b, 1, why);
 }
 
+/* Every answer still owed, the ones of this turn and the ones waiting for a
+ * sync: refused with <why>. */
+static void refuse_all(struct node *n, const char *why)
+{
+    send_replies(n, take_replies(n), 1, why);
+    refuse_unsynced(n, why);
+}
+
 /* ---- checkpoints (decision 050) ---- */
 
 static void ckpt_start(struct node *n);
@@ -642,20 +650,15 @@ static void flush_turn(struct node *n, int force)
         tables_wake(n, 0);
     if (t->sync_busy && !force)
         return;
-    if (committed && gtab_commit(t->g, err) != 0) {
+    if (committed && gtab_commit(t->g, err) != 0)
         node__fail(n, "global tables: commit: %s", err);
-        send_replies(n, take_replies(n), 1, "the write could not be made durable; its outcome is unknown");
-        refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
-        return;
-    }
-    if (committed) {
+    if (committed && !n->failed) {
         t->commits++;
-        ckpt_finish(n);
-        if (n->failed) {
-            send_replies(n, take_replies(n), 1, "the write could not be made durable; its outcome is unknown");
-            refuse_unsynced(n, "the write could not be made durable; its outcome is unknown");
-            return;
-        }
+        ckpt_finish(n);   /* may fail the node too */
+    }
+    if (n->failed) {
+        refuse_all(n, "the write could not be made durable; its outcome is unknown");
+        return;
     }
     if (!committed && t->replies_head == NULL)
         return;
@@ -815,10 +818,8 @@ void node__tables_close(struct node *n)
         char err[MR_ERRMSG_LEN];
         (void)tables__flush_durable(n, err);
     }
-    if (n->failed) {
-        send_replies(n, take_replies(n), 1, "the node failed");
-        refuse_unsynced(n, "the node failed");
-    }
+    if (n->failed)
+        refuse_all(n, "the node failed");
     t->running = 0;
     tables_wake(n, 1);
     tables__stream_close(n);

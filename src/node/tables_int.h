@@ -110,7 +110,8 @@ struct tables {
     int64_t sync_start_us;
     uv_work_t sync_req;
     /* Checkpoints on the pool, through the store's second connection
-     * (decision 050): the loop never copies the WAL itself. */
+     * (decision 050); the loop copies only the rest after one (ckpt_rest),
+     * right after a commit. */
     int ckpt_busy;
     int ckpt_rest;            /* frames committed during the last one remain */
     int ckpt_rc;
