@@ -993,41 +993,48 @@ static void item_write(struct node *n, struct http_exchange *ex, const struct ht
     write_done(n, ex, hr->received_us, 200, tok, &w, NULL);
 }
 
+int tables__list_args(const struct http_request *hr, struct tables_read *rd, char *err)
+{
+    struct mr_buf q;
+    int64_t limit = 100;
+    int rc = 0;
+
+    mr_buf_init(&q);
+    if (http_request_query(hr, "limit", &q) &&
+        mr_parse_i64(q.data ? q.data : "", 1, 1000, &limit) != 0)
+        rc = mr_seterr(err, MR_EINVAL, "limit: expected 1 to 1000");
+    mr_buf_reset(&q);
+    if (rc == 0 && http_request_query(hr, "prefix", &q) && q.len) {
+        if (q.len > GTAB_MAX_KEY)
+            rc = mr_seterr(err, MR_EINVAL, "prefix: at most %d bytes", GTAB_MAX_KEY);
+        else
+            snprintf(rd->prefix, sizeof(rd->prefix), "%s", q.data);
+    }
+    mr_buf_reset(&q);
+    if (rc == 0 && http_request_query(hr, "after", &q) && q.len) {
+        if (q.len > GTAB_MAX_KEY)
+            rc = mr_seterr(err, MR_EINVAL, "after: at most %d bytes", GTAB_MAX_KEY);
+        else
+            snprintf(rd->after, sizeof(rd->after), "%s", q.data);
+    }
+    mr_buf_close(&q);
+    rd->limit = (size_t)limit;
+    return rc;
+}
+
 static void list_items(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                        const char *tbl, const struct mr_token *tok)
 {
     struct tables_read rd;
-    struct mr_buf q;
-    int64_t limit = 100;
-    char err[MR_ERRMSG_LEN] = "";
+    char err[MR_ERRMSG_LEN];
 
     memset(&rd, 0, sizeof(rd));
     rd.kind = TREAD_LIST;
     snprintf(rd.tbl, sizeof(rd.tbl), "%.64s", tbl);
-    mr_buf_init(&q);
-    if (http_request_query(hr, "limit", &q) &&
-        mr_parse_i64(q.data ? q.data : "", 1, 1000, &limit) != 0)
-        snprintf(err, sizeof(err), "limit: expected 1 to 1000");
-    mr_buf_reset(&q);
-    if (!err[0] && http_request_query(hr, "prefix", &q) && q.len) {
-        if (q.len > GTAB_MAX_KEY)
-            snprintf(err, sizeof(err), "prefix: at most %d bytes", GTAB_MAX_KEY);
-        else
-            snprintf(rd.prefix, sizeof(rd.prefix), "%s", q.data);
-    }
-    mr_buf_reset(&q);
-    if (!err[0] && http_request_query(hr, "after", &q) && q.len) {
-        if (q.len > GTAB_MAX_KEY)
-            snprintf(err, sizeof(err), "after: at most %d bytes", GTAB_MAX_KEY);
-        else
-            snprintf(rd.after, sizeof(rd.after), "%s", q.data);
-    }
-    mr_buf_close(&q);
-    if (err[0]) {
+    if (tables__list_args(hr, &rd, err) != 0) {
         node__respond_error(n, ex, ROUTE_TABLE_READ, hr->received_us, 400, "invalid_request", err, NULL);
         return;
     }
-    rd.limit = (size_t)limit;
     read_or_wait(n, ex, hr->received_us, &rd, tok);
 }
 

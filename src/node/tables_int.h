@@ -53,6 +53,11 @@ struct tables_read {
     char after[GTAB_MAX_KEY + 1];
     size_t limit;
 };
+/* The query of GET /v1/tables/T/items (limit 1..1000, 100 when absent;
+ * prefix and after at most GTAB_MAX_KEY bytes) into <rd>'s prefix, after
+ * and limit: 0, or MR_EINVAL naming the parameter.  <rd> zeroed first. */
+int tables__list_args(const struct http_request *hr, struct tables_read *rd, char *err);
+
 struct tables_wait {
     struct http_exchange *ex;
     struct tables_read rd;

@@ -43,6 +43,7 @@
 #include "gtab/gtab.h"
 #include "gtab/gtab_int.h"
 #include "http/http.h"
+#include "node/tables_int.h"
 
 /* "docs" and "carts" are declared at open; a "table" request may declare
  * t0..t2 (once, with whatever spec comes first); "none" is never declared. */
@@ -84,7 +85,7 @@ static void commit(void)
         abort(); /* the node would stop */
 }
 
-static void store_open(void)
+static void tables_store_open(void)
 {
     static const struct gtab_spec fixed[] = {{"docs", GTAB_LWW, ""}, {"carts", GTAB_CRDT, "exp"}};
     char err[MR_ERRMSG_LEN];
@@ -394,40 +395,28 @@ static int list(const char *tbl, const char *prefix, const char *after, size_t l
 static void req_list(const char *tbl, const char *p, size_t n, int64_t now)
 {
     char *query = fuzz_cstr((const uint8_t *)p, n), err[MR_ERRMSG_LEN] = "";
-    char prefix[GTAB_MAX_KEY + 1] = "", after[GTAB_MAX_KEY + 1] = "";
     struct http_request hr = {"GET", "/v1/tables/T/items", query, NULL, 0, NULL, 0, 0, ""};
-    size_t plen, n_want = 0, n_got;
-    const char *want[N_KEYS];
+    size_t plen, n_want = 0, n_got, limit;
+    const char *want[N_KEYS], *prefix, *after;
+    struct tables_read rd;
     struct page pg, all;
-    int64_t limit = 100;
-    struct mr_buf q;
     json_t *x;
     size_t i;
     int rc;
 
-    /* tables.c, list_items(). */
-    mr_buf_init(&q);
-    if (http_request_query(&hr, "limit", &q) && mr_parse_i64(q.data ? q.data : "", 1, 1000, &limit) != 0)
-        snprintf(err, sizeof(err), "limit: expected 1 to 1000");
-    mr_buf_reset(&q);
-    if (!err[0] && http_request_query(&hr, "prefix", &q) && q.len) {
-        if (q.len > GTAB_MAX_KEY)
-            snprintf(err, sizeof(err), "prefix: at most %d bytes", GTAB_MAX_KEY);
-        else
-            snprintf(prefix, sizeof(prefix), "%s", q.data);
-    }
-    mr_buf_reset(&q);
-    if (!err[0] && http_request_query(&hr, "after", &q) && q.len) {
-        if (q.len > GTAB_MAX_KEY)
-            snprintf(err, sizeof(err), "after: at most %d bytes", GTAB_MAX_KEY);
-        else
-            snprintf(after, sizeof(after), "%s", q.data);
-    }
-    mr_buf_close(&q);
+    /* The node's own decoding of the listing's query (tables.c). */
+    memset(&rd, 0, sizeof(rd));
+    rc = tables__list_args(&hr, &rd, err);
     free(query);
-    if (err[0])
+    if (rc != 0) {
+        if (err[0] == '\0')
+            abort();
         return;
-    rc = list(tbl, prefix, after, (size_t)limit, now, &pg);
+    }
+    prefix = rd.prefix;
+    after = rd.after;
+    limit = rd.limit;
+    rc = list(tbl, prefix, after, limit, now, &pg);
     if (gtab_table_get(g, tbl) == NULL) {
         if (rc != MR_ENOTFOUND)
             abort();
@@ -449,7 +438,7 @@ static void req_list(const char *tbl, const char *p, size_t n, int64_t now)
     }
     n_got = json_array_size(pg.items);
     if (json_array_size(all.items) != n_want || all.more ||
-        n_got != (n_want < (size_t)limit ? n_want : (size_t)limit) || pg.more != (n_want > n_got))
+        n_got != (n_want < limit ? n_want : limit) || pg.more != (n_want > n_got))
         abort();
     json_array_foreach(all.items, i, x) {
         const char *key = json_string_value(json_object_get(x, "key")), *version;
@@ -508,7 +497,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data, *end = p + size, *sep;
 
     if (g == NULL)
-        store_open();
+        tables_store_open();
     /* Requests separated by SEP, so that one input can set up what the
      * next request needs; at most MAX_REQUESTS, to bound its cost. */
     for (int i = 0; i < MAX_REQUESTS && p < end; i++) {
