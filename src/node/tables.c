@@ -954,38 +954,46 @@ static void put_table(struct node *n, struct http_exchange *ex, const struct htt
                created ? "\"created\":true," : "\"created\":false,");
 }
 
-static void item_write(struct node *n, struct http_exchange *ex, const struct http_request *hr,
-                       const char *tbl, const char *key, int ops, const struct mr_token *tok)
+int tables__item_write(struct gtab *g, const struct http_request *hr, const char *tbl,
+                       const char *key, int ops, struct gtab_wres *w, char *err)
 {
-    char err[MR_ERRMSG_LEN], im[GTAB_VERSION_LEN + 8];
+    char im[GTAB_VERSION_LEN + 8];
     const char *match = gtab_if_match(http_request_header(hr, "If-Match"), im, sizeof(im));
-    struct gtab_wres w;
     json_t *body = NULL;
     int rc = 0;
 
-    if (refuse_while_recovering(n, ex, hr))
-        return;
-    memset(&w, 0, sizeof(w));
-    if (strcmp(hr->method, "DELETE") == 0) {
-        rc = gtab_delete(n->tables->g, tbl, key, match, &w, err);
-    } else {
-        if (gtab_table_get(n->tables->g, tbl) == NULL)
-            rc = mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
-        else if (hr->body_len > 2 * GTAB_MAX_DOC)
-            rc = mr_seterr(err, MR_ETOOBIG, "body of %zu bytes: a document is at most %d", hr->body_len,
-                           GTAB_MAX_DOC);
-        else if ((body = parse_body(hr, err)) == NULL)
-            rc = MR_EINVAL;
-        if (rc == 0 && ops) {
-            const json_t *list;
-            rc = gtab_ops_body(body, &list, err);
-            if (rc == 0)
-                rc = gtab_ops(n->tables->g, tbl, key, list, match, &w, err);
-        } else if (rc == 0) {
-            rc = gtab_put(n->tables->g, tbl, key, body, match, &w, err);
-        }
+    memset(w, 0, sizeof(*w));
+    if (strcmp(hr->method, "DELETE") == 0)
+        return gtab_delete(g, tbl, key, match, w, err);
+    if (gtab_table_get(g, tbl) == NULL)
+        rc = mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
+    else if (hr->body_len > 2 * GTAB_MAX_DOC)
+        rc = mr_seterr(err, MR_ETOOBIG, "body of %zu bytes: a document is at most %d", hr->body_len,
+                       GTAB_MAX_DOC);
+    else if ((body = parse_body(hr, err)) == NULL)
+        rc = MR_EINVAL;
+    if (rc == 0 && ops) {
+        const json_t *list;
+        rc = gtab_ops_body(body, &list, err);
+        if (rc == 0)
+            rc = gtab_ops(g, tbl, key, list, match, w, err);
+    } else if (rc == 0) {
+        rc = gtab_put(g, tbl, key, body, match, w, err);
     }
     json_decref(body);
+    return rc;
+}
+
+static void item_write(struct node *n, struct http_exchange *ex, const struct http_request *hr,
+                       const char *tbl, const char *key, int ops, const struct mr_token *tok)
+{
+    char err[MR_ERRMSG_LEN];
+    struct gtab_wres w;
+    int rc;
+
+    if (refuse_while_recovering(n, ex, hr))
+        return;
+    rc = tables__item_write(n->tables->g, hr, tbl, key, ops, &w, err);
     if (rc != 0) {
         respond_rc(n, ex, ROUTE_TABLE_WRITE, hr->received_us, rc, err);
         return;

@@ -58,6 +58,12 @@ struct tables_read {
  * and limit: 0, or MR_EINVAL naming the parameter.  <rd> zeroed first. */
 int tables__list_args(const struct http_request *hr, struct tables_read *rd, char *err);
 
+/* PUT, POST .../ops (<ops>) or DELETE of item <key> of <tbl>, as the API
+ * decodes it (If-Match, the body and its limits), applied to <g>: 0 and
+ * <w>, or an MR_E* code with <err> naming the problem (nothing written). */
+int tables__item_write(struct gtab *g, const struct http_request *hr, const char *tbl,
+                       const char *key, int ops, struct gtab_wres *w, char *err);
+
 struct tables_wait {
     struct http_exchange *ex;
     struct tables_read rd;

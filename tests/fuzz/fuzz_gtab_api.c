@@ -281,33 +281,24 @@ static void req_table(const char *p, size_t n)
 
 /* ---- item writes ----------------------------------------------------------- */
 
-/* tables.c, item_write(): the checks before the store, then the store. */
-static int item_write(enum req req, const char *tbl, const char *key, const char *match,
+/* The node's own decoding and write (tables.c), then what a client would
+ * see of it. */
+static int item_write(enum req req, const char *tbl, const char *key, const char *match_hdr,
                       const char *body, size_t body_len, struct gtab_wres *w, char *err)
 {
-    json_error_t jerr;
+    static const char *const methods[] = {[REQ_PUT] = "PUT", [REQ_OPS] = "POST", [REQ_DELETE] = "DELETE"};
+    struct http_header h = {(char *)"If-Match", (char *)match_hdr};
+    struct http_request hr = {methods[req], "/v1/tables/T/items/K", "", &h, match_hdr ? 1 : 0,
+                              body, body_len, 0, ""};
     json_t *doc = NULL;
-    int rc = 0;
+    int rc;
 
-    if (req == REQ_DELETE)
-        return gtab_delete(g, tbl, key, match, w, err);
-    if (gtab_table_get(g, tbl) == NULL)
-        rc = mr_seterr(err, MR_ENOTFOUND, "no table named '%.64s'", tbl);
-    else if (body_len > 2 * GTAB_MAX_DOC)
-        rc = mr_seterr(err, MR_ETOOBIG, "body of %zu bytes: a document is at most %d", body_len,
-                       GTAB_MAX_DOC);
-    else if ((doc = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        rc = mr_seterr(err, MR_EINVAL, "body is not valid JSON: %s", jerr.text);
-    if (rc == 0 && req == REQ_OPS) {
-        const json_t *list;
-        rc = gtab_ops_body(doc, &list, err);
-        if (rc == 0)
-            rc = gtab_ops(g, tbl, key, list, match, w, err);
-    } else if (rc == 0) {
-        rc = gtab_put(g, tbl, key, doc, match, w, err);
-    }
+    rc = tables__item_write(g, &hr, tbl, key, req == REQ_OPS, w, err);
     /* A put reads back as written, unless its TTL has passed already. */
     if (rc == 0 && req == REQ_PUT) {
+        doc = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, NULL);
+        if (doc == NULL)
+            abort();   /* accepted, so it parsed */
         const struct gtab_spec *spec = gtab_table_get(g, tbl);
         int64_t exp = gtab__expiry(doc, spec->ttl_field), now = mr_now_ms();
         struct seen s;
@@ -328,12 +319,11 @@ static void req_write(enum req req, const char *tbl, const char *key, const char
                       int64_t now)
 {
     const char *nl = memchr(p, '\n', n), *body = nl ? nl + 1 : p + n;
-    char *hdr, etag[GTAB_VERSION_LEN + 2], im[GTAB_VERSION_LEN + 8], err[MR_ERRMSG_LEN] = "";
+    char *hdr, etag[GTAB_VERSION_LEN + 2], err[MR_ERRMSG_LEN] = "";
     size_t hlen = nl ? (size_t)(nl - p) : n;
     struct seen before, after;
     struct gtab_wres w;
     uint64_t head = gtab_head(g);
-    const char *match;
     int rc;
 
     see(tbl, key, now, &before);
@@ -343,9 +333,7 @@ static void req_write(enum req req, const char *tbl, const char *key, const char
     } else {
         hdr = fuzz_cstr((const uint8_t *)p, hlen); /* the whole value, as a header has it */
     }
-    match = gtab_if_match(hdr, im, sizeof(im));
-    memset(&w, 0, sizeof(w));
-    rc = item_write(req, tbl, key, match, body, n - (size_t)(body - p), &w, err);
+    rc = item_write(req, tbl, key, hdr, body, n - (size_t)(body - p), &w, err);
     see(tbl, key, now, &after);
     if (rc != 0) {
         /* Refused: as the client saw it before, and nothing logged. */
