@@ -17,6 +17,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CSTD    := -std=gnu11 -D_GNU_SOURCE
 LIBS    := -luv -lsqlite3 -lhttp_parser -ljansson -linih -lssl -lcrypto -lnghttp2 -lm -lpthread
 OPT     := -O2 -g
+# The optimised binary allocates through jemalloc (decision 052); the
+# sanitizer builds keep glibc's malloc, which ASan replaces.
+LIBS_OPT := -ljemalloc
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 Q := @
@@ -50,12 +53,12 @@ UNIT_DEPS_etcd   := $(SRC_etcd) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_sql    := $(SRC_sql) $(SRC_common)
 UNIT_DEPS_node   := $(SRC_node) $(SRC_gtab) $(SRC_etcd) $(SRC_sql) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_up     := $(SRC_up) $(SRC_http) $(SRC_tls) $(SRC_common)
-UNIT_DEPS_bench  := $(SRC_bench) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_bench  := $(SRC_bench) $(SRC_gtab) $(SRC_up) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_wan    := $(SRC_wan) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_gtab   := $(SRC_gtab) $(SRC_common)
 UNIT_DEPS_edge   := $(SRC_edge) $(SRC_http) $(SRC_tls) $(SRC_common)
 UNIT_DEPS_shop   := $(SRC_shop) $(SRC_http) $(SRC_tls) $(SRC_common)
-UNIT_DEPS_gameday := $(SRC_gameday) $(SRC_bench) $(SRC_up) $(SRC_http) $(SRC_tls) $(SRC_common)
+UNIT_DEPS_gameday := $(SRC_gameday) $(SRC_bench) $(SRC_gtab) $(SRC_up) $(SRC_http) $(SRC_tls) $(SRC_common)
 
 UNIT_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/unit/*/test_*.c))
 INTEG_TESTS := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/integration/test_*.c))
@@ -83,7 +86,7 @@ deps:
 build/meridian: $(ALL_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CSTD) $(WARN) $(OPT) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS)
+	$(Q)$(CC) $(CSTD) $(WARN) $(OPT) $(CFLAGS_EXTRA) -o $@ $(ALL_SRC) $(LIBS) $(LIBS_OPT)
 
 # The binary the tests run: sanitizers on.
 # The sanitizer build: every source compiled once into build/asan/obj/, then

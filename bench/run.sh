@@ -2,7 +2,8 @@
 # run.sh -- what `make bench` runs (after ./scripts/deps.sh --bench has
 # installed PostgreSQL, HAProxy and Redis): the global SQL database against
 # PostgreSQL (results also in build/bench-results.json), the edge against
-# HAProxy, the global tables against Redis, the TLS engine alone.
+# HAProxy, the global tables against Redis, their store alone, the TLS
+# engine alone.
 #
 #   ./bench/run.sh [meridian bench options]     e.g. --quick, --runs 5, --no-pg
 #   make bench BENCH_ARGS=--quick
@@ -17,4 +18,5 @@ cd "$(dirname "$0")/.."
 ./build/meridian bench --pg-script ./bench/pg.sh --json build/bench-results.json ${BENCH_ARGS:-} "$@"
 ./build/meridian bench edge
 ./build/meridian bench tables
+./build/meridian bench store
 ./build/meridian bench tls

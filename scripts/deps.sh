@@ -4,7 +4,7 @@
 # missing.  Needs root (or sudo) on a fresh machine; does nothing otherwise.
 set -eu
 
-BUILD="gcc make pkg-config libuv1-dev libsqlite3-dev libhttp-parser-dev libjansson-dev libinih-dev libssl-dev libcmocka-dev libnghttp2-dev"
+BUILD="gcc make pkg-config libuv1-dev libsqlite3-dev libhttp-parser-dev libjansson-dev libinih-dev libssl-dev libcmocka-dev libnghttp2-dev libjemalloc-dev"
 RUN="etcd-server"
 BENCH="postgresql postgresql-contrib haproxy redis-server"
 FUZZ="clang libclang-rt-14-dev"

@@ -30,6 +30,7 @@
 
 #include "../bench/edgebench.h"
 #include "../bench/tlsbench.h"
+#include "../bench/storebench.h"
 #include "../bench/gtbench.h"
 #include "../bench/pgrun.h"
 #include "../bench/report.h"
@@ -62,10 +63,10 @@ static void usage(FILE *f)
             "                      [--visibility-writes 300] [--only FIGURES] [--json FILE]\n"
             "                      [--no-pg] [--pg-script PATH] [--topology FILE] [--dir RUNDIR]\n"
             "                      [--fail-on-miss]\n"
-            "       meridian bench edge|tables|tls [--help]\n\n"
+            "       meridian bench edge|tables|store|tls [--help]\n\n"
             "Measure the global SQL database on three local regions and PostgreSQL with one\n"
             "synchronous standby, and print the median of every figure over the runs.  The\n"
-            "edge against HAProxy, the global tables against Redis and the TLS engine alone\n"
+            "edge against HAProxy, the global tables against Redis, their store and the TLS engine alone\n"
             "have their own subcommands.\n\n"
             "  --runs N            runs of every figure (default 3; 1 with --quick)\n"
             "  --quick             2 s per figure, 100 visibility writes, 1 run\n"
@@ -425,6 +426,9 @@ int cmd_bench(int argc, char **argv)
     /* `meridian bench tls ...`: the TLS engine alone (tlsbench.h). */
     if (argc > 1 && strcmp(argv[1], "tls") == 0)
         return tlsbench_main(argc - 1, argv + 1);
+    /* `meridian bench store ...`: the tables' store alone (storebench.h). */
+    if (argc > 1 && strcmp(argv[1], "store") == 0)
+        return storebench_main(argc - 1, argv + 1);
     /* `meridian bench tables ...`: the global tables' benchmark (gtbench.h). */
     if (argc > 1 && strcmp(argv[1], "tables") == 0)
         return gtbench_main(argc - 1, argv + 1);
