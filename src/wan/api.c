@@ -512,6 +512,11 @@ static void on_region_request(struct wan *w, struct http_exchange *ex,
     }
     snprintf(why, sizeof(why), "%s region %s", cut ? "cut" : "heal", region);
     n = wan_region_set_state(w, region, cut ? state : WAN_UP, why);
+    if (n < 0) {
+        /* A typo must not read as a cut that happened to change nothing. */
+        respond_error(ex, 404, "ENOTFOUND", "no link touches region '%s' (GET /links lists them)", region);
+        return;
+    }
     mr_buf_init(&b);
     mr_buf_puts(&b, "{\"region\":");
     mr_json_cstr(&b, region);

@@ -141,13 +141,14 @@ void wan_link_set(struct wan *w, int idx, const struct wan_settings *s, const ch
 
 int wan_region_set_state(struct wan *w, const char *region, enum wan_state st, const char *why)
 {
-    int n = 0;
+    int n = 0, touched = 0;
 
     for (size_t i = 0; i < w->n_links; i++) {
         struct link *l = &w->links[i];
         struct wan_settings s;
         if (strcmp(l->from, region) != 0 && strcmp(l->to, region) != 0)
             continue;
+        touched = 1;
         s = l->s;
         if (st == WAN_UP) {
             /* heal: back to what the link was before the cut */
@@ -164,7 +165,7 @@ int wan_region_set_state(struct wan *w, const char *region, enum wan_state st, c
         wan_link_set(w, (int)i, &s, why);
         n++;
     }
-    return n;
+    return touched ? n : -1;
 }
 
 void wan_reset(struct wan *w, const char *why)

@@ -119,7 +119,7 @@ void wan_pid_set(struct wan *w, int pid, const char *region);
 
 /* Set every link touching <region> (from or to it) to state <st>; the
  * previous settings of each link are kept for heal.  Returns how many links
- * changed. */
+ * changed, or -1 when no link touches <region> (a name no link knows). */
 int wan_region_set_state(struct wan *w, const char *region, enum wan_state st, const char *why);
 
 /* Every link back to the settings it was created with. */

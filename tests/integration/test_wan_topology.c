@@ -118,6 +118,17 @@ static void topology_json_describes_links_wan_and_sites(void **state)
      * the 6 between regions and the 9 of the sites, carried something */
     doc = wan_links(url);
     assert_int_equal(json_integer_value(json_object_get(doc, "unidentified_connections")), 0);
+    /* A region no link touches is a 404 that names it, not a cut of nothing. */
+    {
+        struct api_reply r;
+        const char *msg;
+        assert_int_equal(api_post_json(url, "/regions/eu-wset-1/cut", "{}", &r), 0);
+        assert_int_equal(r.status, 404);
+        msg = json_string_value(json_object_get(json_object_get(r.body, "error"), "message"));
+        assert_non_null(msg);
+        assert_non_null(strstr(msg, "eu-wset-1"));
+        api_reply_close(&r);
+    }
     assert_int_equal(json_array_size(json_object_get(doc, "links")), 6 + 9);
     json_array_foreach(json_object_get(doc, "links"), i, l)
         assert_true(json_integer_value(json_object_get(l, "connections")) > 0);

@@ -297,6 +297,8 @@ static void cut_and_heal_a_region(void **state)
     add_link_route(f, "b->c", 0, 0);
     add_link_route(f, "c->b", 0, 0);
     set_state(f, "b->c", WAN_SLOW_CLOSE);
+    assert_int_equal(wan_region_set_state(f->w, "nowhere", WAN_BLACKHOLE, "test"), -1);
+    assert_int_equal(wan_region_set_state(f->w, "nowhere", WAN_UP, "test"), -1);
     assert_int_equal(wan_region_set_state(f->w, "a", WAN_BLACKHOLE, "test"), 2);
     assert_int_equal(wan_link_get(f->w, wan_link_find(f->w, "a->b"), &s), 0);
     assert_int_equal(s.state, WAN_BLACKHOLE);
