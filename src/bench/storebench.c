@@ -30,8 +30,7 @@
 #include "topo.h"
 
 #define VALUE_BYTES 200   /* as `meridian bench tables` and redis-benchmark */
-#define BATCH_ENTRIES 2000 /* the node's default tables_batch_entries */
-#define BATCH_BYTES (512 * 1024)
+#define BATCH_BYTES (512 * 1024) /* the node's default tables_batch_bytes */
 
 static double cpu_seconds(void)
 {
@@ -81,10 +80,13 @@ static int write_local(struct gtab *g, int n, int keys, int commit_every, unsign
 }
 
 /* The replication bodies a sends for its log after <after>, as tstream.c
- * builds them, into <bodies> (the caller closes each). */
-static int read_batches(struct gtab *a, uint64_t after, struct mr_buf **bodies, size_t *n_bodies, char *err)
+ * builds them, <per_batch> entries each (under load the node sends what a
+ * turn or two committed, not its limit of 2000), into <bodies> (the caller
+ * closes each). */
+static int read_batches(struct gtab *a, uint64_t after, size_t per_batch, struct mr_buf **bodies,
+                        size_t *n_bodies, char *err)
 {
-    static int64_t ts[BATCH_ENTRIES];
+    int64_t *ts = mr_malloc(per_batch * sizeof(*ts));
     uint64_t head = gtab_head(a);
     int rc = 0;
 
@@ -98,12 +100,13 @@ static int read_batches(struct gtab *a, uint64_t after, struct mr_buf **bodies, 
         mr_buf_init(&b);
         mr_buf_printf(&b, "{\"origin\":\"a\",\"from\":%" PRIu64 ",\"head\":%" PRIu64 ",\"log_first\":%" PRIu64
                       ",\"entries\":", after + 1, head, gtab_log_first(a));
-        rc = gtab_log_read(a, after, head, BATCH_ENTRIES, BATCH_BYTES, &b, ts, &n, &last, err);
+        rc = gtab_log_read(a, after, head, per_batch, BATCH_BYTES, &b, ts, &n, &last, err);
         mr_buf_putc(&b, '}');
         *bodies = mr_realloc(*bodies, (*n_bodies + 1) * sizeof(**bodies));
         (*bodies)[(*n_bodies)++] = b;
         after = last;
     }
+    free(ts);
     return rc;
 }
 
@@ -137,7 +140,7 @@ static int round_trip(struct gtab *a, struct gtab *b, int n, int keys, int commi
 
     t1 = cpu_seconds();
     if (rc == 0)
-        rc = read_batches(a, after, &bodies, &n_bodies, err);
+        rc = read_batches(a, after, (size_t)commit_every, &bodies, &n_bodies, err);
     if (rc == 0) {
         double t2 = cpu_seconds();
         rc = apply_batches(b, bodies, n_bodies, err);
@@ -302,7 +305,7 @@ static int floor_write(struct floor_db *f, unsigned k, int logged, char *err)
 }
 
 /* <n> writes over <keys> keys in a (logged, a commit every <commit_every>)
- * and the same in b (not logged, a commit per BATCH_ENTRIES, as the store
+ * and the same in b (not logged, a commit per <commit_every> too, as the store
  * bench applies them); with <out>, their CPU per write. */
 static int floor_round(struct floor_db *a, struct floor_db *b, int n, int keys, int commit_every,
                        unsigned *seed, struct storebench_sample *out, char *err)
@@ -319,7 +322,7 @@ static int floor_round(struct floor_db *a, struct floor_db *b, int n, int keys, 
             rc = floor_settle(a, err);
     t1 = cpu_seconds();
     for (int i = 0; rc == 0 && i < n; i++)
-        if ((rc = floor_write(b, k[i], 0, err)) == 0 && ((i + 1) % BATCH_ENTRIES == 0 || i + 1 == n))
+        if ((rc = floor_write(b, k[i], 0, err)) == 0 && ((i + 1) % commit_every == 0 || i + 1 == n))
             rc = floor_settle(b, err);
     if (rc == 0 && out) {
         out->local_ns = (t1 - t0) / n * 1e9;
@@ -378,6 +381,11 @@ static double median(const struct storebench_sample *s, int n, int apply)
     return v[n / 2];
 }
 
+double storebench_three_regions_ns(const struct storebench_sample *s, int runs)
+{
+    return median(s, runs, 0) + 2 * median(s, runs, 1);
+}
+
 static void print_runs(const char *what, const struct storebench_sample *s, int runs)
 {
     for (int i = 0; i < runs; i++)
@@ -429,10 +437,8 @@ int storebench_main(int argc, char **argv)
     }
     print_runs("store", s, (int)runs);
     print_runs("floor", f, (int)runs);
-    /* A write costs its local part once and its applied part in each of
-     * the two other regions. */
-    store = median(s, (int)runs, 0) + 2 * median(s, (int)runs, 1);
-    floor = median(f, (int)runs, 0) + 2 * median(f, (int)runs, 1);
+    store = storebench_three_regions_ns(s, (int)runs);
+    floor = storebench_three_regions_ns(f, (int)runs);
     printf("store (src/gtab)      local %6.0f ns  applied %6.0f ns  three regions %6.0f ns: %6.0f writes per "
            "CPU-second\n", median(s, (int)runs, 0), median(s, (int)runs, 1), store, 1e9 / store);
     printf("floor (SQLite alone)  local %6.0f ns  applied %6.0f ns  three regions %6.0f ns: %6.0f writes per "

@@ -26,6 +26,10 @@ int storebench_measure(int runs, int n, int keys, int commit_every, struct store
  * floor"): what any store of this contract on SQLite pays, without JSON. */
 int storebench_floor(int runs, int n, int keys, int commit_every, struct storebench_sample *out, char *err);
 
+/* CPU nanoseconds one write costs over three regions: the median local
+ * part once and the median applied part in each of the two others. */
+double storebench_three_regions_ns(const struct storebench_sample *s, int runs);
+
 /* argv[0] is "store".  Returns the process exit status: 0 measured, 1 it
  * could not be, 2 bad usage. */
 int storebench_main(int argc, char **argv);
