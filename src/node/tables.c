@@ -926,24 +926,28 @@ static int refuse_while_recovering(struct node *n, struct http_exchange *ex, con
     return 1;
 }
 
+int tables__spec_body(const struct http_request *hr, const char *name, struct gtab_spec *spec, char *err)
+{
+    json_t *body = parse_body(hr, err);
+    int rc = body ? gtab_spec_parse(name, body, spec, err) : MR_EINVAL;
+
+    json_decref(body);
+    return rc;
+}
+
 static void put_table(struct node *n, struct http_exchange *ex, const struct http_request *hr,
                       const char *name, const struct mr_token *tok)
 {
     char err[MR_ERRMSG_LEN];
     struct gtab_spec spec;
     struct gtab_wres w;
-    json_t *body;
     int rc, created = 0;
 
     if (refuse_while_recovering(n, ex, hr))
         return;
-    body = parse_body(hr, err);
-    rc = body ? 0 : MR_EINVAL;
-    if (rc == 0)
-        rc = gtab_spec_parse(name, body, &spec, err);
+    rc = tables__spec_body(hr, name, &spec, err);
     if (rc == 0)
         rc = gtab_table_put(n->tables->g, &spec, &created, err);
-    json_decref(body);
     if (rc != 0) {
         respond_rc(n, ex, ROUTE_TABLE_WRITE, hr->received_us, rc, err);
         return;

@@ -58,6 +58,10 @@ struct tables_read {
  * and limit: 0, or MR_EINVAL naming the parameter.  <rd> zeroed first. */
 int tables__list_args(const struct http_request *hr, struct tables_read *rd, char *err);
 
+/* The body of PUT /v1/tables/<name> as the API decodes it: 0 and <spec>,
+ * or MR_EINVAL with <err> naming the problem (JSON, kind, ttl_field). */
+int tables__spec_body(const struct http_request *hr, const char *name, struct gtab_spec *spec, char *err);
+
 /* PUT, POST .../ops (<ops>) or DELETE of item <key> of <tbl>, as the API
  * decodes it (If-Match, the body and its limits), applied to <g>: 0 and
  * <w>, or an MR_E* code with <err> naming the problem (nothing written). */

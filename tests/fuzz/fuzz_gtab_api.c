@@ -228,8 +228,6 @@ static void req_table(const char *p, size_t n)
     size_t nlen = nl ? (size_t)(nl - p) : n;
     const struct gtab_spec *have;
     struct gtab_spec spec, before = {"", GTAB_LWW, ""};
-    json_error_t jerr;
-    json_t *j;
     int rc, created = -1, had;
 
     /* split_path: a path segment, cut past GTAB_MAX_KEY + 1 bytes. */
@@ -242,11 +240,10 @@ static void req_table(const char *p, size_t n)
             abort();
         return;
     }
-    j = json_loadb(body, n - (size_t)(body - p), JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL)
-        return; /* tables.c: parse_body, which always says why */
-    rc = gtab_spec_parse(name, j, &spec, err);
-    json_decref(j);
+    {
+        struct http_request hr = {"PUT", "/v1/tables/T", "", NULL, 0, body, n - (size_t)(body - p), 0, ""};
+        rc = tables__spec_body(&hr, name, &spec, err);
+    }
     if (rc != 0) {
         if (err[0] == '\0')
             abort();
