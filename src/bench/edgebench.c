@@ -47,6 +47,7 @@
 #include "../http/http.h"
 #include "../tls/tls.h"
 #include "load.h"
+#include "report.h"
 #include "tlsbench.h"
 
 #define MAX_RUNS 25
@@ -534,19 +535,9 @@ static int measure(struct bench *b, int target, int port)
     return 0;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static double median(double *v, int n)
 {
-    if (n == 0)
-        return 0;
-    qsort(v, (size_t)n, sizeof(*v), cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return report_median_of(v, (size_t)n);
 }
 
 struct med {

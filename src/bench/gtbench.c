@@ -9,6 +9,7 @@
  * the same probe measures Redis's replicas.  The steady load is paced by a
  * timer on its own thread while the probe runs. */
 #include "gtbench.h"
+#include "report.h"
 #include "storebench.h"
 
 #include <arpa/inet.h>
@@ -716,10 +717,7 @@ static double median(double (*fig)[F_N], int runs, int f)
     for (int i = 0; i < runs; i++)
         if (fig[i][f] >= 0)
             v[n++] = fig[i][f];
-    if (n == 0)
-        return -1;
-    qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return n ? report_median_of(v, (size_t)n) : -1;
 }
 
 /* The default topology with tls = no and auth = no, into <path>. */
@@ -864,10 +862,7 @@ int gtbench_main(int argc, char **argv)
                fig[i][F_REDIS_LAG99]);
         fflush(stdout);
     }
-    {
-        char *rm[] = {"/bin/rm", "-rf", base, NULL};
-        (void)topo_run(rm, 0);
-    }
+    (void)topo_remove_dir(base);
     for (int f = 0; f < F_N; f++) {
         m[f] = median(fig, runs, f);
         mp[f] = median(figp, runs, f);

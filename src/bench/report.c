@@ -47,7 +47,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median_of(double *v, size_t n)
+double report_median_of(double *v, size_t n)
 {
     if (n == 0)
         return 0;
@@ -63,7 +63,7 @@ static double median_known(double *v, size_t n)
     for (size_t i = 0; i < n; i++)
         if (v[i] >= 0)
             v[k++] = v[i];
-    return k ? median_of(v, k) : -1;
+    return k ? report_median_of(v, k) : -1;
 }
 
 void report_median(const struct report *r, enum sqlbench_fig f, struct report_median *out)
@@ -86,9 +86,9 @@ void report_median(const struct report *r, enum sqlbench_fig f, struct report_me
         n++;
     }
     out->n = n;
-    out->rate = median_of(rate, n);
-    out->p50_ms = median_of(p50, n);
-    out->p99_ms = median_of(p99, n);
+    out->rate = report_median_of(rate, n);
+    out->p50_ms = report_median_of(p50, n);
+    out->p99_ms = report_median_of(p99, n);
     out->cpu_nodes = median_known(cn, n);
     out->cpu_etcd = median_known(ce, n);
     out->cpu_gen = median_known(cg, n);

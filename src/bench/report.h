@@ -37,6 +37,10 @@ struct report_median {
     double cpu_nodes, cpu_etcd, cpu_gen;  /* negative when unknown */
 };
 
+/* The median of <v> (sorted in place; the mean of the middle two when <n>
+ * is even; 0 when <n> is 0). */
+double report_median_of(double *v, size_t n);
+
 /* Medians of figure <f> over the measured runs (n = 0: none). */
 void report_median(const struct report *r, enum sqlbench_fig f, struct report_median *out);
 

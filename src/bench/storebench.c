@@ -27,6 +27,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../gtab/gtab.h"
+#include "report.h"
 #include "topo.h"
 
 #define VALUE_BYTES 200   /* as `meridian bench tables` and redis-benchmark */
@@ -189,11 +190,8 @@ int storebench_measure(int runs, int n, int keys, int commit_every, struct store
         gtab_close(a);
     if (b)
         gtab_close(b);
-    {
-        char *rm[] = {"/bin/rm", "-rf", dir, NULL};
-        if (topo_run(rm, 0) != 0 && rc == 0)
-            rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
-    }
+    if (topo_remove_dir(dir) != 0 && rc == 0)
+        rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
     return rc;
 }
 
@@ -356,18 +354,9 @@ int storebench_floor(int runs, int n, int keys, int commit_every, struct storebe
         rc = floor_round(&a, &b, n, keys, commit_every, &seed, &out[i], err);
     floor_close(&a);
     floor_close(&b);
-    {
-        char *rm[] = {"/bin/rm", "-rf", dir, NULL};
-        if (topo_run(rm, 0) != 0 && rc == 0)
-            rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
-    }
+    if (topo_remove_dir(dir) != 0 && rc == 0)
+        rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
     return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Median of <n> samples' <field> (sorts a copy). */
@@ -377,8 +366,7 @@ static double median(const struct storebench_sample *s, int n, int apply)
 
     for (int i = 0; i < n; i++)
         v[i] = apply ? s[i].apply_ns : s[i].local_ns;
-    qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-    return v[n / 2];
+    return report_median_of(v, (size_t)n);
 }
 
 double storebench_three_regions_ns(const struct storebench_sample *s, int runs)

@@ -20,6 +20,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../tls/tls.h"
+#include "report.h"
 #include "topo.h"
 
 static double cpu_seconds(void)
@@ -52,12 +53,6 @@ static size_t drain(struct tls_conn *c)
     while ((n = tls_conn_read(c, buf, sizeof(buf))) > 0)
         total += (size_t)n;
     return total;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static int setup(const char *dir, struct tls_ctx **srv, struct tls_ctx **cli, char *err)
@@ -145,11 +140,8 @@ int tlsbench_measure(int runs, int n, size_t req, size_t ans, double *ns, char *
         rc = run_once(srv, cli, n, req, ans, &ns[i], err);
     tls_ctx_free(srv);
     tls_ctx_free(cli);
-    {
-        char *rm[] = {"/bin/rm", "-rf", dir, NULL};
-        if (topo_run(rm, 0) != 0 && rc == 0)
-            rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
-    }
+    if (topo_remove_dir(dir) != 0 && rc == 0)
+        rc = mr_seterr(err, MR_EIO, "could not remove %s", dir);
     return rc;
 }
 
@@ -162,7 +154,7 @@ int tlsbench_main(int argc, char **argv)
     };
     int64_t runs = 5, n = 100000, req = 120, ans = 260;
     char err[MR_ERRMSG_LEN];
-    double ns[64];
+    double ns[64], med;
     int c;
 
     optind = 1;
@@ -191,8 +183,8 @@ int tlsbench_main(int argc, char **argv)
     }
     for (int i = 0; i < runs; i++)
         printf("  run %d: %.0f ns per exchange\n", i + 1, ns[i]);
-    qsort(ns, (size_t)runs, sizeof(ns[0]), cmp_double);
+    med = report_median_of(ns, (size_t)runs);
     printf("median: %.0f ns per exchange (4 record operations: %.0f ns each), %.0f exchanges per "
-           "CPU-second\n", ns[runs / 2], ns[runs / 2] / 4, 1e9 / ns[runs / 2]);
+           "CPU-second\n", med, med / 4, 1e9 / med);
     return 0;
 }

@@ -12,6 +12,13 @@
 #include "../common/err.h"
 #include "../http/http.h"
 
+int topo_remove_dir(const char *dir)
+{
+    char *rm[] = {"/bin/rm", "-rf", (char *)dir, NULL};
+
+    return topo_run(rm, 0) == 0 ? 0 : -1;
+}
+
 int topo_run(char *const argv[], int verbose)
 {
     int status;
@@ -243,10 +250,8 @@ void topo_down(struct topo *t, const char *exe)
         return;
     if (topo_run(argv, 0) != 0)
         fprintf(stderr, "meridian: `meridian down %s` failed; processes may be left\n", t->rundir);
-    if (t->remove_dir) {
-        char *rm[] = {"/bin/rm", "-rf", t->rundir, NULL};
-        topo_run(rm, 0);
-    }
+    if (t->remove_dir)
+        (void)topo_remove_dir(t->rundir);
     mr_free(t->rundir);
     t->rundir = NULL;
     detach_tls(t);

@@ -74,6 +74,9 @@ void topo_detach(struct topo *t);
  * <verbose>.  Returns its exit status, or -1. */
 int topo_run(char *const argv[], int verbose);
 
+/* rm -rf <dir>: 0, or -1 when it could not be removed. */
+int topo_remove_dir(const char *dir);
+
 /* Stop everything and free <t>'s strings. */
 void topo_down(struct topo *t, const char *exe);
 

@@ -407,8 +407,7 @@ static void cleanup(const struct bench_opts *o, const char *base, int keep)
         fprintf(stderr, "meridian bench: kept %s (logs)%s\n", base, left ? "; processes may be left" : "");
         return;
     }
-    char *rm[] = {"/bin/rm", "-rf", (char *)base, NULL};
-    if (topo_run(rm, 0) != 0)
+    if (topo_remove_dir(base) != 0)
         fprintf(stderr, "meridian bench: could not remove %s\n", base);
 }
 
