@@ -149,12 +149,19 @@ static const char *code_of(int rc)
     }
 }
 
-static void respond_rc(struct node *n, struct http_exchange *ex, enum node_route route, int64_t start,
-                       int rc, const char *err)
+/* The error answer for <rc>, with extra <headers> (NULL: none). */
+static void respond_rc_with(struct node *n, struct http_exchange *ex, enum node_route route, int64_t start,
+                            int rc, const char *err, const char *headers)
 {
     if (rc == MR_EIO || rc == MR_ECORRUPT)
         node__fail(n, "global tables: %s", err);
-    node__respond_error(n, ex, route, start, status_of(rc), code_of(rc), err, NULL);
+    node__respond_error(n, ex, route, start, status_of(rc), code_of(rc), err, headers);
+}
+
+static void respond_rc(struct node *n, struct http_exchange *ex, enum node_route route, int64_t start,
+                       int rc, const char *err)
+{
+    respond_rc_with(n, ex, route, start, rc, err, NULL);
 }
 
 void tables__reply_add(struct node *n, struct tables_reply *r)
@@ -197,6 +204,18 @@ static int request_token(const struct http_request *hr, struct mr_token *tok, ch
     mr_buf_close(&q);
     if (rc != 0)
         return mr_wraperr(err, MR_EINVAL, "token is not a Meridian consistency token");
+    return 0;
+}
+
+/* Meridian-Token-Fallback: absent (0) or "local" (1); anything else is a
+ * mistake the client must hear of (MR_EINVAL). */
+static int request_fallback(const struct http_request *hr, int *fallback, char *err)
+{
+    const char *h = http_request_header(hr, "Meridian-Token-Fallback");
+
+    *fallback = h != NULL;
+    if (h && strcmp(h, "local") != 0)
+        return mr_seterr(err, MR_EINVAL, "Meridian-Token-Fallback: expected 'local', found '%.40s'", h);
     return 0;
 }
 
@@ -254,11 +273,32 @@ static void read_token(struct node *n, const struct mr_token *req, struct mr_tok
     (void)mr_token_set(out, n->cfg->region, t->committed_head);
 }
 
+/* "Meridian-Token-Unmet: A,B\r\n": the origins whose positions in <tok> this
+ * region has not applied, into <out> (empty when none). */
+static void unmet_header(struct node *n, const struct mr_token *tok, char *out, size_t size)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < tok->n; i++) {
+        if (gtab_applied(n->tables->g, tok->pos[i].origin) >= tok->pos[i].seq)
+            continue;
+        len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s",
+                                len ? "," : "Meridian-Token-Unmet: ", tok->pos[i].origin);
+    }
+    if (len)
+        snprintf(out + len, len < size ? size - len : 0, "\r\n");
+}
+
+/* Answer <rd> from this region's state.  With <fallback>, the token may name
+ * writes not applied here: the answer names their regions in
+ * Meridian-Token-Unmet, and its token still names them. */
 static void serve_read(struct node *n, struct http_exchange *ex, int64_t start,
-                       const struct tables_read *rd, const struct mr_token *req_tok)
+                       const struct tables_read *rd, const struct mr_token *req_tok, int fallback)
 {
     struct gtab *g = n->tables->g;
-    char err[MR_ERRMSG_LEN], tok[MR_TOKEN_MAX_LEN], hdr[MR_TOKEN_MAX_LEN + 160];
+    char err[MR_ERRMSG_LEN], tok[MR_TOKEN_MAX_LEN], hdr[2 * MR_TOKEN_MAX_LEN + 200];
+    char unmet[MR_TOKEN_MAX_LEN + 40] = "";
     char version[GTAB_VERSION_LEN], hex[65], last[GTAB_MAX_KEY + 1];
     struct mr_token t;
     struct mr_buf b;
@@ -268,6 +308,10 @@ static void serve_read(struct node *n, struct http_exchange *ex, int64_t start,
     char *text;
 
     read_token(n, req_tok, &t);
+    if (fallback) {
+        n->tables->reads_fallback++;
+        unmet_header(n, req_tok, unmet, sizeof(unmet));
+    }
     mr_buf_init(&b);
     switch (rd->kind) {
     case TREAD_ITEM:
@@ -310,26 +354,42 @@ static void serve_read(struct node *n, struct http_exchange *ex, int64_t start,
         snprintf(err, sizeof(err), "bad read");
     }
     if (rc != 0) {
-        respond_rc(n, ex, ROUTE_TABLE_READ, start, rc, err);
+        /* A miss may be one of the writes not applied here: say so. */
+        respond_rc_with(n, ex, ROUTE_TABLE_READ, start, rc, err, unmet[0] ? unmet : NULL);
     } else {
         mr_buf_printf(&b, ",\"token\":\"%s\",\"region\":", tok);
         mr_json_cstr(&b, n->cfg->region);
         mr_buf_putc(&b, '}');
         n->tables->reads++;
+        snprintf(hdr + strlen(hdr), sizeof(hdr) - strlen(hdr), "%s", unmet);
         node__respond_json(n, ex, ROUTE_TABLE_READ, start, 200, &b, hdr);
     }
     mr_buf_close(&b);
 }
 
-/* Serve now if the token is covered, else wait (tables_wake, tables_expire). */
+/* Whether every origin whose position in <tok> is not applied here is a
+ * region this region's stream cannot reach now. */
+static int unmet_unreachable(struct node *n, const struct mr_token *tok)
+{
+    for (size_t i = 0; i < tok->n; i++)
+        if (gtab_applied(n->tables->g, tok->pos[i].origin) < tok->pos[i].seq &&
+            !tables__peer_unreachable(n, tok->pos[i].origin))
+            return 0;
+    return 1;
+}
+
+/* Serve now if the token is covered, else wait (tables_wake, tables_expire).
+ * With <fallback> (Meridian-Token-Fallback: local), a read whose missing
+ * writes come from regions this one cannot reach is served at once, and
+ * one still waiting at the deadline is served rather than refused. */
 static void read_or_wait(struct node *n, struct http_exchange *ex, int64_t start,
-                         const struct tables_read *rd, const struct mr_token *tok)
+                         const struct tables_read *rd, const struct mr_token *tok, int fallback)
 {
     struct tables *t = n->tables;
     struct tables_wait *w;
 
     if (token_covered(n, tok)) {
-        serve_read(n, ex, start, rd, tok);
+        serve_read(n, ex, start, rd, tok, 0);
         return;
     }
     if (mr_token_get(tok, n->cfg->region) > gtab_head(t->g)) {
@@ -339,10 +399,15 @@ static void read_or_wait(struct node *n, struct http_exchange *ex, int64_t start
         node__respond_error(n, ex, ROUTE_TABLE_READ, start, 400, "invalid_token", msg, NULL);
         return;
     }
+    if (fallback && unmet_unreachable(n, tok)) {
+        serve_read(n, ex, start, rd, tok, 1);
+        return;
+    }
     w = mr_calloc(1, sizeof(*w));
     w->ex = ex;
     w->rd = *rd;
     w->tok = *tok;
+    w->fallback = fallback;
     w->start_us = start;
     w->deadline_us = mr_mono_us() + n->cfg->session_wait_ms * 1000;
     w->next = t->waits;
@@ -351,8 +416,10 @@ static void read_or_wait(struct node *n, struct http_exchange *ex, int64_t start
     t->read_waits++;
 }
 
-/* Serve the waiting reads whose tokens are now covered; with <expire>, answer
- * 503 to those past their deadline (or all, when stopping). */
+/* Serve the waiting reads whose tokens are now covered, and those that may
+ * fall back once their writes' regions are out of reach or their deadline
+ * passed; with <expire>, answer 503 to the others past their deadline (or
+ * all, when stopping). */
 static void tables_wake(struct node *n, int expire)
 {
     struct tables *t = n->tables;
@@ -363,7 +430,13 @@ static void tables_wake(struct node *n, int expire)
         if (!n->stopping && token_covered(n, &w->tok)) {
             *pp = w->next;
             t->n_waits--;
-            serve_read(n, w->ex, w->start_us, &w->rd, &w->tok);
+            serve_read(n, w->ex, w->start_us, &w->rd, &w->tok, 0);
+            mr_free(w);
+        } else if (!n->stopping && w->fallback &&
+                   ((expire && now >= w->deadline_us) || unmet_unreachable(n, &w->tok))) {
+            *pp = w->next;
+            t->n_waits--;
+            serve_read(n, w->ex, w->start_us, &w->rd, &w->tok, 1);
             mr_free(w);
         } else if (n->stopping || (expire && now >= w->deadline_us)) {
             char msg[200];
@@ -1035,7 +1108,7 @@ int tables__list_args(const struct http_request *hr, struct tables_read *rd, cha
 }
 
 static void list_items(struct node *n, struct http_exchange *ex, const struct http_request *hr,
-                       const char *tbl, const struct mr_token *tok)
+                       const char *tbl, const struct mr_token *tok, int fallback)
 {
     struct tables_read rd;
     char err[MR_ERRMSG_LEN];
@@ -1047,7 +1120,7 @@ static void list_items(struct node *n, struct http_exchange *ex, const struct ht
         node__respond_error(n, ex, ROUTE_TABLE_READ, hr->received_us, 400, "invalid_request", err, NULL);
         return;
     }
-    read_or_wait(n, ex, hr->received_us, &rd, tok);
+    read_or_wait(n, ex, hr->received_us, &rd, tok, fallback);
 }
 
 void node__tables_handle(struct node *n, struct http_exchange *ex, const struct http_request *hr)
@@ -1058,6 +1131,7 @@ void node__tables_handle(struct node *n, struct http_exchange *ex, const struct 
     size_t ns = split_path(hr->path, seg, &too_long);
     struct tables_read rd;
     struct mr_token tok;
+    int fallback;
 
     if (ns >= 1 && strcmp(seg[0], "_replicate") == 0 && ns == 1) {
         if (strcmp(hr->method, "POST") != 0)
@@ -1080,7 +1154,7 @@ void node__tables_handle(struct node *n, struct http_exchange *ex, const struct 
                             "no such path under /v1/tables (see docs/api.md)", NULL);
         return;
     }
-    if (request_token(hr, &tok, err) != 0) {
+    if (request_token(hr, &tok, err) != 0 || request_fallback(hr, &fallback, err) != 0) {
         node__respond_error(n, ex, ROUTE_OTHER, start, 400, "invalid_request", err, NULL);
         return;
     }
@@ -1129,13 +1203,13 @@ void node__tables_handle(struct node *n, struct http_exchange *ex, const struct 
         if (!get)
             return method_not_allowed(n, ex, start, "GET");
         rd.kind = TREAD_DIGEST;
-        read_or_wait(n, ex, start, &rd, &tok);
+        read_or_wait(n, ex, start, &rd, &tok, fallback);
         return;
     }
     if (ns == 2 && strcmp(seg[1], "items") == 0) {
         if (!get)
             return method_not_allowed(n, ex, start, "GET");
-        list_items(n, ex, hr, seg[0], &tok);
+        list_items(n, ex, hr, seg[0], &tok, fallback);
         return;
     }
     if ((ns == 3 || (ns == 4 && strcmp(seg[3], "ops") == 0)) && strcmp(seg[1], "items") == 0) {
@@ -1152,7 +1226,7 @@ void node__tables_handle(struct node *n, struct http_exchange *ex, const struct 
         } else if (get) {
             rd.kind = TREAD_ITEM;
             snprintf(rd.key, sizeof(rd.key), "%.256s", seg[2]);
-            read_or_wait(n, ex, start, &rd, &tok);
+            read_or_wait(n, ex, start, &rd, &tok, fallback);
         } else if (!strcmp(hr->method, "PUT") || !strcmp(hr->method, "DELETE")) {
             item_write(n, ex, hr, seg[0], seg[2], 0, &tok);
         } else {
@@ -1199,6 +1273,8 @@ void node__tables_metrics(struct node *n, struct mr_buf *b)
     TCOUNTER("reads_total", reads, "global tables: reads served");
     TCOUNTER("read_waits_total", read_waits, "global tables: reads that waited for their token");
     TCOUNTER("read_wait_timeouts_total", read_wait_timeouts, "global tables: reads answered 503 for their token");
+    TCOUNTER("reads_fallback_total", reads_fallback,
+             "global tables: reads served without writes their token names (Meridian-Token-Fallback)");
     TCOUNTER("batches_received_total", batches_received, "global tables: replication batches received");
     TCOUNTER("entries_applied_total", entries_applied, "global tables: peer entries applied here");
     TCOUNTER("commits_total", commits, "global tables: group commits");

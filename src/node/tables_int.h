@@ -62,6 +62,11 @@ int tables__list_args(const struct http_request *hr, struct tables_read *rd, cha
  * or MR_EINVAL with <err> naming the problem (JSON, kind, ttl_field). */
 int tables__spec_body(const struct http_request *hr, const char *name, struct gtab_spec *spec, char *err);
 
+/* Whether this region's stream to <region> is failing (its last attempts
+ * failed): writes of <region> are then unlikely to arrive soon, so a read
+ * that may fall back need not wait for them (tstream.c). */
+int tables__peer_unreachable(const struct node *n, const char *region);
+
 /* PUT, POST .../ops (<ops>) or DELETE of item <key> of <tbl>, as the API
  * decodes it (If-Match, the body and its limits), applied to <g>: 0 and
  * <w>, or an MR_E* code with <err> naming the problem (nothing written). */
@@ -73,6 +78,7 @@ struct tables_wait {
     struct tables_read rd;
     struct mr_token tok;
     int64_t start_us, deadline_us;
+    int fallback;             /* Meridian-Token-Fallback: local (served, not 503, at the deadline) */
     struct tables_wait *next;
 };
 
@@ -183,6 +189,7 @@ struct tables {
     char recover_why[256];
     /* Stats. */
     uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
+    uint64_t reads_fallback;  /* served without the token's writes (Meridian-Token-Fallback) */
     uint64_t commits, swept, collected, gaps, checkpoints;
     struct mr_hist commit_seconds;  /* commit to durable (the sync included) */
     struct mr_hist checkpoint_seconds;

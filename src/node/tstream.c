@@ -171,6 +171,16 @@ static void peer_failed(struct tables_peer *p, const char *why)
     p->known = 0;
 }
 
+int tables__peer_unreachable(const struct node *n, const char *region)
+{
+    const struct tables *t = n->tables;
+
+    for (size_t i = 0; i < t->n_peers; i++)
+        if (strcmp(t->peers[i]->region, region) == 0)
+            return t->peers[i]->fails > 0;
+    return 0;
+}
+
 /* Remember <vec> (the peer's applied vector) and its head. */
 static void peer_report(struct tables_peer *p, const json_t *body)
 {

@@ -170,6 +170,17 @@ static void sigkilled_node_keeps_acknowledged_writes_and_delivers_them(void **st
 
 /* ---- read-your-writes ---- */
 
+static long long metric(const char *base, const char *line_prefix);
+
+/* b's stream to a has failed since the cut (arg: its count before). */
+static int stream_to_a_failed(void *arg)
+{
+    char prefix[160];
+
+    snprintf(prefix, sizeof(prefix), "meridian_tables_send_errors_total{peer=\"%s\"} ", C->regions[0].name);
+    return metric(C->regions[1].node_url, prefix) > *(long long *)arg;
+}
+
 static void token_reads_see_writes_across_regions_and_503_while_cut(void **state)
 {
     const char *a = C->regions[0].node_url, *b = C->regions[1].node_url, *c = C->regions[2].node_url;
@@ -193,6 +204,36 @@ static void token_reads_see_writes_across_regions_and_503_while_cut(void **state
         assert_int_equal(json_integer_value(json_object_get(json_object_get(r.body, "item"), "v")), i);
         api_reply_close(&r);
     }
+    /* a's stream to b held: with Meridian-Token-Fallback, b waits its session
+     * wait (a is reachable, its write may come), then serves its own state
+     * and names a in Meridian-Token-Unmet instead of answering 503. */
+    {
+        char fb[MR_TOKEN_MAX_LEN + 80], unmet[128], pause[96];
+        snprintf(pause, sizeof(pause), "/v1/tables/_peers/%s/pause", C->regions[1].name);
+        assert_int_equal(call("POST", a, pause, NULL, "", &r, NULL), 0);
+        assert_int_equal(r.status, 200);
+        api_reply_close(&r);
+        assert_int_equal(call("PUT", a, "/v1/tables/logins/items/ryw-2", NULL, "{\"v\":99}", &r, NULL), 0);
+        assert_int_equal(r.status, 200);
+        snprintf(fb, sizeof(fb), "Meridian-Token: %s\r\nMeridian-Token-Fallback: local\r\n",
+                 json_string_value(json_object_get(r.body, "token")));
+        api_reply_close(&r);
+        snprintf(unmet, sizeof(unmet), "Meridian-Token-Unmet: %s\r\n", C->regions[0].name);
+        t0 = mr_mono_us();
+        assert_int_equal(call("GET", b, "/v1/tables/logins/items/ryw-2", fb, NULL, &r, &res), 0);
+        waited = (mr_mono_us() - t0) / 1000;
+        fprintf(stderr, "fallback read of a held write answered %d after %lld ms\n", r.status, (long long)waited);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(r.body, "item"), "v")), 2);
+        assert_non_null(strstr(res.headers.data, unmet));
+        assert_true(waited >= 900);
+        http_result_close(&res);
+        api_reply_close(&r);
+        snprintf(pause, sizeof(pause), "/v1/tables/_peers/%s/resume", C->regions[1].name);
+        assert_int_equal(call("POST", a, pause, NULL, "", &r, NULL), 0);
+        assert_int_equal(r.status, 200);
+        api_reply_close(&r);
+    }
     /* Cut a off; its next write cannot reach b: b answers 503 after its wait. */
     assert_int_equal(cluster_region_action(C, C->regions[0].name, "partition", NULL), 0);
     assert_int_equal(call("PUT", a, "/v1/tables/logins/items/cut", NULL, "{\"v\":\"during cut\"}", &r, NULL), 0);
@@ -211,6 +252,47 @@ static void token_reads_see_writes_across_regions_and_503_while_cut(void **state
     api_reply_close(&r);
     /* Without a token the read is served (eventual): the item is not there yet. */
     assert_int_equal(api_status(b, "/v1/tables/logins/items/cut"), 404);
+
+    /* Meridian-Token-Fallback: local.  Once b's stream to a has failed, b
+     * serves at once from its own state and names a in Meridian-Token-Unmet;
+     * the answer's token still names a's write. */
+    {
+        char fb[MR_TOKEN_MAX_LEN + 80], unmet[128];
+        char prefix[160];
+        long long errors;
+        snprintf(prefix, sizeof(prefix), "meridian_tables_send_errors_total{peer=\"%s\"} ", C->regions[0].name);
+        errors = metric(b, prefix);
+        assert_int_equal(call("PUT", b, "/v1/tables/logins/items/from-b", NULL, "{\"v\":1}", &r, NULL), 0);
+        assert_int_equal(r.status, 200);
+        api_reply_close(&r);
+        assert_int_equal(wait_for(stream_to_a_failed, &errors, 20000), 0);
+        snprintf(fb, sizeof(fb), "%sMeridian-Token-Fallback: local\r\n", hdr);
+        snprintf(unmet, sizeof(unmet), "Meridian-Token-Unmet: %s\r\n", C->regions[0].name);
+        t0 = mr_mono_us();
+        assert_int_equal(call("GET", b, "/v1/tables/logins/items/ryw-1", fb, NULL, &r, &res), 0);
+        waited = (mr_mono_us() - t0) / 1000;
+        fprintf(stderr, "fallback read answered %d after %lld ms\n", r.status, (long long)waited);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(r.body, "item"), "v")), 1);
+        assert_non_null(strstr(res.headers.data, unmet));
+        assert_true(waited < 900); /* not the 1 s session wait */
+        assert_non_null(strstr(json_string_value(json_object_get(r.body, "token")), C->regions[0].name));
+        http_result_close(&res);
+        api_reply_close(&r);
+        /* The item a wrote is missing here: 404, and the answer says why it may be. */
+        assert_int_equal(call("GET", b, "/v1/tables/logins/items/cut", fb, NULL, &r, &res), 0);
+        assert_int_equal(r.status, 404);
+        assert_non_null(strstr(res.headers.data, unmet));
+        http_result_close(&res);
+        api_reply_close(&r);
+        /* Anything but "local" is refused. */
+        snprintf(fb, sizeof(fb), "%sMeridian-Token-Fallback: stale\r\n", hdr);
+        assert_int_equal(call("GET", b, "/v1/tables/logins/items/ryw-1", fb, NULL, &r, NULL), 0);
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.text, "Meridian-Token-Fallback"));
+        api_reply_close(&r);
+        assert_true(metric(b, "\nmeridian_tables_reads_fallback_total ") >= 2);
+    }
     /* Healed, the stream resumes and the same read succeeds. */
     assert_int_equal(cluster_region_action(C, C->regions[0].name, "heal", NULL), 0);
     assert_int_equal(call("GET", b, "/v1/tables/logins/items/cut", hdr, NULL, &r, NULL), 0);
