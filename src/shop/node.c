@@ -88,6 +88,11 @@ static void on_answer(struct http_call *call, int rc, const struct http_response
         if (status >= 500)
             s->stats.node_errors++;
         body = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+        if (resp_header(resp, "Meridian-Token-Unmet")) {
+            s->stats.node_reads_fallback++;
+            mr_log(MR_LOG_DEBUG, "shop", "%s %s: answered without the writes of %s", nc->method, nc->path,
+                   resp_header(resp, "Meridian-Token-Unmet"));
+        }
         if (nc->tok == TOK_SEND_MERGE && status < 300) {
             const char *t = resp_header(resp, "Meridian-Token");
             struct mr_token got;
@@ -111,7 +116,7 @@ static int call_start(struct node_call *nc)
     struct shop_req *r = nc->r;
     struct shop *s = r->s;
     struct http_client_request req;
-    char headers[MR_TOKEN_MAX_LEN + 64], tokbuf[MR_TOKEN_MAX_LEN];
+    char headers[MR_TOKEN_MAX_LEN + 128], tokbuf[MR_TOKEN_MAX_LEN];
     int rc;
 
     if (s->stopping)
@@ -121,8 +126,8 @@ static int call_start(struct node_call *nc)
         snprintf(headers, sizeof(headers), "Content-Type: application/json\r\n");
     if (nc->tok != TOK_NONE && r->have_tok) {
         mr_token_format(&r->tok, tokbuf, sizeof(tokbuf));
-        snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers),
-                 "Meridian-Token: %s\r\n", tokbuf);
+        snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers), "Meridian-Token: %s\r\n%s",
+                 tokbuf, nc->tok == TOK_SEND_FALLBACK ? "Meridian-Token-Fallback: local\r\n" : "");
     }
     memset(&req, 0, sizeof(req));
     req.method = nc->method;

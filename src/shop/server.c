@@ -173,6 +173,8 @@ static void metrics(struct shop_req *r)
     mr_metric_u64(&b, "meridian_shop_" name, NULL, st->field)
     C("node_calls_total", node_calls, "calls to the node answered or failed");
     C("node_errors_total", node_errors, "calls to the node that failed or answered 5xx");
+    C("node_reads_fallback_total", node_reads_fallback,
+      "reads answered without some of the shopper's writes (their region out of reach)");
     C("orders_total", orders, "orders placed (first commit, replays excluded)");
     C("checkout_replays_total", checkout_replays, "checkouts answered with an order placed before (idempotency)");
     C("out_of_stock_total", out_of_stock, "checkouts refused for stock");

@@ -46,6 +46,7 @@ struct shop_stats {
     uint64_t requests[SR_COUNT][6];     /* by status class 0..5 */
     struct mr_hist latency[SR_COUNT];
     uint64_t node_calls, node_errors;   /* errors: no answer, or 5xx */
+    uint64_t node_reads_fallback;       /* answered without writes of a region out of reach */
     struct mr_hist node_latency;
     uint64_t orders, checkout_replays, out_of_stock, cart_changed;
 };
@@ -124,7 +125,11 @@ struct shop_req;
  * JSON, borrowed for the callback), else MR_E* with <err>. */
 typedef void (*shop_node_cb)(struct shop_req *r, int rc, int status, json_t *body, const char *err);
 
-enum shop_tok_use { TOK_NONE, TOK_SEND, TOK_SEND_MERGE };
+/* TOK_SEND_FALLBACK: send the token, and take the region's own state when
+ * the writes it names come from a region out of reach, rather than fail
+ * (Meridian-Token-Fallback: local, docs/api.md): for views and cart changes,
+ * never for checkout, whose order must hold every line the shopper added. */
+enum shop_tok_use { TOK_NONE, TOK_SEND, TOK_SEND_MERGE, TOK_SEND_FALLBACK };
 
 struct shop_req {
     struct shop *s;

@@ -725,6 +725,55 @@ static void second_checkout_before_the_cart_clears_elsewhere_is_refused(void **s
     assert_int_equal(stock_of("mr-0060"), s60 - 1);
 }
 
+/* Region 0's table stream to region 1 held: the shopper's last cart change
+ * is in region 0 only, and their token names it.  Region 1 shows the cart it
+ * has (without that change) instead of an error, after its session wait;
+ * its checkout refuses rather than order without the held line.  Resumed,
+ * the cart converges with both lines. */
+static void cart_views_fall_back_to_the_region_but_checkout_waits(void **state)
+{
+    struct shopper sh = {"", ""};
+    struct converge cv;
+    struct api_reply pr;
+    struct reply r;
+    char path[128];
+
+    (void)state;
+    add(&sh, 0, "mr-0070", 1);
+    memset(&cv, 0, sizeof(cv));
+    cv.sh = sh;
+    cv.sku[0] = "mr-0070";
+    cv.qty[0] = 1;
+    assert_int_equal(wait_for(cart_converged, &cv, 10000), 0);
+    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/pause", C->regions[1].name);
+    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
+    assert_int_equal(pr.status, 200);
+    api_reply_close(&pr);
+    add(&sh, 0, "mr-0071", 1);
+    assert_int_equal(jcall(&sh, "GET", 1, "/api/cart/items", NULL, &r), 0);
+    if (r.status != 200)
+        fprintf(stderr, "cart in region 1: %d %s\n", r.status, r.text);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(cart_qty(&r, "mr-0070"), 1);
+    assert_int_equal(cart_qty(&r, "mr-0071"), 0);
+    reply_close(&r);
+    assert_int_equal(jcall(&sh, "POST", 1, "/api/checkout", NULL, &r), 0);
+    if (r.status != 503)
+        fprintf(stderr, "checkout in region 1: %d %s\n", r.status, r.text);
+    assert_int_equal(r.status, 503);
+    reply_close(&r);
+    assert_int_equal(call(NULL, "GET", S[1].url, "/metrics", NULL, NULL, NULL, &r), 0);
+    assert_null(strstr(r.text, "meridian_shop_node_reads_fallback_total 0\n"));
+    assert_non_null(strstr(r.text, "meridian_shop_node_reads_fallback_total "));
+    reply_close(&r);
+    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/resume", C->regions[1].name);
+    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
+    api_reply_close(&pr);
+    cv.sku[1] = "mr-0071";
+    cv.qty[1] = 1;
+    assert_int_equal(wait_for(cart_converged, &cv, 10000), 0);
+}
+
 static void out_of_stock_checkout_is_refused_and_changes_nothing(void **state)
 {
     struct shopper sh = {"", ""};
@@ -1036,6 +1085,7 @@ int main(void)
         cmocka_unit_test(preferences_live_in_the_sessions_table_with_a_ttl),
         cmocka_unit_test(checkout_twice_at_once_and_retried_elsewhere_places_one_order),
         cmocka_unit_test(second_checkout_before_the_cart_clears_elsewhere_is_refused),
+        cmocka_unit_test(cart_views_fall_back_to_the_region_but_checkout_waits),
         cmocka_unit_test(out_of_stock_checkout_is_refused_and_changes_nothing),
         cmocka_unit_test(cart_changed_since_viewed_is_refused),
         cmocka_unit_test(order_history_shows_the_new_order_in_every_region_at_once),
