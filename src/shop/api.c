@@ -239,10 +239,10 @@ static void cart_item_done(struct shop_req *r, int rc, int status, json_t *body,
 }
 
 /* Read the session's cart (with the shopper's token: read-your-writes in
- * any region, or with <fallback> the region's own cart when the writes the
- * token names are out of reach) into r->cart, then the products of its
- * lines when r->flag; then call <then> with rc 0, or the failure. */
-static void cart_load(struct shop_req *r, int details, int fallback, shop_node_cb then)
+ * any region, or the region's own cart when the writes the token names are
+ * out of reach) into r->cart, then the products of its lines when
+ * <details>; then call <then> with rc 0, or the failure. */
+static void cart_load(struct shop_req *r, int details, shop_node_cb then)
 {
     char *path;
     int rc;
@@ -256,7 +256,7 @@ static void cart_load(struct shop_req *r, int details, int fallback, shop_node_c
         return;
     }
     path = item_path(SHOP_CARTS_TABLE, r->sid, "");
-    rc = shop__node_call(r, "GET", path, NULL, fallback ? TOK_SEND_FALLBACK : TOK_SEND, cart_item_done);
+    rc = shop__node_call(r, "GET", path, NULL, TOK_SEND_FALLBACK, cart_item_done);
     mr_free(path);
     if (rc != 0)
         then(r, MR_ECLOSED, 0, NULL, "stopping");
@@ -273,7 +273,7 @@ static void cart_show(struct shop_req *r, int rc, int status, json_t *body, cons
 
 void shop__act_cart_get(struct shop_req *r)
 {
-    cart_load(r, 1, 1, cart_show);
+    cart_load(r, 1, cart_show);
 }
 
 static void cart_written(struct shop_req *r, int rc, int status, json_t *body, const char *err)
@@ -290,7 +290,7 @@ static void cart_written(struct shop_req *r, int rc, int status, json_t *body, c
     }
     /* Show the cart as it is now: this region has applied our write. */
     r->wrote = 1;
-    cart_load(r, 1, 1, cart_show);
+    cart_load(r, 1, cart_show);
 }
 
 static void cart_ops_send(struct shop_req *r)
@@ -426,7 +426,7 @@ void shop__act_cart_set(struct shop_req *r)
 {
     r->n2 = r->flag; /* cart_load uses flag */
     shop__ensure_session(r);
-    cart_load(r, 0, 1, cart_set_loaded);
+    cart_load(r, 0, cart_set_loaded);
 }
 
 static void cart_empty_loaded(struct shop_req *r, int rc, int status, json_t *body, const char *err)
@@ -445,7 +445,7 @@ static void cart_empty_loaded(struct shop_req *r, int rc, int status, json_t *bo
 
 void shop__act_cart_empty(struct shop_req *r)
 {
-    cart_load(r, 0, 1, cart_empty_loaded);
+    cart_load(r, 0, cart_empty_loaded);
 }
 
 /* ---- checkout ---------------------------------------------------------------------------- */
@@ -668,7 +668,7 @@ void shop__act_checkout(struct shop_req *r)
         shop__respond_error(r, 409, "empty_cart", "your cart is empty: add something before checking out");
         return;
     }
-    cart_load(r, 0, 0, checkout_loaded);
+    cart_load(r, 0, checkout_loaded);
 }
 
 /* ---- orders -------------------------------------------------------------------------------- */

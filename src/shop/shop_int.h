@@ -127,8 +127,9 @@ typedef void (*shop_node_cb)(struct shop_req *r, int rc, int status, json_t *bod
 
 /* TOK_SEND_FALLBACK: send the token, and take the region's own state when
  * the writes it names come from a region out of reach, rather than fail
- * (Meridian-Token-Fallback: local, docs/api.md): for views and cart changes,
- * never for checkout, whose order must hold every line the shopper added. */
+ * (Meridian-Token-Fallback: local, docs/api.md).  Cart and session reads
+ * use it, checkout's too: a shopper checks out the cart they were shown
+ * (cart_version), which then is the region's (decision 053). */
 enum shop_tok_use { TOK_NONE, TOK_SEND, TOK_SEND_MERGE, TOK_SEND_FALLBACK };
 
 struct shop_req {

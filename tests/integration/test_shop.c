@@ -727,16 +727,18 @@ static void second_checkout_before_the_cart_clears_elsewhere_is_refused(void **s
 
 /* Region 0's table stream to region 1 held: the shopper's last cart change
  * is in region 0 only, and their token names it.  Region 1 shows the cart it
- * has (without that change) instead of an error, after its session wait;
- * its checkout refuses rather than order without the held line.  Resumed,
- * the cart converges with both lines. */
-static void cart_views_fall_back_to_the_region_but_checkout_waits(void **state)
+ * has (without that change) instead of an error, after its session wait.
+ * Checkout there takes the cart the shopper was shown: refused (409) for the
+ * version region 0 showed, an order of region 1's lines for region 1's.
+ * Resumed, the line region 1 never saw is in the cart (add wins). */
+static void cart_views_and_checkout_fall_back_to_the_region(void **state)
 {
     struct shopper sh = {"", ""};
     struct converge cv;
     struct api_reply pr;
     struct reply r;
-    char path[128];
+    char path[128], body[96], v0[32], v1[32];
+    long long s70 = stock_of("mr-0070"), s71 = stock_of("mr-0071");
 
     (void)state;
     add(&sh, 0, "mr-0070", 1);
@@ -750,18 +752,32 @@ static void cart_views_fall_back_to_the_region_but_checkout_waits(void **state)
     assert_int_equal(pr.status, 200);
     api_reply_close(&pr);
     add(&sh, 0, "mr-0071", 1);
+    assert_int_equal(jcall(&sh, "GET", 0, "/api/cart/items", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(cart_qty(&r, "mr-0071"), 1);
+    snprintf(v0, sizeof(v0), "%s", json_string_value(json_object_get(r.body, "version")));
+    reply_close(&r);
     assert_int_equal(jcall(&sh, "GET", 1, "/api/cart/items", NULL, &r), 0);
     if (r.status != 200)
         fprintf(stderr, "cart in region 1: %d %s\n", r.status, r.text);
     assert_int_equal(r.status, 200);
     assert_int_equal(cart_qty(&r, "mr-0070"), 1);
     assert_int_equal(cart_qty(&r, "mr-0071"), 0);
+    snprintf(v1, sizeof(v1), "%s", json_string_value(json_object_get(r.body, "version")));
     reply_close(&r);
-    assert_int_equal(jcall(&sh, "POST", 1, "/api/checkout", NULL, &r), 0);
-    if (r.status != 503)
+    snprintf(body, sizeof(body), "{\"cart_version\":\"%s\"}", v0);
+    assert_int_equal(jcall(&sh, "POST", 1, "/api/checkout", body, &r), 0);
+    assert_int_equal(r.status, 409);
+    assert_non_null(strstr(r.text, "cart_changed"));
+    reply_close(&r);
+    snprintf(body, sizeof(body), "{\"cart_version\":\"%s\"}", v1);
+    assert_int_equal(jcall(&sh, "POST", 1, "/api/checkout", body, &r), 0);
+    if (r.status != 200)
         fprintf(stderr, "checkout in region 1: %d %s\n", r.status, r.text);
-    assert_int_equal(r.status, 503);
+    assert_int_equal(r.status, 200);
     reply_close(&r);
+    assert_int_equal(stock_of("mr-0070"), s70 - 1);
+    assert_int_equal(stock_of("mr-0071"), s71);
     assert_int_equal(call(NULL, "GET", S[1].url, "/metrics", NULL, NULL, NULL, &r), 0);
     assert_null(strstr(r.text, "meridian_shop_node_reads_fallback_total 0\n"));
     assert_non_null(strstr(r.text, "meridian_shop_node_reads_fallback_total "));
@@ -769,6 +785,7 @@ static void cart_views_fall_back_to_the_region_but_checkout_waits(void **state)
     snprintf(path, sizeof(path), "/v1/tables/_peers/%s/resume", C->regions[1].name);
     assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
     api_reply_close(&pr);
+    cv.qty[0] = 0;
     cv.sku[1] = "mr-0071";
     cv.qty[1] = 1;
     assert_int_equal(wait_for(cart_converged, &cv, 10000), 0);
@@ -1085,7 +1102,7 @@ int main(void)
         cmocka_unit_test(preferences_live_in_the_sessions_table_with_a_ttl),
         cmocka_unit_test(checkout_twice_at_once_and_retried_elsewhere_places_one_order),
         cmocka_unit_test(second_checkout_before_the_cart_clears_elsewhere_is_refused),
-        cmocka_unit_test(cart_views_fall_back_to_the_region_but_checkout_waits),
+        cmocka_unit_test(cart_views_and_checkout_fall_back_to_the_region),
         cmocka_unit_test(out_of_stock_checkout_is_refused_and_changes_nothing),
         cmocka_unit_test(cart_changed_since_viewed_is_refused),
         cmocka_unit_test(order_history_shows_the_new_order_in_every_region_at_once),
