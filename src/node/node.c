@@ -54,6 +54,8 @@ int node__ready(const struct node *n, char *why, size_t size)
         snprintf(why, size, "%s", tables__recovering(n));
         return 0;
     }
+    if (tables__catching_up(n, why, size))
+        return 0;
     if (n->etcd_ok_ms == 0) {
         snprintf(why, size, "starting: no answer from etcd yet%s%s", n->etcd_error[0] ? ": " : "",
                  n->etcd_error);

@@ -30,6 +30,11 @@
 #define TABLES_CALL_TIMEOUT_MS 5000
 #define TABLES_RETRY_MIN_MS 50
 #define TABLES_RETRY_MAX_MS 1000
+/* How long after its start a node stays unready while a reachable peer has
+ * not yet brought it up to that peer's head (tables__catching_up): bounded,
+ * so that a peer which can be reached but cannot reach this region (a
+ * one-way cut) does not keep it out of service. */
+#define TABLES_CATCH_UP_MAX_MS 10000
 
 /* An answer held until the group commit is durable. */
 struct tables_reply {
@@ -190,6 +195,10 @@ struct tables {
     /* Stats. */
     uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
     uint64_t reads_fallback;  /* served without the token's writes (Meridian-Token-Fallback) */
+    /* Origins whose stream has brought this region up to their head at
+     * least once since the start (tables__catching_up). */
+    char caught_up[TABLES_MAX_PEERS][64];
+    size_t n_caught_up;
     uint64_t commits, swept, collected, gaps, checkpoints;
     struct mr_hist commit_seconds;  /* commit to durable (the sync included) */
     struct mr_hist checkpoint_seconds;
@@ -207,6 +216,13 @@ int tables__flush_durable(struct node *n, char *err);
 /* tstream.c */
 /* Why local writes are refused now (recovery), or NULL. */
 const char *tables__recovering(const struct node *n);
+/* Within TABLES_CATCH_UP_MAX_MS of the start: 1 and <why> while some peer
+ * this region reaches has not yet delivered its log up to its head (reads
+ * with tokens would wait for it, so the edge should not send users here
+ * yet); else 0. */
+int tables__catching_up(const struct node *n, char *why, size_t size);
+/* A batch from <origin> was applied; <head> is the sender's head then. */
+void tables__note_caught_up(struct node *n, const char *origin, uint64_t head);
 void tables__stream_tick(struct node *n);
 /* New entries were committed: start sending where idle. */
 void tables__stream_kick(struct node *n);

@@ -480,6 +480,41 @@ const char *tables__recovering(const struct node *n)
     return n->tables && n->tables->recovering ? n->tables->recover_why : NULL;
 }
 
+static int caught_up(const struct tables *t, const char *origin)
+{
+    for (size_t i = 0; i < t->n_caught_up; i++)
+        if (strcmp(t->caught_up[i], origin) == 0)
+            return 1;
+    return 0;
+}
+
+void tables__note_caught_up(struct node *n, const char *origin, uint64_t head)
+{
+    struct tables *t = n->tables;
+
+    if (gtab_applied(t->g, origin) < head || caught_up(t, origin) || t->n_caught_up == TABLES_MAX_PEERS ||
+        strlen(origin) >= sizeof(t->caught_up[0]))
+        return;
+    snprintf(t->caught_up[t->n_caught_up++], sizeof(t->caught_up[0]), "%s", origin);
+}
+
+int tables__catching_up(const struct node *n, char *why, size_t size)
+{
+    const struct tables *t = n->tables;
+
+    if (t == NULL || mr_now_ms() - n->started_ms > TABLES_CATCH_UP_MAX_MS)
+        return 0;
+    for (size_t i = 0; i < t->n_peers; i++) {
+        const struct tables_peer *p = t->peers[i];
+        /* A peer out of reach cannot be waited for. */
+        if (p->fails > 0 || caught_up(t, p->region))
+            continue;
+        snprintf(why, size, "catching up with the global-table writes of %s", p->region);
+        return 1;
+    }
+    return 0;
+}
+
 /* Every peer has told how much of this region's log it applied: when one
  * holds more than this store, join its snapshot (which holds the items of
  * those entries) and move the head past that position; then take writes. */
@@ -757,6 +792,8 @@ void tables__replicate_serve(struct node *n, struct http_exchange *ex, const str
         rc = MR_EPROTO;
     } else {
         rc = gtab_apply_batch(t->g, origin, (uint64_t)from, entries, &applied, err);
+        if (rc == 0)
+            tables__note_caught_up(n, origin, gtab_json_u64(body, "head"));
     }
     json_decref(body);
     if (rc == MR_EIO) {
