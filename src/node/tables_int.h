@@ -216,10 +216,10 @@ int tables__flush_durable(struct node *n, char *err);
 /* tstream.c */
 /* Why local writes are refused now (recovery), or NULL. */
 const char *tables__recovering(const struct node *n);
-/* Within TABLES_CATCH_UP_MAX_MS of the start: 1 and <why> while some peer
- * this region reaches has not yet delivered its log up to its head (reads
- * with tokens would wait for it, so the edge should not send users here
- * yet); else 0. */
+/* Within TABLES_CATCH_UP_MAX_MS of the start: 1 and <why> until etcd has
+ * listed the regions, then while some peer this region reaches has not yet
+ * delivered its log up to its head (reads with tokens would wait for it,
+ * so the edge should not send users here yet); else 0. */
 int tables__catching_up(const struct node *n, char *why, size_t size);
 /* A batch from <origin> was applied; <head> is the sender's head then. */
 void tables__note_caught_up(struct node *n, const char *origin, uint64_t head);

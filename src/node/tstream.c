@@ -504,6 +504,12 @@ int tables__catching_up(const struct node *n, char *why, size_t size)
 
     if (t == NULL || mr_now_ms() - n->started_ms > TABLES_CATCH_UP_MAX_MS)
         return 0;
+    /* Until etcd has listed the regions, the peers are not all known: ready
+     * now would turn unready when they are (a flap the edges would follow). */
+    if (!t->discovered) {
+        snprintf(why, size, "finding the other regions' global tables (etcd's list of nodes)");
+        return 1;
+    }
     for (size_t i = 0; i < t->n_peers; i++) {
         const struct tables_peer *p = t->peers[i];
         /* A peer out of reach cannot be waited for. */
