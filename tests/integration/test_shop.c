@@ -669,27 +669,42 @@ static int cart_lacks(void *arg)
     return gone;
 }
 
+/* Add one <sku> in region 0 and wait until every region's cart shows it;
+ * <cv> is left describing that cart. */
+static void add_and_converge(struct shopper *sh, const char *sku, struct converge *cv)
+{
+    add(sh, 0, sku, 1);
+    memset(cv, 0, sizeof(*cv));
+    cv->sh = *sh;
+    cv->sku[0] = sku;
+    cv->qty[0] = 1;
+    assert_int_equal(wait_for(cart_converged, cv, 10000), 0);
+}
+
+/* Hold region 0's table stream to region 1, or let it go. */
+static void hold_stream_0_to_1(int hold)
+{
+    struct api_reply pr;
+    char path[128];
+
+    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/%s", C->regions[1].name, hold ? "pause" : "resume");
+    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
+    assert_int_equal(pr.status, 200);
+    api_reply_close(&pr);
+}
+
 static void second_checkout_before_the_cart_clears_elsewhere_is_refused(void **state)
 {
     struct shopper sh = {"", ""}, lost;
     struct converge cv;
-    struct api_reply pr;
     struct reply r;
-    char path[128], ref[32], sql[160];
+    char ref[32], sql[160];
     long long s60 = stock_of("mr-0060");
 
     (void)state;
-    add(&sh, 0, "mr-0060", 1);
-    memset(&cv, 0, sizeof(cv));
-    cv.sh = sh;
-    cv.sku[0] = "mr-0060";
-    cv.qty[0] = 1;
-    assert_int_equal(wait_for(cart_converged, &cv, 10000), 0);
+    add_and_converge(&sh, "mr-0060", &cv);
     /* Region 0's table stream to region 1 stops: the clearing stays in 0. */
-    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/pause", C->regions[1].name);
-    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
-    assert_int_equal(pr.status, 200);
-    api_reply_close(&pr);
+    hold_stream_0_to_1(1);
     lost = sh; /* the client never sees the answer of the first checkout */
     assert_int_equal(jcall(&sh, "POST", 0, "/api/checkout", NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -709,9 +724,7 @@ static void second_checkout_before_the_cart_clears_elsewhere_is_refused(void **s
     assert_int_equal(stock_of("mr-0060"), s60 - 1);
     /* The stream resumes; the cart converges to the new line alone (add
      * wins for mr-0061, the clearing removed what region 0 had seen). */
-    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/resume", C->regions[1].name);
-    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
-    api_reply_close(&pr);
+    hold_stream_0_to_1(0);
     cv.sh = lost;
     cv.sku[1] = "mr-0061";
     assert_int_equal(wait_for(cart_lacks, &cv, 10000), 0);
@@ -735,22 +748,13 @@ static void cart_views_and_checkout_fall_back_to_the_region(void **state)
 {
     struct shopper sh = {"", ""};
     struct converge cv;
-    struct api_reply pr;
     struct reply r;
-    char path[128], body[96], v0[32], v1[32];
+    char body[96], v0[32], v1[32];
     long long s70 = stock_of("mr-0070"), s71 = stock_of("mr-0071");
 
     (void)state;
-    add(&sh, 0, "mr-0070", 1);
-    memset(&cv, 0, sizeof(cv));
-    cv.sh = sh;
-    cv.sku[0] = "mr-0070";
-    cv.qty[0] = 1;
-    assert_int_equal(wait_for(cart_converged, &cv, 10000), 0);
-    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/pause", C->regions[1].name);
-    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
-    assert_int_equal(pr.status, 200);
-    api_reply_close(&pr);
+    add_and_converge(&sh, "mr-0070", &cv);
+    hold_stream_0_to_1(1);
     add(&sh, 0, "mr-0071", 1);
     assert_int_equal(jcall(&sh, "GET", 0, "/api/cart/items", NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -782,9 +786,7 @@ static void cart_views_and_checkout_fall_back_to_the_region(void **state)
     assert_null(strstr(r.text, "meridian_shop_node_reads_fallback_total 0\n"));
     assert_non_null(strstr(r.text, "meridian_shop_node_reads_fallback_total "));
     reply_close(&r);
-    snprintf(path, sizeof(path), "/v1/tables/_peers/%s/resume", C->regions[1].name);
-    assert_int_equal(api_post_json(C->regions[0].node_url, path, "{}", &pr), 0);
-    api_reply_close(&pr);
+    hold_stream_0_to_1(0);
     cv.qty[0] = 0;
     cv.sku[1] = "mr-0071";
     cv.qty[1] = 1;

@@ -181,6 +181,26 @@ static int stream_to_a_failed(void *arg)
     return metric(C->regions[1].node_url, prefix) > *(long long *)arg;
 }
 
+/* GET <path> from b with Meridian-Token <tok> and Meridian-Token-Fallback:
+ * local: the status, that a is named unmet, and how long it took (ms).
+ * <r> is the caller's to close. */
+static int64_t fallback_get(const char *path, const char *tok, int status, struct api_reply *r)
+{
+    char fb[MR_TOKEN_MAX_LEN + 80], unmet[128];
+    struct http_result res;
+    int64_t t0 = mr_mono_us(), waited;
+
+    snprintf(fb, sizeof(fb), "Meridian-Token: %s\r\nMeridian-Token-Fallback: local\r\n", tok);
+    snprintf(unmet, sizeof(unmet), "Meridian-Token-Unmet: %s\r\n", C->regions[0].name);
+    assert_int_equal(call("GET", C->regions[1].node_url, path, fb, NULL, r, &res), 0);
+    waited = (mr_mono_us() - t0) / 1000;
+    fprintf(stderr, "fallback read of %s answered %d after %lld ms\n", path, r->status, (long long)waited);
+    assert_int_equal(r->status, status);
+    assert_non_null(strstr(res.headers.data, unmet));
+    http_result_close(&res);
+    return waited;
+}
+
 static void token_reads_see_writes_across_regions_and_503_while_cut(void **state)
 {
     const char *a = C->regions[0].node_url, *b = C->regions[1].node_url, *c = C->regions[2].node_url;
@@ -208,26 +228,18 @@ static void token_reads_see_writes_across_regions_and_503_while_cut(void **state
      * wait (a is reachable, its write may come), then serves its own state
      * and names a in Meridian-Token-Unmet instead of answering 503. */
     {
-        char fb[MR_TOKEN_MAX_LEN + 80], unmet[128], pause[96];
+        char pause[96], tok[MR_TOKEN_MAX_LEN];
         snprintf(pause, sizeof(pause), "/v1/tables/_peers/%s/pause", C->regions[1].name);
         assert_int_equal(call("POST", a, pause, NULL, "", &r, NULL), 0);
         assert_int_equal(r.status, 200);
         api_reply_close(&r);
         assert_int_equal(call("PUT", a, "/v1/tables/logins/items/ryw-2", NULL, "{\"v\":99}", &r, NULL), 0);
         assert_int_equal(r.status, 200);
-        snprintf(fb, sizeof(fb), "Meridian-Token: %s\r\nMeridian-Token-Fallback: local\r\n",
-                 json_string_value(json_object_get(r.body, "token")));
+        snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(r.body, "token")));
         api_reply_close(&r);
-        snprintf(unmet, sizeof(unmet), "Meridian-Token-Unmet: %s\r\n", C->regions[0].name);
-        t0 = mr_mono_us();
-        assert_int_equal(call("GET", b, "/v1/tables/logins/items/ryw-2", fb, NULL, &r, &res), 0);
-        waited = (mr_mono_us() - t0) / 1000;
-        fprintf(stderr, "fallback read of a held write answered %d after %lld ms\n", r.status, (long long)waited);
-        assert_int_equal(r.status, 200);
+        waited = fallback_get("/v1/tables/logins/items/ryw-2", tok, 200, &r);
         assert_int_equal(json_integer_value(json_object_get(json_object_get(r.body, "item"), "v")), 2);
-        assert_non_null(strstr(res.headers.data, unmet));
         assert_true(waited >= 900);
-        http_result_close(&res);
         api_reply_close(&r);
         snprintf(pause, sizeof(pause), "/v1/tables/_peers/%s/resume", C->regions[1].name);
         assert_int_equal(call("POST", a, pause, NULL, "", &r, NULL), 0);
@@ -257,8 +269,7 @@ static void token_reads_see_writes_across_regions_and_503_while_cut(void **state
      * serves at once from its own state and names a in Meridian-Token-Unmet;
      * the answer's token still names a's write. */
     {
-        char fb[MR_TOKEN_MAX_LEN + 80], unmet[128];
-        char prefix[160];
+        char fb[MR_TOKEN_MAX_LEN + 80], tok[MR_TOKEN_MAX_LEN], prefix[160];
         long long errors;
         snprintf(prefix, sizeof(prefix), "meridian_tables_send_errors_total{peer=\"%s\"} ", C->regions[0].name);
         errors = metric(b, prefix);
@@ -266,24 +277,16 @@ static void token_reads_see_writes_across_regions_and_503_while_cut(void **state
         assert_int_equal(r.status, 200);
         api_reply_close(&r);
         assert_int_equal(wait_for(stream_to_a_failed, &errors, 20000), 0);
-        snprintf(fb, sizeof(fb), "%sMeridian-Token-Fallback: local\r\n", hdr);
-        snprintf(unmet, sizeof(unmet), "Meridian-Token-Unmet: %s\r\n", C->regions[0].name);
-        t0 = mr_mono_us();
-        assert_int_equal(call("GET", b, "/v1/tables/logins/items/ryw-1", fb, NULL, &r, &res), 0);
-        waited = (mr_mono_us() - t0) / 1000;
-        fprintf(stderr, "fallback read answered %d after %lld ms\n", r.status, (long long)waited);
-        assert_int_equal(r.status, 200);
+        /* hdr is "Meridian-Token: T\r\n" for a's write during the cut. */
+        snprintf(tok, sizeof(tok), "%.*s", (int)(strlen(hdr) - strlen("Meridian-Token: ") - 2),
+                 hdr + strlen("Meridian-Token: "));
+        waited = fallback_get("/v1/tables/logins/items/ryw-1", tok, 200, &r);
         assert_int_equal(json_integer_value(json_object_get(json_object_get(r.body, "item"), "v")), 1);
-        assert_non_null(strstr(res.headers.data, unmet));
         assert_true(waited < 900); /* not the 1 s session wait */
         assert_non_null(strstr(json_string_value(json_object_get(r.body, "token")), C->regions[0].name));
-        http_result_close(&res);
         api_reply_close(&r);
         /* The item a wrote is missing here: 404, and the answer says why it may be. */
-        assert_int_equal(call("GET", b, "/v1/tables/logins/items/cut", fb, NULL, &r, &res), 0);
-        assert_int_equal(r.status, 404);
-        assert_non_null(strstr(res.headers.data, unmet));
-        http_result_close(&res);
+        (void)fallback_get("/v1/tables/logins/items/cut", tok, 404, &r);
         api_reply_close(&r);
         /* Anything but "local" is refused. */
         snprintf(fb, sizeof(fb), "%sMeridian-Token-Fallback: stale\r\n", hdr);
