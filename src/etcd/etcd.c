@@ -399,8 +399,13 @@ void etcd__attempt_done(struct etcd_req *r, int rc, int retry, const struct etcd
 
             e->ep[ep].raft_term = res->raft_term;
             snprintf(why, sizeof(why), "is in a new term (%llu)", (unsigned long long)res->raft_term);
+            /* Every attempt in flight there, not only those older than
+             * <r>: one sent after <r> may still have been forwarded before
+             * the member learnt of the new leader, and <r> itself may be
+             * old (its answer is only the first to show the term).  Sending
+             * again one that would have succeeded costs a duplicate. */
             if (had)   /* before finish: <r> listed keeps the client alive */
-                cut_attempts(e, ep, r->started_us, why);
+                cut_attempts(e, ep, mr_mono_us(), why);
         }
         finish(r, 0, res);
         return;
