@@ -1,8 +1,8 @@
 /* storebench.c -- `meridian bench store` (see storebench.h).  Two stores in
  * one process: region "a" takes crdt "set" writes as the node does (the
  * request body parsed, gtab_ops, a commit and a sync per group), region "b"
- * applies a's log as the node does (the batch body parsed, gtab_apply_batch,
- * a commit and a sync per batch).  Checkpoints run where they fall due, on
+ * applies a's log as the node does (gtab_batch_write's body, gtab_batch_parse,
+ * gtab_apply_batch, a commit and a sync per batch).  Checkpoints run where they fall due, on
  * the same thread.  The stores are filled once before the runs, so that
  * each run writes over existing items, as a long benchmark does. */
 #include "storebench.h"
@@ -80,8 +80,8 @@ static int write_local(struct gtab *g, int n, int keys, int commit_every, unsign
     return rc == 0 && gtab_in_txn(g) ? settle(g, err) : rc;
 }
 
-/* The replication bodies a sends for its log after <after>, as tstream.c
- * builds them, <per_batch> entries each (under load the node sends what a
+/* The replication bodies a sends for its log after <after>, <per_batch>
+ * entries each (under load the node sends what a
  * turn or two committed, not its limit of 2000), into <bodies> (the caller
  * closes each). */
 static int read_batches(struct gtab *a, uint64_t after, size_t per_batch, struct mr_buf **bodies,
@@ -99,10 +99,7 @@ static int read_batches(struct gtab *a, uint64_t after, size_t per_batch, struct
         size_t n;
 
         mr_buf_init(&b);
-        mr_buf_printf(&b, "{\"origin\":\"a\",\"from\":%" PRIu64 ",\"head\":%" PRIu64 ",\"log_first\":%" PRIu64
-                      ",\"entries\":", after + 1, head, gtab_log_first(a));
-        rc = gtab_log_read(a, after, head, per_batch, BATCH_BYTES, &b, ts, &n, &last, err);
-        mr_buf_putc(&b, '}');
+        rc = gtab_batch_write(a, "a", after + 1, head, 1, per_batch, BATCH_BYTES, &b, ts, &n, &last, err);
         *bodies = mr_realloc(*bodies, (*n_bodies + 1) * sizeof(**bodies));
         (*bodies)[(*n_bodies)++] = b;
         after = last;
@@ -116,13 +113,12 @@ static int apply_batches(struct gtab *b, const struct mr_buf *bodies, size_t n_b
     int rc = 0;
 
     for (size_t i = 0; rc == 0 && i < n_bodies; i++) {
-        json_t *body = json_loadb(bodies[i].data, bodies[i].len, 0, NULL);
+        struct gtab_batch batch;
         size_t applied;
-        if (body == NULL)
-            return mr_seterr(err, MR_EPROTO, "batch %zu is not JSON", i);
-        rc = gtab_apply_batch(b, "a", gtab_json_u64(body, "from"), json_object_get(body, "entries"), &applied,
-                              err);
-        json_decref(body);
+        if ((rc = gtab_batch_parse(bodies[i].data, bodies[i].len, &batch, err)) != 0)
+            return rc;
+        rc = gtab_apply_batch(b, batch.origin, batch.from, batch.entries, &applied, err);
+        gtab_batch_close(&batch);
         if (rc == 0)
             rc = settle(b, err);
     }

@@ -236,6 +236,25 @@ int gtab_log_read(struct gtab *g, uint64_t after, uint64_t upto, size_t max_n, s
  * the failing one may be joined already, but the vector does not move: they
  * are joined again when the batch is resent, which changes nothing (joins
  * are idempotent). */
+/* The replication body this region sends to a peer (node to node, one
+ * format for the node and `meridian bench store`):
+ * {"origin","from","head","log_first","entries"}, appended to <out>.  With
+ * <entries>, the log entries after from - 1 up to <head> as gtab_log_read
+ * gives them (its limits and outputs); without, none (*n_out 0, *last
+ * from - 1). */
+int gtab_batch_write(struct gtab *g, const char *origin, uint64_t from, uint64_t head, int entries,
+                     size_t max_n, size_t max_bytes, struct mr_buf *out, int64_t *ts_out, size_t *n_out,
+                     uint64_t *last, char *err);
+/* A body from gtab_batch_write, decoded.  <doc> holds the rest: close. */
+struct gtab_batch {
+    json_t *doc;
+    const char *origin;
+    uint64_t from, head, log_first;
+    const json_t *entries;
+};
+/* 0, or MR_EINVAL naming what is wrong (nothing to close then). */
+int gtab_batch_parse(const char *body, size_t len, struct gtab_batch *b, char *err);
+void gtab_batch_close(struct gtab_batch *b);
 int gtab_apply_batch(struct gtab *g, const char *origin, uint64_t from, const json_t *entries,
                      size_t *n_applied, char *err);
 /* Move this region's head up to <head> (nothing when it is there already)

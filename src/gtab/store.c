@@ -1013,6 +1013,53 @@ int gtab_log_read(struct gtab *g, uint64_t after, uint64_t upto, size_t max_n, s
     return 0;
 }
 
+int gtab_batch_write(struct gtab *g, const char *origin, uint64_t from, uint64_t head, int entries,
+                     size_t max_n, size_t max_bytes, struct mr_buf *out, int64_t *ts_out, size_t *n_out,
+                     uint64_t *last, char *err)
+{
+    int rc = 0;
+
+    *n_out = 0;
+    *last = from - 1;
+    mr_buf_puts(out, "{\"origin\":");
+    mr_json_cstr(out, origin);
+    mr_buf_printf(out, ",\"from\":%" PRIu64 ",\"head\":%" PRIu64 ",\"log_first\":%" PRIu64 ",\"entries\":", from,
+                  head, gtab_log_first(g));
+    if (entries)
+        rc = gtab_log_read(g, from - 1, head, max_n, max_bytes, out, ts_out, n_out, last, err);
+    else
+        mr_buf_puts(out, "[]");
+    mr_buf_putc(out, '}');
+    return rc;
+}
+
+int gtab_batch_parse(const char *body, size_t len, struct gtab_batch *b, char *err)
+{
+    json_int_t from;
+
+    memset(b, 0, sizeof(*b));
+    b->doc = json_loadb(body ? body : "", len, 0, NULL);
+    b->origin = json_string_value(json_object_get(b->doc, "origin"));
+    from = json_integer_value(json_object_get(b->doc, "from"));
+    b->entries = json_object_get(b->doc, "entries");
+    if (b->doc == NULL || b->origin == NULL || !mr_token_origin_valid(b->origin, strlen(b->origin)) ||
+        from < 1 || !json_is_array(b->entries)) {
+        gtab_batch_close(b);
+        return mr_seterr(err, MR_EINVAL, "expected {\"origin\",\"from\",\"head\",\"entries\"} "
+                         "(tables replication, node to node)");
+    }
+    b->from = (uint64_t)from;
+    b->head = gtab__u64(b->doc, "head");
+    b->log_first = gtab__u64(b->doc, "log_first");
+    return 0;
+}
+
+void gtab_batch_close(struct gtab_batch *b)
+{
+    json_decref(b->doc);
+    memset(b, 0, sizeof(*b));
+}
+
 static int apply_table_entry(struct gtab *g, const json_t *e, char *err)
 {
     struct gtab_spec spec;

@@ -263,37 +263,30 @@ static void peer_send(struct tables_peer *p)
     char err[MR_ERRMSG_LEN];
     struct mr_buf body;
     uint64_t last = 0;
+    int entries;
 
     if (p->call || p->paused || p->port == 0 || t->http == NULL)
         return;
     p->n_sent = 0;
-    mr_buf_init(&body);
-    mr_buf_puts(&body, "{\"origin\":");
-    mr_json_cstr(&body, n->cfg->region);
-    mr_buf_printf(&body, ",\"from\":%" PRIu64 ",\"head\":%" PRIu64 ",\"log_first\":%" PRIu64 ",\"entries\":",
-                  p->known ? p->acked + 1 : 1, t->committed_head, gtab_log_first(t->g));
-    if (p->known && p->acked < t->committed_head) {
-        if (p->acked + 1 < gtab_log_first(t->g)) {
-            if (!p->needs_seed)
-                mr_log(MR_LOG_ERROR, "tables", "peer %s is at position %" PRIu64 " of this region's "
-                       "log, which now starts at %" PRIu64 ": it must be seeded from a snapshot",
-                       p->region, p->acked, gtab_log_first(t->g));
-            p->needs_seed = 1;
-            mr_buf_puts(&body, "[]");
-        } else {
-            p->needs_seed = 0;
-            if (gtab_log_read(t->g, p->acked, t->committed_head, (size_t)n->cfg->tables_batch_entries,
-                              (size_t)n->cfg->tables_batch_bytes, &body, p->sent_ts, &p->n_sent, &last,
-                              err) != 0) {
-                node__fail(n, "global tables: %s", err);
-                mr_buf_close(&body);
-                return;
-            }
-        }
-    } else {
-        mr_buf_puts(&body, "[]");
+    entries = p->known && p->acked < t->committed_head;
+    if (entries && p->acked + 1 < gtab_log_first(t->g)) {
+        if (!p->needs_seed)
+            mr_log(MR_LOG_ERROR, "tables", "peer %s is at position %" PRIu64 " of this region's "
+                   "log, which now starts at %" PRIu64 ": it must be seeded from a snapshot",
+                   p->region, p->acked, gtab_log_first(t->g));
+        p->needs_seed = 1;
+        entries = 0;
+    } else if (entries) {
+        p->needs_seed = 0;
     }
-    mr_buf_putc(&body, '}');
+    mr_buf_init(&body);
+    if (gtab_batch_write(t->g, n->cfg->region, p->known ? p->acked + 1 : 1, t->committed_head, entries,
+                         (size_t)n->cfg->tables_batch_entries, (size_t)n->cfg->tables_batch_bytes, &body,
+                         p->sent_ts, &p->n_sent, &last, err) != 0) {
+        node__fail(n, "global tables: %s", err);
+        mr_buf_close(&body);
+        return;
+    }
     memset(&req, 0, sizeof(req));
     req.method = "POST";
     req.host = p->host;
@@ -777,31 +770,22 @@ void tables__replicate_serve(struct node *n, struct http_exchange *ex, const str
     struct tables *t = n->tables;
     char err[MR_ERRMSG_LEN];
     struct tables_reply *r;
-    json_error_t jerr;
-    json_t *body, *entries;
-    const char *origin;
-    json_int_t from;
+    struct gtab_batch b;
     size_t applied = 0;
-    int rc = 0;
+    int rc;
 
-    body = json_loadb(hr->body ? hr->body : "", hr->body_len, 0, &jerr);
-    origin = json_string_value(json_object_get(body, "origin"));
-    from = json_integer_value(json_object_get(body, "from"));
-    entries = json_object_get(body, "entries");
-    if (body == NULL || origin == NULL || !mr_token_origin_valid(origin, strlen(origin)) || from < 1 ||
-        !json_is_array(entries)) {
-        rc = mr_seterr(err, MR_EINVAL, "expected {\"origin\",\"from\",\"head\",\"entries\"} "
-                       "(tables replication, node to node)");
-    } else if (gtab_applied(t->g, origin) + 1 < gtab_json_u64(body, "log_first")) {
+    rc = gtab_batch_parse(hr->body, hr->body_len, &b, err);
+    if (rc == 0 && gtab_applied(t->g, b.origin) + 1 < b.log_first) {
         /* The sender no longer has what this region misses of its log. */
-        seed_start(n, origin, gtab_json_u64(body, "log_first"));
+        seed_start(n, b.origin, b.log_first);
         rc = MR_EPROTO;
-    } else {
-        rc = gtab_apply_batch(t->g, origin, (uint64_t)from, entries, &applied, err);
+    } else if (rc == 0) {
+        rc = gtab_apply_batch(t->g, b.origin, b.from, b.entries, &applied, err);
         if (rc == 0)
-            tables__note_caught_up(n, origin, gtab_json_u64(body, "head"));
+            tables__note_caught_up(n, b.origin, b.head);
     }
-    json_decref(body);
+    if (b.doc)
+        gtab_batch_close(&b);
     if (rc == MR_EIO) {
         node__fail(n, "global tables: apply: %s", err);
         node__respond_error(n, ex, ROUTE_TABLE_REPLICATE, hr->received_us, 503, "failed", err, NULL);

@@ -61,11 +61,10 @@ static void store_remove(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[MR_ERRMSG_LEN];
-    json_t *body = json_loadb((const char *)data, size, 0, NULL), *entries, *x, *prev = NULL;
-    const char *origin;
+    struct gtab_batch b;
+    const json_t *x, *prev = NULL;
     struct gtab *g;
     size_t i, applied;
-    json_int_t from;
     int rc;
 
     if (path[0] == '\0') {
@@ -73,12 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
         atexit(store_remove); /* one store per process, gone with it */
     }
-    origin = json_string_value(json_object_get(body, "origin"));
-    from = json_integer_value(json_object_get(body, "from"));
-    entries = json_object_get(body, "entries");
-    /* The node's own checks before the store sees the batch. */
-    if (origin == NULL || !mr_token_origin_valid(origin, strlen(origin)) || from < 1 || !json_is_array(entries)) {
-        json_decref(body);
+    /* The node's own decoding before the store sees the batch. */
+    err[0] = '\0';
+    if (gtab_batch_parse((const char *)data, size, &b, err) != 0) {
+        if (err[0] == '\0')
+            abort();
         return 0;
     }
     /* A store per input; closing rolls the batch back, so the file stays
@@ -86,15 +84,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (gtab_open(path, "fuzz-region", 0, &g, err) != 0)
         abort();
     err[0] = '\0';
-    rc = gtab_apply_batch(g, origin, (uint64_t)from, entries, &applied, err);
+    rc = gtab_apply_batch(g, b.origin, b.from, b.entries, &applied, err);
     if (rc != 0 && err[0] == '\0')
         abort();
     gtab_close(g);
-    json_array_foreach(entries, i, x) {
-        json_t *s = json_object_get(json_object_get(x, "e"), "s");
+    for (i = 0; i < json_array_size(b.entries); i++) {
+        const json_t *s;
+        x = json_array_get(b.entries, i);
+        s = json_object_get(json_object_get(x, "e"), "s");
         states(s, prev);
         prev = s;
     }
-    json_decref(body);
+    gtab_batch_close(&b);
     return 0;
 }
