@@ -105,6 +105,7 @@ struct tables_peer {
     int fails;
     int paused;               /* POST /v1/tables/_peers/R/pause */
     int needs_seed;           /* its position is below our retained log */
+    int caught_up;            /* its stream brought us up to its head once (tables__catching_up) */
     /* Its last report: vector and head, for tombstone collection. */
     int has_report;
     uint64_t report_head;
@@ -195,10 +196,6 @@ struct tables {
     /* Stats. */
     uint64_t writes, reads, read_waits, read_wait_timeouts, batches_received, entries_applied;
     uint64_t reads_fallback;  /* served without the token's writes (Meridian-Token-Fallback) */
-    /* Origins whose stream has brought this region up to their head at
-     * least once since the start (tables__catching_up). */
-    char caught_up[TABLES_MAX_PEERS][64];
-    size_t n_caught_up;
     uint64_t commits, swept, collected, gaps, checkpoints;
     struct mr_hist commit_seconds;  /* commit to durable (the sync included) */
     struct mr_hist checkpoint_seconds;

@@ -55,12 +55,18 @@ static void recovery_begin(struct node *n, const char *why);
 
 /* ---- peers ------------------------------------------------------------------- */
 
-static struct tables_peer *peer_find(struct tables *t, const char *region)
+static struct tables_peer *peer_find(const struct tables *t, const char *region)
 {
     for (size_t i = 0; i < t->n_peers; i++)
         if (strcmp(t->peers[i]->region, region) == 0)
             return t->peers[i];
     return NULL;
+}
+
+/* Its last attempts failed: writes from it are unlikely to arrive soon. */
+static int out_of_reach(const struct tables_peer *p)
+{
+    return p->fails > 0;
 }
 
 static void peer_set_url(struct tables_peer *p, const char *url)
@@ -173,12 +179,9 @@ static void peer_failed(struct tables_peer *p, const char *why)
 
 int tables__peer_unreachable(const struct node *n, const char *region)
 {
-    const struct tables *t = n->tables;
+    const struct tables_peer *p = peer_find(n->tables, region);
 
-    for (size_t i = 0; i < t->n_peers; i++)
-        if (strcmp(t->peers[i]->region, region) == 0)
-            return t->peers[i]->fails > 0;
-    return 0;
+    return p != NULL && out_of_reach(p);
 }
 
 /* Remember <vec> (the peer's applied vector) and its head. */
@@ -473,22 +476,14 @@ const char *tables__recovering(const struct node *n)
     return n->tables && n->tables->recovering ? n->tables->recover_why : NULL;
 }
 
-static int caught_up(const struct tables *t, const char *origin)
-{
-    for (size_t i = 0; i < t->n_caught_up; i++)
-        if (strcmp(t->caught_up[i], origin) == 0)
-            return 1;
-    return 0;
-}
-
 void tables__note_caught_up(struct node *n, const char *origin, uint64_t head)
 {
-    struct tables *t = n->tables;
+    struct tables_peer *p = peer_find(n->tables, origin);
 
-    if (gtab_applied(t->g, origin) < head || caught_up(t, origin) || t->n_caught_up == TABLES_MAX_PEERS ||
-        strlen(origin) >= sizeof(t->caught_up[0]))
-        return;
-    snprintf(t->caught_up[t->n_caught_up++], sizeof(t->caught_up[0]), "%s", origin);
+    /* From a region not yet listed: its next batch (a heartbeat at least)
+     * counts once it is. */
+    if (p != NULL && gtab_applied(n->tables->g, origin) >= head)
+        p->caught_up = 1;
 }
 
 int tables__catching_up(const struct node *n, char *why, size_t size)
@@ -506,7 +501,7 @@ int tables__catching_up(const struct node *n, char *why, size_t size)
     for (size_t i = 0; i < t->n_peers; i++) {
         const struct tables_peer *p = t->peers[i];
         /* A peer out of reach cannot be waited for. */
-        if (p->fails > 0 || caught_up(t, p->region))
+        if (out_of_reach(p) || p->caught_up)
             continue;
         snprintf(why, size, "catching up with the global-table writes of %s", p->region);
         return 1;
