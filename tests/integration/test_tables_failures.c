@@ -307,6 +307,72 @@ static void token_reads_see_writes_across_regions_and_503_while_cut(void **state
     api_reply_close(&r);
 }
 
+/* ---- readiness after a restart (decision 054) ---- */
+
+struct restarter {
+    char region[64];
+    int rc;
+};
+
+static void *restart_run(void *arg)
+{
+    struct restarter *rs = arg;
+
+    rs->rc = cluster_region_action(C, rs->region, "restart", "node");
+    return NULL;
+}
+
+/* b's /readyz names a as the region it is catching up with. */
+static int waits_for_a(void *arg)
+{
+    struct api_reply r;
+    const char *reason;
+    int yes;
+
+    if (call("GET", (const char *)arg, "/readyz", NULL, NULL, &r, NULL) != 0)
+        return 0;
+    reason = json_string_value(json_object_get(r.body, "reason"));
+    yes = r.status == 503 && reason && strstr(reason, "catching up") && strstr(reason, C->regions[0].name);
+    api_reply_close(&r);
+    return yes;
+}
+
+/* b restarts while a's stream to it is held: b is not ready, naming a, until
+ * a has streamed it up to a's head; then it is, well before the 10 s bound. */
+static void a_restarted_node_is_ready_once_its_peers_caught_it_up(void **state)
+{
+    char a[256], b[256], pause[96];
+    struct restarter rs;
+    struct api_reply r;
+    pthread_t th;
+    int64_t t0;
+
+    (void)state;
+    snprintf(a, sizeof(a), "%s", C->regions[0].node_url);
+    snprintf(b, sizeof(b), "%s", C->regions[1].node_url);
+    snprintf(rs.region, sizeof(rs.region), "%s", C->regions[1].name);
+    snprintf(pause, sizeof(pause), "/v1/tables/_peers/%s/pause", rs.region);
+    assert_int_equal(call("POST", a, pause, NULL, "", &r, NULL), 0);
+    assert_int_equal(r.status, 200);
+    api_reply_close(&r);
+    assert_int_equal(call("PUT", a, "/v1/tables/logins/items/while-b-restarts", NULL, "{\"v\":1}", &r, NULL), 0);
+    assert_int_equal(r.status, 200);
+    api_reply_close(&r);
+    t0 = mr_mono_us();
+    assert_int_equal(pthread_create(&th, NULL, restart_run, &rs), 0);
+    assert_int_equal(wait_for(waits_for_a, b, 8000), 0);
+    snprintf(pause, sizeof(pause), "/v1/tables/_peers/%s/resume", rs.region);
+    assert_int_equal(call("POST", a, pause, NULL, "", &r, NULL), 0);
+    assert_int_equal(r.status, 200);
+    api_reply_close(&r);
+    pthread_join(th, NULL);
+    fprintf(stderr, "restart answered after %lld ms\n", (long long)((mr_mono_us() - t0) / 1000));
+    assert_int_equal(rs.rc, 0);
+    assert_true(mr_mono_us() - t0 < 9000000); /* ready by the catch-up, not the bound */
+    assert_int_equal(api_status(b, "/readyz"), 200);
+    assert_int_equal(api_status(b, "/v1/tables/logins/items/while-b-restarts"), 200);
+}
+
 /* ---- conflicts and metrics ---- */
 
 static long long metric(const char *base, const char *line_prefix)
@@ -413,6 +479,7 @@ int main(void)
         cmocka_unit_test(sigkilled_node_keeps_acknowledged_writes_and_delivers_them),
         cmocka_unit_test(token_reads_see_writes_across_regions_and_503_while_cut),
         cmocka_unit_test(concurrent_conditional_writes_conflict_and_are_counted),
+        cmocka_unit_test(a_restarted_node_is_ready_once_its_peers_caught_it_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
