@@ -129,8 +129,7 @@ struct paced {
     int inflight;
     char first_error[128];
     unsigned seed;
-    int64_t *lat_us;     /* latencies of the writes sent after the warm-up */
-    size_t n_lat, cap_lat;
+    struct load_lats lat;   /* of the writes sent after the warm-up */
 };
 
 /* One paced write in flight: when it was sent. */
@@ -139,11 +138,6 @@ struct paced_call {
     int64_t sent_us;
 };
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void paced_done(struct http_call *call, int rc, const struct http_response *resp, void *data)
 {
@@ -158,13 +152,8 @@ static void paced_done(struct http_call *call, int rc, const struct http_respons
         return; /* cancelled when the load stopped */
     if (rc == 0 && resp->status == 200) {
         p->ok++;
-        if (sent_us >= p->start_us + PACED_WARMUP_MS * 1000) {
-            if (p->n_lat == p->cap_lat) {
-                p->cap_lat = p->cap_lat ? 2 * p->cap_lat : 4096;
-                p->lat_us = mr_realloc(p->lat_us, p->cap_lat * sizeof(*p->lat_us));
-            }
-            p->lat_us[p->n_lat++] = mr_mono_us() - sent_us;
-        }
+        if (sent_us >= p->start_us + PACED_WARMUP_MS * 1000)
+            load_lats_add(&p->lat, mr_mono_us() - sent_us);
     } else {
         if (p->failed++ == 0)
             snprintf(p->first_error, sizeof(p->first_error), "%s",
@@ -690,10 +679,11 @@ static int tables_run(const char *exe, const char *topology, const struct gt_opt
     fig[F_LAG50] = quantile(lags, n_lags, 0.5);
     fig[F_LAG99] = quantile(lags, n_lags, 0.99);
     fig[F_PACED] = (double)p->ok * 1e6 / (double)(mr_mono_us() - p->start_us);
-    if (p->n_lat > 0) {
-        qsort(p->lat_us, p->n_lat, sizeof(*p->lat_us), cmp_i64);
-        fig[F_PACED_P50] = load_percentile_ms(p->lat_us, p->n_lat, 0.50);
-        fig[F_PACED_P99] = load_percentile_ms(p->lat_us, p->n_lat, 0.99);
+    if (p->lat.n > 0) {
+        struct load_stats st;
+        load_stats_of(p->lat.us, p->lat.n, 0, 0, 0, &st);
+        fig[F_PACED_P50] = st.p50_ms;
+        fig[F_PACED_P99] = st.p99_ms;
     }
     printf("  writes %8.0f /s p50 %5.2f p99 %6.2f ms (%llu failed) | reads %8.0f /s p99 %5.2f ms | "
            "lag p50 %5.2f p99 %6.2f ms (%zu probes, %.0f paced writes/s p50 %.2f p99 %.2f ms, %llu failed%s%s)\n",
@@ -701,7 +691,7 @@ static int tables_run(const char *exe, const char *topology, const struct gt_opt
            rd.all.p99_ms, fig[F_LAG50], fig[F_LAG99], n_lags, fig[F_PACED], fig[F_PACED_P50], fig[F_PACED_P99],
            (unsigned long long)p->failed, p->failed ? ": " : "", p->first_error);
     fflush(stdout);
-    mr_free(p->lat_us);
+    mr_free(p->lat.us);
     mr_free(p);
     mr_free(lags);
     topo_down(&t, exe);

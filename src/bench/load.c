@@ -26,18 +26,13 @@ struct client {
 };
 
 /* Exact latencies of one (target, class) cell. */
-struct lat_set {
-    int64_t *us;
-    size_t n, cap;
-    uint64_t ok, failed;
-};
 
 struct run {
     const struct load_spec *spec;
     struct http_client *http;
     struct client *clients;
     int64_t start_us, measure_us, end_us;
-    struct lat_set cells[LOAD_MAX_TARGETS][LOAD_MAX_CLASSES];
+    struct load_lats cells[LOAD_MAX_TARGETS][LOAD_MAX_CLASSES];
     uint64_t sent;
     size_t active;
     char first_error[256];
@@ -66,7 +61,7 @@ double load_percentile_ms(const int64_t *sorted_us, size_t n, double q)
     return (double)sorted_us[i < n ? i : n - 1] / 1000.0;
 }
 
-static void lat_add(struct lat_set *l, int64_t us)
+void load_lats_add(struct load_lats *l, int64_t us)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 4096;
@@ -75,8 +70,8 @@ static void lat_add(struct lat_set *l, int64_t us)
     l->us[l->n++] = us;
 }
 
-static void stats_of(int64_t *us, size_t n, uint64_t ok, uint64_t failed, double seconds,
-                     struct load_stats *out)
+void load_stats_of(int64_t *us, size_t n, uint64_t ok, uint64_t failed, double seconds,
+                   struct load_stats *out)
 {
     if (n > 1)
         qsort(us, n, sizeof(*us), cmp_us);
@@ -100,7 +95,7 @@ static void on_answer(struct http_call *call, int rc, const struct http_response
 {
     struct client *c = data;
     struct run *r = c->run;
-    struct lat_set *cell;
+    struct load_lats *cell;
     int64_t now = mr_mono_us();
     int good;
 
@@ -128,7 +123,7 @@ static void on_answer(struct http_call *call, int rc, const struct http_response
     if (c->sent_us >= r->measure_us && now <= r->end_us) {
         if (good) {
             cell->ok++;
-            lat_add(cell, now - c->sent_us);
+            load_lats_add(cell, now - c->sent_us);
         } else {
             cell->failed++;
         }
@@ -238,7 +233,7 @@ int load_run(const struct load_spec *spec, struct load_result *out)
     }
     for (size_t t = 0; t < LOAD_MAX_TARGETS; t++)
         for (size_t k = 0; k < LOAD_MAX_CLASSES; k++) {
-            struct lat_set *l = &r.cells[t][k];
+            struct load_lats *l = &r.cells[t][k];
             if (l->n) {
                 all = mr_realloc(all, (n_all + l->n) * sizeof(*all));
                 memcpy(all + n_all, l->us, l->n * sizeof(*all));
@@ -246,10 +241,10 @@ int load_run(const struct load_spec *spec, struct load_result *out)
             }
             ok += l->ok;
             failed += l->failed;
-            stats_of(l->us, l->n, l->ok, l->failed, out->seconds, &out->by[t][k]);
+            load_stats_of(l->us, l->n, l->ok, l->failed, out->seconds, &out->by[t][k]);
             mr_free(l->us);
         }
-    stats_of(all, n_all, ok, failed, out->seconds, &out->all);
+    load_stats_of(all, n_all, ok, failed, out->seconds, &out->all);
     mr_free(all);
     snprintf(out->first_error, sizeof(out->first_error), "%s", r.first_error);
     for (size_t i = 0; i < spec->n_clients; i++)

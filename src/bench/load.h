@@ -79,6 +79,15 @@ struct load_stats {
     double p50_ms, p99_ms, max_ms;
 };
 
+/* Latencies in microseconds, grown as they come (load_lats_add), with the
+ * counts of one cell of a load. */
+struct load_lats {
+    int64_t *us;               /* owned: mr_free */
+    size_t n, cap;
+    uint64_t ok, failed;
+};
+void load_lats_add(struct load_lats *l, int64_t us);
+
 struct load_result {
     struct load_stats all;
     struct load_stats by[LOAD_MAX_TARGETS][LOAD_MAX_CLASSES];
@@ -89,6 +98,9 @@ struct load_result {
 /* Run the load to completion on a private loop.  Returns 0, or MR_E* when it
  * could not run at all (every request failed: see first_error). */
 int load_run(const struct load_spec *spec, struct load_result *out);
+
+/* <out> from latencies <us> (sorted in place), <ok> and <failed> over <seconds>. */
+void load_stats_of(int64_t *us, size_t n, uint64_t ok, uint64_t failed, double seconds, struct load_stats *out);
 
 /* Exact percentile of a sorted array of latencies (microseconds). */
 double load_percentile_ms(const int64_t *sorted_us, size_t n, double q);

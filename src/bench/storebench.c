@@ -33,14 +33,6 @@
 #define VALUE_BYTES 200   /* as `meridian bench tables` and redis-benchmark */
 #define BATCH_BYTES (512 * 1024) /* the node's default tables_batch_bytes */
 
-static double cpu_seconds(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* Commit, sync, and checkpoint when due, as the node does between turns. */
 static int settle(struct gtab *g, char *err)
 {
@@ -132,18 +124,18 @@ static int round_trip(struct gtab *a, struct gtab *b, int n, int keys, int commi
     uint64_t after = gtab_applied(b, "a");
     struct mr_buf *bodies = NULL;
     size_t n_bodies = 0;
-    double t0 = cpu_seconds(), t1;
+    double t0 = mr_cpu_seconds(), t1;
     int rc = write_local(a, n, keys, commit_every, seed, err);
 
-    t1 = cpu_seconds();
+    t1 = mr_cpu_seconds();
     if (rc == 0)
         rc = read_batches(a, after, (size_t)commit_every, &bodies, &n_bodies, err);
     if (rc == 0) {
-        double t2 = cpu_seconds();
+        double t2 = mr_cpu_seconds();
         rc = apply_batches(b, bodies, n_bodies, err);
         if (out) {
             out->local_ns = (t1 - t0) / n * 1e9;
-            out->apply_ns = (cpu_seconds() - t2) / n * 1e9;
+            out->apply_ns = (mr_cpu_seconds() - t2) / n * 1e9;
         }
     }
     for (size_t i = 0; i < n_bodies; i++)
@@ -310,17 +302,17 @@ static int floor_round(struct floor_db *a, struct floor_db *b, int n, int keys, 
 
     for (int i = 0; i < n; i++)
         k[i] = (unsigned)rand_r(seed) % (unsigned)keys;
-    t0 = cpu_seconds();
+    t0 = mr_cpu_seconds();
     for (int i = 0; rc == 0 && i < n; i++)
         if ((rc = floor_write(a, k[i], 1, err)) == 0 && ((i + 1) % commit_every == 0 || i + 1 == n))
             rc = floor_settle(a, err);
-    t1 = cpu_seconds();
+    t1 = mr_cpu_seconds();
     for (int i = 0; rc == 0 && i < n; i++)
         if ((rc = floor_write(b, k[i], 0, err)) == 0 && ((i + 1) % commit_every == 0 || i + 1 == n))
             rc = floor_settle(b, err);
     if (rc == 0 && out) {
         out->local_ns = (t1 - t0) / n * 1e9;
-        out->apply_ns = (cpu_seconds() - t1) / n * 1e9;
+        out->apply_ns = (mr_cpu_seconds() - t1) / n * 1e9;
     }
     free(k);
     return rc;

@@ -23,14 +23,6 @@
 #include "report.h"
 #include "topo.h"
 
-static double cpu_seconds(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* Move every byte of ciphertext <from> has for <to> into it. */
 static int pump(struct tls_conn *from, struct tls_conn *to)
 {
@@ -108,7 +100,7 @@ static int run_once(struct tls_ctx *srv, struct tls_ctx *cli, int n, size_t req,
         rc = mr_seterr(err, MR_EPROTO, "handshake did not complete: %s", tls_conn_error(c));
         goto out;
     }
-    t0 = cpu_seconds();
+    t0 = mr_cpu_seconds();
     for (int i = 0; i < n; i++) {
         if (tls_conn_write(c, rq, req) != 0 || pump(c, s) != 0 || drain(s) != req ||
             tls_conn_write(s, an, ans) != 0 || pump(s, c) != 0 || drain(c) != ans) {
@@ -116,7 +108,7 @@ static int run_once(struct tls_ctx *srv, struct tls_ctx *cli, int n, size_t req,
             goto out;
         }
     }
-    *ns = (cpu_seconds() - t0) / n * 1e9;
+    *ns = (mr_cpu_seconds() - t0) / n * 1e9;
 out:
     tls_conn_free(c);
     tls_conn_free(s);

@@ -31,6 +31,13 @@ int64_t mr_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+double mr_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 char *mr_base64_encode(const void *p, size_t n)
 {
     char *out = mr_malloc(4 * ((n + 2) / 3) + 1);

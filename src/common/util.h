@@ -11,6 +11,8 @@
 int64_t mr_now_ms(void);
 /* Monotonic clock in microseconds (for durations only). */
 int64_t mr_mono_us(void);
+/* CPU seconds (user + system) this process has used. */
+double mr_cpu_seconds(void);
 
 /* Encode <n> bytes; returns a NUL-terminated string the caller frees. */
 char *mr_base64_encode(const void *p, size_t n);
